@@ -1,0 +1,111 @@
+//! [`Api`] over HTTP: every operation maps to its route.
+
+use http::Method;
+use r1_proto::{
+    Ack, Api, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
+    SessionList, SessionView, ShutdownParams, StartSessionParams,
+};
+
+use crate::{Client, ClientError};
+
+fn api_err(e: ClientError) -> ApiError {
+    match e {
+        ClientError::Api(e) => e,
+        other => ApiError::new(r1_proto::ErrorCode::Internal, other.to_string()),
+    }
+}
+
+const NO_BODY: Option<&()> = None;
+const EMPTY: Option<&serde_json::Value> = Some(&serde_json::Value::Null);
+
+#[async_trait::async_trait]
+impl Api for Client {
+    async fn handshake(&self) -> Result<Handshake, ApiError> {
+        self.call(Method::GET, "/v1/handshake", NO_BODY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn health(&self) -> Result<Health, ApiError> {
+        self.call(Method::GET, "/v1/health", NO_BODY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {
+        self.call(Method::POST, "/v1/shutdown", Some(&params))
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_start(&self, params: StartSessionParams) -> Result<SessionView, ApiError> {
+        self.call(Method::POST, "/v1/sessions", Some(&params))
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_list(&self) -> Result<SessionList, ApiError> {
+        self.call(Method::GET, "/v1/sessions", NO_BODY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_get(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.call(Method::GET, &format!("/v1/sessions/{id}"), NO_BODY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_send(
+        &self,
+        id: &str,
+        params: SendMessageParams,
+    ) -> Result<SendMessageResult, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/sessions/{id}/messages"),
+            Some(&params),
+        )
+        .await
+        .map_err(api_err)
+    }
+
+    async fn session_cancel(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.call(Method::POST, &format!("/v1/sessions/{id}/cancel"), EMPTY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_pause(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.call(Method::POST, &format!("/v1/sessions/{id}/pause"), EMPTY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.call(Method::POST, &format!("/v1/sessions/{id}/resume"), EMPTY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.call(Method::DELETE, &format!("/v1/sessions/{id}"), EMPTY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_journal(
+        &self,
+        id: &str,
+        since_seq: u64,
+        limit: usize,
+    ) -> Result<JournalPage, ApiError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sessions/{id}/journal?since_seq={since_seq}&limit={limit}"),
+            NO_BODY,
+        )
+        .await
+        .map_err(api_err)
+    }
+}

@@ -1,0 +1,249 @@
+//! The hub: a cheap-to-clone handle over the daemon's shared state. It implements
+//! [`Api`], so the HTTP routes, the WebSocket methods and the MCP catalog all call
+//! the same code.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use r1_proto::{
+    Ack, Api, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
+    SessionList, SessionView, ShutdownParams, StartSessionParams, PROTOCOL,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::metrics::Metrics;
+use crate::state::{Config, StateDir};
+
+/// What identifies this daemon run.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    /// Random run id, as written to `daemon.json`.
+    pub id: String,
+    /// Process id.
+    pub pid: u32,
+    /// Version string.
+    pub version: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+}
+
+/// The daemon's credential, swappable while running (`rotate-token`).
+#[derive(Debug)]
+pub struct TokenCell(RwLock<String>);
+
+impl TokenCell {
+    /// A cell holding `token`.
+    pub fn new(token: String) -> Self {
+        TokenCell(RwLock::new(token))
+    }
+
+    /// Compares `offered` with the current token in constant time.
+    pub fn matches(&self, offered: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        match self.0.read() {
+            Ok(t) => bool::from(t.as_bytes().ct_eq(offered)),
+            Err(_) => false,
+        }
+    }
+
+    fn set(&self, token: String) {
+        if let Ok(mut t) = self.0.write() {
+            *t = token;
+        }
+    }
+}
+
+/// The cheap-to-clone handle every route, task and transport shares.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    info: DaemonInfo,
+    state: StateDir,
+    config: Config,
+    bus: Bus,
+    metrics: Metrics,
+    token: TokenCell,
+    shutdown: CancellationToken,
+    grace: Mutex<Duration>,
+}
+
+/// How long in-flight requests get to finish after a shutdown starts, by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+impl Hub {
+    /// A hub for a daemon run.
+    pub fn new(info: DaemonInfo, state: StateDir, config: Config, token: String) -> Hub {
+        let bus = Bus::open(&state.path("bus/events.ndjson"));
+        Hub {
+            inner: Arc::new(HubInner {
+                info,
+                state,
+                config,
+                bus,
+                metrics: Metrics::default(),
+                token: TokenCell::new(token),
+                shutdown: CancellationToken::new(),
+                grace: Mutex::new(DEFAULT_GRACE),
+            }),
+        }
+    }
+
+    /// This daemon run's identity.
+    pub fn info(&self) -> &DaemonInfo {
+        &self.inner.info
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.inner.state
+    }
+
+    /// The operator config.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The daemon bus.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The credential.
+    pub fn token(&self) -> &TokenCell {
+        &self.inner.token
+    }
+
+    /// Cancelled when the daemon starts shutting down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Starts a graceful shutdown with `grace` for in-flight requests.
+    pub fn begin_shutdown(&self, grace: Duration) {
+        if let Ok(mut g) = self.inner.grace.lock() {
+            *g = grace;
+        }
+        self.inner.shutdown.cancel();
+    }
+
+    /// The grace period of the shutdown in progress.
+    pub fn grace(&self) -> Duration {
+        self.inner.grace.lock().map(|g| *g).unwrap_or(DEFAULT_GRACE)
+    }
+
+    /// Writes a fresh token and makes it the only one accepted, at once.
+    pub fn rotate_token(&self) -> Result<(), ApiError> {
+        let token = self.inner.state.rotate_token().map_err(|e| {
+            tracing::error!("token rotation failed: {e}");
+            ApiError::internal("could not write the new token")
+        })?;
+        self.inner.token.set(token);
+        tracing::info!("token rotated");
+        Ok(())
+    }
+
+    /// How many sessions are loaded and not ended.
+    pub fn live_sessions(&self) -> u64 {
+        0
+    }
+
+    fn handshake_now(&self) -> Handshake {
+        let i = &self.inner.info;
+        Handshake {
+            protocol: PROTOCOL.to_string(),
+            version: i.version.clone(),
+            daemon_id: i.id.clone(),
+            pid: i.pid,
+            started_at: i.started_at.clone(),
+        }
+    }
+}
+
+fn no_session(id: &str) -> ApiError {
+    ApiError::not_found(format!("session {id} not found"))
+}
+
+#[async_trait::async_trait]
+impl Api for Hub {
+    async fn handshake(&self) -> Result<Handshake, ApiError> {
+        Ok(self.handshake_now())
+    }
+
+    async fn health(&self) -> Result<Health, ApiError> {
+        Ok(Health {
+            status: if self.inner.shutdown.is_cancelled() {
+                "stopping".into()
+            } else {
+                "ok".into()
+            },
+            version: self.inner.info.version.clone(),
+            sessions: self.live_sessions(),
+            uptime_s: self.inner.metrics.uptime().as_secs(),
+        })
+    }
+
+    async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {
+        let grace = Duration::from_secs(params.grace_s.unwrap_or(DEFAULT_GRACE.as_secs()).min(600));
+        tracing::info!(grace_s = grace.as_secs(), "shutdown requested over the API");
+        self.begin_shutdown(grace);
+        Ok(Ack::OK)
+    }
+
+    async fn session_start(&self, _params: StartSessionParams) -> Result<SessionView, ApiError> {
+        Err(ApiError::internal(
+            "sessions are not available in this build",
+        ))
+    }
+
+    async fn session_list(&self) -> Result<SessionList, ApiError> {
+        Ok(SessionList {
+            sessions: Vec::new(),
+        })
+    }
+
+    async fn session_get(&self, id: &str) -> Result<SessionView, ApiError> {
+        Err(no_session(id))
+    }
+
+    async fn session_send(
+        &self,
+        id: &str,
+        _params: SendMessageParams,
+    ) -> Result<SendMessageResult, ApiError> {
+        Err(no_session(id))
+    }
+
+    async fn session_cancel(&self, id: &str) -> Result<SessionView, ApiError> {
+        Err(no_session(id))
+    }
+
+    async fn session_pause(&self, id: &str) -> Result<SessionView, ApiError> {
+        Err(no_session(id))
+    }
+
+    async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
+        Err(no_session(id))
+    }
+
+    async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
+        Err(no_session(id))
+    }
+
+    async fn session_journal(
+        &self,
+        id: &str,
+        _since_seq: u64,
+        _limit: usize,
+    ) -> Result<JournalPage, ApiError> {
+        Err(no_session(id))
+    }
+}

@@ -1,0 +1,18 @@
+//! The r1 daemon: the state directory, the listeners and their perimeter, the routes
+//! of the wire API, and the hub that owns every session.
+
+mod bus;
+mod error;
+mod fsutil;
+mod hub;
+mod metrics;
+mod perimeter;
+mod routes;
+mod server;
+mod session_stream;
+mod state;
+mod ws;
+
+pub use hub::{DaemonInfo, Hub};
+pub use server::{serve, ServeOptions};
+pub use state::{check_private_dir, socket_path, Config, StartError, StateDir};

@@ -1,0 +1,249 @@
+//! The TCP perimeter (DESIGN §4), applied before routing to every request that
+//! arrives on the loopback port: Host pin, Origin check, CORS preflight, credential.
+//! CORS is decided here by hand rather than by a generic CORS layer because the same
+//! origin decision also gates WebSocket upgrades and non-preflighted requests.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use r1_proto::{ApiError, ErrorCode, WS_BEARER_SUBPROTOCOL};
+
+use crate::error::envelope_response;
+use crate::Hub;
+
+/// The perimeter's settings for one TCP listener.
+#[derive(Clone)]
+pub struct Perimeter {
+    hub: Hub,
+    hosts: Arc<[String; 3]>,
+    own_origins: Arc<[String; 3]>,
+    allowed_origins: Arc<Vec<String>>,
+}
+
+impl Perimeter {
+    /// The perimeter of a listener on `127.0.0.1:port`.
+    pub fn new(hub: Hub, port: u16) -> Perimeter {
+        let allowed = hub.config().perimeter.allowed_origins.clone();
+        Perimeter {
+            hub,
+            hosts: Arc::new([
+                format!("127.0.0.1:{port}"),
+                format!("localhost:{port}"),
+                format!("[::1]:{port}"),
+            ]),
+            own_origins: Arc::new([
+                format!("http://127.0.0.1:{port}"),
+                format!("http://localhost:{port}"),
+                format!("http://[::1]:{port}"),
+            ]),
+            allowed_origins: Arc::new(allowed),
+        }
+    }
+
+    fn host_ok(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    fn is_own_origin(&self, origin: &str) -> bool {
+        self.own_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    fn is_allowlisted(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin)
+    }
+}
+
+/// Routes whose GET may carry the credential as `?token=` (event streams, for
+/// `EventSource`, which cannot set headers).
+fn is_stream_route(path: &str) -> bool {
+    path == "/v1/events" || (path.starts_with("/v1/sessions/") && path.ends_with("/events"))
+}
+
+/// Whether a path needs the credential: everything but the static UI assets.
+fn needs_auth(path: &str) -> bool {
+    path.starts_with("/v1/") || path == "/v1" || path.starts_with("/mcp")
+}
+
+fn deny(p: &Perimeter, reason: &'static str, err: ApiError, path: &str) -> Response {
+    p.hub.metrics().reject(reason);
+    tracing::debug!(reason, %path, "perimeter refused a request");
+    envelope_response(&err, path)
+}
+
+/// The token offered by a WebSocket client as `r1.bearer, <token>` subprotocols.
+pub fn ws_subprotocol_token(headers: &HeaderMap) -> Option<String> {
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+        .collect();
+    let i = offered.iter().position(|p| p == WS_BEARER_SUBPROTOCOL)?;
+    offered.get(i + 1).cloned()
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(str::to_string)
+}
+
+/// The perimeter middleware for the TCP listener.
+pub async fn enforce(State(p): State<Perimeter>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let headers = req.headers();
+    if !p.host_ok(headers) {
+        return deny(
+            &p,
+            "host",
+            ApiError::new(
+                ErrorCode::PermissionDenied,
+                "Host header not allowed: use 127.0.0.1, localhost or [::1] with the daemon's port",
+            ),
+            &path,
+        );
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("").to_string());
+    let mut cors_origin = None;
+    if let Some(o) = &origin {
+        if p.is_allowlisted(o) {
+            cors_origin = Some(o.clone());
+        } else if !p.is_own_origin(o) {
+            return deny(
+                &p,
+                "origin",
+                ApiError::new(ErrorCode::PermissionDenied, "Origin not allowed"),
+                &path,
+            );
+        }
+    }
+    if req.method() == Method::OPTIONS {
+        return preflight(&p, cors_origin.as_deref(), &path);
+    }
+    if needs_auth(&path) {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.strip_prefix("Bearer ").unwrap_or("").trim().to_string());
+        let offered = match bearer {
+            Some(b) => Some(b),
+            None if path == "/v1/ws" => ws_subprotocol_token(headers),
+            None if req.method() == Method::GET && is_stream_route(&path) => {
+                query_token(req.uri().query())
+            }
+            None => None,
+        };
+        let ok = offered.is_some_and(|t| !t.is_empty() && p.hub.token().matches(t.as_bytes()));
+        if !ok {
+            return deny(
+                &p,
+                "token",
+                ApiError::new(ErrorCode::PermissionDenied, "missing or invalid credential: send Authorization: Bearer <token> (see $R1_HOME/token)").with_status(401),
+                &path,
+            );
+        }
+    }
+    let mut resp = next.run(req).await;
+    if let Some(o) = cors_origin {
+        if let Ok(v) = HeaderValue::from_str(&o) {
+            let h = resp.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            h.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+    resp
+}
+
+/// Answers a CORS preflight: allow headers only for an allowlisted origin.
+fn preflight(p: &Perimeter, origin: Option<&str>, path: &str) -> Response {
+    let Some(origin) = origin else {
+        return deny(
+            p,
+            "preflight",
+            ApiError::new(
+                ErrorCode::PermissionDenied,
+                "CORS preflight from an origin that is not allowlisted",
+            ),
+            path,
+        );
+    };
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, last-event-id, idempotency-key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    resp
+}
+
+/// Middleware on every listener: mutations must be JSON (415 otherwise), so no
+/// "simple" cross-site request can change state.
+pub async fn require_json(req: Request, next: Next) -> Response {
+    let mutating = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if mutating {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            let err =
+                ApiError::validation("state-changing requests need Content-Type: application/json")
+                    .with_status(415);
+            return envelope_response(&err, req.uri().path());
+        }
+    }
+    next.run(req).await
+}
+
+/// Middleware on every listener: the security headers on every response.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}

@@ -1,0 +1,234 @@
+//! `r1 serve`: bind the listeners, register, serve until shutdown, clean up.
+
+use std::fs;
+use std::future::IntoFuture;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use r1_proto::{Registration, PROTOCOL};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+
+use crate::fsutil::{euid, now_rfc3339, random_hex};
+use crate::hub::{DaemonInfo, Hub};
+use crate::routes;
+use crate::state::{io_ctx, socket_path, StartError, StateDir};
+
+/// How often the daemon re-reads `daemon.json` to see whether it still owns it.
+const STAND_DOWN_POLL: Duration = Duration::from_secs(2);
+
+/// What `r1 serve` was asked for.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The address to bind; must be loopback.
+    pub bind: IpAddr,
+    /// The TCP port; 0 for a random one.
+    pub port: u16,
+    /// Adopt the token in this file instead of the stored one.
+    pub token_file: Option<PathBuf>,
+    /// Write a fresh token before starting.
+    pub rotate_token: bool,
+    /// The daemon's version string.
+    pub version: String,
+}
+
+/// The unix listener, accepting only peers running as this daemon's uid.
+struct PeerChecked {
+    inner: UnixListener,
+    uid: u32,
+}
+
+impl axum::serve::Listener for PeerChecked {
+    type Io = UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => match stream.peer_cred() {
+                    Ok(cred) if cred.uid() == self.uid => return (stream, addr),
+                    Ok(cred) => {
+                        tracing::warn!(
+                            peer_uid = cred.uid(),
+                            "refused a unix socket peer running as another user"
+                        );
+                    }
+                    Err(e) => tracing::warn!("refused a unix socket peer without credentials: {e}"),
+                },
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!("unix accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Binds the unix socket in a private directory, 0600, replacing a stale file.
+fn bind_unix(state: &StateDir) -> Result<(UnixListener, PathBuf, (u64, u64)), StartError> {
+    let path = socket_path(state.root());
+    if let Some(dir) = path.parent() {
+        if dir != state.root() {
+            if !dir.exists() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io_ctx(format!(
+                        "cannot create socket dir {}",
+                        dir.display()
+                    )))?;
+            }
+            crate::state::check_private_dir(dir)?;
+        }
+    }
+    // We hold the lock, so a socket file left here is a dead daemon's.
+    let _ = fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(io_ctx(format!(
+        "cannot bind unix socket {}",
+        path.display()
+    )))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+        .map_err(io_ctx("cannot chmod the unix socket"))?;
+    let md = fs::metadata(&path).map_err(io_ctx("cannot stat the unix socket"))?;
+    Ok((listener, path, (md.dev(), md.ino())))
+}
+
+/// Runs the daemon until it is asked to stop, then cleans up. The caller holds the
+/// state directory's lock for as long as this runs.
+pub async fn serve(state: StateDir, opts: ServeOptions) -> Result<(), StartError> {
+    if !opts.bind.is_loopback() {
+        return Err(StartError::NotLoopback(opts.bind.to_string()));
+    }
+    let config = state.read_config()?;
+    let token = state.load_token(opts.rotate_token, opts.token_file.as_deref())?;
+
+    let tcp = TcpListener::bind(SocketAddr::new(opts.bind, opts.port))
+        .await
+        .map_err(io_ctx(format!("cannot bind {}:{}", opts.bind, opts.port)))?;
+    let port = tcp.local_addr().map_err(io_ctx("no local address"))?.port();
+    let (unix, sock_path, sock_id) = bind_unix(&state)?;
+
+    let info = DaemonInfo {
+        id: format!("d_{}", random_hex(8).map_err(io_ctx("no randomness"))?),
+        pid: std::process::id(),
+        version: opts.version.clone(),
+        started_at: now_rfc3339(),
+    };
+    let hub = Hub::new(info.clone(), state.clone(), config, token);
+
+    let stop = hub.shutdown_token().clone();
+    let tcp_task = tokio::spawn(
+        axum::serve(tcp, routes::tcp_router(hub.clone(), port))
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    let unix_task = tokio::spawn(
+        axum::serve(
+            PeerChecked {
+                inner: unix,
+                uid: euid(),
+            },
+            routes::unix_router(hub.clone()),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future(),
+    );
+
+    // Both listeners are bound and listening: connections queue from here on, so the
+    // registration can be published.
+    let url = match opts.bind {
+        IpAddr::V6(_) => format!("http://[::1]:{port}"),
+        IpAddr::V4(_) => format!("http://127.0.0.1:{port}"),
+    };
+    let reg = Registration {
+        id: info.id.clone(),
+        pid: info.pid,
+        version: info.version.clone(),
+        protocol: PROTOCOL.to_string(),
+        url: url.clone(),
+        sock: sock_path.display().to_string(),
+        started_at: info.started_at.clone(),
+    };
+    state
+        .write_registration(&reg)
+        .map_err(io_ctx("cannot write daemon.json"))?;
+    tracing::info!(pid = info.pid, %url, sock = %sock_path.display(), "r1 daemon listening");
+    hub.bus().publish(
+        "daemon.started",
+        serde_json::json!({"daemon_id": info.id, "pid": info.pid, "version": info.version}),
+    );
+
+    tokio::spawn(watch_registration(hub.clone()));
+    tokio::spawn(watch_signals(hub.clone()));
+
+    stop.cancelled().await;
+    hub.bus()
+        .publish("daemon.stopping", serde_json::json!({"daemon_id": info.id}));
+    let grace = hub.grace();
+    let drained = tokio::time::timeout(grace, async {
+        let _ = tcp_task.await;
+        let _ = unix_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "connections still open after {}s grace; exiting anyway",
+            grace.as_secs()
+        );
+    }
+
+    state.remove_registration_if_owned(&info.id);
+    if let Ok(md) = fs::metadata(&sock_path) {
+        if (md.dev(), md.ino()) == sock_id {
+            let _ = fs::remove_file(&sock_path);
+        }
+    }
+    tracing::info!("r1 daemon stopped");
+    Ok(())
+}
+
+/// Stands the daemon down when `daemon.json` is gone or names another daemon.
+async fn watch_registration(hub: Hub) {
+    let stop = hub.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(STAND_DOWN_POLL) => {}
+        }
+        let owned = match hub.state().read_registration() {
+            Ok(Some(reg)) => reg.id == hub.info().id,
+            Ok(None) => false,
+            // A transient read error is not a reason to stop serving.
+            Err(_) => true,
+        };
+        if !owned {
+            tracing::warn!("daemon.json is gone or names another daemon; standing down");
+            hub.begin_shutdown(Duration::from_secs(2));
+            return;
+        }
+    }
+}
+
+/// SIGTERM and SIGINT start a graceful shutdown.
+async fn watch_signals(hub: Hub) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    hub.begin_shutdown(crate::hub::DEFAULT_GRACE);
+}

@@ -1,0 +1,142 @@
+//! Journal records and daemon bus events.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The closed set of record kinds a session journal holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum EventKind {
+    /// The session was created (durable).
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    /// A whole message: `data.role` is `user` or `assistant`.
+    #[serde(rename = "session.message")]
+    SessionMessage,
+    /// A piece of assistant text as it streams.
+    #[serde(rename = "session.delta")]
+    SessionDelta,
+    /// The session changed state: `data.state`.
+    #[serde(rename = "session.state")]
+    SessionState,
+    /// A tool call started.
+    #[serde(rename = "tool.started")]
+    ToolStarted,
+    /// A tool call finished.
+    #[serde(rename = "tool.completed")]
+    ToolCompleted,
+    /// A tool call waits for a client's decision (durable).
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested,
+    /// A client decided an approval (durable).
+    #[serde(rename = "approval.resolved")]
+    ApprovalResolved,
+    /// A lane was opened.
+    #[serde(rename = "lane.created")]
+    LaneCreated,
+    /// Output of a lane.
+    #[serde(rename = "lane.delta")]
+    LaneDelta,
+    /// A lane changed status.
+    #[serde(rename = "lane.status")]
+    LaneStatus,
+    /// A lane was killed.
+    #[serde(rename = "lane.killed")]
+    LaneKilled,
+    /// The session was paused (durable).
+    #[serde(rename = "session.paused")]
+    SessionPaused,
+    /// The session was resumed.
+    #[serde(rename = "session.resumed")]
+    SessionResumed,
+    /// The turn in progress was cancelled (durable).
+    #[serde(rename = "session.cancelled")]
+    SessionCancelled,
+    /// The session ended (durable, terminal).
+    #[serde(rename = "session.ended")]
+    SessionEnded,
+    /// The session or a turn failed (durable).
+    #[serde(rename = "session.error")]
+    SessionError,
+    /// The daemon restarted and reloaded this session.
+    #[serde(rename = "daemon.reloaded")]
+    DaemonReloaded,
+    /// Sent to a follower only, never journaled: the journal was repaired past the
+    /// point the follower had seen, so it must refetch from `data.next_seq`.
+    #[serde(rename = "session.resync")]
+    SessionResync,
+}
+
+impl EventKind {
+    /// The wire spelling, e.g. `session.delta`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SessionCreated => "session.created",
+            EventKind::SessionMessage => "session.message",
+            EventKind::SessionDelta => "session.delta",
+            EventKind::SessionState => "session.state",
+            EventKind::ToolStarted => "tool.started",
+            EventKind::ToolCompleted => "tool.completed",
+            EventKind::ApprovalRequested => "approval.requested",
+            EventKind::ApprovalResolved => "approval.resolved",
+            EventKind::LaneCreated => "lane.created",
+            EventKind::LaneDelta => "lane.delta",
+            EventKind::LaneStatus => "lane.status",
+            EventKind::LaneKilled => "lane.killed",
+            EventKind::SessionPaused => "session.paused",
+            EventKind::SessionResumed => "session.resumed",
+            EventKind::SessionCancelled => "session.cancelled",
+            EventKind::SessionEnded => "session.ended",
+            EventKind::SessionError => "session.error",
+            EventKind::DaemonReloaded => "daemon.reloaded",
+            EventKind::SessionResync => "session.resync",
+        }
+    }
+
+    /// Whether a record of this kind must be durable (fdatasync returned) before it is
+    /// acknowledged. User messages are durable too; that depends on `data.role`, so the
+    /// hub asks for it explicitly.
+    pub fn is_durable(self) -> bool {
+        matches!(
+            self,
+            EventKind::SessionCreated
+                | EventKind::ApprovalRequested
+                | EventKind::ApprovalResolved
+                | EventKind::SessionPaused
+                | EventKind::SessionEnded
+                | EventKind::SessionCancelled
+                | EventKind::SessionError
+        )
+    }
+}
+
+/// One journal record, one line of `journal.ndjson`:
+/// `{"v":1,"seq":12,"at":"…","kind":"session.delta","lane":"main","data":{…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventRecord {
+    /// Record format version, 1.
+    pub v: u32,
+    /// Sequence number: 1 for the first record, +1 for each next one.
+    pub seq: u64,
+    /// RFC 3339 time with milliseconds, UTC.
+    pub at: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The lane it happened in; `main` for the conversation.
+    pub lane: String,
+    /// Kind-specific payload.
+    pub data: serde_json::Value,
+}
+
+/// One event of the daemon bus (`GET /v1/events`, `bus/events.ndjson`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BusEvent {
+    /// Position in this daemon run's bus, from 1.
+    pub seq: u64,
+    /// RFC 3339 time with milliseconds, UTC.
+    pub at: String,
+    /// `daemon.started`, `daemon.reloaded`, `daemon.stopping`, `session.created`,
+    /// `session.state` or `session.ended`.
+    pub kind: String,
+    /// Kind-specific payload.
+    pub data: serde_json::Value,
+}

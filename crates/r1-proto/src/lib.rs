@@ -1,0 +1,151 @@
+//! The r1 wire contract and nothing else.
+//!
+//! Every type a client and the daemon exchange is declared here once: the registration
+//! file, the probe, the journal record and its closed enum of kinds, the session
+//! resources, the error envelope with its ten codes, and the [`Api`] trait that lists
+//! every operation a client can perform. This crate does no I/O; the JSON Schema of the
+//! wire types is generated from it (see [`wire_schema`]) and committed.
+
+mod api;
+mod error;
+mod event;
+mod session;
+
+pub use api::{Api, OPERATIONS};
+pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links};
+pub use event::{BusEvent, EventKind, EventRecord};
+pub use session::{
+    JournalPage, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionState,
+    SessionView, StartSessionParams,
+};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The protocol id every r1 daemon and client speak; a daemon answering anything else
+/// in its handshake is refused by clients with a distinguishable error.
+pub const PROTOCOL: &str = "r1.proto.v1";
+
+/// The WebSocket subprotocol a client offers, next to [`PROTOCOL`], to say that the
+/// following offered subprotocol is its bearer token.
+pub const WS_BEARER_SUBPROTOCOL: &str = "r1.bearer";
+
+/// The registration the daemon writes to `$R1_HOME/daemon.json` once every listener
+/// accepts. It never holds the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Registration {
+    /// A random id for this daemon run; a daemon whose id is no longer in the file
+    /// stands down.
+    pub id: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The daemon's version (the `r1` crate version).
+    pub version: String,
+    /// The protocol id, [`PROTOCOL`] for this crate.
+    pub protocol: String,
+    /// The loopback HTTP base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The path of the unix socket.
+    pub sock: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+}
+
+/// The probe answer of `GET /v1/handshake`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Handshake {
+    /// The protocol id the daemon speaks.
+    pub protocol: String,
+    /// The daemon's version.
+    pub version: String,
+    /// The daemon run id, as in [`Registration::id`].
+    pub daemon_id: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// RFC 3339 start time.
+    pub started_at: String,
+}
+
+/// The answer of `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok` while the daemon serves; `stopping` during a graceful shutdown.
+    pub status: String,
+    /// The daemon's version.
+    pub version: String,
+    /// How many sessions are loaded (any state but ended).
+    pub sessions: u64,
+    /// Whole seconds since the daemon started.
+    pub uptime_s: u64,
+}
+
+/// The body of `POST /v1/shutdown`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownParams {
+    /// Seconds to let in-flight requests finish before the daemon exits (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_s: Option<u64>,
+}
+
+/// A plain acknowledgement: `{"ok": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Ack {
+    /// Always true.
+    pub ok: bool,
+}
+
+impl Ack {
+    /// The acknowledgement value.
+    pub const OK: Ack = Ack { ok: true };
+}
+
+/// The body of `POST /v1/auth/exchange`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeParams {
+    /// The single-use login code minted by `r1 open`.
+    pub code: String,
+}
+
+/// Every wire type, by name, as one JSON Schema document. The committed copy lives at
+/// `crates/r1-proto/schema/r1.proto.v1.json`; a test fails when it drifts.
+pub fn wire_schema() -> serde_json::Value {
+    let mut gen = schemars::SchemaGenerator::default();
+    let mut defs = serde_json::Map::new();
+    macro_rules! add {
+        ($($t:ty),* $(,)?) => {$(
+            defs.insert(
+                stringify!($t).to_string(),
+                serde_json::to_value(gen.subschema_for::<$t>()).unwrap_or_default(),
+            );
+        )*};
+    }
+    add!(
+        Registration,
+        Handshake,
+        Health,
+        ShutdownParams,
+        Ack,
+        ExchangeParams,
+        ErrorEnvelope,
+        ErrorCode,
+        EventRecord,
+        EventKind,
+        BusEvent,
+        SessionView,
+        SessionList,
+        SessionState,
+        StartSessionParams,
+        SendMessageParams,
+        SendMessageResult,
+        JournalPage,
+    );
+    let all_defs = gen.take_definitions(true);
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": PROTOCOL,
+        "types": defs,
+        "$defs": all_defs,
+    })
+}

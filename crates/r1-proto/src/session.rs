@@ -1,0 +1,124 @@
+//! Session resources and the parameters of session operations.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::EventRecord;
+
+/// A session id, `ses_` followed by random hex.
+pub type SessionId = String;
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Waiting for a message.
+    Idle,
+    /// A turn is running.
+    Busy,
+    /// A tool call waits for a client's decision.
+    WaitingOnApproval,
+    /// Paused by a client or by a daemon shutdown; `resume` continues it.
+    Paused,
+    /// Ended; nothing more is accepted.
+    Ended,
+    /// The journal failed; the session is read-only.
+    Error,
+}
+
+impl SessionState {
+    /// The wire spelling, e.g. `waiting_on_approval`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Idle => "idle",
+            SessionState::Busy => "busy",
+            SessionState::WaitingOnApproval => "waiting_on_approval",
+            SessionState::Paused => "paused",
+            SessionState::Ended => "ended",
+            SessionState::Error => "error",
+        }
+    }
+}
+
+/// A session as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionView {
+    /// The session id.
+    pub id: SessionId,
+    /// The absolute working directory the agent is confined to.
+    pub workdir: String,
+    /// The engine (provider) name.
+    pub engine: String,
+    /// The model, if the engine has one.
+    pub model: Option<String>,
+    /// A title for people.
+    pub title: Option<String>,
+    /// The state.
+    pub state: SessionState,
+    /// True when the session came back from a daemon restart and can be resumed.
+    pub reattachable: bool,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// The seq of the last journal record.
+    pub last_seq: u64,
+    /// Approval ids waiting for a decision.
+    pub pending_approvals: Vec<String>,
+    /// Why the session is in `error`, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer of `GET /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionList {
+    /// Every loaded session, oldest first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// The body of `POST /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartSessionParams {
+    /// An absolute path to an existing directory outside the daemon's state directory.
+    pub workdir: String,
+    /// The engine; the daemon's default engine when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// The model; the engine's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A title for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// The body of `POST /v1/sessions/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageParams {
+    /// The message text.
+    pub text: String,
+    /// An idempotency key: the same key again returns the original ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+}
+
+/// The answer of a send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SendMessageResult {
+    /// The message id.
+    pub message_id: String,
+    /// The seq of the user's `session.message` record.
+    pub seq: u64,
+    /// True when this send repeated an earlier one with the same key.
+    pub duplicate: bool,
+}
+
+/// A page of journal records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JournalPage {
+    /// Records in seq order.
+    pub records: Vec<EventRecord>,
+    /// The seq to ask for next.
+    pub next_seq: u64,
+}

@@ -1,0 +1,180 @@
+//! `r1 ctl`: one-shot commands against the daemon, starting it when needed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use r1_client::{ClientError, ConnectOptions};
+use r1_proto::{Ack, Api, ShutdownParams};
+
+use crate::output;
+
+/// Control the r1 daemon. Every verb starts the daemon when it is not running
+/// (except `shutdown`), and talks to it over the unix socket unless `--tcp` is given.
+///
+/// Exit codes: 0 ok, 1 the daemon refused or failed, 2 usage, 3 the daemon speaks
+/// another protocol, 4 no daemon could be reached or started, 5 an untrusted state
+/// file or port.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Talk to the daemon over loopback TCP with the token instead of the unix socket.
+    #[arg(long, global = true)]
+    tcp: bool,
+    /// Fail instead of starting a daemon when none is running.
+    #[arg(long, global = true)]
+    no_spawn: bool,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Print the daemon's registration (daemon.json); the token is never printed.
+    Discover,
+    /// Ask the daemon how it is.
+    Health,
+    /// Stop the daemon gracefully and wait until it has exited.
+    Shutdown {
+        /// Seconds in-flight requests get to finish.
+        #[arg(long, default_value_t = 5)]
+        grace: u64,
+    },
+    /// Replace the token now: the old one is refused at once, no restart needed.
+    RotateToken,
+}
+
+/// Runs a `ctl` verb; returns the exit code.
+pub fn run(home: &Path, args: CtlArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("r1: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let json = args.json;
+    match rt.block_on(dispatch(home, args)) {
+        Ok(()) => 0,
+        Err(e) => output::fail(&e, json),
+    }
+}
+
+async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
+    let mut opts = ConnectOptions::new(home);
+    opts.tcp = args.tcp;
+    opts.spawn = !args.no_spawn;
+    match args.verb {
+        Verb::Shutdown { grace } => return shutdown(&opts, grace, args.json).await,
+        Verb::Discover => {
+            let client = r1_client::connect_or_spawn(&opts).await?;
+            let reg = client.registration();
+            if args.json {
+                let mut v = serde_json::to_value(reg).unwrap_or_default();
+                v["token"] = serde_json::json!("<redacted>");
+                v["token_file"] = serde_json::json!(home.join("token"));
+                output::json(&v);
+            } else {
+                output::line(&format!("id          {}", reg.id));
+                output::line(&format!("pid         {}", reg.pid));
+                output::line(&format!("version     {}", reg.version));
+                output::line(&format!("protocol    {}", reg.protocol));
+                output::line(&format!("url         {}", reg.url));
+                output::line(&format!("sock        {}", reg.sock));
+                output::line(&format!("started_at  {}", reg.started_at));
+                output::line(&format!(
+                    "token       <redacted> (in {})",
+                    home.join("token").display()
+                ));
+            }
+        }
+        Verb::Health => {
+            let client = r1_client::connect_or_spawn(&opts).await?;
+            let h = client.health().await.map_err(ClientError::Api)?;
+            if args.json {
+                output::json(&h);
+            } else {
+                output::line(&format!(
+                    "{}  version {}  sessions {}  uptime {}s  pid {}",
+                    h.status,
+                    h.version,
+                    h.sessions,
+                    h.uptime_s,
+                    client.registration().pid
+                ));
+            }
+        }
+        Verb::RotateToken => {
+            let client = r1_client::connect_or_spawn(&opts).await?;
+            let ack: Ack = client
+                .call(
+                    http::Method::POST,
+                    "/v1/auth/rotate",
+                    Some(&serde_json::json!({})),
+                )
+                .await?;
+            if args.json {
+                output::json(&ack);
+            } else {
+                output::line(&format!(
+                    "token rotated; the new token is in {}",
+                    home.join("token").display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown(opts: &ConnectOptions, grace: u64, json: bool) -> Result<(), ClientError> {
+    let client = match r1_client::connect(opts).await {
+        Ok(c) => c,
+        Err(ClientError::Unreachable(_)) => {
+            if json {
+                output::json(&serde_json::json!({"ok": true, "running": false}));
+            } else {
+                output::line("no daemon is running");
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let pid = client.registration().pid;
+    client
+        .shutdown(ShutdownParams {
+            grace_s: Some(grace),
+        })
+        .await
+        .map_err(ClientError::Api)?;
+    // Wait until the process is gone, bounded by the grace period plus a margin.
+    let deadline = Instant::now() + Duration::from_secs(grace + 5);
+    while Instant::now() < deadline && process_alive(pid) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = !process_alive(pid);
+    if json {
+        output::json(&serde_json::json!({"ok": stopped, "pid": pid, "stopped": stopped}));
+    } else if stopped {
+        output::line(&format!("daemon {pid} stopped"));
+    } else {
+        output::line(&format!(
+            "daemon {pid} was asked to stop but is still running"
+        ));
+    }
+    Ok(())
+}
+
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie (state Z) has exited; its parent has not reaped it yet.
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

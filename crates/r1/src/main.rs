@@ -1,0 +1,39 @@
+//! `r1`: the daemon (`serve`) and its command-line clients (`ctl`, …).
+
+mod ctl;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// r1 hosts AI agent sessions in one per-user daemon; the CLI, a browser, an editor,
+/// other agents over MCP and scripts over HTTP are all clients of the same sessions.
+#[derive(Debug, Parser)]
+#[command(name = "r1", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// The state directory (default: ~/.r1).
+    #[arg(long, global = true, env = "R1_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (clients start it on demand, detached).
+    Serve(serve::ServeArgs),
+    /// Control the daemon: discover, health, shutdown, rotate-token, sessions.
+    Ctl(ctl::CtlArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let home = cli.home.clone().unwrap_or_else(r1_client::default_home);
+    let code = match cli.command {
+        Command::Serve(args) => serve::run(&home, args),
+        Command::Ctl(args) => ctl::run(&home, args),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,124 @@
+//! `r1 serve`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use r1_daemon::{ServeOptions, StartError, StateDir};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// Run the r1 daemon in the foreground.
+///
+/// The daemon keeps its state in the state directory (`--home`, `$R1_HOME`, default
+/// `~/.r1`), listens on a unix socket there and on a random loopback TCP port, and
+/// writes `daemon.json` for clients to find it. Stop it with Ctrl-C, SIGTERM or
+/// `r1 ctl shutdown`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TCP port on the loopback address (default: a random free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Loopback address to bind; anything but 127.0.0.1 or ::1 is refused.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Adopt the token stored in this file (the token never goes on the command line).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Replace the stored token with a fresh one before starting.
+    #[arg(long)]
+    rotate_token: bool,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, default_value = "info", env = "R1_LOG")]
+    log_level: String,
+}
+
+/// Runs the daemon; returns the exit code.
+pub fn run(home: &Path, args: ServeArgs) -> i32 {
+    // Every file the daemon creates is private to the user. Set once, before any thread
+    // exists, since the umask is process-wide.
+    // SAFETY: umask has no preconditions; no other thread runs yet.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let state = match StateDir::open(home) {
+        Ok(s) => s,
+        Err(e) => return refuse(&e),
+    };
+    let lock = match state.lock() {
+        Ok(l) => l,
+        Err(e) => return refuse(&e),
+    };
+    let _guard = init_logging(&state, &args.log_level);
+    let opts = ServeOptions {
+        bind: args.bind,
+        port: args.port,
+        token_file: args.token_file,
+        rotate_token: args.rotate_token,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("r1: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(r1_daemon::serve(state, opts));
+    drop(lock);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            refuse(&e)
+        }
+    }
+}
+
+fn refuse(e: &StartError) -> i32 {
+    eprintln!("r1: {e}");
+    1
+}
+
+/// Logs to stderr and to `logs/r1.log.<date>` (daily, 7 files kept). Requests are
+/// logged by path only, so tokens in query strings never reach a log.
+fn init_logging(
+    state: &StateDir,
+    level: &str,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let filter = || EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter());
+    let file = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("r1")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(state.path("logs"))
+        .ok();
+    match file {
+        Some(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let file_layer = fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(filter());
+            let _ = tracing_subscriber::registry()
+                .with(stderr)
+                .with(file_layer)
+                .try_init();
+            Some(guard)
+        }
+        None => {
+            let _ = tracing_subscriber::registry().with(stderr).try_init();
+            None
+        }
+    }
+}
