@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use r1_client::{ClientError, ConnectOptions};
-use r1_proto::{Ack, Api, ShutdownParams};
+use r1_proto::{Ack, ShutdownParams};
 
 use crate::output;
 
@@ -95,7 +95,9 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
         }
         Verb::Health => {
             let client = r1_client::connect_or_spawn(&opts).await?;
-            let h = client.health().await.map_err(ClientError::Api)?;
+            let h: r1_proto::Health = client
+                .call(http::Method::GET, "/v1/health", None::<&()>)
+                .await?;
             if args.json {
                 output::json(&h);
             } else {
@@ -145,12 +147,15 @@ async fn shutdown(opts: &ConnectOptions, grace: u64, json: bool) -> Result<(), C
         Err(e) => return Err(e),
     };
     let pid = client.registration().pid;
-    client
-        .shutdown(ShutdownParams {
-            grace_s: Some(grace),
-        })
-        .await
-        .map_err(ClientError::Api)?;
+    let _: Ack = client
+        .call(
+            http::Method::POST,
+            "/v1/shutdown",
+            Some(&ShutdownParams {
+                grace_s: Some(grace),
+            }),
+        )
+        .await?;
     // Wait until the process is gone, bounded by the grace period plus a margin.
     let deadline = Instant::now() + Duration::from_secs(grace + 5);
     while Instant::now() < deadline && process_alive(pid) {

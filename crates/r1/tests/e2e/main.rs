@@ -1,0 +1,10 @@
+//! Black-box tests of the real `r1` binary: each test gets its own `R1_HOME` and
+//! talks to a real daemon over its real unix socket and loopback port.
+
+// Tests may unwrap (STYLE.md §4): a panic is how a test fails. Daemons started by a
+// test are reaped by `Daemon::drop`, which clippy cannot see through the loop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::zombie_processes)]
+
+mod foundation;
+mod perimeter;
+mod support;
