@@ -7,8 +7,10 @@ mod discovery;
 mod error;
 mod http;
 mod spawn;
+mod sse;
 
 pub use discovery::{default_home, discover, read_token};
 pub use error::ClientError;
 pub use http::{Client, EventStream, Transport};
 pub use spawn::{connect, connect_or_spawn, probe, ConnectOptions};
+pub use sse::{SseFrame, SseReader};

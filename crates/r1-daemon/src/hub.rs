@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::metrics::Metrics;
+use crate::sessions::Sessions;
 use crate::state::{Config, StateDir};
 
 /// What identifies this daemon run.
@@ -69,6 +70,7 @@ struct HubInner {
     token: TokenCell,
     shutdown: CancellationToken,
     grace: Mutex<Duration>,
+    sessions: Sessions,
 }
 
 /// How long in-flight requests get to finish after a shutdown starts, by default.
@@ -76,7 +78,13 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 impl Hub {
     /// A hub for a daemon run.
-    pub fn new(info: DaemonInfo, state: StateDir, config: Config, token: String) -> Hub {
+    pub fn new(
+        info: DaemonInfo,
+        state: StateDir,
+        config: Config,
+        token: String,
+        journal_opts: r1_journal::JournalOptions,
+    ) -> Hub {
         let bus = Bus::open(&state.path("bus/events.ndjson"));
         Hub {
             inner: Arc::new(HubInner {
@@ -88,6 +96,7 @@ impl Hub {
                 token: TokenCell::new(token),
                 shutdown: CancellationToken::new(),
                 grace: Mutex::new(DEFAULT_GRACE),
+                sessions: Sessions::new(journal_opts),
             }),
         }
     }
@@ -151,9 +160,8 @@ impl Hub {
         Ok(())
     }
 
-    /// How many sessions are loaded and not ended.
-    pub fn live_sessions(&self) -> u64 {
-        0
+    pub(crate) fn sessions_table(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     fn handshake_now(&self) -> Handshake {
@@ -166,10 +174,6 @@ impl Hub {
             started_at: i.started_at.clone(),
         }
     }
-}
-
-fn no_session(id: &str) -> ApiError {
-    ApiError::not_found(format!("session {id} not found"))
 }
 
 #[async_trait::async_trait]
@@ -198,52 +202,48 @@ impl Api for Hub {
         Ok(Ack::OK)
     }
 
-    async fn session_start(&self, _params: StartSessionParams) -> Result<SessionView, ApiError> {
-        Err(ApiError::internal(
-            "sessions are not available in this build",
-        ))
+    async fn session_start(&self, params: StartSessionParams) -> Result<SessionView, ApiError> {
+        self.start_session(params).await
     }
 
     async fn session_list(&self) -> Result<SessionList, ApiError> {
-        Ok(SessionList {
-            sessions: Vec::new(),
-        })
+        Ok(self.list_sessions())
     }
 
     async fn session_get(&self, id: &str) -> Result<SessionView, ApiError> {
-        Err(no_session(id))
+        Ok(self.session(id)?.view())
     }
 
     async fn session_send(
         &self,
         id: &str,
-        _params: SendMessageParams,
+        params: SendMessageParams,
     ) -> Result<SendMessageResult, ApiError> {
-        Err(no_session(id))
+        self.send_message(id, params).await
     }
 
     async fn session_cancel(&self, id: &str) -> Result<SessionView, ApiError> {
-        Err(no_session(id))
+        self.cancel_session(id).await
     }
 
     async fn session_pause(&self, id: &str) -> Result<SessionView, ApiError> {
-        Err(no_session(id))
+        self.pause_session(id, "client request").await
     }
 
     async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
-        Err(no_session(id))
+        self.resume_session(id).await
     }
 
     async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
-        Err(no_session(id))
+        self.kill_session(id).await
     }
 
     async fn session_journal(
         &self,
         id: &str,
-        _since_seq: u64,
-        _limit: usize,
+        since_seq: u64,
+        limit: usize,
     ) -> Result<JournalPage, ApiError> {
-        Err(no_session(id))
+        self.journal_page(id, since_seq, limit).await
     }
 }

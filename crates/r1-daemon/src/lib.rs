@@ -10,9 +10,10 @@ mod perimeter;
 mod routes;
 mod server;
 mod session_stream;
+mod sessions;
 mod state;
 mod ws;
 
 pub use hub::{DaemonInfo, Hub};
-pub use server::{serve, ServeOptions};
+pub use server::{serve, serve_with, ServeOptions};
 pub use state::{check_private_dir, socket_path, Config, StartError, StateDir};

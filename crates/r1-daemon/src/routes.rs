@@ -3,15 +3,18 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use r1_proto::{Ack, Api, Handshake, Health, ShutdownParams};
+use r1_proto::{
+    Ack, Api, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
+    SessionList, SessionView, ShutdownParams, StartSessionParams,
+};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,6 +38,14 @@ fn base(hub: Hub) -> Router {
         .route("/v1/ws", get(ws::upgrade))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/auth/rotate", post(rotate_token))
+        .route("/v1/sessions", post(start_session).get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session).delete(kill_session))
+        .route("/v1/sessions/{id}/messages", post(send_message))
+        .route("/v1/sessions/{id}/cancel", post(cancel_session))
+        .route("/v1/sessions/{id}/pause", post(pause_session))
+        .route("/v1/sessions/{id}/resume", post(resume_session))
+        .route("/v1/sessions/{id}/journal", get(session_journal))
+        .route("/v1/sessions/{id}/events", get(session_events))
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -162,4 +173,139 @@ async fn bus_events(
         }
     });
     sse_from(rx)
+}
+
+async fn start_session(
+    State(hub): State<Hub>,
+    JsonBody(params): JsonBody<StartSessionParams>,
+) -> Result<(StatusCode, Json<SessionView>), HttpError> {
+    Ok((StatusCode::CREATED, Json(hub.session_start(params).await?)))
+}
+
+async fn list_sessions(State(hub): State<Hub>) -> Result<Json<SessionList>, HttpError> {
+    Ok(Json(hub.session_list().await?))
+}
+
+async fn get_session(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, HttpError> {
+    Ok(Json(hub.session_get(&id).await?))
+}
+
+async fn kill_session(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, HttpError> {
+    Ok(Json(hub.session_kill(&id).await?))
+}
+
+async fn cancel_session(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, HttpError> {
+    Ok(Json(hub.session_cancel(&id).await?))
+}
+
+async fn pause_session(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, HttpError> {
+    Ok(Json(hub.session_pause(&id).await?))
+}
+
+async fn resume_session(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, HttpError> {
+    Ok(Json(hub.session_resume(&id).await?))
+}
+
+/// `POST /v1/sessions/{id}/messages`: 202 for a new message, 200 for a repeat of an
+/// earlier one with the same `client_message_id` (or `Idempotency-Key` header).
+async fn send_message(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(mut params): JsonBody<SendMessageParams>,
+) -> Result<(StatusCode, Json<SendMessageResult>), HttpError> {
+    if params.client_message_id.is_none() {
+        if let Some(k) = headers.get("idempotency-key") {
+            let k = k
+                .to_str()
+                .map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?;
+            params.client_message_id = Some(k.to_string());
+        }
+    }
+    let r = hub.session_send(&id, params).await?;
+    let status = if r.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(r)))
+}
+
+/// Parses `?name=<u64>` from a raw query string; absent is `None`.
+fn query_u64(query: &Option<String>, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(q) = query else { return Ok(None) };
+    for kv in q.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if k == name {
+            return v.parse().map(Some).map_err(|_| {
+                ApiError::validation(format!("{name} must be a non-negative integer"))
+            });
+        }
+    }
+    Ok(None)
+}
+
+async fn session_journal(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<JournalPage>, HttpError> {
+    let since = query_u64(&q, "since_seq")?.unwrap_or(1);
+    let limit = query_u64(&q, "limit")?.unwrap_or(1000);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(Json(hub.session_journal(&id, since, limit).await?))
+}
+
+/// `GET /v1/sessions/{id}/events`: SSE replay from `?since_seq=N` (inclusive) or after
+/// `Last-Event-ID`, then live. A reader whose queue fills up is dropped with a
+/// `stream.dropped` frame and resumes from the journal by reconnecting.
+async fn session_events(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    let s = hub.session(&id)?;
+    s.journal()?;
+    let since = match query_u64(&q, "since_seq")? {
+        Some(n) => n,
+        None => stream_start(&StreamQuery { since_seq: None }, &headers, 1),
+    };
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    let stop = hub.shutdown_token().clone();
+    tokio::spawn(async move {
+        let _ = crate::session_stream::follow(s, since, stop, |item| {
+            let r = item.into_record();
+            let ev = Event::default()
+                .id(r.seq.to_string())
+                .event(r.kind.as_str())
+                .data(serde_json::to_string(&r).unwrap_or_default());
+            if tx.capacity() <= 1 {
+                let _ = tx.try_send(
+                    Event::default()
+                        .event("stream.dropped")
+                        .data(r#"{"reason":"this reader fell behind and was dropped; reconnect with Last-Event-ID to resume from the journal"}"#),
+                );
+                return false;
+            }
+            tx.try_send(ev).is_ok()
+        })
+        .await;
+    });
+    Ok(sse_from(rx))
 }

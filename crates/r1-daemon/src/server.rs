@@ -103,6 +103,15 @@ fn bind_unix(state: &StateDir) -> Result<(UnixListener, PathBuf, (u64, u64)), St
 /// Runs the daemon until it is asked to stop, then cleans up. The caller holds the
 /// state directory's lock for as long as this runs.
 pub async fn serve(state: StateDir, opts: ServeOptions) -> Result<(), StartError> {
+    serve_with(state, opts, r1_journal::JournalOptions::default()).await
+}
+
+/// [`serve`] with the journals' file I/O chosen by the caller (tests inject faults).
+pub async fn serve_with(
+    state: StateDir,
+    opts: ServeOptions,
+    journal_opts: r1_journal::JournalOptions,
+) -> Result<(), StartError> {
     if !opts.bind.is_loopback() {
         return Err(StartError::NotLoopback(opts.bind.to_string()));
     }
@@ -121,7 +130,9 @@ pub async fn serve(state: StateDir, opts: ServeOptions) -> Result<(), StartError
         version: opts.version.clone(),
         started_at: now_rfc3339(),
     };
-    let hub = Hub::new(info.clone(), state.clone(), config, token);
+    let hub = Hub::new(info.clone(), state.clone(), config, token, journal_opts);
+    hub.reload_sessions().await;
+    tokio::spawn(hub.clone().index_writer());
 
     let stop = hub.shutdown_token().clone();
     let tcp_task = tokio::spawn(

@@ -86,7 +86,14 @@ fn main() {
         serde_json::from_slice(&std::fs::read(home.join("daemon.json")).unwrap()).unwrap();
     let pid = reg["pid"].as_u64().unwrap();
     let sock = reg["sock"].as_str().unwrap().to_string();
-    let port: u16 = reg["url"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = reg["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let token = std::fs::read_to_string(home.join("token")).unwrap();
 
     let n = 5000;
@@ -114,9 +121,28 @@ fn main() {
 
     println!("| measure | median | p99 | target |");
     println!("|---|---|---|---|");
-    println!("| cold `r1 ctl health` (spawn + first answer), ms | {:.1} | {:.1} | ≤ 100 |", pct(&mut cold, 0.5), pct(&mut cold, 0.99));
-    println!("| warm `r1 ctl health` (unix socket), ms | {:.2} | {:.2} | ≤ 5 |", pct(&mut warm, 0.5), pct(&mut warm, 0.99));
-    println!("| `GET /v1/handshake` over the unix socket, µs | {:.0} | {:.0} | p50 ≤ 100 |", pct(&mut unix, 0.5), pct(&mut unix, 0.99));
-    println!("| `GET /v1/handshake` over TCP with the token, µs | {:.0} | {:.0} | — |", pct(&mut tcp, 0.5), pct(&mut tcp, 0.99));
-    println!("| idle daemon RSS, MB | {:.1} | | ≤ 15 |", rss_kb as f64 / 1024.0);
+    println!(
+        "| cold `r1 ctl health` (spawn + first answer), ms | {:.1} | {:.1} | ≤ 100 |",
+        pct(&mut cold, 0.5),
+        pct(&mut cold, 0.99)
+    );
+    println!(
+        "| warm `r1 ctl health` (unix socket), ms | {:.2} | {:.2} | ≤ 5 |",
+        pct(&mut warm, 0.5),
+        pct(&mut warm, 0.99)
+    );
+    println!(
+        "| `GET /v1/handshake` over the unix socket, µs | {:.0} | {:.0} | p50 ≤ 100 |",
+        pct(&mut unix, 0.5),
+        pct(&mut unix, 0.99)
+    );
+    println!(
+        "| `GET /v1/handshake` over TCP with the token, µs | {:.0} | {:.0} | — |",
+        pct(&mut tcp, 0.5),
+        pct(&mut tcp, 0.99)
+    );
+    println!(
+        "| idle daemon RSS, MB | {:.1} | | ≤ 15 |",
+        rss_kb as f64 / 1024.0
+    );
 }

@@ -44,6 +44,9 @@ enum Verb {
     },
     /// Replace the token now: the old one is refused at once, no restart needed.
     RotateToken,
+    /// Sessions: list, get, start, send, follow, cancel, pause, resume, kill.
+    #[command(subcommand)]
+    Sessions(crate::sessions_cmd::SessionsVerb),
 }
 
 /// Runs a `ctl` verb; returns the exit code.
@@ -71,6 +74,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
     opts.spawn = !args.no_spawn;
     match args.verb {
         Verb::Shutdown { grace } => return shutdown(&opts, grace, args.json).await,
+        Verb::Sessions(verb) => return crate::sessions_cmd::run(&opts, verb, args.json).await,
         Verb::Discover => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let reg = client.registration();

@@ -1,8 +1,10 @@
 //! `r1`: the daemon (`serve`) and its command-line clients (`ctl`, …).
 
+mod chat;
 mod ctl;
 mod output;
 mod serve;
+mod sessions_cmd;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Control the daemon: discover, health, shutdown, rotate-token, sessions.
     Ctl(ctl::CtlArgs),
+    /// Chat with a session in the terminal (starts one unless --session is given).
+    Chat(chat::ChatArgs),
 }
 
 fn main() {
@@ -34,6 +38,7 @@ fn main() {
     let code = match cli.command {
         Command::Serve(args) => serve::run(&home, args),
         Command::Ctl(args) => ctl::run(&home, args),
+        Command::Chat(args) => chat::run(&home, args),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,1075 @@
+//! Sessions: the table of every session the daemon owns, their journals, their turn
+//! runners, idempotent sends, pause/resume/cancel/kill, and reload after a restart.
+//!
+//! The journal is the truth. `sessions-index.json` is a cache for people and tools,
+//! rewritten atomically (debounced) as sessions change; on start the daemon lists
+//! `sessions/*/journal.ndjson` itself, so a session created just before a crash is
+//! never lost to a stale index.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use r1_engine::{
+    ChatMessage, EchoProvider, Provider, ProviderRequest, Role, SinkError, TurnOutcome, TurnSink,
+};
+use r1_journal::{Ack, Journal, JournalError, JournalOptions, NewRecord};
+use r1_proto::{
+    ApiError, ErrorCode, EventKind, EventRecord, JournalPage, SendMessageParams, SendMessageResult,
+    SessionList, SessionState, SessionView, StartSessionParams,
+};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, watch, Notify, OnceCell};
+use tokio_util::sync::CancellationToken;
+
+use crate::fsutil::{now_rfc3339, random_hex, write_atomic};
+use crate::Hub;
+
+/// How many accepted messages may wait for their turn in one session.
+const TURN_QUEUE: usize = 1024;
+/// How often the index is rewritten at most.
+const INDEX_DEBOUNCE: Duration = Duration::from_millis(250);
+/// How many live records a session buffers for its followers; a follower further
+/// behind reads the journal file instead.
+const LIVE_BUFFER: usize = 256;
+/// How many journals are opened at once on start.
+const RELOAD_CONCURRENCY: usize = 64;
+
+/// One session.
+pub struct Session {
+    /// `ses_…`.
+    pub id: String,
+    workdir: String,
+    engine: String,
+    model: Option<String>,
+    title: Option<String>,
+    created_at: String,
+    /// `None` when the session is quarantined (its journal is corrupt or unreadable).
+    journal: Option<Journal>,
+    meta: Mutex<Meta>,
+    jobs: mpsc::Sender<Job>,
+    wake: Notify,
+    running: watch::Sender<bool>,
+    idem: Mutex<HashMap<String, Arc<OnceCell<SendMessageResult>>>>,
+    idem_loaded: OnceCell<()>,
+    /// Live records for followers, created on first subscription so an unwatched
+    /// session holds no broadcast buffer.
+    live: Mutex<Option<broadcast::Sender<EventRecord>>>,
+}
+
+struct Meta {
+    state: SessionState,
+    reattachable: bool,
+    error: Option<String>,
+    turn: Option<CancellationToken>,
+    history: Vec<ChatMessage>,
+}
+
+struct Job {
+    message_id: String,
+    text: String,
+}
+
+/// The session table, part of the hub.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+    index_dirty: Notify,
+    pub(crate) journal_opts: JournalOptions,
+}
+
+impl Sessions {
+    /// An empty table whose journals use `journal_opts`.
+    pub fn new(journal_opts: JournalOptions) -> Sessions {
+        Sessions {
+            journal_opts,
+            ..Sessions::default()
+        }
+    }
+}
+
+impl Session {
+    fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
+        // A poisoned lock means a panic elsewhere already; the data is still usable.
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver of every record appended from now on. Records may arrive out of
+    /// order when appenders race; followers detect the gap and read the file.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        match live.as_ref() {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(LIVE_BUFFER);
+                *live = Some(tx);
+                rx
+            }
+        }
+    }
+
+    fn publish(&self, r: &EventRecord) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = live.as_ref() {
+            if tx.send(r.clone()).is_err() {
+                // Nobody listens any more: free the buffer.
+                *live = None;
+            }
+        }
+    }
+
+    /// Ends every follower's live feed (they drain the file and stop).
+    fn close_live(&self) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The session's current state.
+    pub fn state(&self) -> SessionState {
+        self.meta().state
+    }
+
+    /// The journal, or the quarantine error.
+    pub fn journal(&self) -> Result<&Journal, ApiError> {
+        self.journal.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::CrashRecovery,
+                format!(
+                    "session {} is quarantined: {}",
+                    self.id,
+                    self.meta().error.clone().unwrap_or_default()
+                ),
+            )
+        })
+    }
+
+    /// The session as clients see it.
+    pub fn view(&self) -> SessionView {
+        let m = self.meta();
+        SessionView {
+            id: self.id.clone(),
+            workdir: self.workdir.clone(),
+            engine: self.engine.clone(),
+            model: self.model.clone(),
+            title: self.title.clone(),
+            state: m.state,
+            reattachable: m.reattachable,
+            created_at: self.created_at.clone(),
+            last_seq: self.journal.as_ref().map_or(0, Journal::last_seq),
+            pending_approvals: Vec::new(),
+            error: m.error.clone(),
+        }
+    }
+}
+
+/// Maps a journal failure to the wire: a full disk is 507, a failed journal 503.
+pub fn journal_error(e: &JournalError) -> ApiError {
+    match e {
+        JournalError::NoSpace { .. } => ApiError::new(
+            ErrorCode::CrashRecovery,
+            "the disk is full: nothing was recorded; free some space and send again",
+        )
+        .with_status(507),
+        JournalError::Failed { .. } => ApiError::new(
+            ErrorCode::CrashRecovery,
+            "the session's journal failed to sync to disk; the session is read-only (state error)",
+        ),
+        JournalError::Corrupt { line, .. } => ApiError::new(
+            ErrorCode::CrashRecovery,
+            format!("the session's journal is corrupt at line {line}; the session is quarantined"),
+        ),
+        JournalError::Closed => ApiError::conflict("the session has ended"),
+        JournalError::Io { what, .. } => {
+            tracing::error!("journal i/o failed: {e}");
+            ApiError::internal(format!("journal i/o failed while {what}"))
+        }
+    }
+}
+
+fn state_data(state: SessionState) -> Value {
+    json!({"state": state.as_str()})
+}
+
+impl Hub {
+    fn sessions(&self) -> &Sessions {
+        self.sessions_table()
+    }
+
+    /// The session `id`, or `not_found`.
+    pub fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
+        let map = self
+            .sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("session {id} not found")))
+    }
+
+    /// How many sessions are loaded and not ended.
+    pub fn live_sessions(&self) -> u64 {
+        let map = self
+            .sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .filter(|s| s.state() != SessionState::Ended)
+            .count() as u64
+    }
+
+    fn all_sessions(&self) -> Vec<Arc<Session>> {
+        let map = self
+            .sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Appends one record to a session's journal. A failed journal turns the session
+    /// to `error`.
+    async fn record(
+        &self,
+        s: &Session,
+        kind: EventKind,
+        lane: &str,
+        data: Value,
+        durable: bool,
+    ) -> Result<EventRecord, ApiError> {
+        let journal = s.journal()?;
+        let ack = if durable { Ack::Durable } else { Ack::Appended };
+        match journal.append(NewRecord::new(kind, lane, data), ack).await {
+            Ok(r) => {
+                s.publish(&r);
+                Ok(r)
+            }
+            Err(e) => {
+                if let JournalError::Failed { reason } = &e {
+                    let mut m = s.meta();
+                    if m.state != SessionState::Error {
+                        tracing::error!(session = %s.id, "journal failed: {reason}");
+                        m.state = SessionState::Error;
+                        m.error = Some("the journal failed to sync to disk".into());
+                        if let Some(t) = m.turn.take() {
+                            t.cancel();
+                        }
+                    }
+                    drop(m);
+                    self.mark_index_dirty();
+                }
+                Err(journal_error(&e))
+            }
+        }
+    }
+
+    /// Sets the state and journals a `session.state` record for it.
+    async fn set_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
+        s.meta().state = state;
+        self.record(s, EventKind::SessionState, "main", state_data(state), false)
+            .await?;
+        self.bus().publish(
+            "session.state",
+            json!({"session_id": s.id, "state": state.as_str()}),
+        );
+        self.mark_index_dirty();
+        Ok(())
+    }
+
+    fn provider(&self, engine: &str) -> Result<Arc<dyn Provider>, ApiError> {
+        match engine {
+            "echo" => Ok(Arc::new(EchoProvider)),
+            other => Err(ApiError::validation(format!(
+                "unknown engine {other:?}; available engines: echo"
+            ))),
+        }
+    }
+
+    fn validate_workdir(&self, workdir: &str) -> Result<PathBuf, ApiError> {
+        let p = Path::new(workdir);
+        if !p.is_absolute() {
+            return Err(ApiError::validation(format!(
+                "workdir must be an absolute path, got {workdir:?}"
+            )));
+        }
+        let canon = std::fs::canonicalize(p)
+            .map_err(|_| ApiError::validation(format!("workdir {workdir} does not exist")))?;
+        if !canon.is_dir() {
+            return Err(ApiError::validation(format!(
+                "workdir {workdir} is not a directory"
+            )));
+        }
+        let home = std::fs::canonicalize(self.state().root())
+            .unwrap_or_else(|_| self.state().root().to_path_buf());
+        if canon.starts_with(&home) {
+            return Err(ApiError::validation(format!(
+                "workdir {workdir} is inside the daemon's state directory; choose a project directory"
+            )));
+        }
+        Ok(canon)
+    }
+
+    /// `session.start`.
+    pub async fn start_session(&self, params: StartSessionParams) -> Result<SessionView, ApiError> {
+        let workdir = self.validate_workdir(&params.workdir)?;
+        let engine = params
+            .engine
+            .clone()
+            .or_else(|| self.config().default_engine.clone())
+            .unwrap_or_else(|| "echo".into());
+        self.provider(&engine)?;
+        if params.title.as_ref().is_some_and(|t| t.len() > 500) {
+            return Err(ApiError::validation("title is longer than 500 bytes"));
+        }
+        let id = format!(
+            "ses_{}",
+            random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
+        );
+        let dir = self.state().path("sessions").join(&id);
+        std::fs::create_dir(&dir).map_err(|e| {
+            tracing::error!("cannot create {}: {e}", dir.display());
+            ApiError::internal("could not create the session directory")
+        })?;
+        let journal = Journal::create(
+            &dir.join("journal.ndjson"),
+            self.sessions().journal_opts.clone(),
+        )
+        .await
+        .map_err(|e| journal_error(&e))?;
+        let created_at = now_rfc3339();
+        let workdir = workdir.display().to_string();
+        let session = self.insert_session(
+            id.clone(),
+            workdir.clone(),
+            engine.clone(),
+            params.model.clone(),
+            params.title.clone(),
+            created_at.clone(),
+            Some(journal),
+            SessionState::Idle,
+            false,
+            None,
+        );
+        let data = json!({
+            "id": id, "workdir": workdir, "engine": engine, "model": params.model,
+            "title": params.title, "created_at": created_at,
+        });
+        if let Err(e) = self
+            .record(&session, EventKind::SessionCreated, "main", data, true)
+            .await
+        {
+            self.sessions()
+                .map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.bus().publish(
+            "session.created",
+            json!({"session_id": id, "workdir": workdir, "engine": engine}),
+        );
+        self.mark_index_dirty();
+        Ok(session.view())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_session(
+        &self,
+        id: String,
+        workdir: String,
+        engine: String,
+        model: Option<String>,
+        title: Option<String>,
+        created_at: String,
+        journal: Option<Journal>,
+        state: SessionState,
+        reattachable: bool,
+        error: Option<String>,
+    ) -> Arc<Session> {
+        let (jobs, rx) = mpsc::channel(TURN_QUEUE);
+        let (running, _) = watch::channel(false);
+        let runs = journal.is_some() && state != SessionState::Ended;
+        let s = Arc::new(Session {
+            id: id.clone(),
+            workdir,
+            engine,
+            model,
+            title,
+            created_at,
+            journal,
+            meta: Mutex::new(Meta {
+                state,
+                reattachable,
+                error,
+                turn: None,
+                history: Vec::new(),
+            }),
+            jobs,
+            wake: Notify::new(),
+            running,
+            idem: Mutex::new(HashMap::new()),
+            idem_loaded: OnceCell::new(),
+            live: Mutex::new(None),
+        });
+        self.sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, s.clone());
+        if runs {
+            tokio::spawn(run_turns(self.clone(), s.clone(), rx));
+        }
+        s
+    }
+
+    /// `session.send`.
+    pub async fn send_message(
+        &self,
+        id: &str,
+        params: SendMessageParams,
+    ) -> Result<SendMessageResult, ApiError> {
+        let s = self.session(id)?;
+        if params.text.trim().is_empty() {
+            return Err(ApiError::validation("text must not be empty"));
+        }
+        check_accepts(&s)?;
+        let Some(key) = params.client_message_id.clone() else {
+            return self.append_user_message(&s, params).await;
+        };
+        if key.is_empty() || key.len() > 200 {
+            return Err(ApiError::validation(
+                "client_message_id must be 1 to 200 bytes",
+            ));
+        }
+        self.load_idempotency(&s).await?;
+        let cell = {
+            let mut idem = s.idem.lock().unwrap_or_else(|p| p.into_inner());
+            idem.entry(key.clone()).or_default().clone()
+        };
+        let mut first = false;
+        let result = cell
+            .get_or_try_init(|| {
+                first = true;
+                self.append_user_message(&s, params)
+            })
+            .await;
+        match result {
+            Ok(r) if first => Ok(r.clone()),
+            Ok(r) => Ok(SendMessageResult {
+                duplicate: true,
+                ..r.clone()
+            }),
+            Err(e) => {
+                // Nothing was recorded: forget the key so a retry can succeed.
+                let mut idem = s.idem.lock().unwrap_or_else(|p| p.into_inner());
+                if idem.get(&key).is_some_and(|c| c.get().is_none()) {
+                    idem.remove(&key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Rebuilds the idempotency keys of a reloaded session from its journal, once.
+    async fn load_idempotency(&self, s: &Arc<Session>) -> Result<(), ApiError> {
+        s.idem_loaded
+            .get_or_try_init(|| async {
+                let journal = s.journal()?;
+                let mut since = 1;
+                loop {
+                    let page = journal
+                        .read_from(since, 4096)
+                        .await
+                        .map_err(|e| journal_error(&e))?;
+                    let Some(last) = page.last() else { break };
+                    since = last.seq + 1;
+                    let mut idem = s.idem.lock().unwrap_or_else(|p| p.into_inner());
+                    for r in &page {
+                        if r.kind != EventKind::SessionMessage || r.data["role"] != "user" {
+                            continue;
+                        }
+                        if let (Some(key), Some(mid)) = (
+                            r.data["client_message_id"].as_str(),
+                            r.data["message_id"].as_str(),
+                        ) {
+                            let done = SendMessageResult {
+                                message_id: mid.to_string(),
+                                seq: r.seq,
+                                duplicate: false,
+                            };
+                            idem.entry(key.to_string())
+                                .or_insert_with(|| Arc::new(OnceCell::new_with(Some(done))));
+                        }
+                    }
+                }
+                Ok::<(), ApiError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn append_user_message(
+        &self,
+        s: &Arc<Session>,
+        params: SendMessageParams,
+    ) -> Result<SendMessageResult, ApiError> {
+        let message_id = format!(
+            "msg_{}",
+            random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
+        );
+        let data = json!({
+            "role": "user",
+            "text": params.text,
+            "message_id": message_id,
+            "client_message_id": params.client_message_id,
+        });
+        let rec = self
+            .record(s, EventKind::SessionMessage, "main", data, true)
+            .await?;
+        let job = Job {
+            message_id: message_id.clone(),
+            text: params.text,
+        };
+        if s.jobs.try_send(job).is_err() {
+            // Recorded but not queued: the turn never runs, and the journal says why.
+            let _ = self
+                .record(s, EventKind::SessionError, "main", json!({"message": "too many queued messages; this one was recorded but will not be answered", "message_id": message_id}), true)
+                .await;
+        }
+        Ok(SendMessageResult {
+            message_id,
+            seq: rec.seq,
+            duplicate: false,
+        })
+    }
+
+    /// Cancels the running turn, if any, and waits until it has stopped.
+    async fn stop_turn(&self, s: &Session) {
+        let token = s.meta().turn.clone();
+        if let Some(t) = token {
+            t.cancel();
+        }
+        let mut rx = s.running.subscribe();
+        let _ = rx.wait_for(|running| !running).await;
+    }
+
+    /// `session.cancel`.
+    pub async fn cancel_session(&self, id: &str) -> Result<SessionView, ApiError> {
+        let s = self.session(id)?;
+        self.stop_turn(&s).await;
+        Ok(s.view())
+    }
+
+    /// `session.pause`: stops the running turn and holds queued messages.
+    pub async fn pause_session(&self, id: &str, reason: &str) -> Result<SessionView, ApiError> {
+        let s = self.session(id)?;
+        {
+            let mut m = s.meta();
+            match m.state {
+                SessionState::Paused => return Ok(drop(m)).map(|_| s.view()),
+                SessionState::Ended => {
+                    return Err(ApiError::conflict(format!("session {id} has ended")))
+                }
+                SessionState::Error => {
+                    return Err(ApiError::new(
+                        ErrorCode::CrashRecovery,
+                        format!(
+                            "session {id} is in error: {}",
+                            m.error.clone().unwrap_or_default()
+                        ),
+                    ))
+                }
+                _ => m.state = SessionState::Paused,
+            }
+        }
+        self.stop_turn(&s).await;
+        self.record(
+            &s,
+            EventKind::SessionPaused,
+            "main",
+            json!({"reason": reason}),
+            true,
+        )
+        .await?;
+        self.record(
+            &s,
+            EventKind::SessionState,
+            "main",
+            state_data(SessionState::Paused),
+            false,
+        )
+        .await?;
+        self.bus().publish(
+            "session.state",
+            json!({"session_id": s.id, "state": "paused"}),
+        );
+        self.mark_index_dirty();
+        Ok(s.view())
+    }
+
+    /// `session.resume`.
+    pub async fn resume_session(&self, id: &str) -> Result<SessionView, ApiError> {
+        let s = self.session(id)?;
+        {
+            let mut m = s.meta();
+            match m.state {
+                SessionState::Paused => {
+                    m.state = SessionState::Idle;
+                    m.reattachable = false;
+                }
+                SessionState::Ended => {
+                    return Err(ApiError::conflict(format!("session {id} has ended")))
+                }
+                SessionState::Error => {
+                    return Err(ApiError::new(
+                        ErrorCode::CrashRecovery,
+                        format!(
+                            "session {id} is in error: {}",
+                            m.error.clone().unwrap_or_default()
+                        ),
+                    ))
+                }
+                _ => return Ok(drop(m)).map(|_| s.view()),
+            }
+        }
+        self.record(&s, EventKind::SessionResumed, "main", json!({}), true)
+            .await?;
+        self.record(
+            &s,
+            EventKind::SessionState,
+            "main",
+            state_data(SessionState::Idle),
+            false,
+        )
+        .await?;
+        self.bus().publish(
+            "session.state",
+            json!({"session_id": s.id, "state": "idle"}),
+        );
+        s.wake.notify_waiters();
+        self.mark_index_dirty();
+        Ok(s.view())
+    }
+
+    /// `session.kill`: ends the session (idempotent).
+    pub async fn kill_session(&self, id: &str) -> Result<SessionView, ApiError> {
+        let s = self.session(id)?;
+        let was = {
+            let mut m = s.meta();
+            let was = m.state;
+            if was != SessionState::Ended {
+                m.state = SessionState::Ended;
+            }
+            was
+        };
+        if was == SessionState::Ended {
+            return Ok(s.view());
+        }
+        self.stop_turn(&s).await;
+        s.wake.notify_waiters();
+        if s.journal.is_some() && was != SessionState::Error {
+            self.record(&s, EventKind::SessionEnded, "main", json!({}), true)
+                .await?;
+            if let Ok(j) = s.journal() {
+                let _ = j.close().await;
+            }
+        }
+        s.close_live();
+        self.bus()
+            .publish("session.ended", json!({"session_id": s.id}));
+        self.mark_index_dirty();
+        Ok(s.view())
+    }
+
+    /// `session.list`.
+    pub fn list_sessions(&self) -> SessionList {
+        SessionList {
+            sessions: self.all_sessions().iter().map(|s| s.view()).collect(),
+        }
+    }
+
+    /// `session.journal`.
+    pub async fn journal_page(
+        &self,
+        id: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<JournalPage, ApiError> {
+        let s = self.session(id)?;
+        let limit = limit.clamp(1, 10_000);
+        let records = s
+            .journal()?
+            .read_from(since.max(1), limit)
+            .await
+            .map_err(|e| journal_error(&e))?;
+        let next_seq = records.last().map_or(since.max(1), |r| r.seq + 1);
+        Ok(JournalPage { records, next_seq })
+    }
+
+    fn mark_index_dirty(&self) {
+        self.sessions().index_dirty.notify_one();
+    }
+
+    /// Rewrites `sessions-index.json` now.
+    pub fn write_index(&self) {
+        let mut index = serde_json::Map::new();
+        for s in self.all_sessions() {
+            let v = s.view();
+            index.insert(
+                v.id.clone(),
+                json!({"workdir": v.workdir, "engine": v.engine, "created_at": v.created_at,
+                       "state": v.state.as_str(), "last_seq": v.last_seq}),
+            );
+        }
+        let bytes = serde_json::to_vec_pretty(&Value::Object(index)).unwrap_or_default();
+        if let Err(e) = write_atomic(&self.state().path("sessions-index.json"), &bytes) {
+            tracing::warn!("cannot write sessions-index.json: {e}");
+        }
+    }
+
+    /// Rewrites the index whenever it is marked dirty, at most every 250 ms.
+    pub async fn index_writer(self) {
+        let stop = self.shutdown_token().clone();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.sessions().index_dirty.notified() => {}
+            }
+            tokio::time::sleep(INDEX_DEBOUNCE).await;
+            let hub = self.clone();
+            let _ = tokio::task::spawn_blocking(move || hub.write_index()).await;
+        }
+    }
+
+    /// Graceful shutdown: every live session is paused (`session.paused`, durable) and
+    /// its journal closed, then the index is written.
+    pub async fn pause_all_for_shutdown(&self) {
+        let live: Vec<_> = self
+            .all_sessions()
+            .into_iter()
+            .filter(|s| {
+                s.journal.is_some()
+                    && !matches!(s.state(), SessionState::Ended | SessionState::Error)
+            })
+            .collect();
+        let hub = self.clone();
+        futures_util::stream::iter(live)
+            .for_each_concurrent(RELOAD_CONCURRENCY, |s| {
+                let hub = hub.clone();
+                async move {
+                    if s.state() != SessionState::Paused {
+                        if let Err(e) = hub.pause_session(&s.id, "daemon shutdown").await {
+                            tracing::warn!(session = %s.id, "could not pause for shutdown: {e}");
+                        }
+                    }
+                    if let Ok(j) = s.journal() {
+                        let _ = j.close().await;
+                    }
+                }
+            })
+            .await;
+        self.write_index();
+    }
+
+    /// Reloads every session found under `sessions/`: ended ones stay ended; live ones
+    /// come back `paused` and reattachable, a turn that was running is closed as an
+    /// error (never re-run), and each gets a `daemon.reloaded` record.
+    pub async fn reload_sessions(&self) {
+        let dir = self.state().path("sessions");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().join("journal.ndjson").exists())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with("ses_"))
+            .collect();
+        let count = ids.len();
+        let hub = self.clone();
+        futures_util::stream::iter(ids)
+            .for_each_concurrent(RELOAD_CONCURRENCY, |id| {
+                let hub = hub.clone();
+                async move { hub.reload_one(id).await }
+            })
+            .await;
+        if count > 0 {
+            self.bus().publish(
+                "daemon.reloaded",
+                json!({"daemon_id": self.info().id, "sessions": count}),
+            );
+            self.write_index();
+        }
+        tracing::info!(sessions = count, "sessions reloaded");
+    }
+
+    async fn reload_one(&self, id: String) {
+        let path = self
+            .state()
+            .path("sessions")
+            .join(&id)
+            .join("journal.ndjson");
+        let opened = Journal::open(&path, self.sessions().journal_opts.clone()).await;
+        let (journal, report) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(session = %id, "quarantined: {e}");
+                let meta = read_first_record(&path)
+                    .map(|r| r.data)
+                    .unwrap_or(Value::Null);
+                self.insert_from_meta(
+                    &id,
+                    &meta,
+                    None,
+                    SessionState::Error,
+                    false,
+                    Some(format!("quarantined: {}", journal_error(&e).message)),
+                );
+                return;
+            }
+        };
+        if let Some(r) = &report.repaired {
+            tracing::warn!(session = %id, truncated = r.truncated_bytes, copy = %r.broken_copy.display(), "torn journal tail repaired");
+        }
+        let meta = match journal.read_from(1, 1).await {
+            Ok(v)
+                if v.first()
+                    .is_some_and(|r| r.kind == EventKind::SessionCreated) =>
+            {
+                v[0].data.clone()
+            }
+            _ => {
+                self.insert_from_meta(
+                    &id,
+                    &Value::Null,
+                    None,
+                    SessionState::Error,
+                    false,
+                    Some("quarantined: the journal does not start with session.created".into()),
+                );
+                return;
+            }
+        };
+        let last = report.last_record.as_ref();
+        if last.is_some_and(|r| r.kind == EventKind::SessionEnded) {
+            let _ = journal.close().await;
+            self.insert_from_meta(&id, &meta, Some(journal), SessionState::Ended, false, None);
+            return;
+        }
+        let s = self.insert_from_meta(&id, &meta, Some(journal), SessionState::Paused, true, None);
+        let in_flight = last.is_some_and(|r| match r.kind {
+            EventKind::SessionDelta | EventKind::ToolStarted | EventKind::LaneDelta => true,
+            EventKind::SessionState => r.data["state"] == "busy",
+            EventKind::SessionMessage => r.data["role"] == "user",
+            _ => false,
+        });
+        if in_flight {
+            let _ = self
+                .record(
+                    &s,
+                    EventKind::SessionError,
+                    "main",
+                    json!({"message": "interrupted by daemon restart", "interrupted": true}),
+                    true,
+                )
+                .await;
+        }
+        if !last.is_some_and(|r| r.kind == EventKind::SessionPaused) {
+            let _ = self
+                .record(
+                    &s,
+                    EventKind::SessionPaused,
+                    "main",
+                    json!({"reason": "daemon restart"}),
+                    true,
+                )
+                .await;
+        }
+        let _ = self
+            .record(
+                &s,
+                EventKind::DaemonReloaded,
+                "main",
+                json!({"daemon_id": self.info().id}),
+                false,
+            )
+            .await;
+    }
+
+    fn insert_from_meta(
+        &self,
+        id: &str,
+        meta: &Value,
+        journal: Option<Journal>,
+        state: SessionState,
+        reattachable: bool,
+        error: Option<String>,
+    ) -> Arc<Session> {
+        let s = |k: &str| meta[k].as_str().map(str::to_string);
+        self.insert_session(
+            id.to_string(),
+            s("workdir").unwrap_or_default(),
+            s("engine").unwrap_or_else(|| "echo".into()),
+            s("model"),
+            s("title"),
+            s("created_at").unwrap_or_default(),
+            journal,
+            state,
+            reattachable,
+            error,
+        )
+    }
+}
+
+/// Refuses a send to a session that cannot take one.
+fn check_accepts(s: &Session) -> Result<(), ApiError> {
+    let m = s.meta();
+    match m.state {
+        SessionState::Ended => Err(ApiError::conflict(format!("session {} has ended", s.id))),
+        SessionState::Paused => Err(ApiError::conflict(format!(
+            "session {} is paused; resume it first",
+            s.id
+        ))),
+        SessionState::Error => Err(ApiError::new(
+            ErrorCode::CrashRecovery,
+            format!(
+                "session {} is in error: {}",
+                s.id,
+                m.error.clone().unwrap_or_default()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The first record of a journal file, read without the journal machinery (for the
+/// metadata of a quarantined session).
+fn read_first_record(path: &Path) -> Option<EventRecord> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(f)
+        .take(1 << 20)
+        .read_line(&mut line)
+        .ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+use std::io::Read as _;
+
+/// The turn runner of one session: takes accepted messages in order and runs a turn
+/// for each, waiting while the session is paused.
+async fn run_turns(hub: Hub, s: Arc<Session>, mut jobs: mpsc::Receiver<Job>) {
+    let provider = match hub.provider(&s.engine) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(session = %s.id, "no provider: {e}");
+            return;
+        }
+    };
+    while let Some(job) = jobs.recv().await {
+        loop {
+            let woken = s.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match s.state() {
+                SessionState::Paused => woken.await,
+                _ => break,
+            }
+        }
+        if matches!(s.state(), SessionState::Ended | SessionState::Error) {
+            return;
+        }
+        run_one(&hub, &s, provider.as_ref(), job).await;
+    }
+}
+
+async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job) {
+    let cancel = CancellationToken::new();
+    let history = {
+        let mut m = s.meta();
+        m.turn = Some(cancel.clone());
+        m.history.push(ChatMessage {
+            role: Role::User,
+            text: job.text.clone(),
+        });
+        m.history.clone()
+    };
+    s.running.send_replace(true);
+    if hub.set_state(s, SessionState::Busy).await.is_err() {
+        s.meta().turn = None;
+        s.running.send_replace(false);
+        return;
+    }
+    let req = ProviderRequest {
+        model: s.model.clone(),
+        messages: history,
+    };
+    let sink = SessionSink { hub, session: s };
+    let outcome = r1_engine::run_turn(provider, req, &sink, &job.message_id, &cancel).await;
+    match outcome {
+        TurnOutcome::Completed { text } => s.meta().history.push(ChatMessage {
+            role: Role::Assistant,
+            text,
+        }),
+        TurnOutcome::Cancelled => {
+            let _ = hub
+                .record(
+                    s,
+                    EventKind::SessionCancelled,
+                    "main",
+                    json!({"message_id": job.message_id}),
+                    true,
+                )
+                .await;
+        }
+        TurnOutcome::Failed(message) => {
+            let _ = hub
+                .record(
+                    s,
+                    EventKind::SessionError,
+                    "main",
+                    json!({"message": message, "message_id": job.message_id}),
+                    true,
+                )
+                .await;
+        }
+    }
+    let back_to_idle = {
+        let mut m = s.meta();
+        m.turn = None;
+        m.state == SessionState::Busy
+    };
+    if back_to_idle {
+        let _ = hub.set_state(s, SessionState::Idle).await;
+    }
+    s.running.send_replace(false);
+}
+
+struct SessionSink<'a> {
+    hub: &'a Hub,
+    session: &'a Arc<Session>,
+}
+
+#[async_trait::async_trait]
+impl TurnSink for SessionSink<'_> {
+    async fn emit(
+        &self,
+        kind: EventKind,
+        lane: &str,
+        data: Value,
+        durable: bool,
+    ) -> Result<u64, SinkError> {
+        self.hub
+            .record(self.session, kind, lane, data, durable)
+            .await
+            .map(|r| r.seq)
+            .map_err(|e| SinkError(e.message))
+    }
+}

@@ -1,0 +1,150 @@
+//! `r1 chat`: a line-mode chat with a session in the terminal.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use http::Method;
+use r1_client::{ClientError, ConnectOptions, SseReader};
+use r1_proto::{
+    EventKind, EventRecord, SendMessageParams, SendMessageResult, SessionView, StartSessionParams,
+};
+use tokio::sync::mpsc;
+
+/// Chat with a session in the terminal: each line you type is sent as a message and
+/// the answer streams back as it is written. Starts a session in `--workdir` (default:
+/// the current directory) unless `--session` names one to attach to. Ctrl-D (end of
+/// input) waits for the last answer and leaves; the session keeps running in the daemon.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The directory a new session works in.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Attach to this session instead of starting one.
+    #[arg(long)]
+    session: Option<String>,
+    /// The engine of a new session.
+    #[arg(long)]
+    engine: Option<String>,
+}
+
+/// Runs the chat; returns the exit code.
+pub fn run(home: &Path, args: ChatArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("r1: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(chat(home, args)) {
+        Ok(()) => 0,
+        Err(e) => crate::output::fail(&e, false),
+    }
+}
+
+async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
+    let opts = ConnectOptions::new(home);
+    let client = r1_client::connect_or_spawn(&opts).await?;
+    let session: SessionView = match &args.session {
+        Some(id) => {
+            client
+                .call(Method::GET, &format!("/v1/sessions/{id}"), None::<&()>)
+                .await?
+        }
+        None => {
+            let workdir = match &args.workdir {
+                Some(w) => std::path::absolute(w).unwrap_or_else(|_| w.clone()),
+                None => std::env::current_dir()
+                    .map_err(|e| ClientError::Protocol(format!("no current directory: {e}")))?,
+            };
+            let params = StartSessionParams {
+                workdir: workdir.display().to_string(),
+                engine: args.engine.clone(),
+                model: None,
+                title: Some("r1 chat".into()),
+            };
+            client
+                .call(Method::POST, "/v1/sessions", Some(&params))
+                .await?
+        }
+    };
+    eprintln!(
+        "r1 chat: session {} ({}, {}) — type a message, Ctrl-D to leave",
+        session.id, session.engine, session.workdir
+    );
+    // Lines from stdin, read on a thread of their own.
+    let (lines_tx, mut lines) = mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let since = session.last_seq + 1;
+    let body = client
+        .stream(
+            &format!("/v1/sessions/{}/events?since_seq={since}", session.id),
+            &[],
+        )
+        .await?;
+    let mut events = SseReader::new(body);
+    let mut pending: Vec<String> = Vec::new();
+    let mut input_open = true;
+    loop {
+        if !input_open && pending.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            line = lines.recv(), if input_open => match line {
+                None => input_open = false,
+                Some(l) if l.trim().is_empty() => {}
+                Some(l) if l.trim() == "/quit" => input_open = false,
+                Some(text) => {
+                    let r: SendMessageResult = client
+                        .call(Method::POST, &format!("/v1/sessions/{}/messages", session.id), Some(&SendMessageParams { text, client_message_id: None }))
+                        .await?;
+                    pending.push(r.message_id);
+                }
+            },
+            frame = events.next() => {
+                let Some(frame) = frame else {
+                    return Err(ClientError::Unreachable("the daemon closed the event stream".into()));
+                };
+                let frame = frame?;
+                let Ok(r) = serde_json::from_str::<EventRecord>(&frame.data) else { continue };
+                let mut out = std::io::stdout().lock();
+                let reply_to = r.data["reply_to"].as_str().or(r.data["message_id"].as_str()).map(str::to_string);
+                match r.kind {
+                    EventKind::SessionDelta => {
+                        let _ = write!(out, "{}", r.data["text"].as_str().unwrap_or_default());
+                        let _ = out.flush();
+                    }
+                    EventKind::SessionMessage if r.data["role"] == "assistant" => {
+                        let _ = writeln!(out);
+                        pending.retain(|m| Some(m) != reply_to.as_ref());
+                    }
+                    EventKind::SessionCancelled => {
+                        let _ = writeln!(out, "\n(cancelled)");
+                        pending.retain(|m| Some(m) != reply_to.as_ref());
+                    }
+                    EventKind::SessionError => {
+                        let _ = writeln!(out, "\n(error: {})", r.data["message"].as_str().unwrap_or("unknown"));
+                        pending.retain(|m| Some(m) != reply_to.as_ref());
+                    }
+                    EventKind::SessionEnded => {
+                        let _ = writeln!(out, "(the session ended)");
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! `r1 ctl sessions …`: start, list, inspect, drive and follow sessions.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use http::Method;
+use r1_client::{Client, ClientError, ConnectOptions, SseReader};
+use r1_proto::{
+    EventKind, EventRecord, SendMessageParams, SendMessageResult, SessionList, SessionView,
+    StartSessionParams,
+};
+
+use crate::output;
+
+/// A session verb.
+#[derive(Debug, Subcommand)]
+pub enum SessionsVerb {
+    /// List every session.
+    List,
+    /// Show one session.
+    Get {
+        /// The session id (`ses_…`).
+        id: String,
+    },
+    /// Start a session in a working directory.
+    Start {
+        /// The directory the agent works in (default: the current directory).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// The engine (default: the daemon's default, `echo` when nothing is configured).
+        #[arg(long)]
+        engine: Option<String>,
+        /// The model, for engines that have several.
+        #[arg(long)]
+        model: Option<String>,
+        /// A title for people.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Send a message; with `--wait`, wait for the answer and print it.
+    Send {
+        /// The session id.
+        id: String,
+        /// The message text.
+        text: String,
+        /// An idempotency key: sending again with it returns the original ids.
+        #[arg(long)]
+        client_message_id: Option<String>,
+        /// Wait for the turn to finish and print the answer.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stream a session's events as they happen; survives daemon restarts.
+    Follow {
+        /// The session id.
+        id: String,
+        /// Start from this seq (default: the beginning).
+        #[arg(long, default_value_t = 1)]
+        since_seq: u64,
+        /// Stop after the first record of this kind (e.g. `session.message`).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Cancel the turn in progress.
+    Cancel {
+        /// The session id.
+        id: String,
+    },
+    /// Pause the session (the running turn is cancelled; new messages are refused).
+    Pause {
+        /// The session id.
+        id: String,
+    },
+    /// Resume a paused session.
+    Resume {
+        /// The session id.
+        id: String,
+    },
+    /// End the session (idempotent).
+    Kill {
+        /// The session id.
+        id: String,
+    },
+}
+
+fn show(v: &SessionView, json: bool) {
+    if json {
+        output::json(v);
+    } else {
+        output::line(&format!(
+            "{}  {:<19}  {:<6}  seq {:<6}  {}{}",
+            v.id,
+            v.state.as_str(),
+            v.engine,
+            v.last_seq,
+            v.workdir,
+            if v.reattachable {
+                "  (reattachable)"
+            } else {
+                ""
+            }
+        ));
+    }
+}
+
+/// Runs a sessions verb.
+pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Result<(), ClientError> {
+    let client = r1_client::connect_or_spawn(opts).await?;
+    let none = None::<&()>;
+    let client = &client;
+    let post = |path: String| async move {
+        client
+            .call::<SessionView>(Method::POST, &path, Some(&serde_json::json!({})))
+            .await
+    };
+    match verb {
+        SessionsVerb::List => {
+            let l: SessionList = client.call(Method::GET, "/v1/sessions", none).await?;
+            if json {
+                output::json(&l);
+            } else if l.sessions.is_empty() {
+                output::line("no sessions");
+            } else {
+                for s in &l.sessions {
+                    show(s, false);
+                }
+            }
+        }
+        SessionsVerb::Get { id } => {
+            let v: SessionView = client
+                .call(Method::GET, &format!("/v1/sessions/{id}"), none)
+                .await?;
+            show(&v, json);
+        }
+        SessionsVerb::Start {
+            workdir,
+            engine,
+            model,
+            title,
+        } => {
+            let workdir = match workdir {
+                Some(w) => std::path::absolute(&w).unwrap_or(w),
+                None => std::env::current_dir()
+                    .map_err(|e| ClientError::Protocol(format!("no current directory: {e}")))?,
+            };
+            let params = StartSessionParams {
+                workdir: workdir.display().to_string(),
+                engine,
+                model,
+                title,
+            };
+            let v: SessionView = client
+                .call(Method::POST, "/v1/sessions", Some(&params))
+                .await?;
+            show(&v, json);
+        }
+        SessionsVerb::Send {
+            id,
+            text,
+            client_message_id,
+            wait,
+        } => {
+            let params = SendMessageParams {
+                text,
+                client_message_id,
+            };
+            let r: SendMessageResult = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/messages"),
+                    Some(&params),
+                )
+                .await?;
+            if wait {
+                let answer = wait_for_reply(&client, &id, &r.message_id, r.seq).await?;
+                if json {
+                    output::json(
+                        &serde_json::json!({"message_id": r.message_id, "seq": r.seq, "duplicate": r.duplicate, "reply": answer}),
+                    );
+                } else {
+                    output::line(&answer);
+                }
+            } else if json {
+                output::json(&r);
+            } else {
+                output::line(&format!(
+                    "{} seq {}{}",
+                    r.message_id,
+                    r.seq,
+                    if r.duplicate { " (duplicate)" } else { "" }
+                ));
+            }
+        }
+        SessionsVerb::Follow {
+            id,
+            since_seq,
+            until,
+        } => {
+            follow(opts, Some(client), &id, since_seq, until.as_deref(), json).await?;
+        }
+        SessionsVerb::Cancel { id } => {
+            show(&post(format!("/v1/sessions/{id}/cancel")).await?, json)
+        }
+        SessionsVerb::Pause { id } => show(&post(format!("/v1/sessions/{id}/pause")).await?, json),
+        SessionsVerb::Resume { id } => {
+            show(&post(format!("/v1/sessions/{id}/resume")).await?, json)
+        }
+        SessionsVerb::Kill { id } => {
+            let v: SessionView = client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/sessions/{id}"),
+                    Some(&serde_json::json!({})),
+                )
+                .await?;
+            show(&v, json);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the session's stream from `since` until the turn answering `message_id`
+/// ends; returns the assistant text (or the error / cancellation as text).
+pub async fn wait_for_reply(
+    client: &Client,
+    id: &str,
+    message_id: &str,
+    since: u64,
+) -> Result<String, ClientError> {
+    let body = client
+        .stream(&format!("/v1/sessions/{id}/events?since_seq={since}"), &[])
+        .await?;
+    let mut reader = SseReader::new(body);
+    while let Some(frame) = reader.next().await {
+        let frame = frame?;
+        let Ok(r) = serde_json::from_str::<EventRecord>(&frame.data) else {
+            continue;
+        };
+        let about = r.data["reply_to"] == message_id || r.data["message_id"] == message_id;
+        match r.kind {
+            EventKind::SessionMessage if r.data["role"] == "assistant" && about => {
+                return Ok(r.data["text"].as_str().unwrap_or_default().to_string())
+            }
+            EventKind::SessionCancelled if about => return Ok("(cancelled)".into()),
+            EventKind::SessionError if about || r.data["interrupted"] == true => {
+                return Err(ClientError::Protocol(format!(
+                    "the turn failed: {}",
+                    r.data["message"].as_str().unwrap_or("unknown error")
+                )))
+            }
+            EventKind::SessionEnded | EventKind::SessionPaused => {
+                return Err(ClientError::Protocol(format!(
+                    "the session stopped ({})",
+                    r.kind.as_str()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Err(ClientError::Unreachable(
+        "the event stream ended before the answer".into(),
+    ))
+}
+
+/// Follows a session, reconnecting with `since_seq` after the last record seen when
+/// the stream breaks (e.g. the daemon restarts), for up to a minute of absence.
+async fn follow(
+    opts: &ConnectOptions,
+    first: Option<&Client>,
+    id: &str,
+    since: u64,
+    until: Option<&str>,
+    json: bool,
+) -> Result<(), ClientError> {
+    let mut next = since;
+    let mut first = first;
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let owned;
+        let c = match first.take() {
+            Some(c) => c,
+            None => match r1_client::connect(opts).await {
+                Ok(c) => {
+                    owned = c;
+                    &owned
+                }
+                Err(e) => {
+                    let t = *down_since.get_or_insert_with(Instant::now);
+                    if t.elapsed() > Duration::from_secs(60) {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+        };
+        let body = match c
+            .stream(&format!("/v1/sessions/{id}/events?since_seq={next}"), &[])
+            .await
+        {
+            Ok(b) => b,
+            Err(e @ ClientError::Api(_)) => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        down_since = None;
+        let mut reader = SseReader::new(body);
+        while let Some(Ok(frame)) = reader.next().await {
+            let Ok(r) = serde_json::from_str::<EventRecord>(&frame.data) else {
+                continue;
+            };
+            if r.kind == EventKind::SessionResync {
+                next = r.data["next_seq"].as_u64().unwrap_or(next);
+            } else {
+                next = r.seq + 1;
+            }
+            if json {
+                let mut out = std::io::stdout().lock();
+                let _ = serde_json::to_writer(&mut out, &r);
+                let _ = std::io::Write::write_all(&mut out, b"\n");
+            } else {
+                output::line(&format!("{:>6} {:<20} {}", r.seq, r.kind.as_str(), r.data));
+            }
+            if until == Some(r.kind.as_str()) || r.kind == EventKind::SessionEnded {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
