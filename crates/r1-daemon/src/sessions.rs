@@ -31,6 +31,9 @@ use crate::Hub;
 const TURN_QUEUE: usize = 1024;
 /// How often the index is rewritten at most.
 const INDEX_DEBOUNCE: Duration = Duration::from_millis(250);
+/// How many bytes of recent conversation a session keeps in memory as the provider's
+/// context; older context stays in the journal only.
+const HISTORY_BYTES: usize = 256 * 1024;
 /// How many live records a session buffers for its followers; a follower further
 /// behind reads the journal file instead.
 const LIVE_BUFFER: usize = 256;
@@ -999,6 +1002,7 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
             role: Role::User,
             text: job.text.clone(),
         });
+        trim_history(&mut m.history);
         m.history.clone()
     };
     s.running.send_replace(true);
@@ -1014,10 +1018,14 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
     let sink = SessionSink { hub, session: s };
     let outcome = r1_engine::run_turn(provider, req, &sink, &job.message_id, &cancel).await;
     match outcome {
-        TurnOutcome::Completed { text } => s.meta().history.push(ChatMessage {
-            role: Role::Assistant,
-            text,
-        }),
+        TurnOutcome::Completed { text } => {
+            let mut m = s.meta();
+            m.history.push(ChatMessage {
+                role: Role::Assistant,
+                text,
+            });
+            trim_history(&mut m.history);
+        }
         TurnOutcome::Cancelled => {
             let _ = hub
                 .record(
@@ -1050,6 +1058,18 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
         let _ = hub.set_state(s, SessionState::Idle).await;
     }
     s.running.send_replace(false);
+}
+
+/// Drops the oldest messages until the context fits [`HISTORY_BYTES`] (the newest
+/// message always stays).
+fn trim_history(history: &mut Vec<ChatMessage>) {
+    let mut total: usize = history.iter().map(|m| m.text.len()).sum();
+    let mut drop = 0;
+    while total > HISTORY_BYTES && drop + 1 < history.len() {
+        total -= history[drop].text.len();
+        drop += 1;
+    }
+    history.drain(..drop);
 }
 
 struct SessionSink<'a> {

@@ -8,8 +8,11 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::{Provider, ProviderError, ProviderEvent, ProviderRequest, Role};
 
-/// How many characters go in one streamed delta.
+/// The smallest number of characters in one streamed delta.
 const DELTA_CHARS: usize = 8;
+/// The most deltas one answer is split into, so a long message streams in a few
+/// records rather than thousands.
+const MAX_DELTAS: usize = 16;
 /// The pause between deltas of a message that starts with `/slow ` — long enough for
 /// tests and people to watch a turn stream and cancel it.
 const SLOW_DELAY: Duration = Duration::from_millis(200);
@@ -48,8 +51,9 @@ impl Provider for EchoProvider {
         };
         let answer = EchoProvider::answer(&text);
         let chars: Vec<char> = answer.chars().collect();
+        let size = DELTA_CHARS.max(chars.len().div_ceil(MAX_DELTAS));
         let mut events: Vec<ProviderEvent> = chars
-            .chunks(DELTA_CHARS)
+            .chunks(size)
             .map(|c| ProviderEvent::TextDelta(c.iter().collect()))
             .collect();
         events.push(ProviderEvent::Usage {

@@ -7,4 +7,5 @@
 
 mod foundation;
 mod perimeter;
+mod sessions;
 mod support;

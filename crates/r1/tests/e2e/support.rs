@@ -71,7 +71,10 @@ impl Home {
     /// Starts `r1 serve` in the foreground of a child process and waits for it to
     /// register.
     pub fn serve(&self, extra: &[&str]) -> Daemon {
-        let mut args = vec!["serve", "--log-level", "debug"];
+        let mut args = vec!["serve"];
+        if !extra.contains(&"--log-level") {
+            args.extend_from_slice(&["--log-level", "debug"]);
+        }
         args.extend_from_slice(extra);
         let child = self
             .cmd(&args)

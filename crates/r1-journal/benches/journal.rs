@@ -1,0 +1,236 @@
+//! Journal throughput on this machine, as a small table:
+//! appended events/s with one appender and with 64, durable events/s with 64 concurrent
+//! writers against the raw one-thread `write` + `fdatasync` rate, and replay MB/s.
+//!
+//! Run with `cargo bench -p r1-journal`. The files go to `R1_BENCH_DIR` if set, else the
+//! system temp directory: a tmpfs there makes the fsync numbers meaningless.
+
+// A benchmark prints its table, and a failed set-up should stop it loudly.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use r1_journal::{parse_records, Ack, EventKind, Journal, JournalOptions, NewRecord};
+use serde_json::json;
+
+/// Records of the appended cases; `R1_BENCH_RECORDS` overrides it.
+const APPENDED: usize = 1_000_000;
+const WRITERS: usize = 64;
+const DURABLE_PER_WRITER: usize = 500;
+const RAW_SYNCS: usize = 2_000;
+
+struct Row {
+    what: &'static str,
+    events: usize,
+    bytes: u64,
+    took: Duration,
+}
+
+fn delta(i: usize) -> NewRecord {
+    NewRecord::new(
+        EventKind::SessionDelta,
+        "main",
+        json!({ "text": format!("tok{i}") }),
+    )
+}
+
+async fn appended_one(path: &Path, appended: usize) -> Row {
+    let journal = Journal::create(path, JournalOptions::default())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..appended {
+        journal.append(delta(i), Ack::Appended).await.unwrap();
+    }
+    let took = start.elapsed();
+    journal.close().await.unwrap();
+    Row {
+        what: "appended, 1 appender",
+        events: appended,
+        bytes: std::fs::metadata(path).unwrap().len(),
+        took,
+    }
+}
+
+async fn concurrent(path: &Path, ack: Ack, per_writer: usize, what: &'static str) -> Row {
+    let journal = Journal::create(path, JournalOptions::default())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let journal = journal.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                journal
+                    .append(delta(w * per_writer + i), ack)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let took = start.elapsed();
+    journal.close().await.unwrap();
+    Row {
+        what,
+        events: WRITERS * per_writer,
+        bytes: std::fs::metadata(path).unwrap().len(),
+        took,
+    }
+}
+
+async fn durable_one(path: &Path) -> Row {
+    let journal = Journal::create(path, JournalOptions::default())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..RAW_SYNCS {
+        journal.append(delta(i), Ack::Durable).await.unwrap();
+    }
+    let took = start.elapsed();
+    journal.close().await.unwrap();
+    Row {
+        what: "durable, 1 appender",
+        events: RAW_SYNCS,
+        bytes: std::fs::metadata(path).unwrap().len(),
+        took,
+    }
+}
+
+fn raw_fdatasync(path: &Path) -> Row {
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let line = [b'x'; 99];
+    let start = Instant::now();
+    for _ in 0..RAW_SYNCS {
+        file.write_all(&line).unwrap();
+        file.write_all(b"\n").unwrap();
+        file.sync_data().unwrap();
+    }
+    Row {
+        what: "raw write+fdatasync, 1 thread",
+        events: RAW_SYNCS,
+        bytes: (RAW_SYNCS * 100) as u64,
+        took: start.elapsed(),
+    }
+}
+
+fn replay_parse(path: &Path) -> Row {
+    let start = Instant::now();
+    let bytes = std::fs::read(path).unwrap();
+    let (records, valid) = parse_records(&bytes);
+    let took = start.elapsed();
+    assert_eq!(valid, bytes.len());
+    Row {
+        what: "replay, read + parse_records",
+        events: records.len(),
+        bytes: bytes.len() as u64,
+        took,
+    }
+}
+
+async fn replay_read_from(path: &Path, expected: u64) -> (Row, Vec<Duration>) {
+    // A few opens: the first may pay for cold caches.
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let (journal, report) = Journal::open(path, JournalOptions::default())
+            .await
+            .unwrap();
+        opens.push(start.elapsed());
+        assert_eq!(report.last_seq, expected);
+        journal.close().await.unwrap();
+    }
+    let (journal, _) = Journal::open(path, JournalOptions::default())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let records = journal.read_from(1, usize::MAX).await.unwrap();
+    let took = start.elapsed();
+    journal.close().await.unwrap();
+    let row = Row {
+        what: "replay, read_from(1, all)",
+        events: records.len(),
+        bytes: std::fs::metadata(path).unwrap().len(),
+        took,
+    };
+    (row, opens)
+}
+
+fn main() {
+    let base: PathBuf = std::env::var_os("R1_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let appended = std::env::var("R1_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(APPENDED);
+    let big = dir.path().join("appended.ndjson");
+    let mut rows = Vec::new();
+    let mut opens = Vec::new();
+    runtime.block_on(async {
+        rows.push(appended_one(&big, appended).await);
+        rows.push(
+            concurrent(
+                &dir.path().join("appended64.ndjson"),
+                Ack::Appended,
+                appended / WRITERS,
+                "appended, 64 appenders",
+            )
+            .await,
+        );
+        rows.push(
+            concurrent(
+                &dir.path().join("durable64.ndjson"),
+                Ack::Durable,
+                DURABLE_PER_WRITER,
+                "durable, 64 appenders",
+            )
+            .await,
+        );
+        rows.push(durable_one(&dir.path().join("durable1.ndjson")).await);
+    });
+    rows.push(raw_fdatasync(&dir.path().join("raw.ndjson")));
+    rows.push(replay_parse(&big));
+    runtime.block_on(async {
+        let (row, took) = replay_read_from(&big, appended as u64).await;
+        rows.push(row);
+        opens = took;
+    });
+
+    println!("r1-journal bench in {}", base.display());
+    println!(
+        "{:<32} {:>9} {:>9} {:>12} {:>9}",
+        "case", "events", "seconds", "events/s", "MB/s"
+    );
+    for row in &rows {
+        let secs = row.took.as_secs_f64();
+        println!(
+            "{:<32} {:>9} {:>9.3} {:>12.0} {:>9.1}",
+            row.what,
+            row.events,
+            secs,
+            row.events as f64 / secs,
+            row.bytes as f64 / 1e6 / secs
+        );
+    }
+    println!(
+        "open (tail scan) of the {:.0} MB journal, 3 times: {:?}",
+        std::fs::metadata(&big).unwrap().len() as f64 / 1e6,
+        opens
+    );
+}
