@@ -575,7 +575,10 @@ impl Hub {
         {
             let mut m = s.meta();
             match m.state {
-                SessionState::Paused => return Ok(drop(m)).map(|_| s.view()),
+                SessionState::Paused => {
+                    drop(m);
+                    return Ok(s.view());
+                }
                 SessionState::Ended => {
                     return Err(ApiError::conflict(format!("session {id} has ended")))
                 }
@@ -638,7 +641,10 @@ impl Hub {
                         ),
                     ))
                 }
-                _ => return Ok(drop(m)).map(|_| s.view()),
+                _ => {
+                    drop(m);
+                    return Ok(s.view());
+                }
             }
         }
         self.record(&s, EventKind::SessionResumed, "main", json!({}), true)

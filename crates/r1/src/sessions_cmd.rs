@@ -173,7 +173,7 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 )
                 .await?;
             if wait {
-                let answer = wait_for_reply(&client, &id, &r.message_id, r.seq).await?;
+                let answer = wait_for_reply(client, &id, &r.message_id, r.seq).await?;
                 if json {
                     output::json(
                         &serde_json::json!({"message_id": r.message_id, "seq": r.seq, "duplicate": r.duplicate, "reply": answer}),
