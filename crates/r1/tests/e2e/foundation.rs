@@ -143,6 +143,9 @@ fn second_serve_refuses_with_the_running_pid() {
     };
     let mut err = String::new();
     std::io::Read::read_to_string(loser.stderr.as_mut().unwrap(), &mut err).unwrap();
+    wait_until(Duration::from_secs(10), "the winner's registration", || {
+        home.registration().is_some()
+    });
     let reg = home.registration().unwrap();
     assert!(
         err.contains(&format!(

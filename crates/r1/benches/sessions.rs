@@ -1,0 +1,220 @@
+//! Session benchmarks (issue 3), against the real daemon: SSE fan-out latency to 100
+//! subscribers, restart time with 1,000 sessions, RSS per idle session. Run with
+//! `cargo bench -p r1 --bench sessions`; journal throughput is in
+//! `cargo bench -p r1-journal`. Figures go to docs/BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn serve(home: &Path) -> (Child, Value) {
+    let _ = std::fs::remove_file(home.join("daemon.json"));
+    let child = Command::new(env!("CARGO_BIN_EXE_r1"))
+        .args(["serve", "--log-level", "warn"])
+        .env("R1_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Ok(b) = std::fs::read(home.join("daemon.json")) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&b) {
+                if v["pid"].as_u64() == Some(u64::from(child.id())) {
+                    return (child, v);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection over the unix socket.
+struct Conn(UnixStream, Vec<u8>);
+
+impl Conn {
+    fn new(sock: &str) -> Conn {
+        Conn(UnixStream::connect(sock).unwrap(), Vec::new())
+    }
+
+    fn post(&mut self, path: &str, body: &Value) -> Value {
+        let b = body.to_string();
+        let req = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len());
+        self.0.write_all(req.as_bytes()).unwrap();
+        self.read()
+    }
+
+    fn read(&mut self) -> Value {
+        let mut chunk = [0u8; 65536];
+        loop {
+            if let Some(pos) = self.1.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.1[..pos]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                if self.1.len() >= pos + 4 + len {
+                    let body: Vec<u8> = self.1.drain(..pos + 4 + len).skip(pos + 4).collect();
+                    return serde_json::from_slice(&body).unwrap_or(Value::Null);
+                }
+            }
+            let n = self.0.read(&mut chunk).unwrap();
+            assert!(n > 0);
+            self.1.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .unwrap()
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn stop(mut child: Child, sock: &str) {
+    let mut c = Conn::new(sock);
+    c.post("/v1/shutdown", &json!({}));
+    child.wait().unwrap();
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let work = tempfile::tempdir().unwrap();
+
+    // SSE fan-out: 100 subscribers of one session; latency from the start of a send to
+    // each subscriber's receipt of that user message.
+    let (child, reg) = serve(&home);
+    let sock = reg["sock"].as_str().unwrap().to_string();
+    let port: u16 = reg["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let token = std::fs::read_to_string(home.join("token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut c = Conn::new(&sock);
+    let id = c.post("/v1/sessions", &json!({"workdir": work.path()}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let messages = 50;
+    let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let subs: Vec<_> = (0..100)
+        .map(|_| {
+            let seen = seen.clone();
+            let (id, token) = (id.clone(), token.clone());
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(format!("GET /v1/sessions/{id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes()).unwrap();
+            std::thread::spawn(move || {
+                let mut buf = String::new();
+                let mut chunk = [0u8; 65536];
+                let mut got = 0;
+                while got < messages {
+                    let n = s.read(&mut chunk).unwrap();
+                    let now = Instant::now();
+                    buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    while let Some(pos) = buf.find("\n\n") {
+                        let frame: String = buf.drain(..pos + 2).collect();
+                        for line in frame.lines() {
+                            if let Some(d) = line.strip_prefix("data: ") {
+                                let v: Value = serde_json::from_str(d).unwrap_or(Value::Null);
+                                if v["kind"] == "session.message" && v["data"]["role"] == "user" {
+                                    seen.lock().unwrap().push((v["data"]["message_id"].as_str().unwrap().to_string(), now));
+                                    got += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    for i in 0..messages {
+        let t = Instant::now();
+        let r = c.post(
+            &format!("/v1/sessions/{id}/messages"),
+            &json!({"text": format!("fan {i}")}),
+        );
+        sent.insert(r["message_id"].as_str().unwrap().to_string(), t);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for s in subs {
+        s.join().unwrap();
+    }
+    let mut lat: Vec<f64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(m, t)| t.duration_since(sent[m]).as_secs_f64() * 1e3)
+        .collect();
+    let fan = (pct(&mut lat, 0.5), pct(&mut lat, 0.99), lat.len());
+    stop(child, &sock);
+
+    // Idle RSS, then 1,000 sessions, then restart with them.
+    let (child, reg) = serve(&home);
+    let pid = reg["pid"].as_u64().unwrap() as u32;
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_base = rss_kb(pid);
+    let mut c = Conn::new(&sock);
+    for _ in 0..999 {
+        c.post("/v1/sessions", &json!({"workdir": work.path()}));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_1000_live = rss_kb(pid);
+    stop(child, &sock);
+    let mut restarts = Vec::new();
+    let mut rss_after = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (child, reg) = serve(&home);
+        restarts.push(t.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(300));
+        rss_after = rss_kb(reg["pid"].as_u64().unwrap() as u32);
+        stop(child, &sock);
+    }
+    println!("| measure | median | p99 | target |");
+    println!("|---|---|---|---|");
+    println!("| SSE fan-out, 1 session × 100 subscribers, send → receipt, ms ({} samples) | {:.2} | {:.2} | — |", fan.2, fan.0, fan.1);
+    println!("| restart with 1,000 sessions (spawn → registered, sessions reloaded), ms | {:.0} | | ≤ 500 |", pct(&mut restarts, 0.5));
+    println!(
+        "| RSS, idle daemon with 1 session, MB | {:.1} | | — |",
+        rss_base as f64 / 1024.0
+    );
+    println!(
+        "| RSS with 1,000 idle sessions (created live), MB | {:.1} | | ≤ 80 |",
+        rss_1000_live as f64 / 1024.0
+    );
+    println!(
+        "| RSS with 1,000 idle sessions (after restart), MB | {:.1} | | ≤ 80 |",
+        rss_after as f64 / 1024.0
+    );
+    println!(
+        "| RSS per idle session, KB | {:.0} | | ≤ 50 |",
+        (rss_1000_live.saturating_sub(rss_base)) as f64 / 999.0
+    );
+}
