@@ -133,6 +133,7 @@ pub async fn serve_with(
     let hub = Hub::new(info.clone(), state.clone(), config, token, journal_opts);
     hub.reload_sessions().await;
     tokio::spawn(hub.clone().index_writer());
+    tokio::spawn(hub.clone().retention_task());
 
     let stop = hub.shutdown_token().clone();
     let tcp_task = tokio::spawn(

@@ -37,6 +37,8 @@ const HISTORY_BYTES: usize = 256 * 1024;
 /// How many live records a session buffers for its followers; a follower further
 /// behind reads the journal file instead.
 const LIVE_BUFFER: usize = 256;
+/// How often ended sessions are checked against the retention limits.
+const RETENTION_PERIOD: Duration = Duration::from_secs(600);
 /// How many journals are opened at once on start.
 const RELOAD_CONCURRENCY: usize = 64;
 
@@ -909,6 +911,61 @@ impl Hub {
                 false,
             )
             .await;
+    }
+
+    /// Retention: removes ended sessions whose journal was last written longer ago than
+    /// `retention.max_age_hours`, or whose journal is larger than
+    /// `retention.max_session_mb`. Live sessions are never pruned.
+    pub fn prune_ended(&self) -> usize {
+        let r = &self.config().retention;
+        let max_age = Duration::from_secs(r.max_age_hours.saturating_mul(3600));
+        let max_bytes = r.max_session_mb.saturating_mul(1024 * 1024);
+        let mut pruned = 0;
+        for s in self.all_sessions() {
+            if s.state() != SessionState::Ended {
+                continue;
+            }
+            let dir = self.state().path("sessions").join(&s.id);
+            let Ok(md) = std::fs::metadata(dir.join("journal.ndjson")) else {
+                continue;
+            };
+            let age = md
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if age < max_age && md.len() <= max_bytes {
+                continue;
+            }
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(session = %s.id, "cannot prune {}: {e}", dir.display());
+                continue;
+            }
+            self.sessions()
+                .map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&s.id);
+            tracing::info!(session = %s.id, age_s = age.as_secs(), bytes = md.len(), "pruned ended session");
+            pruned += 1;
+        }
+        if pruned > 0 {
+            self.mark_index_dirty();
+        }
+        pruned
+    }
+
+    /// Prunes ended sessions now and then every ten minutes.
+    pub async fn retention_task(self) {
+        let stop = self.shutdown_token().clone();
+        loop {
+            let hub = self.clone();
+            let _ = tokio::task::spawn_blocking(move || hub.prune_ended()).await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(RETENTION_PERIOD) => {}
+            }
+        }
     }
 
     fn insert_from_meta(

@@ -3,7 +3,12 @@
 //! `cargo bench -p r1 --bench sessions`; journal throughput is in
 //! `cargo bench -p r1-journal`. Figures go to docs/BENCHMARKS.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::zombie_processes
+)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -1082,3 +1082,38 @@ fn cli_sessions_and_chat() {
     assert_contiguous(&recs);
     assert!(recs.iter().any(|r| r["kind"] == "daemon.reloaded"));
 }
+
+#[test]
+fn retention_prunes_ended_sessions_only() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    let mut d = home.serve(&[]);
+    let ended = start(&d, work.path());
+    let live = start(&d, work.path());
+    assert_eq!(raw_delete(&d, &ended).status, 200);
+    d.post("/v1/shutdown", "{}");
+    d.wait_exit(Duration::from_secs(10)).unwrap();
+    // Defaults (24 h): the ended session survives a restart.
+    let mut d = home.serve(&[]);
+    assert_eq!(
+        d.get(&format!("/v1/sessions/{ended}")).json()["state"],
+        "ended"
+    );
+    d.post("/v1/shutdown", "{}");
+    d.wait_exit(Duration::from_secs(10)).unwrap();
+    // With a zero age limit it is pruned at start; the live one is untouched.
+    std::fs::write(
+        home.path.join("daemon.toml"),
+        "[retention]\nmax_age_hours = 0\n",
+    )
+    .unwrap();
+    let d = home.serve(&[]);
+    wait_until(Duration::from_secs(5), "prune", || {
+        d.get(&format!("/v1/sessions/{ended}")).status == 404
+    });
+    assert!(!home.path.join("sessions").join(&ended).exists());
+    assert_eq!(
+        d.get(&format!("/v1/sessions/{live}")).json()["state"],
+        "paused"
+    );
+}
