@@ -1061,10 +1061,8 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
     let history = {
         let mut m = s.meta();
         m.turn = Some(cancel.clone());
-        m.history.push(ChatMessage {
-            role: Role::User,
-            text: job.text.clone(),
-        });
+        m.history
+            .push(ChatMessage::text(Role::User, job.text.clone()));
         trim_history(&mut m.history);
         m.history.clone()
     };
@@ -1076,17 +1074,16 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
     }
     let req = ProviderRequest {
         model: s.model.clone(),
+        system: None,
         messages: history,
+        tools: Vec::new(),
     };
     let sink = SessionSink { hub, session: s };
     let outcome = r1_engine::run_turn(provider, req, &sink, &job.message_id, &cancel).await;
     match outcome {
         TurnOutcome::Completed { text } => {
             let mut m = s.meta();
-            m.history.push(ChatMessage {
-                role: Role::Assistant,
-                text,
-            });
+            m.history.push(ChatMessage::text(Role::Assistant, text));
             trim_history(&mut m.history);
         }
         TurnOutcome::Cancelled => {

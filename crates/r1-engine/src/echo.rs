@@ -43,6 +43,7 @@ impl Provider for EchoProvider {
             .iter()
             .rev()
             .find(|m| m.role == Role::User)
+            .filter(|m| m.tool_result.is_none())
             .map(|m| m.text.clone())
             .unwrap_or_default();
         let (delay, text) = match last.strip_prefix("/slow ") {

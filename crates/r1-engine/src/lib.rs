@@ -1,6 +1,6 @@
 //! The r1 agent: the [`Provider`] trait with its one streaming primitive, the built-in
-//! providers, and the turn loop that turns a user message into events. The engine
-//! never touches files of the state directory: it hands every event to a
+//! providers, the tools, and the turn loop that turns a user message into events. The
+//! engine never touches files of the state directory: it hands every event to a
 //! [`TurnSink`], and the daemon's hub journals it.
 
 mod echo;
@@ -11,6 +11,7 @@ pub use turn::{run_turn, SinkError, TurnOutcome, TurnSink};
 
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Who said a message in the conversation a provider sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,22 +23,79 @@ pub enum Role {
     Assistant,
 }
 
+/// A tool call the model made, with its arguments parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call (echoed back with the result).
+    pub id: String,
+    /// The tool name, e.g. `read_file`.
+    pub name: String,
+    /// The arguments as JSON (an object).
+    pub arguments: Value,
+}
+
 /// One message of the conversation context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// Who said it.
+    /// Who said it. A tool result is sent by the user side (`Role::User`).
     pub role: Role,
-    /// What was said.
+    /// What was said (may be empty for an assistant message that only calls tools).
     pub text: String,
+    /// The tool calls of an assistant message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// When set, this message is the result of the tool call with this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_result: Option<ToolResult>,
 }
 
-/// What a provider is asked for: the model and the conversation so far, newest last.
+impl ChatMessage {
+    /// A plain text message.
+    pub fn text(role: Role, text: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            text: text.into(),
+            tool_calls: Vec::new(),
+            tool_result: None,
+        }
+    }
+}
+
+/// The result of a tool call, as the model is told it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResult {
+    /// The id of the call this answers.
+    pub call_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// What the tool returned (or why it failed / was denied).
+    pub content: String,
+    /// True when the tool failed or was denied.
+    pub is_error: bool,
+}
+
+/// A tool as offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// The name the model calls it by.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub input_schema: Value,
+}
+
+/// What a provider is asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderRequest {
     /// The model, when the engine has a choice.
     pub model: Option<String>,
+    /// A system prompt.
+    pub system: Option<String>,
     /// The conversation, newest message last.
     pub messages: Vec<ChatMessage>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolSpec>,
 }
 
 /// One item of a provider's stream.
@@ -45,6 +103,22 @@ pub struct ProviderRequest {
 pub enum ProviderEvent {
     /// A piece of assistant text.
     TextDelta(String),
+    /// The model starts tool call number `index` of this response.
+    ToolCallStart {
+        /// Position of the call in the response (0, 1, …).
+        index: usize,
+        /// The provider's call id.
+        id: String,
+        /// The tool name.
+        name: String,
+    },
+    /// A fragment of the JSON arguments of call `index`; fragments concatenate.
+    ToolCallDelta {
+        /// Which call.
+        index: usize,
+        /// The next piece of the arguments' JSON text.
+        arguments: String,
+    },
     /// Token usage of the request.
     Usage {
         /// Prompt tokens.
@@ -52,7 +126,26 @@ pub enum ProviderEvent {
         /// Completion tokens.
         output_tokens: u64,
     },
-    /// The model finished; `reason` as the provider says it (`stop`, `length`, …).
+    /// An external agent (the `exec` engine) ran a tool of its own; r1 records it but
+    /// does not run anything.
+    ExternalToolCall {
+        /// The agent's id for the call.
+        id: String,
+        /// The tool name as the agent calls it.
+        name: String,
+        /// Its input.
+        arguments: Value,
+    },
+    /// The result of an [`ProviderEvent::ExternalToolCall`].
+    ExternalToolResult {
+        /// The id of the call.
+        id: String,
+        /// What the tool returned.
+        content: String,
+        /// True when it failed.
+        is_error: bool,
+    },
+    /// The model finished; `reason` as the provider says it (`stop`, `tool_calls`, …).
     Finish {
         /// Why the model stopped.
         reason: String,
@@ -61,13 +154,36 @@ pub enum ProviderEvent {
 
 /// Why a provider failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct ProviderError(pub String);
+#[error("{message}")]
+pub struct ProviderError {
+    /// What went wrong, for a person; never contains the API key.
+    pub message: String,
+    /// True when the request may be retried (429, 5xx, before the first token).
+    pub retryable: bool,
+}
+
+impl ProviderError {
+    /// A failure that is not worth retrying.
+    pub fn fatal(message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure that may be retried.
+    pub fn retryable(message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
 
 /// A model provider. One streaming primitive; everything else is derived from it.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
-    /// The engine name (`echo`, `openai`, …).
+    /// The engine kind (`echo`, `openai`, `anthropic`, `exec`).
     fn name(&self) -> &str;
 
     /// Starts one model request and returns its stream of events.

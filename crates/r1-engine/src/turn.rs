@@ -87,6 +87,12 @@ pub async fn run_turn(
                 output_tokens,
             })) => usage = json!({"input_tokens": input_tokens, "output_tokens": output_tokens}),
             Some(Ok(ProviderEvent::Finish { .. })) => break,
+            Some(Ok(
+                ProviderEvent::ToolCallStart { .. }
+                | ProviderEvent::ToolCallDelta { .. }
+                | ProviderEvent::ExternalToolCall { .. }
+                | ProviderEvent::ExternalToolResult { .. },
+            )) => {}
         }
     }
     if cancel.is_cancelled() {
