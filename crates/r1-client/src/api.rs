@@ -2,8 +2,9 @@
 
 use http::Method;
 use r1_proto::{
-    Ack, Api, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
-    SessionList, SessionView, ShutdownParams, StartSessionParams,
+    Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
+    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
+    StartSessionParams,
 };
 
 use crate::{Client, ClientError};
@@ -107,5 +108,55 @@ impl Api for Client {
         )
         .await
         .map_err(api_err)
+    }
+
+    async fn session_approve(
+        &self,
+        id: &str,
+        approval_id: &str,
+        decision: &str,
+    ) -> Result<SessionView, ApiError> {
+        let body = ApprovalDecision {
+            decision: decision.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/sessions/{id}/approvals/{approval_id}"),
+            Some(&body),
+        )
+        .await
+        .map_err(api_err)
+    }
+
+    async fn lanes_list(&self, id: &str) -> Result<LaneList, ApiError> {
+        self.call(Method::GET, &format!("/v1/sessions/{id}/lanes"), NO_BODY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn lane_kill(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/sessions/{id}/lanes/{lane}/kill"),
+            EMPTY,
+        )
+        .await
+        .map_err(api_err)
+    }
+
+    async fn lane_pin(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/sessions/{id}/lanes/{lane}/pin"),
+            EMPTY,
+        )
+        .await
+        .map_err(api_err)
+    }
+
+    async fn engines_list(&self) -> Result<EngineList, ApiError> {
+        self.call(Method::GET, "/v1/engines", NO_BODY)
+            .await
+            .map_err(api_err)
     }
 }

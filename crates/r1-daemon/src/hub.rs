@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use r1_proto::{
-    Ack, Api, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
-    SessionList, SessionView, ShutdownParams, StartSessionParams, PROTOCOL,
+    Ack, Api, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, SendMessageParams,
+    SendMessageResult, SessionList, SessionView, ShutdownParams, StartSessionParams, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -245,5 +245,34 @@ impl Api for Hub {
         limit: usize,
     ) -> Result<JournalPage, ApiError> {
         self.journal_page(id, since_seq, limit).await
+    }
+
+    async fn session_approve(
+        &self,
+        id: &str,
+        approval_id: &str,
+        decision: &str,
+    ) -> Result<SessionView, ApiError> {
+        self.approve(id, approval_id, decision).await
+    }
+
+    async fn lanes_list(&self, id: &str) -> Result<LaneList, ApiError> {
+        self.lane_list(id).await
+    }
+
+    async fn lane_kill(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
+        self.kill_lane(id, lane).await
+    }
+
+    async fn lane_pin(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
+        self.pin_lane(id, lane).await
+    }
+
+    async fn engines_list(&self) -> Result<EngineList, ApiError> {
+        let all = self.engine_list()?;
+        let default = self.default_engine_name();
+        Ok(EngineList {
+            engines: crate::engines::views(&all, &default),
+        })
     }
 }

@@ -1,7 +1,9 @@
 //! The r1 daemon: the state directory, the listeners and their perimeter, the routes
 //! of the wire API, and the hub that owns every session.
 
+mod agent;
 mod bus;
+mod engines;
 mod error;
 mod fsutil;
 mod hub;

@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use r1_proto::{
-    Ack, Api, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
-    SessionList, SessionView, ShutdownParams, StartSessionParams,
+    Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
+    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
+    StartSessionParams,
 };
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -46,6 +47,11 @@ fn base(hub: Hub) -> Router {
         .route("/v1/sessions/{id}/resume", post(resume_session))
         .route("/v1/sessions/{id}/journal", get(session_journal))
         .route("/v1/sessions/{id}/events", get(session_events))
+        .route("/v1/sessions/{id}/approvals/{approval_id}", post(approve))
+        .route("/v1/sessions/{id}/lanes", get(list_lanes))
+        .route("/v1/sessions/{id}/lanes/{lane}/kill", post(kill_lane))
+        .route("/v1/sessions/{id}/lanes/{lane}/pin", post(pin_lane))
+        .route("/v1/engines", get(list_engines))
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -308,4 +314,40 @@ async fn session_events(
         .await;
     });
     Ok(sse_from(rx))
+}
+
+async fn approve(
+    State(hub): State<Hub>,
+    Path((id, approval_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<ApprovalDecision>,
+) -> Result<Json<SessionView>, HttpError> {
+    Ok(Json(
+        hub.session_approve(&id, &approval_id, &body.decision)
+            .await?,
+    ))
+}
+
+async fn list_lanes(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<LaneList>, HttpError> {
+    Ok(Json(hub.lanes_list(&id).await?))
+}
+
+async fn kill_lane(
+    State(hub): State<Hub>,
+    Path((id, lane)): Path<(String, String)>,
+) -> Result<Json<LaneList>, HttpError> {
+    Ok(Json(hub.lane_kill(&id, &lane).await?))
+}
+
+async fn pin_lane(
+    State(hub): State<Hub>,
+    Path((id, lane)): Path<(String, String)>,
+) -> Result<Json<LaneList>, HttpError> {
+    Ok(Json(hub.lane_pin(&id, &lane).await?))
+}
+
+async fn list_engines(State(hub): State<Hub>) -> Result<Json<EngineList>, HttpError> {
+    Ok(Json(hub.engines_list().await?))
 }

@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use r1_engine::{
-    ChatMessage, EchoProvider, Provider, ProviderRequest, Role, SinkError, TurnOutcome, TurnSink,
-};
+use r1_engine::{ChatMessage, Policy, Provider};
 use r1_journal::{Ack, Journal, JournalError, JournalOptions, NewRecord};
 use r1_proto::{
     ApiError, ErrorCode, EventKind, EventRecord, JournalPage, SendMessageParams, SendMessageResult,
@@ -46,17 +44,26 @@ const RELOAD_CONCURRENCY: usize = 64;
 pub struct Session {
     /// `ses_…`.
     pub id: String,
-    workdir: String,
-    engine: String,
-    model: Option<String>,
+    pub(crate) workdir: String,
+    pub(crate) engine: String,
+    pub(crate) model: Option<String>,
     title: Option<String>,
     created_at: String,
     /// `None` when the session is quarantined (its journal is corrupt or unreadable).
-    journal: Option<Journal>,
-    meta: Mutex<Meta>,
-    jobs: mpsc::Sender<Job>,
-    wake: Notify,
-    running: watch::Sender<bool>,
+    pub(crate) journal: Option<Journal>,
+    pub(crate) meta: Mutex<Meta>,
+    pub(crate) jobs: mpsc::Sender<Job>,
+    pub(crate) wake: Notify,
+    pub(crate) running: watch::Sender<bool>,
+    /// Per-tool policy overrides chosen at start.
+    pub(crate) policy: HashMap<String, Policy>,
+    /// The session's token budget, if any.
+    pub(crate) token_budget: Option<u64>,
+    pub(crate) tokens_used: std::sync::atomic::AtomicU64,
+    pub(crate) approvals: Mutex<Vec<crate::agent::Approval>>,
+    pub(crate) lanes: Mutex<Vec<crate::agent::Lane>>,
+    /// Whether the in-memory context was rebuilt from the journal (after a reload).
+    pub(crate) history_loaded: std::sync::atomic::AtomicBool,
     idem: Mutex<HashMap<String, Arc<OnceCell<SendMessageResult>>>>,
     idem_loaded: OnceCell<()>,
     /// Live records for followers, created on first subscription so an unwatched
@@ -64,17 +71,23 @@ pub struct Session {
     live: Mutex<Option<broadcast::Sender<EventRecord>>>,
 }
 
-struct Meta {
-    state: SessionState,
-    reattachable: bool,
-    error: Option<String>,
-    turn: Option<CancellationToken>,
-    history: Vec<ChatMessage>,
+pub(crate) struct Meta {
+    pub(crate) state: SessionState,
+    pub(crate) reattachable: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) turn: Option<CancellationToken>,
+    pub(crate) history: Vec<ChatMessage>,
 }
 
-struct Job {
-    message_id: String,
-    text: String,
+/// Work for a session's turn runner.
+pub(crate) struct Job {
+    /// The user message this turn answers.
+    pub(crate) message_id: String,
+    /// The user's text; `None` for a continuation after a restart.
+    pub(crate) text: Option<String>,
+    /// A tool call decided after a restart, to run (or report as denied) before the
+    /// model is asked again.
+    pub(crate) resume: Option<(r1_engine::ToolCall, r1_engine::Authorization)>,
 }
 
 /// The session table, part of the hub.
@@ -96,7 +109,7 @@ impl Sessions {
 }
 
 impl Session {
-    fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
+    pub(crate) fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
         // A poisoned lock means a panic elsewhere already; the data is still usable.
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -162,7 +175,7 @@ impl Session {
             reattachable: m.reattachable,
             created_at: self.created_at.clone(),
             last_seq: self.journal.as_ref().map_or(0, Journal::last_seq),
-            pending_approvals: Vec::new(),
+            pending_approvals: self.pending_approval_ids(),
             error: m.error.clone(),
         }
     }
@@ -238,7 +251,7 @@ impl Hub {
 
     /// Appends one record to a session's journal. A failed journal turns the session
     /// to `error`.
-    async fn record(
+    pub(crate) async fn record(
         &self,
         s: &Session,
         kind: EventKind,
@@ -273,7 +286,7 @@ impl Hub {
     }
 
     /// Sets the state and journals a `session.state` record for it.
-    async fn set_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
+    pub(crate) async fn set_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
         s.meta().state = state;
         self.record(s, EventKind::SessionState, "main", state_data(state), false)
             .await?;
@@ -285,13 +298,33 @@ impl Hub {
         Ok(())
     }
 
-    fn provider(&self, engine: &str) -> Result<Arc<dyn Provider>, ApiError> {
-        match engine {
-            "echo" => Ok(Arc::new(EchoProvider)),
-            other => Err(ApiError::validation(format!(
-                "unknown engine {other:?}; available engines: echo"
-            ))),
-        }
+    /// The engines this daemon offers.
+    pub fn engine_list(&self) -> Result<Vec<crate::engines::Engine>, ApiError> {
+        crate::engines::engines(&self.config().engines)
+            .map_err(|e| ApiError::internal(format!("invalid engine config: {e}")))
+    }
+
+    /// The name of the default engine.
+    pub fn default_engine_name(&self) -> String {
+        let all = self.engine_list().unwrap_or_default();
+        crate::engines::default_engine(&all, self.config().default_engine.as_deref())
+    }
+
+    fn engine(&self, name: &str) -> Result<crate::engines::Engine, ApiError> {
+        let all = self.engine_list()?;
+        let names: Vec<String> = all.iter().map(|e| e.name.clone()).collect();
+        all.into_iter().find(|e| e.name == name).ok_or_else(|| {
+            ApiError::validation(format!(
+                "unknown engine {name:?}; available engines: {}",
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The provider for a session's turns.
+    pub(crate) fn provider_for(&self, s: &Session) -> Result<Arc<dyn Provider>, ApiError> {
+        let e = self.engine(&s.engine)?;
+        crate::engines::provider(&e, s.model.as_deref(), Path::new(&s.workdir))
     }
 
     fn validate_workdir(&self, workdir: &str) -> Result<PathBuf, ApiError> {
@@ -321,12 +354,12 @@ impl Hub {
     /// `session.start`.
     pub async fn start_session(&self, params: StartSessionParams) -> Result<SessionView, ApiError> {
         let workdir = self.validate_workdir(&params.workdir)?;
-        let engine = params
-            .engine
-            .clone()
-            .or_else(|| self.config().default_engine.clone())
-            .unwrap_or_else(|| "echo".into());
-        self.provider(&engine)?;
+        let engine = match params.engine.clone() {
+            Some(e) => e,
+            None => self.default_engine_name(),
+        };
+        self.engine(&engine)?;
+        let policy = parse_policy(params.policy.as_ref())?;
         if params.title.as_ref().is_some_and(|t| t.len() > 500) {
             return Err(ApiError::validation("title is longer than 500 bytes"));
         }
@@ -347,22 +380,18 @@ impl Hub {
         .map_err(|e| journal_error(&e))?;
         let created_at = now_rfc3339();
         let workdir = workdir.display().to_string();
-        let session = self.insert_session(
-            id.clone(),
-            workdir.clone(),
-            engine.clone(),
-            params.model.clone(),
-            params.title.clone(),
-            created_at.clone(),
-            Some(journal),
-            SessionState::Idle,
-            false,
-            None,
-        );
         let data = json!({
             "id": id, "workdir": workdir, "engine": engine, "model": params.model,
             "title": params.title, "created_at": created_at,
+            "policy": policy.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "token_budget": params.token_budget,
         });
+        let session =
+            self.insert_from_meta(&id, &data, Some(journal), SessionState::Idle, false, None);
+        // A new session has no history to rebuild from its journal.
+        session
+            .history_loaded
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Err(e) = self
             .record(&session, EventKind::SessionCreated, "main", data, true)
             .await
@@ -381,56 +410,6 @@ impl Hub {
         );
         self.mark_index_dirty();
         Ok(session.view())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn insert_session(
-        &self,
-        id: String,
-        workdir: String,
-        engine: String,
-        model: Option<String>,
-        title: Option<String>,
-        created_at: String,
-        journal: Option<Journal>,
-        state: SessionState,
-        reattachable: bool,
-        error: Option<String>,
-    ) -> Arc<Session> {
-        let (jobs, rx) = mpsc::channel(TURN_QUEUE);
-        let (running, _) = watch::channel(false);
-        let runs = journal.is_some() && state != SessionState::Ended;
-        let s = Arc::new(Session {
-            id: id.clone(),
-            workdir,
-            engine,
-            model,
-            title,
-            created_at,
-            journal,
-            meta: Mutex::new(Meta {
-                state,
-                reattachable,
-                error,
-                turn: None,
-                history: Vec::new(),
-            }),
-            jobs,
-            wake: Notify::new(),
-            running,
-            idem: Mutex::new(HashMap::new()),
-            idem_loaded: OnceCell::new(),
-            live: Mutex::new(None),
-        });
-        self.sessions()
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, s.clone());
-        if runs {
-            tokio::spawn(run_turns(self.clone(), s.clone(), rx));
-        }
-        s
     }
 
     /// `session.send`.
@@ -539,7 +518,8 @@ impl Hub {
             .await?;
         let job = Job {
             message_id: message_id.clone(),
-            text: params.text,
+            text: Some(params.text),
+            resume: None,
         };
         if s.jobs.try_send(job).is_err() {
             // Recorded but not queued: the turn never runs, and the journal says why.
@@ -874,12 +854,20 @@ impl Hub {
             return;
         }
         let s = self.insert_from_meta(&id, &meta, Some(journal), SessionState::Paused, true, None);
-        let in_flight = last.is_some_and(|r| match r.kind {
-            EventKind::SessionDelta | EventKind::ToolStarted | EventKind::LaneDelta => true,
-            EventKind::SessionState => r.data["state"] == "busy",
-            EventKind::SessionMessage => r.data["role"] == "user",
-            _ => false,
-        });
+        let pending = crate::agent::restore_pending_approvals(&s).await;
+        let in_flight = pending == 0
+            && last.is_some_and(|r| match r.kind {
+                EventKind::SessionDelta
+                | EventKind::ToolStarted
+                | EventKind::LaneDelta
+                | EventKind::LaneCreated => true,
+                EventKind::SessionState => r.data["state"] == "busy",
+                EventKind::SessionMessage => true,
+                EventKind::ToolCompleted | EventKind::LaneStatus | EventKind::ApprovalResolved => {
+                    true
+                }
+                _ => false,
+            });
         if in_flight {
             let _ = self
                 .record(
@@ -907,7 +895,7 @@ impl Hub {
                 &s,
                 EventKind::DaemonReloaded,
                 "main",
-                json!({"daemon_id": self.info().id}),
+                json!({"daemon_id": self.info().id, "pending_approvals": pending}),
                 false,
             )
             .await;
@@ -977,20 +965,81 @@ impl Hub {
         reattachable: bool,
         error: Option<String>,
     ) -> Arc<Session> {
-        let s = |k: &str| meta[k].as_str().map(str::to_string);
-        self.insert_session(
-            id.to_string(),
-            s("workdir").unwrap_or_default(),
-            s("engine").unwrap_or_else(|| "echo".into()),
-            s("model"),
-            s("title"),
-            s("created_at").unwrap_or_default(),
+        let text = |k: &str| meta[k].as_str().map(str::to_string);
+        let policy: HashMap<String, Policy> = meta["policy"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        serde_json::from_value(v.clone())
+                            .ok()
+                            .map(|p| (k.clone(), p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (jobs, rx) = mpsc::channel(TURN_QUEUE);
+        let (running, _) = watch::channel(false);
+        let runs = journal.is_some() && state != SessionState::Ended;
+        let s = Arc::new(Session {
+            id: id.to_string(),
+            workdir: text("workdir").unwrap_or_default(),
+            engine: text("engine").unwrap_or_else(|| "echo".into()),
+            model: text("model"),
+            title: text("title"),
+            created_at: text("created_at").unwrap_or_default(),
             journal,
-            state,
-            reattachable,
-            error,
-        )
+            meta: Mutex::new(Meta {
+                state,
+                reattachable,
+                error,
+                turn: None,
+                history: Vec::new(),
+            }),
+            jobs,
+            wake: Notify::new(),
+            running,
+            policy,
+            token_budget: meta["token_budget"].as_u64(),
+            tokens_used: std::sync::atomic::AtomicU64::new(0),
+            approvals: Mutex::new(Vec::new()),
+            lanes: Mutex::new(Vec::new()),
+            history_loaded: std::sync::atomic::AtomicBool::new(false),
+            idem: Mutex::new(HashMap::new()),
+            idem_loaded: OnceCell::new(),
+            live: Mutex::new(None),
+        });
+        self.sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), s.clone());
+        if runs {
+            tokio::spawn(crate::agent::run_turns(self.clone(), s.clone(), rx));
+        }
+        s
     }
+}
+
+/// Reads a policy map from the wire (`allow`, `ask`, `deny` per tool).
+fn parse_policy(
+    p: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<HashMap<String, Policy>, ApiError> {
+    let mut out = HashMap::new();
+    for (tool, v) in p.into_iter().flatten() {
+        let policy = match v.as_str() {
+            "allow" => Policy::Allow,
+            "ask" => Policy::Ask,
+            "deny" => Policy::Deny,
+            other => {
+                return Err(ApiError::validation(format!(
+                    "policy for {tool} must be allow, ask or deny, not {other:?}"
+                )))
+            }
+        };
+        out.insert(tool.clone(), policy);
+    }
+    Ok(out)
 }
 
 /// Refuses a send to a session that cannot take one.
@@ -1029,100 +1078,9 @@ fn read_first_record(path: &Path) -> Option<EventRecord> {
 
 use std::io::Read as _;
 
-/// The turn runner of one session: takes accepted messages in order and runs a turn
-/// for each, waiting while the session is paused.
-async fn run_turns(hub: Hub, s: Arc<Session>, mut jobs: mpsc::Receiver<Job>) {
-    let provider = match hub.provider(&s.engine) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(session = %s.id, "no provider: {e}");
-            return;
-        }
-    };
-    while let Some(job) = jobs.recv().await {
-        loop {
-            let woken = s.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            match s.state() {
-                SessionState::Paused => woken.await,
-                _ => break,
-            }
-        }
-        if matches!(s.state(), SessionState::Ended | SessionState::Error) {
-            return;
-        }
-        run_one(&hub, &s, provider.as_ref(), job).await;
-    }
-}
-
-async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job) {
-    let cancel = CancellationToken::new();
-    let history = {
-        let mut m = s.meta();
-        m.turn = Some(cancel.clone());
-        m.history
-            .push(ChatMessage::text(Role::User, job.text.clone()));
-        trim_history(&mut m.history);
-        m.history.clone()
-    };
-    s.running.send_replace(true);
-    if hub.set_state(s, SessionState::Busy).await.is_err() {
-        s.meta().turn = None;
-        s.running.send_replace(false);
-        return;
-    }
-    let req = ProviderRequest {
-        model: s.model.clone(),
-        system: None,
-        messages: history,
-        tools: Vec::new(),
-    };
-    let sink = SessionSink { hub, session: s };
-    let outcome = r1_engine::run_turn(provider, req, &sink, &job.message_id, &cancel).await;
-    match outcome {
-        TurnOutcome::Completed { text } => {
-            let mut m = s.meta();
-            m.history.push(ChatMessage::text(Role::Assistant, text));
-            trim_history(&mut m.history);
-        }
-        TurnOutcome::Cancelled => {
-            let _ = hub
-                .record(
-                    s,
-                    EventKind::SessionCancelled,
-                    "main",
-                    json!({"message_id": job.message_id}),
-                    true,
-                )
-                .await;
-        }
-        TurnOutcome::Failed(message) => {
-            let _ = hub
-                .record(
-                    s,
-                    EventKind::SessionError,
-                    "main",
-                    json!({"message": message, "message_id": job.message_id}),
-                    true,
-                )
-                .await;
-        }
-    }
-    let back_to_idle = {
-        let mut m = s.meta();
-        m.turn = None;
-        m.state == SessionState::Busy
-    };
-    if back_to_idle {
-        let _ = hub.set_state(s, SessionState::Idle).await;
-    }
-    s.running.send_replace(false);
-}
-
 /// Drops the oldest messages until the context fits [`HISTORY_BYTES`] (the newest
 /// message always stays).
-fn trim_history(history: &mut Vec<ChatMessage>) {
+pub(crate) fn trim_history(history: &mut Vec<ChatMessage>) {
     let mut total: usize = history.iter().map(|m| m.text.len()).sum();
     let mut drop = 0;
     while total > HISTORY_BYTES && drop + 1 < history.len() {
@@ -1130,26 +1088,4 @@ fn trim_history(history: &mut Vec<ChatMessage>) {
         drop += 1;
     }
     history.drain(..drop);
-}
-
-struct SessionSink<'a> {
-    hub: &'a Hub,
-    session: &'a Arc<Session>,
-}
-
-#[async_trait::async_trait]
-impl TurnSink for SessionSink<'_> {
-    async fn emit(
-        &self,
-        kind: EventKind,
-        lane: &str,
-        data: Value,
-        durable: bool,
-    ) -> Result<u64, SinkError> {
-        self.hub
-            .record(self.session, kind, lane, data, durable)
-            .await
-            .map(|r| r.seq)
-            .map_err(|e| SinkError(e.message))
-    }
 }

@@ -78,11 +78,12 @@ impl StateDir {
         };
         for sub in ["sessions", "bus", "logs", "hooks"] {
             let p = dir.root.join(sub);
-            if !p.exists() {
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&p)
-                    .map_err(io_ctx(format!("cannot create {}", p.display())))?;
+            // Two daemons may start at once: the loser of this race is told about the
+            // lock below, not about a directory the winner just made.
+            match fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_ctx(format!("cannot create {}", p.display()))(e)),
             }
         }
         Ok(dir)

@@ -284,6 +284,30 @@ impl Conn {
                     Err(e) => Err(e),
                 }
             }
+            "session.approve" => {
+                match (
+                    str_param(p, "session_id"),
+                    str_param(p, "approval_id"),
+                    str_param(p, "decision"),
+                ) {
+                    (Ok(id), Ok(a), Ok(d)) => to_value(hub.session_approve(&id, &a, &d).await),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+                }
+            }
+            "lanes.list" => {
+                self.with_id(p, |h, id| async move { to_value(h.lanes_list(&id).await) })
+                    .await
+            }
+            "lanes.kill" | "lanes.pin" => {
+                match (str_param(p, "session_id"), str_param(p, "lane")) {
+                    (Ok(id), Ok(lane)) if method == "lanes.kill" => {
+                        to_value(hub.lane_kill(&id, &lane).await)
+                    }
+                    (Ok(id), Ok(lane)) => to_value(hub.lane_pin(&id, &lane).await),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
+            "engines.list" => to_value(hub.engines_list().await),
             "subscribe" => self.subscribe(p),
             "unsubscribe" => {
                 let sub = str_param(p, "subscription");

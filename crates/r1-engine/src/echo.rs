@@ -1,10 +1,18 @@
 //! `echo`: the built-in offline provider. It is not a model: it answers
 //! `echo: <text>`, streamed in several deltas, so every part of r1 works and is
 //! tested with no network and no keys.
+//!
+//! Test hooks, for people and suites alike:
+//! - `/slow <text>` streams the answer slowly (200 ms per delta), to watch or cancel;
+//! - `/run <command>` calls the `run_command` tool (which asks for approval by default);
+//! - `/tool <name> <json-args>` calls any tool with those arguments.
+//!
+//! After a tool result it answers `echo: <tool> returned: <content>` (or `… failed: …`).
 
 use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
+use serde_json::json;
 
 use crate::{Provider, ProviderError, ProviderEvent, ProviderRequest, Role};
 
@@ -28,6 +36,50 @@ impl EchoProvider {
     }
 }
 
+fn text_events(answer: &str, input_words: usize) -> Vec<ProviderEvent> {
+    let chars: Vec<char> = answer.chars().collect();
+    let size = DELTA_CHARS.max(chars.len().div_ceil(MAX_DELTAS));
+    let mut events: Vec<ProviderEvent> = chars
+        .chunks(size)
+        .map(|c| ProviderEvent::TextDelta(c.iter().collect()))
+        .collect();
+    events.push(ProviderEvent::Usage {
+        input_tokens: input_words as u64,
+        output_tokens: answer.split_whitespace().count() as u64,
+    });
+    events.push(ProviderEvent::Finish {
+        reason: "stop".into(),
+    });
+    events
+}
+
+fn tool_events(name: &str, args: &serde_json::Value, n: usize) -> Vec<ProviderEvent> {
+    let args = args.to_string();
+    let mid = args.len() / 2;
+    let split = (0..=mid)
+        .rev()
+        .find(|i| args.is_char_boundary(*i))
+        .unwrap_or(0);
+    vec![
+        ProviderEvent::ToolCallStart {
+            index: 0,
+            id: format!("call_echo_{n}"),
+            name: name.to_string(),
+        },
+        ProviderEvent::ToolCallDelta {
+            index: 0,
+            arguments: args[..split].to_string(),
+        },
+        ProviderEvent::ToolCallDelta {
+            index: 0,
+            arguments: args[split..].to_string(),
+        },
+        ProviderEvent::Finish {
+            reason: "tool_calls".into(),
+        },
+    ]
+}
+
 #[async_trait::async_trait]
 impl Provider for EchoProvider {
     fn name(&self) -> &str {
@@ -38,32 +90,42 @@ impl Provider for EchoProvider {
         &self,
         req: ProviderRequest,
     ) -> Result<BoxStream<'static, Result<ProviderEvent, ProviderError>>, ProviderError> {
-        let last = req
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .filter(|m| m.tool_result.is_none())
-            .map(|m| m.text.clone())
-            .unwrap_or_default();
-        let (delay, text) = match last.strip_prefix("/slow ") {
-            Some(rest) => (Some(SLOW_DELAY), rest.to_string()),
-            None => (None, last),
+        let last = req.messages.last();
+        let mut delay = None;
+        let events = match last.and_then(|m| m.tool_result.as_ref()) {
+            Some(r) => {
+                let verb = if r.is_error { "failed" } else { "returned" };
+                text_events(&format!("echo: {} {verb}: {}", r.name, r.content), 0)
+            }
+            None => {
+                let text = last
+                    .filter(|m| m.role == Role::User)
+                    .map(|m| m.text.clone())
+                    .unwrap_or_default();
+                let n = req.messages.len();
+                if let Some(cmd) = text.strip_prefix("/run ") {
+                    tool_events("run_command", &json!({"command": cmd}), n)
+                } else if let Some(rest) = text.strip_prefix("/tool ") {
+                    let (name, args) = rest.trim().split_once(' ').unwrap_or((rest.trim(), "{}"));
+                    match serde_json::from_str(args) {
+                        Ok(v) => tool_events(name, &v, n),
+                        Err(e) => {
+                            text_events(&format!("echo: /tool needs <name> <json-args>: {e}"), 0)
+                        }
+                    }
+                } else {
+                    let (d, body) = match text.strip_prefix("/slow ") {
+                        Some(rest) => (Some(SLOW_DELAY), rest.to_string()),
+                        None => (None, text.clone()),
+                    };
+                    delay = d;
+                    text_events(
+                        &EchoProvider::answer(&body),
+                        body.split_whitespace().count(),
+                    )
+                }
+            }
         };
-        let answer = EchoProvider::answer(&text);
-        let chars: Vec<char> = answer.chars().collect();
-        let size = DELTA_CHARS.max(chars.len().div_ceil(MAX_DELTAS));
-        let mut events: Vec<ProviderEvent> = chars
-            .chunks(size)
-            .map(|c| ProviderEvent::TextDelta(c.iter().collect()))
-            .collect();
-        events.push(ProviderEvent::Usage {
-            input_tokens: text.split_whitespace().count() as u64,
-            output_tokens: answer.split_whitespace().count() as u64,
-        });
-        events.push(ProviderEvent::Finish {
-            reason: "stop".into(),
-        });
         let s = stream::iter(events).then(move |e| async move {
             match delay {
                 Some(d) if matches!(e, ProviderEvent::TextDelta(_)) => tokio::time::sleep(d).await,

@@ -3,11 +3,22 @@
 //! engine never touches files of the state directory: it hands every event to a
 //! [`TurnSink`], and the daemon's hub journals it.
 
+mod anthropic;
 mod echo;
+mod exec;
+mod openai;
+mod retry;
+mod sse;
+mod tools;
 mod turn;
 
+pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use echo::EchoProvider;
-pub use turn::{run_turn, SinkError, TurnOutcome, TurnSink};
+pub use exec::{ExecAdapter, ExecConfig, ExecProvider};
+pub use openai::{OpenAiConfig, OpenAiProvider};
+pub use retry::RetryPolicy;
+pub use tools::{builtin_tools, default_policy, run_tool, Policy, ToolContext};
+pub use turn::{run_turn, Authorization, SinkError, TurnOutcome, TurnSink, MAX_STEPS};
 
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};

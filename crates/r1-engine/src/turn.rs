@@ -1,18 +1,47 @@
-//! The turn loop: one user message in, events out.
+//! The turn loop: one user message in, events out, with tool calls in between.
 
 use futures_util::StreamExt;
 use r1_proto::EventKind;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Provider, ProviderEvent, ProviderRequest};
+use crate::{ChatMessage, Provider, ProviderEvent, ProviderRequest, Role, ToolCall, ToolResult};
 
-/// Why the sink refused an event (the journal failed or the disk is full).
+/// How many provider round trips (tool steps) one turn may take.
+pub const MAX_STEPS: usize = 32;
+
+/// Why the host refused an event (the journal failed, the disk is full, the budget
+/// is spent).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
+#[error("{message}")]
+pub struct SinkError {
+    /// For a person.
+    pub message: String,
+    /// The wire error code to report, e.g. `budget_exceeded`.
+    pub code: &'static str,
+}
 
-/// Where a turn's events go. The daemon's hub implements it by journaling.
+impl SinkError {
+    /// A storage failure.
+    pub fn storage(message: impl Into<String>) -> SinkError {
+        SinkError {
+            message: message.into(),
+            code: "crash_recovery",
+        }
+    }
+}
+
+/// Whether a tool call may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// Run it.
+    Allow,
+    /// Do not run it; the model is told `reason`.
+    Deny(String),
+}
+
+/// What a turn needs from the daemon: somewhere to record events, a decision for each
+/// tool call (policy, or a client's approval), and a place to run tools (a lane).
 #[async_trait::async_trait]
 pub trait TurnSink: Send + Sync {
     /// Records one event in `lane`; `durable` asks for fdatasync before returning.
@@ -23,6 +52,15 @@ pub trait TurnSink: Send + Sync {
         data: Value,
         durable: bool,
     ) -> Result<u64, SinkError>;
+
+    /// Decides whether `call` may run, waiting for a client when the policy says ask.
+    async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError>;
+
+    /// Runs `call` (the host owns lanes and their records).
+    async fn execute(&self, call: &ToolCall) -> ToolResult;
+
+    /// Counts tokens; an error stops the turn (e.g. the budget is spent).
+    fn usage(&self, input_tokens: u64, output_tokens: u64) -> Result<(), SinkError>;
 }
 
 /// How a turn ended.
@@ -30,85 +68,213 @@ pub trait TurnSink: Send + Sync {
 pub enum TurnOutcome {
     /// The model answered `text`.
     Completed {
-        /// The whole assistant answer.
+        /// The final assistant answer.
         text: String,
+        /// Every message the turn added to the conversation (assistant steps and tool
+        /// results), in order.
+        added: Vec<ChatMessage>,
     },
     /// A client cancelled the turn.
     Cancelled,
-    /// The provider or the sink failed; the message says why.
-    Failed(String),
+    /// The provider or the host failed; `code` is the wire error code.
+    Failed {
+        /// For a person.
+        message: String,
+        /// The wire code (`internal`, `budget_exceeded`, …).
+        code: &'static str,
+    },
 }
 
-/// Runs one turn: streams the provider's answer into `session.delta` records, then
-/// records the whole answer as an assistant `session.message`. Cancellation aborts the
-/// provider request at once (the stream is dropped).
+fn failed(message: impl Into<String>, code: &'static str) -> TurnOutcome {
+    TurnOutcome::Failed {
+        message: message.into(),
+        code,
+    }
+}
+
+/// A tool call being assembled from a stream.
+#[derive(Default)]
+struct PendingCall {
+    id: String,
+    name: String,
+    args: String,
+}
+
+/// Runs one turn: streams the provider's answer into `session.delta` records; when the
+/// model calls tools, records its step as an assistant `session.message` with
+/// `tool_calls`, asks the host to authorize and run each call, and sends the results
+/// back to the model; ends with the final assistant `session.message`. Cancellation
+/// drops the provider stream at once.
 pub async fn run_turn(
     provider: &dyn Provider,
-    req: ProviderRequest,
+    mut req: ProviderRequest,
     sink: &dyn TurnSink,
     message_id: &str,
     cancel: &CancellationToken,
 ) -> TurnOutcome {
-    let mut stream = tokio::select! {
-        _ = cancel.cancelled() => return TurnOutcome::Cancelled,
-        s = provider.stream(req) => match s {
-            Ok(s) => s,
-            Err(e) => return TurnOutcome::Failed(format!("{} provider: {e}", provider.name())),
-        },
-    };
-    let mut text = String::new();
-    let mut usage = Value::Null;
-    loop {
-        let next = tokio::select! {
+    let mut added = Vec::new();
+    for _step in 0..MAX_STEPS {
+        let mut stream = tokio::select! {
             _ = cancel.cancelled() => return TurnOutcome::Cancelled,
-            n = stream.next() => n,
+            s = provider.stream(req.clone()) => match s {
+                Ok(s) => s,
+                Err(e) => return failed(format!("{} provider: {e}", provider.name()), "internal"),
+            },
         };
-        match next {
-            None => break,
-            Some(Err(e)) => {
-                return TurnOutcome::Failed(format!("{} provider: {e}", provider.name()))
-            }
-            Some(Ok(ProviderEvent::TextDelta(d))) => {
-                text.push_str(&d);
-                if let Err(e) = sink
-                    .emit(
-                        EventKind::SessionDelta,
-                        "main",
-                        json!({"text": d, "reply_to": message_id}),
-                        false,
-                    )
-                    .await
-                {
-                    return TurnOutcome::Failed(e.0);
+        let mut text = String::new();
+        let mut calls: Vec<PendingCall> = Vec::new();
+        let mut usage = Value::Null;
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return TurnOutcome::Cancelled,
+                n = stream.next() => n,
+            };
+            let ev = match next {
+                None => break,
+                Some(Err(e)) => {
+                    return failed(format!("{} provider: {e}", provider.name()), "internal")
                 }
+                Some(Ok(ev)) => ev,
+            };
+            match ev {
+                ProviderEvent::TextDelta(d) => {
+                    text.push_str(&d);
+                    let data = json!({"text": d, "reply_to": message_id});
+                    if let Err(e) = sink
+                        .emit(EventKind::SessionDelta, "main", data, false)
+                        .await
+                    {
+                        return failed(e.message, e.code);
+                    }
+                }
+                ProviderEvent::ToolCallStart { index, id, name } => {
+                    if calls.len() <= index {
+                        calls.resize_with(index + 1, PendingCall::default);
+                    }
+                    calls[index].id = id;
+                    calls[index].name = name;
+                }
+                ProviderEvent::ToolCallDelta { index, arguments } => {
+                    if calls.len() <= index {
+                        calls.resize_with(index + 1, PendingCall::default);
+                    }
+                    calls[index].args.push_str(&arguments);
+                }
+                ProviderEvent::Usage {
+                    input_tokens,
+                    output_tokens,
+                } => {
+                    usage = json!({"input_tokens": input_tokens, "output_tokens": output_tokens});
+                    if let Err(e) = sink.usage(input_tokens, output_tokens) {
+                        return failed(e.message, e.code);
+                    }
+                }
+                ProviderEvent::ExternalToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    let data =
+                        json!({"call_id": id, "tool": name, "args": arguments, "external": true});
+                    if let Err(e) = sink.emit(EventKind::ToolStarted, "main", data, false).await {
+                        return failed(e.message, e.code);
+                    }
+                }
+                ProviderEvent::ExternalToolResult {
+                    id,
+                    content,
+                    is_error,
+                } => {
+                    let data = json!({"call_id": id, "content": content, "is_error": is_error, "external": true});
+                    if let Err(e) = sink
+                        .emit(EventKind::ToolCompleted, "main", data, false)
+                        .await
+                    {
+                        return failed(e.message, e.code);
+                    }
+                }
+                ProviderEvent::Finish { .. } => {}
             }
-            Some(Ok(ProviderEvent::Usage {
-                input_tokens,
-                output_tokens,
-            })) => usage = json!({"input_tokens": input_tokens, "output_tokens": output_tokens}),
-            Some(Ok(ProviderEvent::Finish { .. })) => break,
-            Some(Ok(
-                ProviderEvent::ToolCallStart { .. }
-                | ProviderEvent::ToolCallDelta { .. }
-                | ProviderEvent::ExternalToolCall { .. }
-                | ProviderEvent::ExternalToolResult { .. },
-            )) => {}
+        }
+        if cancel.is_cancelled() {
+            return TurnOutcome::Cancelled;
+        }
+        let calls: Vec<ToolCall> = calls
+            .into_iter()
+            .filter(|c| !c.name.is_empty())
+            .map(|c| ToolCall {
+                arguments: if c.args.trim().is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&c.args).unwrap_or(Value::String(c.args))
+                },
+                id: c.id,
+                name: c.name,
+            })
+            .collect();
+        let data = json!({
+            "role": "assistant",
+            "text": text,
+            "reply_to": message_id,
+            "usage": usage,
+            "tool_calls": calls,
+        });
+        if let Err(e) = sink
+            .emit(EventKind::SessionMessage, "main", data, false)
+            .await
+        {
+            return failed(e.message, e.code);
+        }
+        let step = ChatMessage {
+            role: Role::Assistant,
+            text: text.clone(),
+            tool_calls: calls.clone(),
+            tool_result: None,
+        };
+        req.messages.push(step.clone());
+        added.push(step);
+        if calls.is_empty() {
+            return TurnOutcome::Completed { text, added };
+        }
+        for call in &calls {
+            let result = if !call.arguments.is_object() {
+                ToolResult {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    content: "the tool arguments are not a JSON object".into(),
+                    is_error: true,
+                }
+            } else {
+                let auth = tokio::select! {
+                    _ = cancel.cancelled() => return TurnOutcome::Cancelled,
+                    a = sink.authorize(call) => a,
+                };
+                match auth {
+                    Err(e) => return failed(e.message, e.code),
+                    Ok(Authorization::Deny(reason)) => ToolResult {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        content: reason,
+                        is_error: true,
+                    },
+                    Ok(Authorization::Allow) => sink.execute(call).await,
+                }
+            };
+            if cancel.is_cancelled() {
+                return TurnOutcome::Cancelled;
+            }
+            let msg = ChatMessage {
+                role: Role::User,
+                text: String::new(),
+                tool_calls: Vec::new(),
+                tool_result: Some(result),
+            };
+            req.messages.push(msg.clone());
+            added.push(msg);
         }
     }
-    if cancel.is_cancelled() {
-        return TurnOutcome::Cancelled;
-    }
-    let data = json!({
-        "role": "assistant",
-        "text": text,
-        "reply_to": message_id,
-        "usage": usage,
-    });
-    match sink
-        .emit(EventKind::SessionMessage, "main", data, false)
-        .await
-    {
-        Ok(_) => TurnOutcome::Completed { text },
-        Err(e) => TurnOutcome::Failed(e.0),
-    }
+    failed(
+        format!("the model took more than {MAX_STEPS} tool steps in one turn; stopped"),
+        "internal",
+    )
 }

@@ -1,8 +1,8 @@
 //! The `Api` trait: every operation a client can perform.
 
 use crate::{
-    Ack, ApiError, Handshake, Health, JournalPage, SendMessageParams, SendMessageResult,
-    SessionList, SessionView, ShutdownParams, StartSessionParams,
+    Ack, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, SendMessageParams,
+    SendMessageResult, SessionList, SessionView, ShutdownParams, StartSessionParams,
 };
 
 /// Every operation a client can perform on a daemon. The daemon's hub implements it
@@ -44,6 +44,22 @@ pub trait Api: Send + Sync {
         since_seq: u64,
         limit: usize,
     ) -> Result<JournalPage, ApiError>;
+    /// `session.approve`: decide a pending approval (`allow` or `deny`); deciding it
+    /// again the same way is ok, the other way is a conflict.
+    async fn session_approve(
+        &self,
+        id: &str,
+        approval_id: &str,
+        decision: &str,
+    ) -> Result<SessionView, ApiError>;
+    /// `lanes.list`.
+    async fn lanes_list(&self, id: &str) -> Result<LaneList, ApiError>;
+    /// `lanes.kill`: kill the lane's process group (idempotent).
+    async fn lane_kill(&self, id: &str, lane: &str) -> Result<LaneList, ApiError>;
+    /// `lanes.pin`.
+    async fn lane_pin(&self, id: &str, lane: &str) -> Result<LaneList, ApiError>;
+    /// `engines.list`.
+    async fn engines_list(&self) -> Result<EngineList, ApiError>;
 }
 
 /// The dotted names of every [`Api`] operation, as the WebSocket methods and the web
@@ -61,4 +77,9 @@ pub const OPERATIONS: &[&str] = &[
     "session.resume",
     "session.kill",
     "session.journal",
+    "session.approve",
+    "lanes.list",
+    "lanes.kill",
+    "lanes.pin",
+    "engines.list",
 ];

@@ -15,8 +15,9 @@ pub use api::{Api, OPERATIONS};
 pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links};
 pub use event::{BusEvent, EventKind, EventRecord};
 pub use session::{
-    JournalPage, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionState,
-    SessionView, StartSessionParams,
+    ApprovalDecision, ApprovalView, EngineList, EngineView, JournalPage, LaneList, LaneView,
+    SendMessageParams, SendMessageResult, SessionId, SessionList, SessionState, SessionView,
+    StartSessionParams,
 };
 
 use schemars::JsonSchema;
@@ -140,6 +141,12 @@ pub fn wire_schema() -> serde_json::Value {
         SendMessageParams,
         SendMessageResult,
         JournalPage,
+        ApprovalDecision,
+        ApprovalView,
+        LaneView,
+        LaneList,
+        EngineView,
+        EngineList,
     );
     let all_defs = gen.take_definitions(true);
     serde_json::json!({

@@ -90,6 +90,80 @@ pub struct StartSessionParams {
     /// A title for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Per-tool policy overrides: tool name → `allow`, `ask` or `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<std::collections::BTreeMap<String, String>>,
+    /// A token budget for the whole session; a turn that would exceed it stops with
+    /// `budget_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_budget: Option<u64>,
+}
+
+/// The body of `POST /v1/sessions/{id}/approvals/{approval_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecision {
+    /// `allow` or `deny`.
+    pub decision: String,
+}
+
+/// One approval of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalView {
+    /// The approval id.
+    pub approval_id: String,
+    /// The tool that asks.
+    pub tool: String,
+    /// The tool's arguments.
+    pub args: serde_json::Value,
+    /// `pending`, `allow` or `deny`.
+    pub status: String,
+}
+
+/// A lane: the conversation (`main`) or one tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneView {
+    /// The lane id.
+    pub lane: String,
+    /// The tool running in it (absent for `main`).
+    pub tool: Option<String>,
+    /// `running`, `done`, `failed`, `killed` or `waiting`.
+    pub status: String,
+    /// Pinned lanes stay listed and expanded in clients.
+    pub pinned: bool,
+    /// The seq of the `lane.created` record.
+    pub created_seq: u64,
+}
+
+/// The answer of `GET /v1/sessions/{id}/lanes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneList {
+    /// Lanes in creation order.
+    pub lanes: Vec<LaneView>,
+}
+
+/// An engine the daemon can run sessions with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EngineView {
+    /// The name sessions choose it by.
+    pub name: String,
+    /// `echo`, `openai`, `anthropic` or `exec`.
+    pub kind: String,
+    /// The default model.
+    pub model: Option<String>,
+    /// Whether it can be used now (e.g. its key variable is set).
+    pub available: bool,
+    /// Why it is (not) available, and where it came from.
+    pub reason: String,
+    /// True for the daemon's default engine.
+    pub default: bool,
+}
+
+/// The answer of `GET /v1/engines`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EngineList {
+    /// Every engine.
+    pub engines: Vec<EngineView>,
 }
 
 /// The body of `POST /v1/sessions/{id}/messages`.

@@ -67,6 +67,8 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                 engine: args.engine.clone(),
                 model: None,
                 title: Some("r1 chat".into()),
+                policy: None,
+                token_budget: None,
             };
             client
                 .call(Method::POST, "/v1/sessions", Some(&params))
@@ -96,14 +98,24 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
         .await?;
     let mut events = SseReader::new(body);
     let mut pending: Vec<String> = Vec::new();
+    let mut asking: Option<String> = None;
     let mut input_open = true;
     loop {
-        if !input_open && pending.is_empty() {
+        if !input_open && (pending.is_empty() || asking.is_some()) {
             return Ok(());
         }
         tokio::select! {
             line = lines.recv(), if input_open => match line {
                 None => input_open = false,
+                Some(l) if asking.is_some() => {
+                    let approval = asking.take().unwrap_or_default();
+                    let answer = l.trim().to_ascii_lowercase();
+                    let decision = if answer == "y" || answer == "yes" { "allow" } else { "deny" };
+                    let _: SessionView = client
+                        .call(Method::POST, &format!("/v1/sessions/{}/approvals/{approval}", session.id), Some(&serde_json::json!({"decision": decision})))
+                        .await?;
+                    eprintln!("({decision})");
+                }
                 Some(l) if l.trim().is_empty() => {}
                 Some(l) if l.trim() == "/quit" => input_open = false,
                 Some(text) => {
@@ -128,7 +140,10 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                     }
                     EventKind::SessionMessage if r.data["role"] == "assistant" => {
                         let _ = writeln!(out);
-                        pending.retain(|m| Some(m) != reply_to.as_ref());
+                        // A step that calls tools is not the end of the turn.
+                        if r.data["tool_calls"].as_array().is_none_or(|c| c.is_empty()) {
+                            pending.retain(|m| Some(m) != reply_to.as_ref());
+                        }
                     }
                     EventKind::SessionCancelled => {
                         let _ = writeln!(out, "\n(cancelled)");
@@ -137,6 +152,20 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                     EventKind::SessionError => {
                         let _ = writeln!(out, "\n(error: {})", r.data["message"].as_str().unwrap_or("unknown"));
                         pending.retain(|m| Some(m) != reply_to.as_ref());
+                    }
+                    EventKind::ApprovalRequested => {
+                        let _ = writeln!(
+                            out,
+                            "\n{} wants to run: {}\nallow? [y/N] ",
+                            r.data["tool"].as_str().unwrap_or("a tool"),
+                            r.data["args"]
+                        );
+                        let _ = out.flush();
+                        asking = r.data["approval_id"].as_str().map(str::to_string);
+                    }
+                    EventKind::LaneDelta => {
+                        let _ = write!(out, "{}", r.data["text"].as_str().unwrap_or_default());
+                        let _ = out.flush();
                     }
                     EventKind::SessionEnded => {
                         let _ = writeln!(out, "(the session ended)");

@@ -44,7 +44,9 @@ enum Verb {
     },
     /// Replace the token now: the old one is refused at once, no restart needed.
     RotateToken,
-    /// Sessions: list, get, start, send, follow, cancel, pause, resume, kill.
+    /// List the engines sessions can use, and why each is (not) available.
+    Engines,
+    /// Sessions: list, get, start, send, follow, cancel, pause, resume, kill, approve, deny, lanes.
     #[command(subcommand)]
     Sessions(crate::sessions_cmd::SessionsVerb),
 }
@@ -75,6 +77,26 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
     match args.verb {
         Verb::Shutdown { grace } => return shutdown(&opts, grace, args.json).await,
         Verb::Sessions(verb) => return crate::sessions_cmd::run(&opts, verb, args.json).await,
+        Verb::Engines => {
+            let client = r1_client::connect_or_spawn(&opts).await?;
+            let l: r1_proto::EngineList = client
+                .call(http::Method::GET, "/v1/engines", None::<&()>)
+                .await?;
+            if args.json {
+                output::json(&l);
+            } else {
+                for e in &l.engines {
+                    output::line(&format!(
+                        "{}{:<12} {:<10} {:<24} {}",
+                        if e.default { "* " } else { "  " },
+                        e.name,
+                        e.kind,
+                        e.model.as_deref().unwrap_or("-"),
+                        e.reason
+                    ));
+                }
+            }
+        }
         Verb::Discover => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let reg = client.registration();

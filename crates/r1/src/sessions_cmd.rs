@@ -37,6 +37,45 @@ pub enum SessionsVerb {
         /// A title for people.
         #[arg(long)]
         title: Option<String>,
+        /// A tool policy override, `TOOL=allow|ask|deny` (repeatable).
+        #[arg(long = "policy", value_name = "TOOL=POLICY")]
+        policy: Vec<String>,
+        /// A token budget for the session.
+        #[arg(long)]
+        token_budget: Option<u64>,
+    },
+    /// Allow a pending tool call.
+    Approve {
+        /// The session id.
+        id: String,
+        /// The approval id (`apr_…`, see `get` or the event stream).
+        approval_id: String,
+    },
+    /// Deny a pending tool call; the model is told it was denied.
+    Deny {
+        /// The session id.
+        id: String,
+        /// The approval id.
+        approval_id: String,
+    },
+    /// List the session's lanes (the conversation and each tool call).
+    Lanes {
+        /// The session id.
+        id: String,
+    },
+    /// Kill a running tool lane (its whole process group).
+    KillLane {
+        /// The session id.
+        id: String,
+        /// The lane id.
+        lane: String,
+    },
+    /// Pin a lane.
+    PinLane {
+        /// The session id.
+        id: String,
+        /// The lane id.
+        lane: String,
     },
     /// Send a message; with `--wait`, wait for the answer and print it.
     Send {
@@ -105,7 +144,34 @@ fn show(v: &SessionView, json: bool) {
 }
 
 /// Runs a sessions verb.
+enum VerbKind {
+    Approve,
+    Other,
+}
+
+fn lanes(l: r1_proto::LaneList, json: bool) {
+    if json {
+        output::json(&l);
+        return;
+    }
+    for lane in &l.lanes {
+        output::line(&format!(
+            "{:<16} {:<12} {:<10}{}",
+            lane.lane,
+            lane.tool.as_deref().unwrap_or("-"),
+            lane.status,
+            if lane.pinned { "  pinned" } else { "" }
+        ));
+    }
+}
+
+/// Runs a sessions verb.
 pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Result<(), ClientError> {
+    let verb_kind = if matches!(verb, SessionsVerb::Approve { .. }) {
+        VerbKind::Approve
+    } else {
+        VerbKind::Other
+    };
     let client = r1_client::connect_or_spawn(opts).await?;
     let none = None::<&()>;
     let client = &client;
@@ -138,7 +204,16 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             engine,
             model,
             title,
+            policy,
+            token_budget,
         } => {
+            let mut map = std::collections::BTreeMap::new();
+            for p in policy {
+                let (tool, v) = p.split_once('=').ok_or_else(|| {
+                    ClientError::Protocol(format!("--policy wants TOOL=allow|ask|deny, got {p:?}"))
+                })?;
+                map.insert(tool.to_string(), v.to_string());
+            }
             let workdir = match workdir {
                 Some(w) => std::path::absolute(&w).unwrap_or(w),
                 None => std::env::current_dir()
@@ -149,6 +224,8 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 engine,
                 model,
                 title,
+                policy: (!map.is_empty()).then_some(map),
+                token_budget,
             };
             let v: SessionView = client
                 .call(Method::POST, "/v1/sessions", Some(&params))
@@ -199,6 +276,47 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
         } => {
             follow(opts, Some(client), &id, since_seq, until.as_deref(), json).await?;
         }
+        SessionsVerb::Approve { id, approval_id } | SessionsVerb::Deny { id, approval_id } => {
+            let decision = if matches!(verb_kind, VerbKind::Approve) {
+                "allow"
+            } else {
+                "deny"
+            };
+            let v: SessionView = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/approvals/{approval_id}"),
+                    Some(&serde_json::json!({ "decision": decision })),
+                )
+                .await?;
+            show(&v, json);
+        }
+        SessionsVerb::Lanes { id } => lanes(
+            client
+                .call(Method::GET, &format!("/v1/sessions/{id}/lanes"), none)
+                .await?,
+            json,
+        ),
+        SessionsVerb::KillLane { id, lane } => lanes(
+            client
+                .call(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/lanes/{lane}/kill"),
+                    Some(&serde_json::json!({})),
+                )
+                .await?,
+            json,
+        ),
+        SessionsVerb::PinLane { id, lane } => lanes(
+            client
+                .call(
+                    Method::POST,
+                    &format!("/v1/sessions/{id}/lanes/{lane}/pin"),
+                    Some(&serde_json::json!({})),
+                )
+                .await?,
+            json,
+        ),
         SessionsVerb::Cancel { id } => {
             show(&post(format!("/v1/sessions/{id}/cancel")).await?, json)
         }

@@ -5,6 +5,7 @@
 // test are reaped by `Daemon::drop`, which clippy cannot see through the loop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::zombie_processes)]
 
+mod agent;
 mod faults;
 mod foundation;
 mod perimeter;

@@ -76,11 +76,17 @@ impl Home {
             args.extend_from_slice(&["--log-level", "debug"]);
         }
         args.extend_from_slice(extra);
+        // stderr goes to a file: a pipe nobody reads would fill up and block the daemon.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self._dir.path().join("serve.stderr"))
+            .unwrap();
         let child = self
             .cmd(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let pid = child.id();
@@ -147,10 +153,8 @@ impl Daemon {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
+                let err = std::fs::read_to_string(self.home.with_file_name("serve.stderr"))
+                    .unwrap_or_default();
                 return Some((status.code().unwrap_or(-1), err));
             }
             if Instant::now() > deadline {

@@ -1,0 +1,348 @@
+//! The `run_command` tool: `sh -c` in the workdir, in a process group of its own, with
+//! the daemon's secrets removed from its environment, its output streamed as it comes,
+//! and the whole group killed on timeout, on cancellation and when the shell exits.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{ToolContext, ToolError};
+
+/// The timeout when the model gives none: long enough for a build or a test run.
+const DEFAULT_TIMEOUT_S: f64 = 120.0;
+
+/// The longest a model may ask for; anything longer is clamped to it.
+const MAX_TIMEOUT_S: f64 = 600.0;
+
+/// How much of the output is kept for the result: the end, where errors and summaries
+/// are. The full output is still streamed to [`ToolContext::output`].
+const KEEP_BYTES: usize = 64 * 1024;
+
+/// The size of one read from a pipe, hence the largest streamed chunk.
+const CHUNK_BYTES: usize = 8 * 1024;
+
+/// Runs `command` and reports its exit code and output.
+pub(crate) async fn run_command(
+    ctx: &ToolContext,
+    command: &str,
+    timeout_s: Option<f64>,
+) -> Result<String, ToolError> {
+    let timeout_s = timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
+    if !timeout_s.is_finite() || timeout_s <= 0.0 {
+        return Err(ToolError::Args(format!(
+            "timeout_s must be a positive number of seconds (at most {MAX_TIMEOUT_S}), not {timeout_s}"
+        )));
+    }
+    let timeout_s = timeout_s.min(MAX_TIMEOUT_S);
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout_s);
+
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(&ctx.workdir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A backstop only: the group guard below is what kills grandchildren too.
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        if is_secret_name(&name.to_string_lossy()) {
+            cmd.env_remove(&name);
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ToolError::io("cannot start `sh`", e))?;
+    let pgid = child
+        .id()
+        .and_then(|pid| libc::pid_t::try_from(pid).ok())
+        .ok_or_else(|| ToolError::Failed("the command started but has no process id".to_owned()))?;
+    // From here on, however this function ends (even by its future being dropped), the
+    // group is killed.
+    let mut group = GroupGuard { pgid, armed: true };
+
+    let (chunk_tx, mut chunks) = mpsc::channel::<String>(64);
+    let mut pumps: Vec<JoinHandle<()>> = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        pumps.push(tokio::spawn(pump(stdout, chunk_tx.clone())));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        pumps.push(tokio::spawn(pump(stderr, chunk_tx.clone())));
+    }
+    drop(chunk_tx);
+
+    let mut kept = Tail::default();
+    let mut watcher = ctx.output.clone();
+    let mut status: Option<ExitStatus> = None;
+    let mut streams_open = true;
+    let end = loop {
+        if status.is_some() && !streams_open {
+            break End::Exited;
+        }
+        tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => break End::Cancelled,
+            () = tokio::time::sleep_until(deadline) => break End::TimedOut,
+            waited = child.wait(), if status.is_none() => match waited {
+                Ok(exit) => {
+                    status = Some(exit);
+                    // What the shell left running (`cmd &`) would hold the pipes open
+                    // and outlive the tool; the group goes with its leader. The leader
+                    // is reaped but its group id stays reserved while members remain.
+                    group.kill_and_disarm();
+                }
+                Err(e) => break End::WaitFailed(e),
+            },
+            chunk = chunks.recv(), if streams_open => match chunk {
+                Some(chunk) => {
+                    kept.push(&chunk);
+                    if let Some(out) = &watcher {
+                        // A slow watcher slows the command down (backpressure) but does
+                        // not delay a cancel or the timeout.
+                        let sent = tokio::select! {
+                            biased;
+                            () = ctx.cancel.cancelled() => true,
+                            () = tokio::time::sleep_until(deadline) => true,
+                            sent = out.send(chunk) => sent.is_ok(),
+                        };
+                        if !sent {
+                            watcher = None;
+                        }
+                    }
+                }
+                None => streams_open = false,
+            },
+        }
+    };
+
+    if !matches!(end, End::Exited) {
+        // Killed while the leader is not yet reaped, so the group id cannot have been
+        // reused; then the leader is reaped so it leaves no zombie.
+        group.kill_and_disarm();
+        if status.is_none() {
+            let _ = child.wait().await;
+        }
+    }
+    for pump in &pumps {
+        pump.abort();
+    }
+    // Output already read but not yet taken belongs in the result.
+    while let Ok(chunk) = chunks.try_recv() {
+        kept.push(&chunk);
+    }
+    let output = kept.render();
+
+    match end {
+        End::Exited => {
+            let exit = status.unwrap_or_default();
+            let head = describe(exit);
+            let report = format!("{head}\n{output}");
+            if exit.success() {
+                Ok(report)
+            } else {
+                Err(ToolError::Failed(report))
+            }
+        }
+        End::TimedOut => {
+            let head = match status {
+                Some(exit) => format!(
+                    "{}, but its output stayed open until the timeout of {timeout_s} s \
+                     (a process it started left its process group); killed",
+                    describe(exit)
+                ),
+                None => format!(
+                    "command timed out after {timeout_s} s; it and every process it started were killed"
+                ),
+            };
+            Err(ToolError::Failed(format!("{head}\n{output}")))
+        }
+        End::Cancelled => Err(ToolError::Failed(format!(
+            "command cancelled; it and every process it started were killed\n{output}"
+        ))),
+        End::WaitFailed(e) => Err(ToolError::io(
+            format!("lost track of the command (its process group was killed)\n{output}"),
+            e,
+        )),
+    }
+}
+
+/// How the wait for the command ended.
+enum End {
+    Exited,
+    TimedOut,
+    Cancelled,
+    WaitFailed(std::io::Error),
+}
+
+/// True for environment variables that may hold a credential: the daemon's own (`R1_…`)
+/// and anything named like a token, secret, API key or password. They are removed so
+/// that no command a model runs can read them.
+fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("R1_")
+        || ["TOKEN", "SECRET", "API_KEY", "PASSWORD"]
+            .iter()
+            .any(|word| upper.contains(word))
+}
+
+fn describe(exit: ExitStatus) -> String {
+    match (exit.code(), exit.signal()) {
+        (Some(code), _) => format!("exit code: {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal} (no exit code)"),
+        (None, None) => "exit status unknown".to_owned(),
+    }
+}
+
+/// Kills the command's process group when dropped while armed.
+struct GroupGuard {
+    pgid: libc::pid_t,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn kill_and_disarm(&mut self) {
+        if self.armed {
+            kill_group(self.pgid);
+            self.armed = false;
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill_and_disarm();
+    }
+}
+
+fn kill_group(pgid: libc::pid_t) {
+    // kill(-1) would signal every process of the user and kill(0) the daemon's own
+    // group; a child's pid is never either, but this is the one place to be sure.
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; the negative pid
+    // addresses the process group this module created for the command. ESRCH (the group
+    // is already gone) is the expected outcome after a clean exit and is ignored.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Reads a pipe to its end, sending its text in chunks as it arrives.
+async fn pump<R: AsyncRead + Unpin>(mut pipe: R, tx: mpsc::Sender<String>) {
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut text = Utf8Chunks::default();
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = text.push(&buf[..n]);
+        if !chunk.is_empty() && tx.send(chunk).await.is_err() {
+            return;
+        }
+    }
+    let rest = text.finish();
+    if !rest.is_empty() {
+        let _ = tx.send(rest).await;
+    }
+}
+
+/// Decodes a byte stream as UTF-8 chunk by chunk, holding back a character split
+/// between two reads instead of turning each half into a replacement character.
+#[derive(Default)]
+struct Utf8Chunks {
+    pending: Vec<u8>,
+}
+
+impl Utf8Chunks {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let data = std::mem::take(&mut self.pending);
+        let mut out = String::with_capacity(data.len());
+        let mut rest: &[u8] = &data;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(valid) => {
+                    out.push_str(valid);
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    out.push_str(&String::from_utf8_lossy(valid));
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            rest = &after[bad..];
+                        }
+                        // An incomplete character at the end: wait for the next read.
+                        None => {
+                            rest = after;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending = rest.to_vec();
+        out
+    }
+
+    fn finish(self) -> String {
+        String::from_utf8_lossy(&self.pending).into_owned()
+    }
+}
+
+/// The last [`KEEP_BYTES`] of the output, and how much was dropped before them.
+#[derive(Default)]
+struct Tail {
+    text: String,
+    dropped: usize,
+}
+
+impl Tail {
+    fn push(&mut self, chunk: &str) {
+        self.text.push_str(chunk);
+        // Trimming only past twice the limit keeps the copying amortised.
+        if self.text.len() > 2 * KEEP_BYTES {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        if self.text.len() <= KEEP_BYTES {
+            return;
+        }
+        let mut cut = self.text.len() - KEEP_BYTES;
+        while !self.text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        self.text.drain(..cut);
+        self.dropped += cut;
+    }
+
+    fn render(mut self) -> String {
+        self.trim();
+        if self.text.is_empty() {
+            return "(no output)".to_owned();
+        }
+        if self.dropped > 0 {
+            format!(
+                "[output cut: the first {} bytes were dropped; the last {} follow]\n{}",
+                self.dropped,
+                self.text.len(),
+                self.text
+            )
+        } else {
+            self.text
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Issue 4: tools confined to the workdir, approvals over the API, lanes, turn control,
+//! providers against fake servers on loopback.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::sessions::{records, start};
+use crate::support::*;
+
+fn start_with(d: &Daemon, body: Value) -> String {
+    let r = d.post("/v1/sessions", &body.to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+fn send(d: &Daemon, id: &str, text: &str) -> Value {
+    let r = d.post(
+        &format!("/v1/sessions/{id}/messages"),
+        &json!({"text": text}).to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()
+}
+
+/// Waits for a record matching `pred`; returns all records.
+fn wait_for(d: &Daemon, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let recs = records(d, id);
+        if recs.iter().any(&pred) {
+            return recs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; got {}",
+            serde_json::to_string_pretty(&recs).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn state(d: &Daemon, id: &str) -> Value {
+    d.get(&format!("/v1/sessions/{id}")).json()
+}
+
+fn decide(d: &Daemon, id: &str, approval: &str, decision: &str) -> Resp {
+    d.post(
+        &format!("/v1/sessions/{id}/approvals/{approval}"),
+        &json!({"decision": decision}).to_string(),
+    )
+}
+
+fn pending(d: &Daemon, id: &str) -> String {
+    let mut out = String::new();
+    wait_until(Duration::from_secs(10), "a pending approval", || {
+        let v = state(d, id);
+        if v["state"] == "waiting_on_approval"
+            || !v["pending_approvals"].as_array().unwrap().is_empty()
+        {
+            if let Some(a) = v["pending_approvals"][0].as_str() {
+                out = a.to_string();
+                return true;
+            }
+        }
+        false
+    });
+    out
+}
+
+#[test]
+fn write_file_waits_for_approval_and_allow_or_deny_decide() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    let d = home.serve(&[]);
+    let id = start(&d, work.path());
+    send(
+        &d,
+        &id,
+        r#"/tool write_file {"path": "notes/a.txt", "content": "hello"}"#,
+    );
+    let apr = pending(&d, &id);
+    let v = state(&d, &id);
+    assert_eq!(v["state"], "waiting_on_approval");
+    assert!(
+        !work.path().join("notes/a.txt").exists(),
+        "written before approval"
+    );
+    let recs = records(&d, &id);
+    let req = recs
+        .iter()
+        .find(|r| r["kind"] == "approval.requested")
+        .unwrap();
+    assert_eq!(req["data"]["tool"], "write_file");
+    assert_eq!(req["data"]["args"]["path"], "notes/a.txt");
+    assert_eq!(decide(&d, &id, &apr, "allow").status, 200);
+    wait_for(&d, &id, "the answer", |r| {
+        r["kind"] == "session.message"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("echo: write_file returned"))
+    });
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("notes/a.txt")).unwrap(),
+        "hello"
+    );
+    // Deciding again the same way is fine; the other way is a conflict.
+    assert_eq!(decide(&d, &id, &apr, "allow").status, 200);
+    assert_eq!(decide(&d, &id, &apr, "deny").status, 409);
+    assert_eq!(decide(&d, &id, "apr_nope", "allow").status, 404);
+    assert_eq!(decide(&d, &id, &apr, "maybe").status, 400);
+
+    // Deny: nothing written, the model is told.
+    send(
+        &d,
+        &id,
+        r#"/tool write_file {"path": "b.txt", "content": "no"}"#,
+    );
+    let apr = pending(&d, &id);
+    assert_eq!(decide(&d, &id, &apr, "deny").status, 200);
+    let recs = wait_for(&d, &id, "the denial answer", |r| {
+        r["kind"] == "session.message"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("write_file failed") && t.contains("denied"))
+    });
+    assert!(!work.path().join("b.txt").exists());
+    assert!(recs
+        .iter()
+        .any(|r| r["kind"] == "approval.resolved" && r["data"]["decision"] == "deny"));
+    wait_until(Duration::from_secs(5), "idle", || {
+        state(&d, &id)["state"] == "idle"
+    });
+
+    // A session policy can allow a tool outright, or deny it.
+    let id2 = start_with(
+        &d,
+        json!({"workdir": work.path(), "policy": {"write_file": "allow", "run_command": "deny"}}),
+    );
+    send(
+        &d,
+        &id2,
+        r#"/tool write_file {"path": "c.txt", "content": "direct"}"#,
+    );
+    wait_for(&d, &id2, "written", |r| {
+        r["kind"] == "tool.completed" && r["data"]["is_error"] == false
+    });
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("c.txt")).unwrap(),
+        "direct"
+    );
+    send(&d, &id2, "/run touch should-not-exist");
+    wait_for(&d, &id2, "policy denial", |r| {
+        r["kind"] == "tool.completed" && r["data"]["denied"] == true
+    });
+    assert!(!work.path().join("should-not-exist").exists());
+    let r = d.post(
+        "/v1/sessions",
+        &json!({"workdir": work.path(), "policy": {"run_command": "sometimes"}}).to_string(),
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn a_pending_approval_survives_a_restart_and_can_be_answered_after_it() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    for graceful in [true, false] {
+        let mut d = home.serve(&[]);
+        let id = start(&d, work.path());
+        let file = format!("after-restart-{graceful}.txt");
+        send(
+            &d,
+            &id,
+            &format!(r#"/tool write_file {{"path": "{file}", "content": "later"}}"#),
+        );
+        let apr = pending(&d, &id);
+        if graceful {
+            assert_eq!(d.post("/v1/shutdown", "{}").status, 200);
+            d.wait_exit(Duration::from_secs(10)).unwrap();
+        } else {
+            unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) };
+            d.wait_exit(Duration::from_secs(10)).unwrap();
+        }
+        let d = home.serve(&[]);
+        let v = state(&d, &id);
+        assert_eq!(v["state"], "paused");
+        assert_eq!(v["pending_approvals"], json!([apr]), "{v}");
+        let recs = records(&d, &id);
+        assert!(
+            !recs.iter().any(|r| r["kind"] == "session.error"),
+            "the waiting turn was closed as an error"
+        );
+        assert_eq!(decide(&d, &id, &apr, "allow").status, 200);
+        assert_eq!(
+            d.post(&format!("/v1/sessions/{id}/resume"), "{}").status,
+            200
+        );
+        wait_for(&d, &id, "the continued turn", |r| {
+            r["kind"] == "session.message"
+                && r["data"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("echo: write_file returned"))
+        });
+        assert_eq!(
+            std::fs::read_to_string(work.path().join(&file)).unwrap(),
+            "later"
+        );
+        assert!(state(&d, &id)["pending_approvals"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[test]
+fn escapes_from_the_workdir_are_refused() {
+    let home = Home::new();
+    let outer = tempfile::tempdir().unwrap();
+    let work = outer.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(outer.path().join("secret.txt"), "TOP-SECRET").unwrap();
+    std::os::unix::fs::symlink(outer.path().join("secret.txt"), work.join("link-to-secret"))
+        .unwrap();
+    std::os::unix::fs::symlink("/etc", work.join("etc-link")).unwrap();
+    let d = home.serve(&[]);
+    let id = start_with(
+        &d,
+        json!({"workdir": work, "policy": {"write_file": "allow", "edit_file": "allow"}}),
+    );
+    let attempts = [
+        r#"/tool read_file {"path": "../secret.txt"}"#,
+        r#"/tool read_file {"path": "/etc/passwd"}"#,
+        r#"/tool read_file {"path": "link-to-secret"}"#,
+        r#"/tool read_file {"path": "etc-link/passwd"}"#,
+        r#"/tool list_dir {"path": ".."}"#,
+        r#"/tool write_file {"path": "../escaped.txt", "content": "x"}"#,
+        r#"/tool write_file {"path": "link-to-secret", "content": "overwritten"}"#,
+        r#"/tool edit_file {"path": "link-to-secret", "old": "TOP", "new": "NOT"}"#,
+    ];
+    for (n, a) in attempts.iter().enumerate() {
+        send(&d, &id, a);
+        let recs = wait_for(&d, &id, a, |r| {
+            r["kind"] == "tool.completed" && records_count_kind(r, n)
+        });
+        let done: Vec<&Value> = recs
+            .iter()
+            .filter(|r| r["kind"] == "tool.completed")
+            .collect();
+        let last = done.last().unwrap();
+        assert_eq!(
+            last["data"]["is_error"], true,
+            "{a} was not refused: {last}"
+        );
+        let all = serde_json::to_string(&recs).unwrap();
+        assert!(!all.contains("TOP-SECRET"), "{a} read outside the workdir");
+        assert!(!all.contains("root:x:0"), "{a} read /etc/passwd");
+        wait_until(Duration::from_secs(5), "idle", || {
+            state(&d, &id)["state"] == "idle"
+        });
+    }
+    assert_eq!(
+        std::fs::read_to_string(outer.path().join("secret.txt")).unwrap(),
+        "TOP-SECRET"
+    );
+    assert!(!outer.path().join("escaped.txt").exists());
+}
+
+/// True for every tool.completed record (the caller counts them by position).
+fn records_count_kind(_r: &Value, _n: usize) -> bool {
+    true
+}
+
+/// True when no live process is left in process group `pgid` (zombies waiting for
+/// init to reap them are dead already and do not count).
+fn pgid_gone(pgid: i32) -> bool {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 3 && f[2].parse::<i32>().ok() == Some(pgid) && f[0] != "Z" {
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn run_command_streams_into_a_lane_and_kills_whole_process_groups() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    let d = home.serve(&[]);
+    let id = start_with(
+        &d,
+        json!({"workdir": work.path(), "policy": {"run_command": "allow"}}),
+    );
+    send(&d, &id, "/run echo first; sleep 0.3; echo second; pwd");
+    let recs = wait_for(&d, &id, "command done", |r| r["kind"] == "tool.completed");
+    let deltas: String = recs
+        .iter()
+        .filter(|r| r["kind"] == "lane.delta")
+        .map(|r| r["data"]["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        deltas.contains("first") && deltas.contains("second"),
+        "{deltas}"
+    );
+    let canon = std::fs::canonicalize(work.path()).unwrap();
+    assert!(
+        deltas.contains(canon.to_str().unwrap()),
+        "not run in the workdir: {deltas}"
+    );
+    let lane = recs.iter().find(|r| r["kind"] == "lane.created").unwrap()["data"]["lane"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(recs
+        .iter()
+        .filter(|r| r["kind"] == "lane.delta")
+        .all(|r| r["lane"] == lane.as_str()));
+    assert!(recs
+        .iter()
+        .any(|r| r["kind"] == "lane.status" && r["data"]["status"] == "done"));
+    let lanes = d.get(&format!("/v1/sessions/{id}/lanes")).json();
+    assert!(lanes["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["lane"] == lane.as_str() && l["status"] == "done"));
+    assert_eq!(
+        d.post(&format!("/v1/sessions/{id}/lanes/{lane}/pin"), "{}")
+            .json()["lanes"][1]["pinned"],
+        true
+    );
+    wait_until(Duration::from_secs(5), "idle", || {
+        state(&d, &id)["state"] == "idle"
+    });
+
+    // Killing a lane kills its whole process group, grandchildren included.
+    send(&d, &id, "/run echo pgid=$$; sleep 300 & sleep 300 & wait");
+    let recs = wait_for(&d, &id, "the pgid", |r| {
+        r["kind"] == "lane.delta"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("pgid="))
+    });
+    let text = recs
+        .iter()
+        .find(|r| {
+            r["kind"] == "lane.delta" && r["data"]["text"].as_str().unwrap().contains("pgid=")
+        })
+        .unwrap()["data"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pgid: i32 = text
+        .split("pgid=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lane = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "lane.created")
+        .unwrap()["data"]["lane"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!pgid_gone(pgid));
+    let r = d.post(&format!("/v1/sessions/{id}/lanes/{lane}/kill"), "{}");
+    assert_eq!(r.status, 200);
+    wait_until(Duration::from_secs(3), "the process group to die", || {
+        pgid_gone(pgid)
+    });
+    let recs = wait_for(&d, &id, "lane.killed", |r| r["kind"] == "lane.killed");
+    assert!(recs
+        .iter()
+        .any(|r| r["kind"] == "lane.status" && r["data"]["status"] == "killed"));
+    assert_eq!(
+        d.post(&format!("/v1/sessions/{id}/lanes/{lane}/kill"), "{}")
+            .status,
+        200,
+        "kill is idempotent"
+    );
+    assert_eq!(
+        d.post(&format!("/v1/sessions/{id}/lanes/nope/kill"), "{}")
+            .status,
+        404
+    );
+
+    // A timeout kills the group too.
+    send(
+        &d,
+        &id,
+        r#"/tool run_command {"command": "echo pgid=$$; sleep 300 & sleep 300 & wait", "timeout_s": 1}"#,
+    );
+    let recs = wait_for(&d, &id, "timeout", |r| {
+        r["kind"] == "tool.completed"
+            && r["data"]["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("timed out") || c.contains("timeout"))
+    });
+    let text: String = recs
+        .iter()
+        .filter(|r| r["kind"] == "lane.delta")
+        .map(|r| r["data"]["text"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("");
+    let pgid: i32 = text
+        .rsplit("pgid=")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_until(Duration::from_secs(3), "the timed-out group to die", || {
+        pgid_gone(pgid)
+    });
+
+    // Cancelling the turn kills the running command within a second.
+    wait_until(Duration::from_secs(5), "idle", || {
+        state(&d, &id)["state"] == "idle"
+    });
+    send(&d, &id, "/run echo pgid=$$; sleep 300");
+    let recs = wait_for(&d, &id, "the pgid", |r| {
+        r["kind"] == "lane.delta"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("pgid="))
+    });
+    let text: String = recs
+        .iter()
+        .filter(|r| r["kind"] == "lane.delta")
+        .map(|r| r["data"]["text"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("");
+    let pgid: i32 = text
+        .rsplit("pgid=")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let t = Instant::now();
+    let r = d.post(&format!("/v1/sessions/{id}/cancel"), "{}");
+    assert_eq!(r.json()["state"], "idle");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    wait_until(Duration::from_secs(1), "the cancelled group to die", || {
+        pgid_gone(pgid)
+    });
+    assert!(records(&d, &id)
+        .iter()
+        .any(|r| r["kind"] == "session.cancelled"));
+}
+
+#[test]
+fn r1_chat_asks_for_approval_in_the_terminal() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("marker-file.txt"), "x").unwrap();
+    let name = format!("r1chat{}", std::process::id());
+    let cmd = format!(
+        "R1_HOME={} {} chat --workdir {}",
+        home.path.display(),
+        bin().display(),
+        work.path().display()
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux is needed for this test")
+    };
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "200",
+        "-y",
+        "50",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .output();
+        }
+    }
+    let _kill = Kill(name.clone());
+    let screen =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &name]).stdout).to_string();
+    wait_until(Duration::from_secs(10), "the chat banner", || {
+        screen().contains("r1 chat: session")
+    });
+    tmux(&["send-keys", "-t", &name, "hello there", "Enter"]);
+    wait_until(Duration::from_secs(10), "the echo", || {
+        screen().contains("echo: hello there")
+    });
+    tmux(&["send-keys", "-t", &name, "/run ls", "Enter"]);
+    wait_until(Duration::from_secs(10), "the approval prompt", || {
+        screen().contains("allow? [y/N]")
+    });
+    assert!(screen().contains("run_command"));
+    tmux(&["send-keys", "-t", &name, "y", "Enter"]);
+    wait_until(Duration::from_secs(10), "the command output", || {
+        screen().contains("marker-file.txt")
+    });
+    wait_until(Duration::from_secs(10), "the answer", || {
+        screen().contains("echo: run_command returned")
+    });
+}
