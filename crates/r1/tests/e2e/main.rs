@@ -9,5 +9,6 @@ mod agent;
 mod faults;
 mod foundation;
 mod perimeter;
+mod providers;
 mod sessions;
 mod support;

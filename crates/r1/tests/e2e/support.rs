@@ -71,6 +71,11 @@ impl Home {
     /// Starts `r1 serve` in the foreground of a child process and waits for it to
     /// register.
     pub fn serve(&self, extra: &[&str]) -> Daemon {
+        self.serve_env(extra, &[])
+    }
+
+    /// [`Home::serve`] with extra environment variables for the daemon.
+    pub fn serve_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut args = vec!["serve"];
         if !extra.contains(&"--log-level") {
             args.extend_from_slice(&["--log-level", "debug"]);
@@ -82,8 +87,11 @@ impl Home {
             .append(true)
             .open(self._dir.path().join("serve.stderr"))
             .unwrap();
-        let child = self
-            .cmd(&args)
+        let mut cmd = self.cmd(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

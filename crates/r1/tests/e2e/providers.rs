@@ -1,0 +1,433 @@
+//! Issue 4: real provider wire formats against fake servers on loopback, through the
+//! real daemon: tool calls, what the provider was sent, errors, cancel, exec agents.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use r1_test_support::{
+    anthropic_text_events, anthropic_tool_use_events, openai_text_chunks, openai_tool_call_chunks,
+    FakeKind, FakeProvider, Scripted,
+};
+use serde_json::{json, Value};
+
+use crate::sessions::records;
+use crate::support::*;
+
+const KEY: &str = "sk-test-secret-key-r1";
+
+struct Setup {
+    _rt: tokio::runtime::Runtime,
+    fake: FakeProvider,
+    home: Home,
+    work: tempfile::TempDir,
+    d: Daemon,
+}
+
+fn setup(kind: FakeKind, script: Vec<Scripted>) -> Setup {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeProvider::start(kind, script));
+    let home = Home::new();
+    std::fs::create_dir_all(&home.path).unwrap();
+    std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (engine_kind, base) = match kind {
+        FakeKind::OpenAi => (
+            "openai",
+            format!("{}/v1", fake.base_url().trim_end_matches("/v1")),
+        ),
+        FakeKind::Anthropic => ("anthropic", fake.base_url()),
+    };
+    std::fs::write(
+        home.path.join("daemon.toml"),
+        format!(
+            "default_engine = \"model\"\n[engines.model]\nkind = \"{engine_kind}\"\nbase_url = \"{base}\"\nmodel = \"test-model-1\"\napi_key_env = \"R1T_MODEL_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    let d = home.serve_env(&[], &[("R1T_MODEL_KEY", KEY)]);
+    let work = tempfile::tempdir().unwrap();
+    Setup {
+        _rt: rt,
+        fake,
+        home,
+        work,
+        d,
+    }
+}
+
+fn start(s: &Setup) -> String {
+    let r = s.d.post(
+        "/v1/sessions",
+        &json!({"workdir": s.work.path()}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["engine"], "model");
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+fn send(d: &Daemon, id: &str, text: &str) {
+    let r = d.post(
+        &format!("/v1/sessions/{id}/messages"),
+        &json!({"text": text}).to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+}
+
+fn wait_for(d: &Daemon, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let recs = records(d, id);
+        if recs.iter().any(&pred) {
+            return recs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            serde_json::to_string_pretty(&recs).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn final_text(recs: &[Value]) -> Option<String> {
+    recs.iter()
+        .rev()
+        .find(|r| {
+            r["kind"] == "session.message"
+                && r["data"]["role"] == "assistant"
+                && r["data"]["tool_calls"]
+                    .as_array()
+                    .is_none_or(|c| c.is_empty())
+        })
+        .and_then(|r| r["data"]["text"].as_str().map(str::to_string))
+}
+
+/// The key must not be in the journal, the index, the bus or the logs.
+fn assert_key_nowhere(home: &Home) {
+    for dir in ["sessions", "logs", "bus"] {
+        for e in walk(&home.path.join(dir)) {
+            let text = String::from_utf8_lossy(&std::fs::read(&e).unwrap()).to_string();
+            assert!(!text.contains(KEY), "the API key is in {}", e.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn openai_turn_with_a_streamed_tool_call() {
+    let s = setup(
+        FakeKind::OpenAi,
+        vec![
+            Scripted::Sse(openai_tool_call_chunks(
+                "call_7",
+                "read_file",
+                r#"{"path": "hello.txt"}"#,
+                4,
+            )),
+            Scripted::Sse(openai_text_chunks("The file says hi there.", 3)),
+        ],
+    );
+    std::fs::write(s.work.path().join("hello.txt"), "hi there from the file").unwrap();
+    let id = start(&s);
+    send(&s.d, &id, "what is in hello.txt?");
+    let recs = wait_for(&s.d, &id, "the final answer", |r| {
+        r["kind"] == "session.state" && r["data"]["state"] == "idle" && r["seq"].as_u64() > Some(3)
+    });
+    assert_eq!(
+        final_text(&recs).as_deref(),
+        Some("The file says hi there.")
+    );
+    assert!(recs.iter().filter(|r| r["kind"] == "session.delta").count() >= 3);
+    let done = recs.iter().find(|r| r["kind"] == "tool.completed").unwrap();
+    assert_eq!(done["data"]["tool"], "read_file");
+    assert!(done["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("hi there from the file"));
+    assert!(
+        recs.iter()
+            .any(|r| r["data"]["usage"]["input_tokens"].is_u64()),
+        "usage not journaled"
+    );
+    let sent = s.fake.recorded();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(sent[0].body["model"], "test-model-1");
+    assert_eq!(sent[0].body["stream"], true);
+    assert!(sent[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["function"]["name"] == "read_file"));
+    // The second request carries the tool call and its result.
+    let msgs = sent[1].body["messages"].as_array().unwrap();
+    let call = msgs
+        .iter()
+        .find(|m| m["role"] == "assistant" && m["tool_calls"].is_array())
+        .unwrap();
+    assert_eq!(call["tool_calls"][0]["id"], "call_7");
+    let result = msgs.iter().find(|m| m["role"] == "tool").unwrap();
+    assert_eq!(result["tool_call_id"], "call_7");
+    assert!(result["content"]
+        .as_str()
+        .unwrap()
+        .contains("hi there from the file"));
+    assert_key_nowhere(&s.home);
+}
+
+#[test]
+fn anthropic_turn_with_partial_json_tool_input() {
+    let s = setup(
+        FakeKind::Anthropic,
+        vec![
+            Scripted::Sse(anthropic_tool_use_events(
+                Some("Let me look."),
+                "toolu_9",
+                "read_file",
+                r#"{"path": "hello.txt"}"#,
+                4,
+            )),
+            Scripted::Sse(anthropic_text_events("It says hello.", 3)),
+        ],
+    );
+    std::fs::write(s.work.path().join("hello.txt"), "hello from anthropic land").unwrap();
+    let id = start(&s);
+    send(&s.d, &id, "read it");
+    let recs = wait_for(&s.d, &id, "the final answer", |r| {
+        r["kind"] == "session.message" && r["data"]["text"] == "It says hello."
+    });
+    assert_eq!(final_text(&recs).as_deref(), Some("It says hello."));
+    let done = recs.iter().find(|r| r["kind"] == "tool.completed").unwrap();
+    assert!(done["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("hello from anthropic land"));
+    let sent = s.fake.recorded();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].header("x-api-key"), Some(KEY));
+    assert!(sent[0].header("anthropic-version").is_some());
+    assert_eq!(sent[0].body["model"], "test-model-1");
+    let msgs = sent[1].body["messages"].as_array().unwrap();
+    let blocks: Vec<Value> = msgs
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(blocks.iter().any(|b| b["type"] == "tool_use"
+        && b["id"] == "toolu_9"
+        && b["input"]["path"] == "hello.txt"));
+    assert!(blocks
+        .iter()
+        .any(|b| b["type"] == "tool_result" && b["tool_use_id"] == "toolu_9"));
+    assert_key_nowhere(&s.home);
+}
+
+#[test]
+fn provider_failures_become_session_errors_and_the_session_stays_usable() {
+    let mut malformed = openai_text_chunks("partial answ", 2);
+    malformed.insert(1, "{this is not json".to_string());
+    let s = setup(
+        FakeKind::OpenAi,
+        vec![
+            Scripted::Status(500, r#"{"error":{"message":"boom"}}"#.into()),
+            Scripted::Status(500, r#"{"error":{"message":"boom"}}"#.into()),
+            Scripted::Status(500, r#"{"error":{"message":"boom"}}"#.into()),
+            Scripted::Sse(openai_text_chunks("after 500s", 2)),
+            Scripted::Sse(malformed),
+            Scripted::Sse(openai_text_chunks("after malformed", 2)),
+            Scripted::DropAfter(openai_text_chunks("cut off in the middle", 4), 2),
+            Scripted::Sse(openai_text_chunks("after drop", 2)),
+            Scripted::Status(
+                400,
+                r#"{"error":{"message":"bad request: model unknown"}}"#.into(),
+            ),
+        ],
+    );
+    let id = start(&s);
+    let errors = |recs: &[Value]| recs.iter().filter(|r| r["kind"] == "session.error").count();
+    // Three 500s: retried with backoff, then an error.
+    send(&s.d, &id, "one");
+    let recs = wait_for(&s.d, &id, "the 500 error", |r| r["kind"] == "session.error");
+    let e = recs.iter().find(|r| r["kind"] == "session.error").unwrap();
+    assert!(
+        e["data"]["message"].as_str().unwrap().contains("500"),
+        "{e}"
+    );
+    wait_for(&s.d, &id, "idle", |r| {
+        r["kind"] == "session.state"
+            && r["data"]["state"] == "idle"
+            && r["seq"].as_u64() > e["seq"].as_u64()
+    });
+    send(&s.d, &id, "two");
+    let recs = wait_for(&s.d, &id, "answer after 500s", |r| {
+        r["data"]["text"] == "after 500s"
+    });
+    assert_eq!(errors(&recs), 1);
+    // A malformed chunk mid-stream.
+    send(&s.d, &id, "three");
+    let recs = wait_for(&s.d, &id, "malformed error", |r| {
+        r["kind"] == "session.error"
+            && r["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("malformed"))
+    });
+    assert_eq!(errors(&recs), 2);
+    wait_until(Duration::from_secs(5), "idle", || {
+        s.d.get(&format!("/v1/sessions/{id}")).json()["state"] == "idle"
+    });
+    send(&s.d, &id, "four");
+    wait_for(&s.d, &id, "answer after malformed", |r| {
+        r["data"]["text"] == "after malformed"
+    });
+    // The connection dropped mid-stream.
+    send(&s.d, &id, "five");
+    let recs = wait_for(&s.d, &id, "drop error", |r| {
+        r["kind"] == "session.error"
+            && r["seq"].as_u64() > e["seq"].as_u64()
+            && errors(&[r.clone()]) == 1
+            && !r["data"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("malformed")
+    });
+    assert_eq!(errors(&recs), 3);
+    wait_until(Duration::from_secs(5), "idle", || {
+        s.d.get(&format!("/v1/sessions/{id}")).json()["state"] == "idle"
+    });
+    send(&s.d, &id, "six");
+    wait_for(&s.d, &id, "answer after drop", |r| {
+        r["data"]["text"] == "after drop"
+    });
+    // A 400 is not retried.
+    let before = s.fake.recorded().len();
+    send(&s.d, &id, "seven");
+    let recs = wait_for(&s.d, &id, "the 400", |r| {
+        r["kind"] == "session.error"
+            && r["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("400"))
+    });
+    assert_eq!(s.fake.recorded().len(), before + 1);
+    let last = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "session.error")
+        .unwrap();
+    assert!(last["data"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("model unknown"));
+    assert_key_nowhere(&s.home);
+}
+
+#[test]
+fn cancel_during_a_hanging_stream_is_prompt() {
+    let s = setup(
+        FakeKind::OpenAi,
+        vec![
+            Scripted::HangAfter(openai_text_chunks("first words", 1)[..2].to_vec()),
+            Scripted::Sse(openai_text_chunks("next one", 2)),
+        ],
+    );
+    let id = start(&s);
+    send(&s.d, &id, "hang please");
+    wait_for(&s.d, &id, "the first delta", |r| {
+        r["kind"] == "session.delta"
+    });
+    let t = Instant::now();
+    let r = s.d.post(&format!("/v1/sessions/{id}/cancel"), "{}");
+    assert_eq!(r.json()["state"], "idle");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    assert!(records(&s.d, &id)
+        .iter()
+        .any(|r| r["kind"] == "session.cancelled"));
+    send(&s.d, &id, "again");
+    wait_for(&s.d, &id, "the next answer", |r| {
+        r["data"]["text"] == "next one"
+    });
+}
+
+#[test]
+fn a_token_budget_stops_the_turn() {
+    let s = setup(
+        FakeKind::OpenAi,
+        vec![Scripted::Sse(openai_text_chunks("costly", 2))],
+    );
+    let r = s.d.post(
+        "/v1/sessions",
+        &json!({"workdir": s.work.path(), "token_budget": 5}).to_string(),
+    );
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    send(&s.d, &id, "spend");
+    let recs = wait_for(&s.d, &id, "budget error", |r| r["kind"] == "session.error");
+    let e = recs.iter().find(|r| r["kind"] == "session.error").unwrap();
+    assert_eq!(e["data"]["code"], "budget_exceeded", "{e}");
+}
+
+#[test]
+fn exec_engine_maps_a_claude_stream_to_the_same_events() {
+    let home = Home::new();
+    std::fs::create_dir_all(&home.path).unwrap();
+    std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let fake = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../r1-engine/tests/fixtures/fake-claude");
+    std::fs::write(
+        home.path.join("daemon.toml"),
+        format!(
+            "[engines.claude]\nkind = \"exec\"\nadapter = \"claude\"\ncommand = \"{}\"\n",
+            fake.display()
+        ),
+    )
+    .unwrap();
+    let d = home.serve(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let r = d.post(
+        "/v1/sessions",
+        &json!({"workdir": work.path(), "engine": "claude"}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    send(&d, &id, "list the files");
+    let recs = wait_for(&d, &id, "the answer", |r| {
+        r["kind"] == "session.state" && r["data"]["state"] == "idle" && r["seq"].as_u64() > Some(3)
+    });
+    assert!(recs.iter().any(|r| r["kind"] == "session.delta"));
+    let text = final_text(&recs).unwrap();
+    assert!(text.contains("prompt=list the files"), "{text}");
+    let canon = std::fs::canonicalize(work.path()).unwrap();
+    assert!(text.contains(&format!("cwd={}", canon.display())), "{text}");
+    let started = recs.iter().find(|r| r["kind"] == "tool.started").unwrap();
+    assert_eq!(started["data"]["tool"], "Bash");
+    assert_eq!(started["data"]["external"], true);
+    let done = recs.iter().find(|r| r["kind"] == "tool.completed").unwrap();
+    assert!(done["data"]["content"].as_str().unwrap().contains("a.txt"));
+    let engines = d.get("/v1/engines").json();
+    assert!(engines["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "claude" && e["kind"] == "exec"));
+}
