@@ -285,9 +285,8 @@ impl Hub {
         }
     }
 
-    /// Sets the state and journals a `session.state` record for it.
-    pub(crate) async fn set_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
-        s.meta().state = state;
+    /// Journals a `session.state` record for a state already set, and tells the bus.
+    async fn announce_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
         self.record(s, EventKind::SessionState, "main", state_data(state), false)
             .await?;
         self.bus().publish(
@@ -296,6 +295,12 @@ impl Hub {
         );
         self.mark_index_dirty();
         Ok(())
+    }
+
+    /// Sets the state and journals a `session.state` record for it.
+    pub(crate) async fn set_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
+        s.meta().state = state;
+        self.announce_state(s, state).await
     }
 
     /// The engines this daemon offers.
@@ -585,19 +590,7 @@ impl Hub {
             true,
         )
         .await?;
-        self.record(
-            &s,
-            EventKind::SessionState,
-            "main",
-            state_data(SessionState::Paused),
-            false,
-        )
-        .await?;
-        self.bus().publish(
-            "session.state",
-            json!({"session_id": s.id, "state": "paused"}),
-        );
-        self.mark_index_dirty();
+        self.announce_state(&s, SessionState::Paused).await?;
         Ok(s.view())
     }
 
@@ -631,20 +624,8 @@ impl Hub {
         }
         self.record(&s, EventKind::SessionResumed, "main", json!({}), true)
             .await?;
-        self.record(
-            &s,
-            EventKind::SessionState,
-            "main",
-            state_data(SessionState::Idle),
-            false,
-        )
-        .await?;
-        self.bus().publish(
-            "session.state",
-            json!({"session_id": s.id, "state": "idle"}),
-        );
+        self.announce_state(&s, SessionState::Idle).await?;
         s.wake.notify_waiters();
-        self.mark_index_dirty();
         Ok(s.view())
     }
 

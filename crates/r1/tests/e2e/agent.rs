@@ -24,7 +24,7 @@ fn send(d: &Daemon, id: &str, text: &str) -> Value {
 }
 
 /// Waits for a record matching `pred`; returns all records.
-fn wait_for(d: &Daemon, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+pub fn wait_for(d: &Daemon, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let recs = records(d, id);

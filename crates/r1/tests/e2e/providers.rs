@@ -10,6 +10,7 @@ use r1_test_support::{
 };
 use serde_json::{json, Value};
 
+use crate::agent::wait_for;
 use crate::sessions::records;
 use crate::support::*;
 
@@ -74,22 +75,6 @@ fn send(d: &Daemon, id: &str, text: &str) {
         &json!({"text": text}).to_string(),
     );
     assert_eq!(r.status, 202, "{}", r.body);
-}
-
-fn wait_for(d: &Daemon, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let recs = records(d, id);
-        if recs.iter().any(&pred) {
-            return recs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {}",
-            serde_json::to_string_pretty(&recs).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(30));
-    }
 }
 
 fn final_text(recs: &[Value]) -> Option<String> {

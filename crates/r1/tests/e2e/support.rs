@@ -176,25 +176,27 @@ impl Daemon {
     /// An authenticated request over TCP.
     pub fn get(&self, path: &str) -> Resp {
         let token = self.token();
-        raw_tcp(
+        raw_tcp_patient(
             self.port(),
             &format!(
                 "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
                 self.port()
             ),
+            Duration::from_secs(20),
         )
     }
 
     /// An authenticated JSON POST over TCP.
     pub fn post(&self, path: &str, body: &str) -> Resp {
         let token = self.token();
-        raw_tcp(
+        raw_tcp_patient(
             self.port(),
             &format!(
                 "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 self.port(),
                 body.len()
             ),
+            Duration::from_secs(20),
         )
     }
 }
@@ -273,8 +275,14 @@ fn dechunk(mut s: &str) -> String {
 /// Sends raw bytes to 127.0.0.1:port and reads until the server closes (or 2 s of
 /// silence, for streams).
 pub fn raw_tcp(port: u16, request: &str) -> Resp {
+    raw_tcp_patient(port, request, Duration::from_secs(2))
+}
+
+/// [`raw_tcp`] with a longer silence allowed, for answers that take a while to start
+/// (large journal pages on a busy machine).
+pub fn raw_tcp_patient(port: u16, request: &str, silence: Duration) -> Resp {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.set_read_timeout(Some(silence)).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     parse(&read_some(&mut s))
 }
