@@ -9,10 +9,22 @@ use r1_proto::{
 
 use crate::{Client, ClientError};
 
+/// Maps a client failure to the wire's codes: an unreachable or incompatible daemon is
+/// `crash_recovery` / `schema_version`, an untrusted file `permission_denied`.
 fn api_err(e: ClientError) -> ApiError {
+    use r1_proto::ErrorCode;
     match e {
         ClientError::Api(e) => e,
-        other => ApiError::new(r1_proto::ErrorCode::Internal, other.to_string()),
+        ClientError::Unreachable(_) => ApiError::new(
+            ErrorCode::CrashRecovery,
+            "the r1 daemon cannot be reached; it may be restarting, try again",
+        ),
+        ClientError::Incompatible { .. } => ApiError::new(ErrorCode::SchemaVersion, e.to_string()),
+        ClientError::Untrusted(m) => ApiError::new(ErrorCode::PermissionDenied, m),
+        ClientError::Protocol(_) => ApiError::new(
+            ErrorCode::Internal,
+            "the daemon sent an answer this client cannot read",
+        ),
     }
 }
 

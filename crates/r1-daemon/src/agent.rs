@@ -282,11 +282,12 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
             tool_result: Some(result),
         });
     }
+    let tools = hub.tools_for(s).await;
     let req = ProviderRequest {
         model: s.model.clone(),
         system: Some(system_prompt(s)),
         messages: s.meta().history.clone(),
-        tools: hub.tools_for(s),
+        tools,
     };
     let outcome = r1_engine::run_turn(provider, req, &sink, &job.message_id, &cancel).await;
     match outcome {
@@ -555,18 +556,57 @@ impl TurnSink for SessionSink<'_> {
 }
 
 impl Hub {
-    /// The tools a session's model is offered.
-    pub(crate) fn tools_for(&self, _s: &Session) -> Vec<r1_engine::ToolSpec> {
-        r1_engine::builtin_tools()
+    /// The tools a session's model is offered: the built-in ones, and those of the
+    /// configured MCP servers (started here, on the session's first turn).
+    pub(crate) async fn tools_for(&self, s: &Session) -> Vec<r1_engine::ToolSpec> {
+        let mut tools = r1_engine::builtin_tools();
+        if let Some(pool) = self.mcp_pool(s).await {
+            let (more, errors) = pool.tools().await;
+            for e in errors {
+                tracing::warn!(session = %s.id, "MCP server unavailable: {e}");
+            }
+            tools.extend(more);
+        }
+        tools
     }
 
-    /// Runs one tool call for a session.
+    async fn mcp_pool(&self, s: &Session) -> Option<Arc<r1_engine::McpPool>> {
+        if self.config().mcp_servers.is_empty() {
+            return None;
+        }
+        let pool = s
+            .mcp
+            .get_or_init(|| async {
+                Arc::new(r1_engine::McpPool::new(
+                    self.config().mcp_servers.clone(),
+                    std::path::PathBuf::from(&s.workdir),
+                ))
+            })
+            .await;
+        Some(pool.clone())
+    }
+
+    /// Runs one tool call for a session: an MCP server's tool (`<server>__<tool>`) or
+    /// a built-in one.
     pub(crate) async fn run_tool(
         &self,
-        _s: &Session,
+        s: &Session,
         ctx: &r1_engine::ToolContext,
         call: &ToolCall,
     ) -> ToolResult {
+        if let Some(pool) = self.mcp_pool(s).await {
+            if pool.owns(&call.name) {
+                return tokio::select! {
+                    r = pool.call(call) => r,
+                    _ = ctx.cancel.cancelled() => ToolResult {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        content: "cancelled".into(),
+                        is_error: true,
+                    },
+                };
+            }
+        }
         r1_engine::run_tool(ctx, call).await
     }
 

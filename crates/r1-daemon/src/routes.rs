@@ -52,6 +52,10 @@ fn base(hub: Hub) -> Router {
         .route("/v1/sessions/{id}/lanes/{lane}/kill", post(kill_lane))
         .route("/v1/sessions/{id}/lanes/{lane}/pin", post(pin_lane))
         .route("/v1/engines", get(list_engines))
+        .nest_service(
+            "/mcp",
+            r1_mcp::http_service(std::sync::Arc::new(hub.clone()), hub.config().mcp.caps),
+        )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

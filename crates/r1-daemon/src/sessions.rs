@@ -62,6 +62,8 @@ pub struct Session {
     pub(crate) tokens_used: std::sync::atomic::AtomicU64,
     pub(crate) approvals: Mutex<Vec<crate::agent::Approval>>,
     pub(crate) lanes: Mutex<Vec<crate::agent::Lane>>,
+    /// The session's MCP servers, started on its first turn.
+    pub(crate) mcp: OnceCell<Arc<r1_engine::McpPool>>,
     /// Whether the in-memory context was rebuilt from the journal (after a reload).
     pub(crate) history_loaded: std::sync::atomic::AtomicBool,
     idem: Mutex<HashMap<String, Arc<OnceCell<SendMessageResult>>>>,
@@ -740,6 +742,9 @@ impl Hub {
                             tracing::warn!(session = %s.id, "could not pause for shutdown: {e}");
                         }
                     }
+                    if let Some(pool) = s.mcp.get() {
+                        pool.shutdown().await;
+                    }
                     if let Ok(j) = s.journal() {
                         let _ = j.close().await;
                     }
@@ -986,6 +991,7 @@ impl Hub {
             approvals: Mutex::new(Vec::new()),
             lanes: Mutex::new(Vec::new()),
             history_loaded: std::sync::atomic::AtomicBool::new(false),
+            mcp: OnceCell::new(),
             idem: Mutex::new(HashMap::new()),
             idem_loaded: OnceCell::new(),
             live: Mutex::new(None),

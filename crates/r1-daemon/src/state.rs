@@ -217,10 +217,23 @@ impl StateDir {
     pub fn read_config(&self) -> Result<Config, StartError> {
         let path = self.path("daemon.toml");
         match fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| StartError::Config {
-                path: path.display().to_string(),
-                message: e.message().to_string(),
-            }),
+            Ok(text) => {
+                let config: Config = toml::from_str(&text).map_err(|e| StartError::Config {
+                    path: path.display().to_string(),
+                    message: e.message().to_string(),
+                })?;
+                r1_engine::validate_mcp_servers(&config.mcp_servers).map_err(|message| {
+                    StartError::Config {
+                        path: path.display().to_string(),
+                        message,
+                    }
+                })?;
+                crate::engines::engines(&config.engines).map_err(|message| StartError::Config {
+                    path: path.display().to_string(),
+                    message,
+                })?;
+                Ok(config)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(io_ctx(format!("cannot read {}", path.display()))(e)),
         }
@@ -292,6 +305,21 @@ pub struct Config {
     /// Retention of ended sessions.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// The daemon's own MCP endpoint (`/mcp`).
+    #[serde(default)]
+    pub mcp: McpEndpointConfig,
+    /// MCP servers whose tools sessions may use (`[[mcp_servers]]`).
+    #[serde(default)]
+    pub mcp_servers: Vec<r1_engine::McpServerConfig>,
+}
+
+/// `[mcp]` in `daemon.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpEndpointConfig {
+    /// `read` (default: only non-mutating tools) or `write`.
+    #[serde(default)]
+    pub caps: r1_mcp::Caps,
 }
 
 /// `[perimeter]` in `daemon.toml`.

@@ -6,6 +6,7 @@
 mod anthropic;
 mod echo;
 mod exec;
+mod mcp;
 mod openai;
 mod retry;
 mod sse;
@@ -15,6 +16,7 @@ mod turn;
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use echo::EchoProvider;
 pub use exec::{ExecAdapter, ExecConfig, ExecProvider};
+pub use mcp::{validate_mcp_servers, McpPool, McpServerConfig, McpTransport};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use retry::RetryPolicy;
 pub use tools::{builtin_tools, default_policy, run_tool, Policy, ToolContext};

@@ -2,6 +2,7 @@
 
 mod chat;
 mod ctl;
+mod mcp_cmd;
 mod output;
 mod serve;
 mod sessions_cmd;
@@ -30,6 +31,8 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Chat with a session in the terminal (starts one unless --session is given).
     Chat(chat::ChatArgs),
+    /// Serve r1's sessions to other agents over MCP (`r1 mcp serve`, stdio).
+    Mcp(mcp_cmd::McpArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Serve(args) => serve::run(&home, args),
         Command::Ctl(args) => ctl::run(&home, args),
         Command::Chat(args) => chat::run(&home, args),
+        Command::Mcp(args) => mcp_cmd::run(&home, args),
     };
     std::process::exit(code);
 }

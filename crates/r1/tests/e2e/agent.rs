@@ -534,3 +534,66 @@ fn r1_chat_asks_for_approval_in_the_terminal() {
         screen().contains("echo: run_command returned")
     });
 }
+
+#[test]
+fn mcp_server_tools_reach_sessions_through_policy_and_approvals() {
+    let home = Home::new();
+    std::fs::create_dir_all(&home.path).unwrap();
+    std::fs::set_permissions(
+        &home.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let fake = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../r1-engine/tests/fixtures/fake-mcp-server");
+    std::fs::write(
+        home.path.join("daemon.toml"),
+        format!(
+            "[[mcp_servers]]\nname = \"fake\"\ntransport = \"stdio\"\ncommand = \"{}\"\ntimeout_s = 5\n\n[[mcp_servers]]\nname = \"broken\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/mcp-server\"\ntimeout_s = 2\n",
+            fake.display()
+        ),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let d = home.serve(&[]);
+    let id = start(&d, work.path());
+    send(&d, &id, r#"/tool fake__add {"a": 2, "b": 3}"#);
+    // MCP tools ask by default.
+    let apr = pending(&d, &id);
+    let recs = records(&d, &id);
+    assert!(recs
+        .iter()
+        .any(|r| r["kind"] == "approval.requested" && r["data"]["tool"] == "fake__add"));
+    assert_eq!(decide(&d, &id, &apr, "allow").status, 200);
+    let recs = wait_for(&d, &id, "the MCP result", |r| {
+        r["kind"] == "session.message"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("echo: fake__add"))
+    });
+    let done = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "tool.completed")
+        .unwrap();
+    assert_eq!(done["data"]["is_error"], false, "{done}");
+    assert!(done["data"]["content"].as_str().unwrap().contains('5'));
+    // A server that cannot start gives a clear tool error and never blocks the session.
+    let id2 = start_with(
+        &d,
+        json!({"workdir": work.path(), "policy": {"broken__anything": "allow"}}),
+    );
+    send(&d, &id2, r#"/tool broken__anything {}"#);
+    let recs = wait_for(&d, &id2, "the error", |r| r["kind"] == "tool.completed");
+    let done = recs.iter().find(|r| r["kind"] == "tool.completed").unwrap();
+    assert_eq!(done["data"]["is_error"], true);
+    wait_until(Duration::from_secs(10), "idle", || {
+        state(&d, &id2)["state"] == "idle"
+    });
+    send(&d, &id2, "still here?");
+    wait_for(&d, &id2, "an answer", |r| {
+        r["data"]["text"] == "echo: still here?"
+    });
+    // Ending the session stops its MCP server.
+    assert_eq!(crate::sessions::raw_delete(&d, &id).status, 200);
+}

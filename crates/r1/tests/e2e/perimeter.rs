@@ -452,3 +452,89 @@ fn unix_socket_refuses_other_uids() {
     );
     assert_eq!(r.status, 200);
 }
+
+fn mcp_post(d: &Daemon, extra_headers: &str, body: &str) -> Resp {
+    let p = d.port();
+    raw_tcp(
+        p,
+        &format!(
+            "POST /mcp HTTP/1.1\r\n{extra_headers}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The JSON-RPC answer in an MCP HTTP response (plain JSON or one SSE `data:` line).
+fn mcp_answer(r: &Resp) -> serde_json::Value {
+    let text = r
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(&r.body)
+        .to_string();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON-RPC ({e}): {}", r.body))
+}
+
+#[test]
+fn mcp_endpoint_sits_behind_the_perimeter() {
+    let home = Home::new();
+    let d = home.serve(&[]);
+    let p = d.port();
+    let token = d.token();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"r1-test","version":"1"}}}"#;
+    let host = format!("Host: 127.0.0.1:{p}\r\n");
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    // No token, a foreign Host, a foreign Origin.
+    assert_eq!(mcp_post(&d, &host, init).status, 401);
+    assert_eq!(
+        mcp_post(&d, &format!("Host: evil.com:{p}\r\n{auth}"), init).status,
+        403
+    );
+    assert_eq!(
+        mcp_post(
+            &d,
+            &format!("{host}{auth}Origin: http://evil.com\r\n"),
+            init
+        )
+        .status,
+        403
+    );
+    // With the token: initialize, list, call.
+    let r = mcp_post(&d, &format!("{host}{auth}"), init);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = mcp_answer(&r);
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25", "{v}");
+    let list = mcp_post(
+        &d,
+        &format!("{host}{auth}MCP-Protocol-Version: 2025-11-25\r\n"),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
+    );
+    let names: Vec<String> = mcp_answer(&list)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"r1_session_list".to_string()));
+    assert!(
+        !names.contains(&"r1_session_start".to_string()),
+        "default caps are read-only: {names:?}"
+    );
+    let call = mcp_post(
+        &d,
+        &format!("{host}{auth}MCP-Protocol-Version: 2025-11-25\r\n"),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"r1_session_list","arguments":{}}}"#,
+    );
+    let v = mcp_answer(&call);
+    assert_eq!(v["result"]["structuredContent"]["ok"], true, "{v}");
+    assert!(v["result"]["structuredContent"]["data"]["sessions"].is_array());
+    let denied = mcp_post(
+        &d,
+        &format!("{host}{auth}MCP-Protocol-Version: 2025-11-25\r\n"),
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"r1_session_start","arguments":{"workdir":"/tmp"}}}"#,
+    );
+    assert_eq!(
+        mcp_answer(&denied)["result"]["structuredContent"]["error_code"],
+        "permission_denied"
+    );
+}

@@ -801,7 +801,7 @@ fn bad_inputs_get_envelopes_and_change_nothing() {
     assert_eq!(count(&recs, "session.ended", None), 1);
 }
 
-fn raw_delete(d: &Daemon, id: &str) -> Resp {
+pub fn raw_delete(d: &Daemon, id: &str) -> Resp {
     raw_tcp(
         d.port(),
         &format!(

@@ -1,0 +1,69 @@
+//! r1 as an MCP server (DESIGN §8).
+//!
+//! One catalog of tools, written once against [`r1_proto::Api`], served over stdio
+//! (`r1 mcp serve`, through `r1-client`) and as streamable HTTP (`/mcp` in the
+//! daemon, through [`http_service`]). Tool names use underscores (`r1_session_start`);
+//! the dotted names (`r1.session.start`) are accepted as aliases on `tools/call`. Every
+//! result is the envelope `{ok, data | error_code + error_message, links}`, returned as
+//! `structuredContent` and as a JSON text item. [`Caps::Read`] lists and allows only
+//! the tools that change nothing.
+
+mod catalog;
+mod dispatch;
+mod server;
+
+pub use catalog::{catalog, print_tools, ToolHints, ToolInfo};
+pub use dispatch::call_tool;
+pub use server::{http_service, serve_stdio, HttpService, R1McpServer};
+
+/// The MCP protocol revision the server advertises.
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// What a client of the MCP server may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Caps {
+    /// Only the tools that change nothing are listed and callable (the default).
+    #[default]
+    Read,
+    /// Every tool is listed and callable.
+    Write,
+}
+
+impl Caps {
+    /// Whether a tool that is (not) `mutating` is listed and callable.
+    pub fn allows(self, mutating: bool) -> bool {
+        !mutating || self == Caps::Write
+    }
+
+    /// The spelling in flags and config files: `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Caps::Read => "read",
+            Caps::Write => "write",
+        }
+    }
+}
+
+impl std::str::FromStr for Caps {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Caps, String> {
+        match s {
+            "read" => Ok(Caps::Read),
+            "write" => Ok(Caps::Write),
+            other => Err(format!("unknown caps `{other}`: use `read` or `write`")),
+        }
+    }
+}
+
+/// Why the MCP server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The client's `initialize` failed or the connection closed before it.
+    #[error("the MCP client did not complete initialization: {0}")]
+    Initialize(String),
+    /// The connection failed while serving.
+    #[error("the MCP connection failed: {0}")]
+    Transport(String),
+}

@@ -1,0 +1,141 @@
+//! The MCP server over the catalog: an `rmcp` handler, served on stdio or as a
+//! streamable HTTP tower service.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use r1_proto::Api;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+
+use crate::{call_tool, catalog, Caps, McpError, ToolInfo};
+
+/// The MCP protocol revision this server implements and advertises.
+const PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+/// What an agent reads on `initialize` before it looks at the tools.
+const INSTRUCTIONS: &str = "r1 hosts AI agent sessions. Start one with r1_session_start \
+(once: it is not idempotent), send it a message with r1_session_send (pass a \
+client_message_id so a retry does not post twice), then call r1_bus_tail with \
+since_seq = the send's seq + 1 and wait_ms to wait for the assistant's session.message \
+record. Every result is an envelope: {ok: true, data, links} or {ok: false, error_code, \
+error_message, links}.";
+
+/// The r1 MCP server: the catalog over one [`Api`] with fixed capabilities. Cheap to
+/// clone; the HTTP service makes one per request.
+#[derive(Clone)]
+pub struct R1McpServer {
+    api: Arc<dyn Api>,
+    caps: Caps,
+}
+
+impl R1McpServer {
+    /// A server for `api` that lists and allows what `caps` permits.
+    pub fn new(api: Arc<dyn Api>, caps: Caps) -> R1McpServer {
+        R1McpServer { api, caps }
+    }
+}
+
+fn to_rmcp_tool(info: ToolInfo) -> Tool {
+    let annotations = ToolAnnotations::with_title(info.title)
+        .read_only(info.hints.read_only)
+        .idempotent(info.hints.idempotent)
+        .destructive(info.hints.destructive)
+        .open_world(false);
+    Tool::new(info.name, info.description, Arc::new(info.input_schema))
+        .with_title(info.title)
+        .with_annotations(annotations)
+}
+
+impl ServerHandler for R1McpServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut implementation = Implementation::new("r1", env!("CARGO_PKG_VERSION"));
+        implementation.title = Some("r1 agent sessions".into());
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(implementation)
+            .with_protocol_version(PROTOCOL)
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        // The revisions with an `initialize` handshake, up to the one implemented here;
+        // later ones (per-request metadata instead of a handshake) are not.
+        Cow::Borrowed(ProtocolVersion::known_up_to(&PROTOCOL))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = catalog(self.caps).into_iter().map(to_rmcp_tool).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request
+            .arguments
+            .map(serde_json::Value::Object)
+            .unwrap_or(serde_json::Value::Null);
+        let envelope = call_tool(self.api.as_ref(), self.caps, &request.name, args).await;
+        // A failed call is still a tool result (`isError`), not a protocol error, so the
+        // agent reads the envelope and its error code.
+        let result = if envelope["ok"] == serde_json::Value::Bool(true) {
+            CallToolResult::structured(envelope)
+        } else {
+            CallToolResult::structured_error(envelope)
+        };
+        Ok(result.into())
+    }
+}
+
+/// Serves the catalog over stdin/stdout until the client closes stdin. Nothing but
+/// MCP messages is written to stdout; diagnostics go through `tracing`.
+pub async fn serve_stdio(api: Arc<dyn Api>, caps: Caps) -> Result<(), McpError> {
+    let running = R1McpServer::new(api, caps)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| McpError::Initialize(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| McpError::Transport(e.to_string()))?;
+    Ok(())
+}
+
+/// The streamable HTTP MCP endpoint as a tower service.
+pub type HttpService = StreamableHttpService<R1McpServer, NeverSessionManager>;
+
+/// The catalog as a streamable HTTP endpoint, a tower service to mount with
+/// `axum::Router::nest_service("/mcp", r1_mcp::http_service(api, caps))`.
+///
+/// It is stateless: every POST carries one JSON-RPC message and gets its answer as
+/// `application/json`; no `Mcp-Session-Id` is issued and there is no GET stream, as no
+/// tool sends notifications. The Host and Origin checks of rmcp are turned off because
+/// the daemon's perimeter, in front of every route, owns them (with the token check);
+/// mount this only behind that perimeter.
+pub fn http_service(api: Arc<dyn Api>, caps: Caps) -> HttpService {
+    let server = R1McpServer::new(api, caps);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}

@@ -1,0 +1,107 @@
+//! The catalog's shape: wire names, capabilities, and the committed catalog page.
+//! Regenerate the page with `R1_BLESS=1 cargo test -p r1-mcp --test catalog` after a
+//! deliberate change to a tool.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use r1_mcp::{catalog, print_tools, Caps};
+
+/// `^[a-zA-Z0-9_-]{1,64}$`, the names Claude Code, Codex and Copilot accept.
+fn is_wire_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[test]
+fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
+    let tools = catalog(Caps::Write);
+    assert_eq!(tools.len(), 13);
+    for t in &tools {
+        assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
+        assert_eq!(t.alias, t.name.replace('_', "."), "alias of {}", t.name);
+        assert!(
+            !t.title.is_empty() && t.description.len() > 40,
+            "{}",
+            t.name
+        );
+        assert_eq!(t.input_schema["type"], "object", "{}", t.name);
+        assert_eq!(t.hints.read_only, !t.mutating, "{}", t.name);
+    }
+    let mut names: Vec<_> = tools.iter().map(|t| t.name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), tools.len(), "duplicate tool names");
+}
+
+#[test]
+fn read_caps_hide_the_mutating_tools() {
+    let read: Vec<_> = catalog(Caps::Read).into_iter().map(|t| t.name).collect();
+    assert_eq!(
+        read,
+        [
+            "r1_session_list",
+            "r1_session_get",
+            "r1_lanes_list",
+            "r1_lanes_get",
+            "r1_bus_tail",
+            "r1_bus_replay"
+        ]
+    );
+    assert_eq!(Caps::default(), Caps::Read);
+    for t in catalog(Caps::Write) {
+        assert_eq!(read.contains(&t.name), !t.mutating, "{}", t.name);
+    }
+}
+
+#[test]
+fn non_idempotent_tools_say_so() {
+    for t in catalog(Caps::Write) {
+        if t.mutating && !t.hints.idempotent {
+            assert!(
+                t.description.contains("NOT idempotent")
+                    || t.description.contains("Idempotent only"),
+                "{} must say it is not idempotent",
+                t.name
+            );
+        }
+    }
+}
+
+#[test]
+fn input_schemas_describe_required_fields() {
+    let tools = catalog(Caps::Write);
+    let start = tools.iter().find(|t| t.name == "r1_session_start").unwrap();
+    assert_eq!(
+        start.input_schema["required"],
+        serde_json::json!(["workdir"])
+    );
+    assert_eq!(start.input_schema["additionalProperties"], false);
+    let approve = tools
+        .iter()
+        .find(|t| t.name == "r1_session_approve")
+        .unwrap();
+    let decision = &approve.input_schema["properties"]["decision"];
+    assert!(decision.to_string().contains("allow") && decision.to_string().contains("deny"));
+    let plain: serde_json::Value = serde_json::from_str(&print_tools(Caps::Read, false)).unwrap();
+    assert_eq!(plain["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(plain["tools"][0]["annotations"]["readOnlyHint"], true);
+}
+
+#[test]
+fn committed_catalog_page_matches_the_tools() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/AGENTIC-API-CATALOG.md");
+    let generated = print_tools(Caps::Write, true);
+    if std::env::var_os("R1_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/AGENTIC-API-CATALOG.md is out of date with the r1-mcp catalog; run \
+         `R1_BLESS=1 cargo test -p r1-mcp --test catalog` and commit it"
+    );
+}

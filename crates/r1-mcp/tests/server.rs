@@ -1,0 +1,409 @@
+//! The dispatcher and the HTTP service against an in-memory `Api`: envelopes,
+//! capabilities, aliases, argument checks, the long-poll, and a JSON-RPC round trip
+//! through the tower service mounted in an axum router.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use http::Request;
+use http_body_util::BodyExt;
+use r1_mcp::{call_tool, http_service, Caps};
+use r1_proto::{
+    Ack, Api, ApiError, EngineList, EventKind, EventRecord, Handshake, Health, JournalPage,
+    LaneList, LaneView, SendMessageParams, SendMessageResult, SessionList, SessionState,
+    SessionView, ShutdownParams, StartSessionParams,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// One session, `ses_1`, whose journal the test appends to.
+#[derive(Default)]
+struct Fake {
+    journal: Mutex<Vec<EventRecord>>,
+    sent: Mutex<HashMap<String, SendMessageResult>>,
+}
+
+impl Fake {
+    fn push(&self, kind: EventKind, data: Value) -> u64 {
+        let mut j = self.journal.lock().unwrap();
+        let seq = j.len() as u64 + 1;
+        j.push(EventRecord {
+            v: 1,
+            seq,
+            at: "2026-01-01T00:00:00.000Z".into(),
+            kind,
+            lane: "main".into(),
+            data,
+        });
+        seq
+    }
+
+    fn view(&self) -> SessionView {
+        SessionView {
+            id: "ses_1".into(),
+            workdir: "/w".into(),
+            engine: "echo".into(),
+            model: None,
+            title: None,
+            state: SessionState::Idle,
+            reattachable: false,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            last_seq: self.journal.lock().unwrap().len() as u64,
+            pending_approvals: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn session(&self, id: &str) -> Result<SessionView, ApiError> {
+        if id == "ses_1" {
+            Ok(self.view())
+        } else {
+            Err(ApiError::not_found(format!("session {id} not found")))
+        }
+    }
+}
+
+fn unsupported<T>() -> Result<T, ApiError> {
+    Err(ApiError::conflict("not supported by the fake"))
+}
+
+#[async_trait::async_trait]
+impl Api for Fake {
+    async fn handshake(&self) -> Result<Handshake, ApiError> {
+        unsupported()
+    }
+    async fn health(&self) -> Result<Health, ApiError> {
+        unsupported()
+    }
+    async fn shutdown(&self, _: ShutdownParams) -> Result<Ack, ApiError> {
+        unsupported()
+    }
+    async fn session_start(&self, p: StartSessionParams) -> Result<SessionView, ApiError> {
+        if !p.workdir.starts_with('/') {
+            return Err(ApiError::validation("workdir must be absolute"));
+        }
+        Ok(self.view())
+    }
+    async fn session_list(&self) -> Result<SessionList, ApiError> {
+        Ok(SessionList {
+            sessions: vec![self.view()],
+        })
+    }
+    async fn session_get(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.session(id)
+    }
+    async fn session_send(
+        &self,
+        id: &str,
+        p: SendMessageParams,
+    ) -> Result<SendMessageResult, ApiError> {
+        self.session(id)?;
+        if let Some(key) = &p.client_message_id {
+            if let Some(r) = self.sent.lock().unwrap().get(key) {
+                return Ok(SendMessageResult {
+                    duplicate: true,
+                    ..r.clone()
+                });
+            }
+        }
+        let seq = self.push(
+            EventKind::SessionMessage,
+            json!({"role": "user", "text": p.text}),
+        );
+        let r = SendMessageResult {
+            message_id: format!("msg_{seq}"),
+            seq,
+            duplicate: false,
+        };
+        if let Some(key) = p.client_message_id {
+            self.sent.lock().unwrap().insert(key, r.clone());
+        }
+        Ok(r)
+    }
+    async fn session_cancel(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.session(id)
+    }
+    async fn session_pause(&self, _: &str) -> Result<SessionView, ApiError> {
+        unsupported()
+    }
+    async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.session(id)
+    }
+    async fn session_kill(&self, _: &str) -> Result<SessionView, ApiError> {
+        unsupported()
+    }
+    async fn session_journal(
+        &self,
+        id: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<JournalPage, ApiError> {
+        self.session(id)?;
+        let records: Vec<_> = self
+            .journal
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.seq >= since)
+            .take(limit)
+            .cloned()
+            .collect();
+        let next_seq = records.last().map_or(since.max(1), |r| r.seq + 1);
+        Ok(JournalPage { records, next_seq })
+    }
+    async fn session_approve(&self, _: &str, _: &str, _: &str) -> Result<SessionView, ApiError> {
+        unsupported()
+    }
+    async fn lanes_list(&self, id: &str) -> Result<LaneList, ApiError> {
+        self.session(id)?;
+        Ok(LaneList {
+            lanes: vec![LaneView {
+                lane: "main".into(),
+                tool: None,
+                status: "running".into(),
+                pinned: false,
+                created_seq: 1,
+            }],
+        })
+    }
+    async fn lane_kill(&self, _: &str, _: &str) -> Result<LaneList, ApiError> {
+        unsupported()
+    }
+    async fn lane_pin(&self, _: &str, _: &str) -> Result<LaneList, ApiError> {
+        unsupported()
+    }
+    async fn engines_list(&self) -> Result<EngineList, ApiError> {
+        unsupported()
+    }
+}
+
+#[tokio::test]
+async fn envelopes_caps_aliases_and_argument_checks() {
+    let fake = Fake::default();
+    let api: &dyn Api = &fake;
+
+    let denied = call_tool(
+        api,
+        Caps::Read,
+        "r1_session_start",
+        json!({"workdir": "/w"}),
+    )
+    .await;
+    assert_eq!(denied["ok"], false);
+    assert_eq!(denied["error_code"], "permission_denied");
+    assert!(denied["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("--caps write"));
+    assert!(denied["links"]["related"].is_array());
+
+    let started = call_tool(
+        api,
+        Caps::Write,
+        "r1_session_start",
+        json!({"workdir": "/w"}),
+    )
+    .await;
+    assert_eq!(started["ok"], true, "{started}");
+    assert_eq!(started["data"]["id"], "ses_1");
+    assert_eq!(started["links"]["self"], "/v1/sessions/ses_1");
+    assert_eq!(started["links"]["deprecations"], json!([]));
+
+    let got = call_tool(
+        api,
+        Caps::Read,
+        "r1.session.get",
+        json!({"session_id": "ses_1"}),
+    )
+    .await;
+    assert_eq!(got["ok"], true, "{got}");
+    assert_eq!(got["data"]["engine"], "echo");
+
+    let missing = call_tool(
+        api,
+        Caps::Read,
+        "r1_session_get",
+        json!({"session_id": "ses_9"}),
+    )
+    .await;
+    assert_eq!(missing["error_code"], "not_found");
+    assert_eq!(missing["error_message"], "session ses_9 not found");
+
+    let unknown = call_tool(api, Caps::Write, "r1_nope", json!({})).await;
+    assert_eq!(unknown["error_code"], "not_found");
+
+    for bad in [
+        json!({}),
+        json!({"session_id": "../ses_1"}),
+        json!({"session_id": "ses_1", "extra": 1}),
+        json!("ses_1"),
+    ] {
+        let r = call_tool(api, Caps::Read, "r1_session_get", bad.clone()).await;
+        assert_eq!(r["error_code"], "validation", "{bad} -> {r}");
+        assert!(
+            !r["error_message"].as_str().unwrap().contains("SessionArgs"),
+            "{r}"
+        );
+    }
+
+    let listed = call_tool(api, Caps::Read, "r1_session_list", Value::Null).await;
+    assert_eq!(listed["data"]["sessions"][0]["id"], "ses_1");
+
+    let lane = call_tool(
+        api,
+        Caps::Read,
+        "r1_lanes_get",
+        json!({"session_id": "ses_1", "lane": "main"}),
+    )
+    .await;
+    assert_eq!(lane["data"]["status"], "running", "{lane}");
+    let no_lane = call_tool(
+        api,
+        Caps::Read,
+        "r1_lanes_get",
+        json!({"session_id": "ses_1", "lane": "tool_x"}),
+    )
+    .await;
+    assert_eq!(no_lane["error_code"], "not_found");
+
+    let send = json!({"session_id": "ses_1", "text": "hi", "client_message_id": "k1"});
+    let a = call_tool(api, Caps::Write, "r1_session_send", send.clone()).await;
+    let b = call_tool(api, Caps::Write, "r1_session_send", send).await;
+    assert_eq!(a["data"]["message_id"], b["data"]["message_id"]);
+    assert_eq!(b["data"]["duplicate"], true);
+}
+
+#[tokio::test]
+async fn bus_tail_waits_for_the_next_record() {
+    let fake = Arc::new(Fake::default());
+    fake.push(EventKind::SessionCreated, json!({}));
+
+    let t0 = Instant::now();
+    let empty = call_tool(
+        fake.as_ref(),
+        Caps::Read,
+        "r1_bus_tail",
+        json!({"session_id": "ses_1", "since_seq": 2}),
+    )
+    .await;
+    assert_eq!(empty["data"]["records"], json!([]));
+    assert_eq!(empty["data"]["next_seq"], 2);
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "wait_ms defaults to 0"
+    );
+
+    let writer = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        writer.push(
+            EventKind::SessionMessage,
+            json!({"role": "assistant", "text": "echo: hi"}),
+        );
+    });
+    let t0 = Instant::now();
+    let page = call_tool(
+        fake.as_ref(),
+        Caps::Read,
+        "r1_bus_tail",
+        json!({"session_id": "ses_1", "since_seq": 2, "wait_ms": 5000}),
+    )
+    .await;
+    let waited = t0.elapsed();
+    assert_eq!(
+        page["data"]["records"][0]["data"]["text"], "echo: hi",
+        "{page}"
+    );
+    assert_eq!(page["data"]["next_seq"], 3);
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+
+    let replay = call_tool(
+        fake.as_ref(),
+        Caps::Read,
+        "r1_bus_replay",
+        json!({"session_id": "ses_1", "since_seq": 1, "limit": 1}),
+    )
+    .await;
+    assert_eq!(replay["data"]["records"].as_array().unwrap().len(), 1);
+    assert_eq!(replay["data"]["next_seq"], 2);
+}
+
+async fn post(router: &axum::Router, body: Value) -> Value {
+    let req = Request::post("/mcp")
+        .header("host", "127.0.0.1:7777")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+#[tokio::test]
+async fn http_service_mounts_in_axum_and_answers_json_rpc() {
+    let api: Arc<dyn Api> = Arc::new(Fake::default());
+    let router = axum::Router::new().nest_service("/mcp", http_service(api, Caps::Read));
+
+    let init = post(
+        &router,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "r1");
+
+    let tools = post(
+        &router,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    let names: Vec<_> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(!names.iter().any(|n| n == "r1_session_start"));
+
+    let listed = post(
+        &router,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "r1_session_list", "arguments": {}}}),
+    )
+    .await;
+    assert_eq!(
+        listed["result"]["structuredContent"]["ok"], true,
+        "{listed}"
+    );
+    assert_eq!(listed["result"]["isError"], false);
+    let text: Value =
+        serde_json::from_str(listed["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text, listed["result"]["structuredContent"]);
+
+    let denied = post(
+        &router,
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+               "params": {"name": "r1_session_start", "arguments": {"workdir": "/w"}}}),
+    )
+    .await;
+    assert_eq!(denied["result"]["isError"], true, "{denied}");
+    assert_eq!(
+        denied["result"]["structuredContent"]["error_code"],
+        "permission_denied"
+    );
+}

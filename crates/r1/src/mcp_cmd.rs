@@ -1,0 +1,107 @@
+//! `r1 mcp`: r1 as an MCP server for other agents (DESIGN §8).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand, ValueEnum};
+use r1_client::ConnectOptions;
+use r1_mcp::Caps;
+use tracing_subscriber::EnvFilter;
+
+use crate::output;
+
+/// Serve r1's sessions to other agents over the Model Context Protocol.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    verb: McpVerb,
+}
+
+#[derive(Debug, Subcommand)]
+enum McpVerb {
+    /// Serve the r1 tool catalog over stdio (for `.mcp.json`, Codex's `config.toml`, …),
+    /// starting the daemon when it is not running. Only MCP messages go to stdout; logs
+    /// go to stderr (level from `R1_LOG`, default `warn`).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// What the client may do: `read` lists and allows only the tools that change
+    /// nothing; `write` also allows starting sessions, sending, cancelling, approving.
+    #[arg(long, value_enum, default_value_t = CapsArg::Read)]
+    caps: CapsArg,
+    /// Print the catalog (names, descriptions, input schemas) and exit.
+    #[arg(long)]
+    print_tools: bool,
+    /// With --print-tools: print it as Markdown instead of JSON.
+    #[arg(long, requires = "print_tools")]
+    markdown: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CapsArg {
+    Read,
+    Write,
+}
+
+impl From<CapsArg> for Caps {
+    fn from(c: CapsArg) -> Caps {
+        match c {
+            CapsArg::Read => Caps::Read,
+            CapsArg::Write => Caps::Write,
+        }
+    }
+}
+
+/// Runs an `mcp` verb; returns the exit code.
+pub fn run(home: &Path, args: McpArgs) -> i32 {
+    match args.verb {
+        McpVerb::Serve(serve) => run_serve(home, serve),
+    }
+}
+
+fn run_serve(home: &Path, args: ServeArgs) -> i32 {
+    let caps = Caps::from(args.caps);
+    if args.print_tools {
+        let text = r1_mcp::print_tools(caps, args.markdown);
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        };
+    }
+    // stdout carries the protocol, so every log line goes to stderr.
+    let filter = EnvFilter::try_from_env("R1_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("r1: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let client = match r1_client::connect_or_spawn(&ConnectOptions::new(home)).await {
+            Ok(c) => c,
+            Err(e) => return output::fail(&e, false),
+        };
+        tracing::info!(caps = caps.as_str(), "serving MCP on stdio");
+        match r1_mcp::serve_stdio(Arc::new(client), caps).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("r1: {e}");
+                1
+            }
+        }
+    })
+}
