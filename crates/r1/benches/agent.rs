@@ -27,20 +27,24 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn serve(home: &Path, base: &str) -> (Child, u16, String) {
     std::fs::create_dir_all(home).unwrap();
+    std::fs::set_permissions(home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     std::fs::write(
         home.join("daemon.toml"),
         format!("default_engine = \"m\"\n[engines.m]\nkind = \"openai\"\nbase_url = \"{base}\"\nmodel = \"bench\"\n"),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_r1"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_r1"))
         .args(["serve", "--log-level", "warn"])
         .env("R1_HOME", home)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("r1 serve exited: {status}");
+        }
         if let Ok(b) = std::fs::read(home.join("daemon.json")) {
             if let Ok(v) = serde_json::from_slice::<Value>(&b) {
                 let port = v["url"]
