@@ -71,7 +71,11 @@ struct HubInner {
     shutdown: CancellationToken,
     grace: Mutex<Duration>,
     sessions: Sessions,
+    login_codes: Mutex<Vec<(String, std::time::Instant)>>,
 }
+
+/// How long a browser login code from `r1 open` stays valid.
+pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(60);
 
 /// How long in-flight requests get to finish after a shutdown starts, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -97,6 +101,7 @@ impl Hub {
                 shutdown: CancellationToken::new(),
                 grace: Mutex::new(DEFAULT_GRACE),
                 sessions: Sessions::new(journal_opts),
+                login_codes: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -158,6 +163,51 @@ impl Hub {
         self.inner.token.set(token);
         tracing::info!("token rotated");
         Ok(())
+    }
+
+    /// Mints a single-use login code for the browser, valid for [`LOGIN_CODE_TTL`].
+    pub fn mint_login_code(&self) -> Result<String, ApiError> {
+        let code =
+            crate::fsutil::random_hex(16).map_err(|_| ApiError::internal("no randomness"))?;
+        let mut codes = self
+            .inner
+            .login_codes
+            .lock()
+            .map_err(|_| ApiError::internal("login codes unavailable"))?;
+        let now = std::time::Instant::now();
+        codes.retain(|(_, exp)| *exp > now);
+        codes.push((code.clone(), now + LOGIN_CODE_TTL));
+        Ok(code)
+    }
+
+    /// Trades a login code for the token; a code works once, within its lifetime.
+    pub fn exchange_login_code(&self, code: &str) -> Result<String, ApiError> {
+        let refused = || {
+            ApiError::new(
+                r1_proto::ErrorCode::PermissionDenied,
+                "this login code was already used or has expired; run `r1 open` again",
+            )
+            .with_status(401)
+        };
+        let mut codes = self
+            .inner
+            .login_codes
+            .lock()
+            .map_err(|_| ApiError::internal("login codes unavailable"))?;
+        let now = std::time::Instant::now();
+        codes.retain(|(_, exp)| *exp > now);
+        let pos = codes
+            .iter()
+            .position(|(c, _)| {
+                use subtle::ConstantTimeEq;
+                bool::from(c.as_bytes().ct_eq(code.as_bytes()))
+            })
+            .ok_or_else(refused)?;
+        codes.remove(pos);
+        drop(codes);
+        self.state()
+            .read_token_file()
+            .map_err(|_| ApiError::internal("the token cannot be read"))
     }
 
     pub(crate) fn sessions_table(&self) -> &Sessions {

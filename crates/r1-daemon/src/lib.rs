@@ -2,6 +2,7 @@
 //! of the wire API, and the hub that owns every session.
 
 mod agent;
+mod assets;
 mod bus;
 mod engines;
 mod error;

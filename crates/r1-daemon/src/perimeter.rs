@@ -69,6 +69,11 @@ fn is_stream_route(path: &str) -> bool {
 
 /// Whether a path needs the credential: everything but the static UI assets.
 fn needs_auth(path: &str) -> bool {
+    // The login exchange is how a browser gets the token; its single-use code is the
+    // credential there.
+    if path == "/v1/auth/exchange" {
+        return false;
+    }
     path.starts_with("/v1/") || path == "/v1" || path.starts_with("/mcp")
 }
 

@@ -23,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::error::{fallback, render_envelopes, HttpError, JsonBody, MAX_BODY_BYTES};
 use crate::perimeter::{self, Perimeter};
 use crate::{metrics, ws, Hub};
+use axum::http::{Method, Uri};
 
 /// How often an idle event stream sends a heartbeat comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -39,6 +40,8 @@ fn base(hub: Hub) -> Router {
         .route("/v1/ws", get(ws::upgrade))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/auth/rotate", post(rotate_token))
+        .route("/v1/auth/code", post(mint_code))
+        .route("/v1/auth/exchange", post(exchange_code))
         .route("/v1/sessions", post(start_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session).delete(kill_session))
         .route("/v1/sessions/{id}/messages", post(send_message))
@@ -57,7 +60,7 @@ fn base(hub: Hub) -> Router {
             r1_mcp::http_service(std::sync::Arc::new(hub.clone()), hub.config().mcp.caps),
         )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
-        .fallback(fallback)
+        .fallback(fallback_or_asset)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(perimeter::require_json))
         .layer(middleware::from_fn(render_envelopes))
@@ -354,4 +357,29 @@ async fn pin_lane(
 
 async fn list_engines(State(hub): State<Hub>) -> Result<Json<EngineList>, HttpError> {
     Ok(Json(hub.engines_list().await?))
+}
+
+/// Everything outside `/v1` and `/mcp` is a UI asset (GET) or a 404 envelope.
+async fn fallback_or_asset(method: Method, uri: Uri) -> Response {
+    if method == Method::GET && !uri.path().starts_with("/v1") {
+        return crate::assets::serve(uri).await;
+    }
+    fallback().await.into_response()
+}
+
+/// `POST /v1/auth/code`: a single-use browser login code, valid for 60 s.
+async fn mint_code(State(hub): State<Hub>) -> Result<Json<serde_json::Value>, HttpError> {
+    let code = hub.mint_login_code()?;
+    Ok(Json(
+        serde_json::json!({"code": code, "expires_in_s": crate::hub::LOGIN_CODE_TTL.as_secs()}),
+    ))
+}
+
+/// `POST /v1/auth/exchange`: trades a login code for the token (once).
+async fn exchange_code(
+    State(hub): State<Hub>,
+    JsonBody(body): JsonBody<r1_proto::ExchangeParams>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let token = hub.exchange_login_code(&body.code)?;
+    Ok(Json(serde_json::json!({ "token": token })))
 }

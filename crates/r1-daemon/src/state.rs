@@ -181,6 +181,11 @@ impl StateDir {
         self.rotate_token()
     }
 
+    /// The current token, as stored.
+    pub fn read_token_file(&self) -> io::Result<String> {
+        Ok(fs::read_to_string(self.path("token"))?.trim().to_string())
+    }
+
     /// Writes a fresh 256-bit token and returns it.
     pub fn rotate_token(&self) -> Result<String, StartError> {
         let token = random_hex(32).map_err(io_ctx("cannot generate token"))?;

@@ -82,4 +82,6 @@ pub const OPERATIONS: &[&str] = &[
     "lanes.kill",
     "lanes.pin",
     "engines.list",
+    "auth.exchange",
+    "subscribe",
 ];

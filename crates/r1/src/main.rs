@@ -3,6 +3,7 @@
 mod chat;
 mod ctl;
 mod mcp_cmd;
+mod open_cmd;
 mod output;
 mod serve;
 mod sessions_cmd;
@@ -31,6 +32,8 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Chat with a session in the terminal (starts one unless --session is given).
     Chat(chat::ChatArgs),
+    /// Open the web UI in your browser (logs in with a single-use code).
+    Open(open_cmd::OpenArgs),
     /// Serve r1's sessions to other agents over MCP (`r1 mcp serve`, stdio).
     Mcp(mcp_cmd::McpArgs),
 }
@@ -42,6 +45,7 @@ fn main() {
         Command::Serve(args) => serve::run(&home, args),
         Command::Ctl(args) => ctl::run(&home, args),
         Command::Chat(args) => chat::run(&home, args),
+        Command::Open(args) => open_cmd::run(&home, args),
         Command::Mcp(args) => mcp_cmd::run(&home, args),
     };
     std::process::exit(code);

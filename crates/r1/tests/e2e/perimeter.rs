@@ -538,3 +538,66 @@ fn mcp_endpoint_sits_behind_the_perimeter() {
         "permission_denied"
     );
 }
+
+#[test]
+fn browser_login_code_works_once_and_the_ui_is_served_without_a_token() {
+    let home = Home::new();
+    let d = home.serve(&[]);
+    let p = d.port();
+    let out = home.run(&["open", "--print-url"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{p}/#code=")),
+        "{url}"
+    );
+    assert!(!url.contains(&d.token()), "the token is in the URL");
+    let code = url.rsplit("#code=").next().unwrap().to_string();
+    let exchange = |code: &str| {
+        let body = format!("{{\"code\": \"{code}\"}}");
+        raw_tcp(
+            p,
+            &format!("POST /v1/auth/exchange HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nOrigin: http://127.0.0.1:{p}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+        )
+    };
+    let r = exchange(&code);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["token"], d.token());
+    let again = exchange(&code);
+    assert_eq!(again.status, 401);
+    assert!(again.json()["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("r1 open"));
+    assert_eq!(exchange("0000").status, 401);
+    // The UI itself needs no token, but still the Host pin, and carries the CSP.
+    let page = raw_tcp(
+        p,
+        &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("frame-ancestors 'none'")
+    );
+    let rebound = raw_tcp(
+        p,
+        &format!("GET / HTTP/1.1\r\nHost: rebind.test:{p}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(rebound.status, 403);
+    let missing = raw_tcp(
+        p,
+        &format!("GET /nope.js HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(missing.status, 404);
+}
