@@ -597,3 +597,52 @@ fn mcp_server_tools_reach_sessions_through_policy_and_approvals() {
     // Ending the session stops its MCP server.
     assert_eq!(crate::sessions::raw_delete(&d, &id).status, 200);
 }
+
+#[test]
+fn cli_approves_denies_and_lists_lanes_and_engines() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    let d = home.serve(&[]);
+    let id = start(&d, work.path());
+    send(&d, &id, "/run echo from-cli > cli.txt");
+    let apr = pending(&d, &id);
+    let v = home.run_json(&["ctl", "sessions", "approve", &id, &apr]);
+    assert_eq!(v["id"], id.as_str());
+    wait_for(&d, &id, "the command", |r| r["kind"] == "tool.completed");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("cli.txt"))
+            .unwrap()
+            .trim(),
+        "from-cli"
+    );
+    wait_until(Duration::from_secs(5), "idle", || {
+        state(&d, &id)["state"] == "idle"
+    });
+    send(&d, &id, "/run touch denied.txt");
+    let apr = pending(&d, &id);
+    home.run_json(&["ctl", "sessions", "deny", &id, &apr]);
+    wait_for(&d, &id, "the denial", |r| {
+        r["kind"] == "approval.resolved" && r["data"]["decision"] == "deny"
+    });
+    assert!(!work.path().join("denied.txt").exists());
+    let lanes = home.run_json(&["ctl", "sessions", "lanes", &id]);
+    assert_eq!(lanes["lanes"][0]["lane"], "main");
+    assert!(lanes["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["tool"] == "run_command" && l["status"] == "done"));
+    let engines = home.run_json(&["ctl", "engines"]);
+    let echo = engines["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "echo")
+        .unwrap()
+        .clone();
+    assert_eq!(echo["available"], true);
+    assert_eq!(echo["default"], true);
+    let out = home.run(&["ctl", "sessions", "approve", &id, "apr_missing"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+}
