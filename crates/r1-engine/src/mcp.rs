@@ -63,6 +63,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long a failed start waits for the last of the server's stderr to be read, so the
 /// error can quote it.
 const STDERR_DRAIN: Duration = Duration::from_millis(200);
+/// How long a failure report waits for a closing server's exit status.
+const EXIT_STATUS_WAIT: Duration = Duration::from_millis(500);
 
 fn default_timeout_s() -> u64 {
     30
@@ -704,7 +706,15 @@ impl ServerProcess {
             let _ = tokio::time::timeout(STDERR_DRAIN, task).await;
         }
         let mut message = why.to_owned();
-        if let Ok(Some(status)) = self.child.try_wait() {
+        // The pipe can close a moment before the exit status is there: wait briefly.
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => Some(s),
+            _ => tokio::time::timeout(EXIT_STATUS_WAIT, self.child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok),
+        };
+        if let Some(status) = status {
             let _ = write!(message, "; the server exited ({status})");
         }
         let tail = lock(&self.stderr_tail).trim().to_owned();
