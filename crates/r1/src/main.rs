@@ -2,6 +2,7 @@
 
 mod chat;
 mod ctl;
+mod doctor;
 mod mcp_cmd;
 mod open_cmd;
 mod output;
@@ -34,6 +35,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Open the web UI in your browser (logs in with a single-use code).
     Open(open_cmd::OpenArgs),
+    /// Check the state directory, token and daemon, and say what to fix.
+    Doctor(doctor::DoctorArgs),
     /// Serve r1's sessions to other agents over MCP (`r1 mcp serve`, stdio).
     Mcp(mcp_cmd::McpArgs),
 }
@@ -46,6 +49,7 @@ fn main() {
         Command::Ctl(args) => ctl::run(&home, args),
         Command::Chat(args) => chat::run(&home, args),
         Command::Open(args) => open_cmd::run(&home, args),
+        Command::Doctor(args) => doctor::run(&home, args),
         Command::Mcp(args) => mcp_cmd::run(&home, args),
     };
     std::process::exit(code);

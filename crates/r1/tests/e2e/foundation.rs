@@ -491,3 +491,29 @@ fn the_token_appears_in_no_log_argv_or_environment() {
     assert!(!logs.contains("token="), "query string in logs");
     let _ = pid;
 }
+
+#[test]
+fn doctor_says_what_is_wrong_and_never_spawns() {
+    let home = Home::new();
+    let out = home.run(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(serve_pids(&home.path).is_empty(), "doctor started a daemon");
+    let _d = home.serve(&[]);
+    let v = home.run_json(&["doctor"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "daemon" && c["ok"] == true));
+    std::fs::set_permissions(
+        home.path.join("token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = home.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chmod 600"));
+}

@@ -1,0 +1,154 @@
+//! `r1 doctor`: check the state directory and the daemon, and say what to fix. It never
+//! starts a daemon.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use clap::Args;
+use http::Method;
+use r1_client::ConnectOptions;
+use serde::Serialize;
+
+use crate::output;
+
+/// Check r1's state directory, registration, token and daemon, and print what to fix.
+/// Exits 0 when everything is in order, 1 otherwise. Never starts a daemon.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+fn private_file(path: &Path, name: &'static str) -> Check {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) => {
+            let mode = md.mode() & 0o777;
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            let ok = md.is_file() && md.uid() == me && mode & 0o077 == 0;
+            Check {
+                name,
+                ok,
+                detail: if ok {
+                    format!("{} (mode {mode:o})", path.display())
+                } else {
+                    format!(
+                        "{} has mode {mode:o}, uid {}: fix with `chmod 600 {}`",
+                        path.display(),
+                        md.uid(),
+                        path.display()
+                    )
+                },
+            }
+        }
+        Err(_) => Check {
+            name,
+            ok: false,
+            detail: format!(
+                "{} is missing (the daemon creates it on start)",
+                path.display()
+            ),
+        },
+    }
+}
+
+/// Runs the checks; returns the exit code.
+pub fn run(home: &Path, args: DoctorArgs) -> i32 {
+    let mut checks = Vec::new();
+    let dir_ok = match std::fs::symlink_metadata(home) {
+        Ok(md) => {
+            let mode = md.mode() & 0o777;
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            let ok =
+                md.is_dir() && !md.file_type().is_symlink() && md.uid() == me && mode & 0o077 == 0;
+            checks.push(Check {
+                name: "state directory",
+                ok,
+                detail: if ok {
+                    format!("{} (mode {mode:o})", home.display())
+                } else {
+                    format!("{} must be a real directory you own with mode 700 (it has mode {mode:o}, uid {}): `chmod 700 {}`", home.display(), md.uid(), home.display())
+                },
+            });
+            ok
+        }
+        Err(_) => {
+            checks.push(Check {
+                name: "state directory",
+                ok: false,
+                detail: format!(
+                    "{} does not exist; any `r1 ctl` command creates it",
+                    home.display()
+                ),
+            });
+            false
+        }
+    };
+    if dir_ok {
+        checks.push(private_file(&home.join("token"), "token"));
+        checks.push(private_file(&home.join("daemon.json"), "registration"));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    if let (true, Ok(rt)) = (dir_ok, rt) {
+        let mut opts = ConnectOptions::new(home);
+        opts.spawn = false;
+        match rt.block_on(r1_client::connect(&opts)) {
+            Ok(client) => {
+                let reg = client.registration().clone();
+                checks.push(Check {
+                    name: "daemon",
+                    ok: true,
+                    detail: format!(
+                        "pid {} version {} at {} and {}",
+                        reg.pid, reg.version, reg.sock, reg.url
+                    ),
+                });
+                let engines: Result<r1_proto::EngineList, _> =
+                    rt.block_on(client.call(Method::GET, "/v1/engines", None::<&()>));
+                if let Ok(l) = engines {
+                    for e in l.engines {
+                        checks.push(Check {
+                            name: "engine",
+                            ok: e.available,
+                            detail: format!("{} ({}): {}", e.name, e.kind, e.reason),
+                        });
+                    }
+                }
+            }
+            Err(e) => checks.push(Check {
+                name: "daemon",
+                ok: false,
+                detail: format!("{e} (start it with `r1 serve`, or any `r1 ctl` command)"),
+            }),
+        }
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    if args.json {
+        output::json(&serde_json::json!({"ok": ok, "home": home, "checks": checks}));
+    } else {
+        for c in &checks {
+            output::line(&format!(
+                "{} {:<16} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
+        }
+    }
+    if ok {
+        0
+    } else {
+        1
+    }
+}
