@@ -1,11 +1,18 @@
 //! The turn loop: one user message in, events out, with tool calls in between.
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use r1_proto::EventKind;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ChatMessage, Provider, ProviderEvent, ProviderRequest, Role, ToolCall, ToolResult};
+use crate::{
+    ChatMessage, Provider, ProviderError, ProviderEvent, ProviderRequest, Role, ToolCall,
+    ToolResult,
+};
+
+/// Deltas already waiting in the provider's stream are joined into one `session.delta`
+/// up to this many bytes.
+const DELTA_COALESCE_BYTES: usize = 4096;
 
 /// How many provider round trips (tool steps) one turn may take.
 pub const MAX_STEPS: usize = 32;
@@ -124,10 +131,15 @@ pub async fn run_turn(
         let mut text = String::new();
         let mut calls: Vec<PendingCall> = Vec::new();
         let mut usage = Value::Null;
+        // An item read ahead while coalescing deltas, handled on the next pass.
+        let mut held: Option<Option<Result<ProviderEvent, ProviderError>>> = None;
         loop {
-            let next = tokio::select! {
-                _ = cancel.cancelled() => return TurnOutcome::Cancelled,
-                n = stream.next() => n,
+            let next = match held.take() {
+                Some(n) => n,
+                None => tokio::select! {
+                    _ = cancel.cancelled() => return TurnOutcome::Cancelled,
+                    n = stream.next() => n,
+                },
             };
             let ev = match next {
                 None => break,
@@ -137,7 +149,19 @@ pub async fn run_turn(
                 Some(Ok(ev)) => ev,
             };
             match ev {
-                ProviderEvent::TextDelta(d) => {
+                ProviderEvent::TextDelta(mut d) => {
+                    // Deltas that are already waiting go out as one record: a fast
+                    // provider then costs one journal append per batch, not per token.
+                    while d.len() < DELTA_COALESCE_BYTES {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(ProviderEvent::TextDelta(more)))) => d.push_str(&more),
+                            Some(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                     text.push_str(&d);
                     let data = json!({"text": d, "reply_to": message_id});
                     if let Err(e) = sink
