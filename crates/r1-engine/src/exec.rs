@@ -107,11 +107,7 @@ impl ExecProvider {
     /// True when the variable `name` must not reach the agent: it may hold one of r1's
     /// credentials. API keys the agent needs itself (`ANTHROPIC_API_KEY`, …) are kept.
     fn is_removed(&self, name: &OsStr) -> bool {
-        let upper = name.to_string_lossy().to_ascii_uppercase();
-        upper.contains("TOKEN")
-            || upper.contains("SECRET")
-            || upper.contains("PASSWORD")
-            || upper.starts_with("R1_")
+        crate::process::is_secret_name(&name.to_string_lossy(), false)
             || self.cfg.env_remove.iter().any(|r| OsStr::new(r) == name)
     }
 }
@@ -204,13 +200,8 @@ struct GroupGuard(Option<libc::pid_t>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(pgid) = self.0.filter(|p| *p > 0) {
-            // SAFETY: kill(2) takes plain integers and touches no memory of ours. The
-            // group was created for this agent; a negative pid addresses only it. If the
-            // group is already gone the call fails with ESRCH, which is fine.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+        if let Some(pgid) = self.0 {
+            crate::process::kill_group(pgid);
         }
     }
 }

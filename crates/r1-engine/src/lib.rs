@@ -8,6 +8,7 @@ mod echo;
 mod exec;
 mod mcp;
 mod openai;
+mod process;
 mod retry;
 mod sse;
 mod tools;

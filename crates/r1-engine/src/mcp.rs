@@ -27,6 +27,8 @@ use rmcp::transport::streamable_http_client::{
 };
 use rmcp::transport::{DynamicTransportError, StreamableHttpClientTransport};
 use rmcp::{Peer, RoleClient, ServiceError, ServiceExt};
+
+use crate::process::{is_secret_name, kill_group};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -532,7 +534,7 @@ impl Connection {
             // A backstop only: `ServerProcess` kills the whole group.
             .kill_on_drop(true);
         for (var, _) in std::env::vars_os() {
-            if is_secret_name(&var.to_string_lossy()) {
+            if is_secret_name(&var.to_string_lossy(), true) {
                 command.env_remove(&var);
             }
         }
@@ -734,21 +736,6 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Kills a process group (SIGKILL). The same precautions as the `run_command` tool's.
-fn kill_group(pgid: libc::pid_t) {
-    // kill(-1) would signal every process of the user and kill(0) the daemon's own group;
-    // a child's pid is never either, but this is the one place to be sure.
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) takes two integers and touches no memory of ours; the negative pid
-    // addresses the process group this module created for the server. ESRCH (the group is
-    // already gone) is expected and ignored.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-}
-
 /// Keeps the last [`STDERR_TAIL_BYTES`] of a server's stderr. Reading it also keeps a
 /// chatty server from blocking on a full pipe.
 async fn keep_tail<R: AsyncRead + Unpin>(mut pipe: R, tail: Arc<Mutex<String>>) {
@@ -768,17 +755,6 @@ async fn keep_tail<R: AsyncRead + Unpin>(mut pipe: R, tail: Arc<Mutex<String>>) 
             kept.drain(..cut);
         }
     }
-}
-
-/// True for environment variables that may hold a credential: r1's own (`R1_…`) and
-/// anything named like a token, secret, API key or password. A stdio server does not
-/// inherit them (the same rule as the `run_command` tool's).
-fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper.starts_with("R1_")
-        || ["TOKEN", "SECRET", "API_KEY", "PASSWORD"]
-            .iter()
-            .any(|word| upper.contains(word))
 }
 
 /// The tool name with every character models refuse in a tool name (MCP also allows
@@ -934,14 +910,6 @@ fn render_result(result: CallToolResult) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_names() {
-        assert!(is_secret_name("R1_HOME"));
-        assert!(is_secret_name("github_token"));
-        assert!(is_secret_name("OPENAI_API_KEY"));
-        assert!(!is_secret_name("PATH"));
-    }
 
     #[test]
     fn model_safe_names() {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{ToolContext, ToolError};
+use crate::process::{is_secret_name, kill_group};
 
 /// The timeout when the model gives none: long enough for a build or a test run.
 const DEFAULT_TIMEOUT_S: f64 = 120.0;
@@ -53,7 +54,7 @@ pub(crate) async fn run_command(
         // A backstop only: the group guard below is what kills grandchildren too.
         .kill_on_drop(true);
     for (name, _) in std::env::vars_os() {
-        if is_secret_name(&name.to_string_lossy()) {
+        if is_secret_name(&name.to_string_lossy(), true) {
             cmd.env_remove(&name);
         }
     }
@@ -181,17 +182,6 @@ enum End {
     WaitFailed(std::io::Error),
 }
 
-/// True for environment variables that may hold a credential: the daemon's own (`R1_…`)
-/// and anything named like a token, secret, API key or password. They are removed so
-/// that no command a model runs can read them.
-fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper.starts_with("R1_")
-        || ["TOKEN", "SECRET", "API_KEY", "PASSWORD"]
-            .iter()
-            .any(|word| upper.contains(word))
-}
-
 fn describe(exit: ExitStatus) -> String {
     match (exit.code(), exit.signal()) {
         (Some(code), _) => format!("exit code: {code}"),
@@ -218,20 +208,6 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         self.kill_and_disarm();
-    }
-}
-
-fn kill_group(pgid: libc::pid_t) {
-    // kill(-1) would signal every process of the user and kill(0) the daemon's own
-    // group; a child's pid is never either, but this is the one place to be sure.
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) takes two integers and touches no memory of ours; the negative pid
-    // addresses the process group this module created for the command. ESRCH (the group
-    // is already gone) is the expected outcome after a clean exit and is ignored.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
     }
 }
 
