@@ -224,7 +224,7 @@ pub(crate) async fn run_turns(hub: Hub, s: Arc<Session>, mut jobs: mpsc::Receive
         if matches!(s.state(), SessionState::Ended | SessionState::Error) {
             return;
         }
-        let provider = match hub.provider_for(&s) {
+        let provider = match hub.provider_for(&s).await {
             Ok(p) => p,
             Err(e) => {
                 let _ = hub

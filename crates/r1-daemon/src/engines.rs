@@ -1,7 +1,8 @@
 //! Engines: which providers sessions can use, from `[engines.<name>]` in
-//! `daemon.toml`, or detected from the environment when nothing is configured. API
-//! keys are read from the environment variable named by `api_key_env` when a session
-//! starts a turn; they are never written to disk, journals or logs.
+//! `daemon.toml`, or detected from the environment when nothing is configured; resolved
+//! once when the daemon starts. API keys are read from the environment variable named
+//! by `api_key_env` on a session's first turn; they are never written to disk, journals
+//! or logs.
 
 use std::path::Path;
 use std::sync::Arc;

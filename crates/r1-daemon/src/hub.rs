@@ -72,6 +72,10 @@ struct HubInner {
     grace: Mutex<Duration>,
     sessions: Sessions,
     login_codes: Mutex<Vec<(String, std::time::Instant)>>,
+    /// The engines, resolved once from the config and the environment.
+    engines: Vec<crate::engines::Engine>,
+    /// The default engine's name.
+    default_engine: String,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -90,6 +94,10 @@ impl Hub {
         journal_opts: r1_journal::JournalOptions,
     ) -> Hub {
         let bus = Bus::open(&state.path("bus/events.ndjson"));
+        // `StateDir::read_config` already refused a config whose engines do not resolve.
+        let engines = crate::engines::engines(&config.engines).unwrap_or_default();
+        let default_engine =
+            crate::engines::default_engine(&engines, config.default_engine.as_deref());
         Hub {
             inner: Arc::new(HubInner {
                 info,
@@ -102,6 +110,8 @@ impl Hub {
                 grace: Mutex::new(DEFAULT_GRACE),
                 sessions: Sessions::new(journal_opts),
                 login_codes: Mutex::new(Vec::new()),
+                engines,
+                default_engine,
             }),
         }
     }
@@ -208,6 +218,16 @@ impl Hub {
         self.state()
             .read_token_file()
             .map_err(|_| ApiError::internal("the token cannot be read"))
+    }
+
+    /// The engines this daemon offers.
+    pub fn engine_list(&self) -> &[crate::engines::Engine] {
+        &self.inner.engines
+    }
+
+    /// The name of the default engine.
+    pub fn default_engine_name(&self) -> &str {
+        &self.inner.default_engine
     }
 
     pub(crate) fn sessions_table(&self) -> &Sessions {
@@ -319,10 +339,8 @@ impl Api for Hub {
     }
 
     async fn engines_list(&self) -> Result<EngineList, ApiError> {
-        let all = self.engine_list()?;
-        let default = self.default_engine_name();
         Ok(EngineList {
-            engines: crate::engines::views(&all, &default),
+            engines: crate::engines::views(self.engine_list(), self.default_engine_name()),
         })
     }
 }

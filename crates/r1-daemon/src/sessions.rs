@@ -62,6 +62,8 @@ pub struct Session {
     pub(crate) tokens_used: std::sync::atomic::AtomicU64,
     pub(crate) approvals: Mutex<Vec<crate::agent::Approval>>,
     pub(crate) lanes: Mutex<Vec<crate::agent::Lane>>,
+    /// The session's provider, built on its first turn.
+    pub(crate) provider: OnceCell<Arc<dyn Provider>>,
     /// The session's MCP servers, started on its first turn.
     pub(crate) mcp: OnceCell<Arc<r1_engine::McpPool>>,
     /// Whether the in-memory context was rebuilt from the journal (after a reload).
@@ -305,22 +307,10 @@ impl Hub {
         self.announce_state(s, state).await
     }
 
-    /// The engines this daemon offers.
-    pub fn engine_list(&self) -> Result<Vec<crate::engines::Engine>, ApiError> {
-        crate::engines::engines(&self.config().engines)
-            .map_err(|e| ApiError::internal(format!("invalid engine config: {e}")))
-    }
-
-    /// The name of the default engine.
-    pub fn default_engine_name(&self) -> String {
-        let all = self.engine_list().unwrap_or_default();
-        crate::engines::default_engine(&all, self.config().default_engine.as_deref())
-    }
-
-    fn engine(&self, name: &str) -> Result<crate::engines::Engine, ApiError> {
-        let all = self.engine_list()?;
-        let names: Vec<String> = all.iter().map(|e| e.name.clone()).collect();
-        all.into_iter().find(|e| e.name == name).ok_or_else(|| {
+    fn engine(&self, name: &str) -> Result<&crate::engines::Engine, ApiError> {
+        let all = self.engine_list();
+        let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+        all.iter().find(|e| e.name == name).ok_or_else(|| {
             ApiError::validation(format!(
                 "unknown engine {name:?}; available engines: {}",
                 names.join(", ")
@@ -328,10 +318,16 @@ impl Hub {
         })
     }
 
-    /// The provider for a session's turns.
-    pub(crate) fn provider_for(&self, s: &Session) -> Result<Arc<dyn Provider>, ApiError> {
-        let e = self.engine(&s.engine)?;
-        crate::engines::provider(&e, s.model.as_deref(), Path::new(&s.workdir))
+    /// The provider for a session's turns, built on its first turn and kept (one HTTP
+    /// client per session, not one per turn).
+    pub(crate) async fn provider_for(&self, s: &Session) -> Result<Arc<dyn Provider>, ApiError> {
+        s.provider
+            .get_or_try_init(|| async {
+                let e = self.engine(&s.engine)?;
+                crate::engines::provider(e, s.model.as_deref(), Path::new(&s.workdir))
+            })
+            .await
+            .cloned()
     }
 
     fn validate_workdir(&self, workdir: &str) -> Result<PathBuf, ApiError> {
@@ -363,7 +359,7 @@ impl Hub {
         let workdir = self.validate_workdir(&params.workdir)?;
         let engine = match params.engine.clone() {
             Some(e) => e,
-            None => self.default_engine_name(),
+            None => self.default_engine_name().to_string(),
         };
         self.engine(&engine)?;
         let policy = parse_policy(params.policy.as_ref())?;
@@ -992,6 +988,7 @@ impl Hub {
             lanes: Mutex::new(Vec::new()),
             history_loaded: std::sync::atomic::AtomicBool::new(false),
             mcp: OnceCell::new(),
+            provider: OnceCell::new(),
             idem: Mutex::new(HashMap::new()),
             idem_loaded: OnceCell::new(),
             live: Mutex::new(None),
