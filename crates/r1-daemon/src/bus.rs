@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use r1_proto::BusEvent;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::fsutil::now_rfc3339;
 
@@ -83,7 +84,7 @@ impl Bus {
 
     /// The events with `seq >= since` still in the ring, and a receiver for every
     /// later one, taken together so there is no gap and no duplicate between them.
-    pub fn subscribe_from(&self, since: u64) -> (Vec<BusEvent>, broadcast::Receiver<BusEvent>) {
+    fn subscribe_from(&self, since: u64) -> (Vec<BusEvent>, broadcast::Receiver<BusEvent>) {
         match self.inner.lock() {
             Ok(inner) => {
                 let backlog = inner
@@ -95,6 +96,42 @@ impl Bus {
                 (backlog, self.tx.subscribe())
             }
             Err(_) => (Vec::new(), self.tx.subscribe()),
+        }
+    }
+
+    /// Delivers every event from `since` on (the ring's backlog, then live ones) to
+    /// `deliver` until it returns false, `stop` fires, or this subscriber falls so far
+    /// behind that the broadcast dropped events for it; that last case returns true, so
+    /// the caller can tell its client why it was cut off.
+    pub async fn follow<F, Fut>(&self, since: u64, stop: CancellationToken, mut deliver: F) -> bool
+    where
+        F: FnMut(BusEvent) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let (backlog, mut live) = self.subscribe_from(since);
+        let mut last = since.saturating_sub(1);
+        for e in backlog {
+            last = e.seq;
+            if !deliver(e).await {
+                return false;
+            }
+        }
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return false,
+                n = live.recv() => n,
+            };
+            match next {
+                Ok(e) if e.seq <= last => continue,
+                Ok(e) => {
+                    last = e.seq;
+                    if !deliver(e).await {
+                        return false;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
         }
     }
 }

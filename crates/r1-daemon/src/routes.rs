@@ -17,7 +17,7 @@ use r1_proto::{
     StartSessionParams,
 };
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::{fallback, render_envelopes, HttpError, JsonBody, MAX_BODY_BYTES};
@@ -145,44 +145,28 @@ async fn bus_events(
     Query(q): Query<StreamQuery>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let since = stream_start(&q, &headers, 1);
-    let (backlog, mut live) = hub.bus().subscribe_from(since);
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let stop = hub.shutdown_token().clone();
     tokio::spawn(async move {
-        let frame = |e: &r1_proto::BusEvent| {
-            Event::default()
-                .id(e.seq.to_string())
-                .event(e.kind.clone())
-                .data(serde_json::to_string(e).unwrap_or_default())
-        };
-        let mut last = since.saturating_sub(1);
-        for e in &backlog {
-            last = e.seq;
-            if tx.send(frame(e)).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            let next = tokio::select! {
-                _ = stop.cancelled() => return,
-                n = live.recv() => n,
-            };
-            match next {
-                Ok(e) if e.seq <= last => continue,
-                Ok(e) => {
-                    last = e.seq;
-                    if tx.try_send(frame(&e)).is_err() {
-                        return;
-                    }
+        let lagged = hub
+            .bus()
+            .follow(since, stop, |e| {
+                let tx = tx.clone();
+                async move {
+                    let frame = Event::default()
+                        .id(e.seq.to_string())
+                        .event(e.kind.clone())
+                        .data(serde_json::to_string(&e).unwrap_or_default());
+                    tx.send(frame).await.is_ok()
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.try_send(Event::default().event("stream.dropped").data(
-                        r#"{"reason":"subscriber fell behind; reconnect with Last-Event-ID"}"#,
-                    ));
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
+            })
+            .await;
+        if lagged {
+            let _ = tx.try_send(
+                Event::default()
+                    .event("stream.dropped")
+                    .data(r#"{"reason":"subscriber fell behind; reconnect with Last-Event-ID"}"#),
+            );
         }
     });
     sse_from(rx)

@@ -11,7 +11,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use r1_proto::{Api, ApiError, ErrorCode, PROTOCOL};
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -354,9 +354,8 @@ impl Conn {
                 overflow,
             )?,
             None => {
-                let (backlog, live) = self.hub.bus().subscribe_from(since);
                 let sub = sub_id.clone();
-                tokio::spawn(forward_bus(backlog, live, sub, out, overflow))
+                tokio::spawn(forward_bus(self.hub.clone(), since, sub, out, overflow))
             }
         };
         self.subs.insert(sub_id.clone(), handle);
@@ -394,41 +393,25 @@ pub fn notify(out: &mpsc::Sender<Message>, overflow: &CancellationToken, params:
 }
 
 async fn forward_bus(
-    backlog: Vec<r1_proto::BusEvent>,
-    mut live: broadcast::Receiver<r1_proto::BusEvent>,
+    hub: Hub,
+    since: u64,
     sub: String,
     out: mpsc::Sender<Message>,
     overflow: CancellationToken,
 ) {
-    let mut last = 0;
-    for e in backlog {
-        last = e.seq;
-        if !notify(
-            &out,
-            &overflow,
-            json!({"subscription": sub, "session_id": null, "record": e}),
-        ) {
-            return;
-        }
-    }
-    loop {
-        match live.recv().await {
-            Ok(e) if e.seq <= last => continue,
-            Ok(e) => {
-                last = e.seq;
-                if !notify(
-                    &out,
-                    &overflow,
-                    json!({"subscription": sub, "session_id": null, "record": e}),
-                ) {
-                    return;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                overflow.cancel();
-                return;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
+    let stop = hub.shutdown_token().clone();
+    let lagged = hub
+        .bus()
+        .follow(since, stop, |e| {
+            let ok = notify(
+                &out,
+                &overflow,
+                json!({"subscription": sub, "session_id": null, "record": e}),
+            );
+            async move { ok }
+        })
+        .await;
+    if lagged {
+        overflow.cancel();
     }
 }
