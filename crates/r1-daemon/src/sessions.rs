@@ -7,6 +7,7 @@
 //! never lost to a stale index.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -1059,8 +1060,6 @@ fn read_first_record(path: &Path) -> Option<EventRecord> {
         .ok()?;
     serde_json::from_str(&line).ok()
 }
-
-use std::io::Read as _;
 
 /// Drops the oldest messages until the context fits [`HISTORY_BYTES`] (the newest
 /// message always stays).

@@ -143,10 +143,20 @@ fn show(v: &SessionView, json: bool) {
     }
 }
 
-/// Runs a sessions verb.
-enum VerbKind {
-    Approve,
-    Other,
+/// Decides a pending approval.
+async fn decide(
+    client: &Client,
+    id: &str,
+    approval_id: &str,
+    decision: &str,
+) -> Result<SessionView, ClientError> {
+    client
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{id}/approvals/{approval_id}"),
+            Some(&serde_json::json!({ "decision": decision })),
+        )
+        .await
 }
 
 fn lanes(l: r1_proto::LaneList, json: bool) {
@@ -167,11 +177,6 @@ fn lanes(l: r1_proto::LaneList, json: bool) {
 
 /// Runs a sessions verb.
 pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Result<(), ClientError> {
-    let verb_kind = if matches!(verb, SessionsVerb::Approve { .. }) {
-        VerbKind::Approve
-    } else {
-        VerbKind::Other
-    };
     let client = r1_client::connect_or_spawn(opts).await?;
     let none = None::<&()>;
     let client = &client;
@@ -276,20 +281,11 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
         } => {
             follow(opts, Some(client), &id, since_seq, until.as_deref(), json).await?;
         }
-        SessionsVerb::Approve { id, approval_id } | SessionsVerb::Deny { id, approval_id } => {
-            let decision = if matches!(verb_kind, VerbKind::Approve) {
-                "allow"
-            } else {
-                "deny"
-            };
-            let v: SessionView = client
-                .call(
-                    Method::POST,
-                    &format!("/v1/sessions/{id}/approvals/{approval_id}"),
-                    Some(&serde_json::json!({ "decision": decision })),
-                )
-                .await?;
-            show(&v, json);
+        SessionsVerb::Approve { id, approval_id } => {
+            show(&decide(client, &id, &approval_id, "allow").await?, json)
+        }
+        SessionsVerb::Deny { id, approval_id } => {
+            show(&decide(client, &id, &approval_id, "deny").await?, json)
         }
         SessionsVerb::Lanes { id } => lanes(
             client
