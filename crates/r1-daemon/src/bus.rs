@@ -108,8 +108,10 @@ impl Bus {
         F: FnMut(BusEvent) -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
+        // The backlog and the receiver are taken under one lock, so live events all come
+        // after the backlog; `last` only guards against a repeat.
         let (backlog, mut live) = self.subscribe_from(since);
-        let mut last = since.saturating_sub(1);
+        let mut last = 0;
         for e in backlog {
             last = e.seq;
             if !deliver(e).await {
