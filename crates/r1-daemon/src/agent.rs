@@ -288,6 +288,7 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
         system: Some(system_prompt(s)),
         messages: s.meta().history.clone(),
         tools,
+        protected: protected(hub),
     };
     let outcome = r1_engine::run_turn(provider, req, &sink, &job.message_id, &cancel).await;
     match outcome {
@@ -353,6 +354,13 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
         let _ = hub.set_state(s, SessionState::Idle).await;
     }
     s.running.send_replace(false);
+}
+
+/// The daemon's own files, which no tool may touch and no sandboxed child may reach,
+/// even when a session's workdir contains the state directory. Built per use, which costs
+/// a few `stat`s and follows the state directory wherever it is.
+fn protected(hub: &Hub) -> Arc<r1_engine::Protected> {
+    Arc::new(r1_engine::Protected::for_state_dir(hub.state().root(), &[]))
 }
 
 fn system_prompt(s: &Session) -> String {
@@ -483,6 +491,7 @@ impl TurnSink for SessionSink<'_> {
             workdir: std::path::PathBuf::from(&s.workdir),
             cancel: lane_cancel.clone(),
             output: Some(tx),
+            protected: protected(self.hub),
         };
         // The context owns the output sender: it must drop when the tool finishes so
         // the forwarder below sees the end of the output.

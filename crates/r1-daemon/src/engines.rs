@@ -166,6 +166,24 @@ pub fn views(all: &[Engine], default: &str) -> Vec<EngineView> {
         .collect()
 }
 
+/// Refuses a session start that could never run a turn: a model engine (`openai`,
+/// `anthropic`) with no model passed and none configured. Checked at `session.start`,
+/// so the user hears it at once instead of from every turn.
+pub fn check_start(e: &Engine, model: Option<&str>) -> Result<(), ApiError> {
+    let needs_model = matches!(e.config.kind.as_str(), "openai" | "anthropic");
+    if needs_model && model.is_none() && e.config.model.is_none() {
+        let env = match e.config.kind.as_str() {
+            "openai" => " (or OPENAI_MODEL for the detected engine)",
+            _ => " (or ANTHROPIC_MODEL for the detected engine)",
+        };
+        return Err(ApiError::validation(format!(
+            "engine {} needs a model: pass one (`--model NAME`, or \"model\" in session.start), or set model = \"NAME\" in [engines.{}] of daemon.toml{env}",
+            e.name, e.name
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the provider of engine `e` for a session in `workdir`.
 pub fn provider(
     e: &Engine,

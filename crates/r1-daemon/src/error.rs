@@ -8,9 +8,6 @@ use bytes::Bytes;
 use r1_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 
-/// The largest request body the daemon reads, 1 MiB; larger bodies get 413.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// An [`ApiError`] returned by a handler. It becomes a response carrying the error as
 /// an extension; [`render_envelopes`], which knows the request path, writes the body.
 #[derive(Debug)]
@@ -81,9 +78,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::validation(format!(
-                    "request body is larger than the limit of {MAX_BODY_BYTES} bytes"
-                ))
+                ApiError::validation(
+                    "request body is larger than the limit ([limits] max_request_bytes)",
+                )
                 .with_status(413)
             } else {
                 ApiError::validation("could not read the request body")

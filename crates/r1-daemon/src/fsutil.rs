@@ -23,6 +23,22 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Whether `name` is the name [`write_atomic`] gives its temp files:
+/// `.<name>.<12 lowercase hex>.tmp`.
+pub fn is_atomic_temp_name(name: &str) -> bool {
+    let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let Some((base, suffix)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    !base.is_empty()
+        && suffix.len() == 12
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Replaces `path` with `bytes` so that a reader sees either the old or the new file,
 /// never a partial one, and the new content survives power loss: a temp file in the
 /// same directory (0600), fsync, rename, fsync of the directory.
@@ -50,4 +66,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_atomic_temp_name;
+
+    #[test]
+    fn temp_names() {
+        assert!(is_atomic_temp_name(".token.0123456789ab.tmp"));
+        assert!(is_atomic_temp_name(".sessions-index.json.a1b2c3d4e5f6.tmp"));
+        assert!(!is_atomic_temp_name("token"));
+        assert!(!is_atomic_temp_name(".token.tmp"));
+        assert!(!is_atomic_temp_name(".token.0123456789AB.tmp"));
+        assert!(!is_atomic_temp_name("..0123456789ab.tmp"));
+        assert!(!is_atomic_temp_name(".token.0123456789abc.tmp"));
+    }
 }

@@ -76,6 +76,8 @@ struct HubInner {
     engines: Vec<crate::engines::Engine>,
     /// The default engine's name.
     default_engine: String,
+    /// Live subscribers, bounded per session and in all (`[limits]`).
+    subscribers: Arc<crate::subscribers::Subscribers>,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -98,6 +100,10 @@ impl Hub {
         let engines = crate::engines::engines(&config.engines).unwrap_or_default();
         let default_engine =
             crate::engines::default_engine(&engines, config.default_engine.as_deref());
+        let subscribers = crate::subscribers::Subscribers::new(
+            config.limits.max_subscribers_per_session,
+            config.limits.max_subscribers,
+        );
         Hub {
             inner: Arc::new(HubInner {
                 info,
@@ -112,6 +118,7 @@ impl Hub {
                 login_codes: Mutex::new(Vec::new()),
                 engines,
                 default_engine,
+                subscribers,
             }),
         }
     }
@@ -124,6 +131,20 @@ impl Hub {
     /// The state directory.
     pub fn state(&self) -> &StateDir {
         &self.inner.state
+    }
+
+    /// Takes a subscriber's place for `session` (the bus when `None`), or refuses with
+    /// the limit that is reached. Hold the slot for as long as the subscriber lives.
+    pub(crate) fn subscriber_slot(
+        &self,
+        session: Option<&str>,
+    ) -> Result<crate::subscribers::Slot, ApiError> {
+        self.inner.subscribers.acquire(session)
+    }
+
+    /// How many subscribers are live.
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.inner.subscribers.total()
     }
 
     /// The operator config.

@@ -4,6 +4,7 @@
 mod agent;
 mod assets;
 mod bus;
+mod conn;
 mod engines;
 mod error;
 mod fsutil;
@@ -15,8 +16,11 @@ mod server;
 mod session_stream;
 mod sessions;
 mod state;
+mod subscribers;
 mod ws;
 
 pub use hub::{DaemonInfo, Hub};
 pub use server::{serve, serve_with, ServeOptions};
-pub use state::{check_private_dir, socket_path, Config, StartError, StateDir};
+pub use state::{
+    check_private_dir, read_private_file, socket_path, Config, Limits, StartError, StateDir,
+};

@@ -102,19 +102,104 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The perimeter middleware for the TCP listener.
+/// Why a request's framing is refused before any other check: the parts an attacker
+/// controls must each appear once and agree with one another.
+fn strict_framing(p: &Perimeter, req: &Request) -> Option<(&'static str, ApiError)> {
+    let headers = req.headers();
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return Some(("host", ApiError::validation("more than one Host header")));
+    }
+    // An absolute-form request line (`GET http://evil.example/v1/health`) names its own
+    // authority; it must be the daemon's, like the Host header.
+    if let Some(authority) = req.uri().authority() {
+        if !p
+            .hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(authority.as_str()))
+        {
+            return Some((
+                "host",
+                ApiError::validation("the request URI names another authority"),
+            ));
+        }
+    }
+    if headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return Some((
+            "origin",
+            ApiError::new(ErrorCode::PermissionDenied, "more than one Origin header"),
+        ));
+    }
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Some((
+            "token",
+            ApiError::new(
+                ErrorCode::PermissionDenied,
+                "more than one Authorization header",
+            )
+            .with_status(401),
+        ));
+    }
+    None
+}
+
+/// The credential a request offers. An `Authorization` header that is present decides
+/// alone: when it is not `Bearer <token>` in plain ASCII, the answer is no credential,
+/// whatever `?token=` or the WebSocket subprotocols say.
+fn offered_token(req: &Request, path: &str) -> Option<String> {
+    let headers = req.headers();
+    if let Some(h) = headers.get(header::AUTHORIZATION) {
+        let value = h.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        return Some(token.trim().to_string());
+    }
+    if path == "/v1/ws" {
+        return ws_subprotocol_token(headers);
+    }
+    if req.method() == Method::GET && is_stream_route(path) {
+        return query_token(req.uri().query());
+    }
+    None
+}
+
+/// The perimeter middleware for the TCP listener. Every refusal also asks hyper to
+/// close the connection, so a peer that fails the perimeter holds no keep-alive slot.
 pub async fn enforce(State(p): State<Perimeter>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    let mut resp = check(&p, req, next, &path).await;
+    if resp.extensions().get::<Refused>().is_some() {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// Marks a response as the perimeter's own refusal (not a handler's 403).
+#[derive(Clone, Copy)]
+struct Refused;
+
+fn refuse(p: &Perimeter, reason: &'static str, err: ApiError, path: &str) -> Response {
+    let mut resp = deny(p, reason, err, path);
+    resp.extensions_mut().insert(Refused);
+    resp
+}
+
+async fn check(p: &Perimeter, req: Request, next: Next, path: &str) -> Response {
+    if let Some((reason, err)) = strict_framing(p, &req) {
+        return refuse(p, reason, err, path);
+    }
     let headers = req.headers();
     if !p.host_ok(headers) {
-        return deny(
-            &p,
+        return refuse(
+            p,
             "host",
             ApiError::new(
                 ErrorCode::PermissionDenied,
                 "Host header not allowed: use 127.0.0.1, localhost or [::1] with the daemon's port",
             ),
-            &path,
+            path,
         );
     }
     let origin = headers
@@ -125,37 +210,26 @@ pub async fn enforce(State(p): State<Perimeter>, req: Request, next: Next) -> Re
         if p.is_allowlisted(o) {
             cors_origin = Some(o.clone());
         } else if !p.is_own_origin(o) {
-            return deny(
-                &p,
+            return refuse(
+                p,
                 "origin",
                 ApiError::new(ErrorCode::PermissionDenied, "Origin not allowed"),
-                &path,
+                path,
             );
         }
     }
     if req.method() == Method::OPTIONS {
-        return preflight(&p, cors_origin.as_deref(), &path);
+        return preflight(p, cors_origin.as_deref(), path);
     }
-    if needs_auth(&path) {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| h.strip_prefix("Bearer ").unwrap_or("").trim().to_string());
-        let offered = match bearer {
-            Some(b) => Some(b),
-            None if path == "/v1/ws" => ws_subprotocol_token(headers),
-            None if req.method() == Method::GET && is_stream_route(&path) => {
-                query_token(req.uri().query())
-            }
-            None => None,
-        };
+    if needs_auth(path) {
+        let offered = offered_token(&req, path);
         let ok = offered.is_some_and(|t| !t.is_empty() && p.hub.token().matches(t.as_bytes()));
         if !ok {
-            return deny(
-                &p,
+            return refuse(
+                p,
                 "token",
                 ApiError::new(ErrorCode::PermissionDenied, "missing or invalid credential: send Authorization: Bearer <token> (see $R1_HOME/token)").with_status(401),
-                &path,
+                path,
             );
         }
     }
@@ -173,7 +247,7 @@ pub async fn enforce(State(p): State<Perimeter>, req: Request, next: Next) -> Re
 /// Answers a CORS preflight: allow headers only for an allowlisted origin.
 fn preflight(p: &Perimeter, origin: Option<&str>, path: &str) -> Response {
     let Some(origin) = origin else {
-        return deny(
+        return refuse(
             p,
             "preflight",
             ApiError::new(
@@ -204,28 +278,72 @@ fn preflight(p: &Perimeter, origin: Option<&str>, path: &str) -> Response {
     resp
 }
 
-/// Middleware on every listener: mutations must be JSON (415 otherwise), so no
-/// "simple" cross-site request can change state.
-pub async fn require_json(req: Request, next: Next) -> Response {
+/// Whether a request carries no body at all: no `Transfer-Encoding` and a
+/// `Content-Length` that is absent or zero.
+fn is_bodiless(req: &Request) -> bool {
+    let h = req.headers();
+    if h.contains_key(header::TRANSFER_ENCODING) {
+        return false;
+    }
+    match h.get(header::CONTENT_LENGTH) {
+        None => true,
+        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) == Some(0),
+    }
+}
+
+/// Middleware on every listener: what a state-changing request may look like.
+///
+/// - A POST, PUT, PATCH or DELETE without a body is accepted (`curl -X DELETE`,
+///   `curl -X POST …/pause`): on TCP it still needs the bearer header, which no
+///   cross-site page can send without a preflight that only allowlisted origins pass.
+/// - A body must be JSON. It may be labelled `application/json`, or curl's default
+///   `application/x-www-form-urlencoded` (`curl -d '{…}'`): the label is not what
+///   protects r1, the bearer is. The one exception is `/v1/auth/exchange`, the only
+///   route without a bearer, which takes `application/json` alone, so that no HTML form
+///   anywhere can post to it. Anything else is 415. SECURITY.md has the reasoning.
+/// - Bodies are capped at `[limits] max_request_bytes` on every route, `/mcp` included:
+///   a declared length over it is 413 before anything is read, and a chunked body is
+///   cut off at the limit.
+pub async fn request_body_rules(State(hub): State<Hub>, req: Request, next: Next) -> Response {
+    let limit = hub.config().limits.max_request_bytes;
+    let path = req.uri().path().to_string();
     let mutating = matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
-    if mutating {
+    if mutating && !is_bodiless(&req) {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            let err =
-                ApiError::validation("state-changing requests need Content-Type: application/json")
-                    .with_status(415);
-            return envelope_response(&err, req.uri().path());
+        let json = essence.eq_ignore_ascii_case("application/json");
+        let curl_form = essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            && path != "/v1/auth/exchange";
+        if !json && !curl_form {
+            let err = ApiError::validation(
+                "a request body must be JSON, sent with Content-Type: application/json",
+            )
+            .with_status(415);
+            return envelope_response(&err, &path);
         }
     }
-    next.run(req).await
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let err = ApiError::validation(format!(
+            "request body is larger than the limit of {limit} bytes ([limits] max_request_bytes)"
+        ))
+        .with_status(413);
+        return envelope_response(&err, &path);
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Middleware on every listener: the security headers on every response.

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::error::{fallback, render_envelopes, HttpError, JsonBody, MAX_BODY_BYTES};
+use crate::error::{fallback, render_envelopes, HttpError, JsonBody};
 use crate::perimeter::{self, Perimeter};
 use crate::{metrics, ws, Hub};
 use axum::http::{Method, Uri};
@@ -61,8 +61,11 @@ fn base(hub: Hub) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback_or_asset)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(perimeter::require_json))
+        .layer(DefaultBodyLimit::max(hub.config().limits.max_request_bytes))
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            perimeter::request_body_rules,
+        ))
         .layer(middleware::from_fn(render_envelopes))
         .with_state(hub)
 }
@@ -89,7 +92,11 @@ async fn health(State(hub): State<Hub>) -> Result<Json<Health>, HttpError> {
 }
 
 async fn metrics_text(State(hub): State<Hub>) -> Response {
-    let body = hub.metrics().render(hub.live_sessions());
+    let mut body = hub.metrics().render(hub.live_sessions());
+    body.push_str(&format!(
+        "# HELP r1_subscribers Live event-stream subscribers.\n# TYPE r1_subscribers gauge\nr1_subscribers {}\n",
+        hub.subscriber_count()
+    ));
     (
         [(
             header::CONTENT_TYPE,
@@ -143,33 +150,51 @@ async fn bus_events(
     State(hub): State<Hub>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
     let since = stream_start(&q, &headers, 1);
+    let slot = hub.subscriber_slot(None)?;
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let stop = hub.shutdown_token().clone();
+    let closed = tx.clone();
     tokio::spawn(async move {
-        let lagged = hub
-            .bus()
-            .follow(since, stop, |e| {
-                let tx = tx.clone();
-                async move {
-                    let frame = Event::default()
-                        .id(e.seq.to_string())
-                        .event(e.kind.clone())
-                        .data(serde_json::to_string(&e).unwrap_or_default());
-                    tx.send(frame).await.is_ok()
-                }
-            })
-            .await;
-        if lagged {
-            let _ = tx.try_send(
-                Event::default()
-                    .event("stream.dropped")
-                    .data(r#"{"reason":"subscriber fell behind; reconnect with Last-Event-ID"}"#),
-            );
+        let _slot = slot;
+        // The follower ends when the reader goes away, even if no record ever comes.
+        tokio::select! {
+            () = closed.closed() => {}
+            () = forward_bus_sse(hub, since, stop, tx) => {}
         }
     });
-    sse_from(rx)
+    Ok(sse_from(rx))
+}
+
+/// Pushes the bus into an SSE reader's queue; a reader that falls behind gets a
+/// `stream.dropped` frame.
+async fn forward_bus_sse(
+    hub: Hub,
+    since: u64,
+    stop: tokio_util::sync::CancellationToken,
+    tx: mpsc::Sender<Event>,
+) {
+    let lagged = hub
+        .bus()
+        .follow(since, stop, |e| {
+            let tx = tx.clone();
+            async move {
+                let frame = Event::default()
+                    .id(e.seq.to_string())
+                    .event(e.kind.clone())
+                    .data(serde_json::to_string(&e).unwrap_or_default());
+                tx.send(frame).await.is_ok()
+            }
+        })
+        .await;
+    if lagged {
+        let _ = tx.try_send(
+            Event::default()
+                .event("stream.dropped")
+                .data(r#"{"reason":"subscriber fell behind; reconnect with Last-Event-ID"}"#),
+        );
+    }
 }
 
 async fn start_session(
@@ -279,14 +304,18 @@ async fn session_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
     let s = hub.session(&id)?;
     s.journal()?;
+    let slot = hub.subscriber_slot(Some(&id))?;
     let since = match query_u64(&q, "since_seq")? {
         Some(n) => n,
         None => stream_start(&StreamQuery { since_seq: None }, &headers, 1),
     };
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let stop = hub.shutdown_token().clone();
+    let closed = tx.clone();
     tokio::spawn(async move {
-        let _ = crate::session_stream::follow(s, since, stop, |item| {
+        let _slot = slot;
+        // The follower ends when the reader goes away, even on an idle session.
+        let follow = crate::session_stream::follow(s, since, stop, |item| {
             let r = item.into_record();
             let ev = Event::default()
                 .id(r.seq.to_string())
@@ -301,8 +330,11 @@ async fn session_events(
                 return false;
             }
             tx.try_send(ev).is_ok()
-        })
-        .await;
+        });
+        tokio::select! {
+            () = closed.closed() => {}
+            _ = follow => {}
+        }
     });
     Ok(sse_from(rx))
 }

@@ -1,7 +1,6 @@
 //! `r1 serve`: bind the listeners, register, serve until shutdown, clean up.
 
 use std::fs;
-use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -117,6 +116,9 @@ pub async fn serve_with(
     }
     let config = state.read_config()?;
     let token = state.load_token(opts.rotate_token, opts.token_file.as_deref())?;
+    state.remove_stray_temp_files();
+    raise_fd_limit();
+    let signals = Signals::install()?;
 
     let tcp = TcpListener::bind(SocketAddr::new(opts.bind, opts.port))
         .await
@@ -136,22 +138,33 @@ pub async fn serve_with(
     tokio::spawn(hub.clone().retention_task());
 
     let stop = hub.shutdown_token().clone();
-    let tcp_task = tokio::spawn(
-        axum::serve(tcp, routes::tcp_router(hub.clone(), port))
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future(),
-    );
-    let unix_task = tokio::spawn(
-        axum::serve(
-            PeerChecked {
-                inner: unix,
-                uid: euid(),
-            },
-            routes::unix_router(hub.clone()),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future(),
-    );
+    let limits = &hub.config().limits;
+    let header_read_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let tcp_task = tokio::spawn(crate::conn::serve(
+        tcp,
+        routes::tcp_router(hub.clone(), port),
+        crate::conn::ConnLimits {
+            max: limits.max_connections_tcp,
+            header_read_timeout,
+        },
+        stop.clone(),
+        hub.clone(),
+        "tcp",
+    ));
+    let unix_task = tokio::spawn(crate::conn::serve(
+        PeerChecked {
+            inner: unix,
+            uid: euid(),
+        },
+        routes::unix_router(hub.clone()),
+        crate::conn::ConnLimits {
+            max: limits.max_connections_unix,
+            header_read_timeout,
+        },
+        stop.clone(),
+        hub.clone(),
+        "unix",
+    ));
 
     // Both listeners are bound and listening: connections queue from here on, so the
     // registration can be published.
@@ -172,13 +185,20 @@ pub async fn serve_with(
         .write_registration(&reg)
         .map_err(io_ctx("cannot write daemon.json"))?;
     tracing::info!(pid = info.pid, %url, sock = %sock_path.display(), "r1 daemon listening");
+    // One line saying whether commands and exec agents are confined (Landlock), found by
+    // trying it in a throwaway thread; off the runtime because it touches the disk.
+    match tokio::task::spawn_blocking(r1_engine::probe_sandbox).await {
+        Ok(sandbox) if sandbox.active() => tracing::info!(abi = ?sandbox.abi, "{}", sandbox.detail),
+        Ok(sandbox) => tracing::warn!("{}", sandbox.detail),
+        Err(e) => tracing::warn!("cannot probe the sandbox: {e}"),
+    }
     hub.bus().publish(
         "daemon.started",
         serde_json::json!({"daemon_id": info.id, "pid": info.pid, "version": info.version}),
     );
 
     tokio::spawn(watch_registration(hub.clone()));
-    tokio::spawn(watch_signals(hub.clone()));
+    tokio::spawn(watch_signals(hub.clone(), signals));
 
     stop.cancelled().await;
     hub.bus()
@@ -228,19 +248,68 @@ async fn watch_registration(hub: Hub) {
     }
 }
 
-/// SIGTERM and SIGINT start a graceful shutdown.
-async fn watch_signals(hub: Hub) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+/// SIGTERM and SIGINT start a graceful shutdown. SIGHUP is logged and ignored: its
+/// default action would kill the daemon uncleanly (leaving a stale `daemon.json`), and
+/// there is no config reload for it to trigger yet.
+async fn watch_signals(hub: Hub, mut signals: Signals) {
+    loop {
+        tokio::select! {
+            _ = signals.term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = signals.int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = signals.hup.recv() => {
+                tracing::info!("SIGHUP received and ignored: r1 has no config reload yet; restart the daemon to apply daemon.toml");
+            }
+        }
     }
     hub.begin_shutdown(crate::hub::DEFAULT_GRACE);
+}
+
+/// The signals the daemon handles, installed before `daemon.json` is published: a
+/// client that sees the registration may signal the daemon at once, and must never
+/// meet the default action (which kills without cleanup).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, StartError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(io_ctx("cannot handle SIGTERM"))?,
+            int: signal(SignalKind::interrupt()).map_err(io_ctx("cannot handle SIGINT"))?,
+            hup: signal(SignalKind::hangup()).map_err(io_ctx("cannot handle SIGHUP"))?,
+        })
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, so the connection caps (not
+/// the descriptor table) are what turns a flood away, and journals keep opening.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and has no other effect.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the
+        // hard limit needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            tracing::debug!("cannot raise the open-file limit");
+        }
+    }
 }

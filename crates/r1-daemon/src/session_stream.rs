@@ -145,8 +145,11 @@ pub fn spawn_ws_forwarder(
 ) -> Result<JoinHandle<()>, ApiError> {
     let s = hub.session(&session_id)?;
     s.journal()?;
+    let slot = hub.subscriber_slot(Some(&session_id))?;
     let stop = hub.shutdown_token().clone();
     Ok(tokio::spawn(async move {
+        // Aborting the task (unsubscribe, socket closed) drops the slot with it.
+        let _slot = slot;
         let _ = follow(s, since, stop, |item| {
             crate::ws::notify(
                 &out,

@@ -41,6 +41,52 @@ const RETENTION_PERIOD: Duration = Duration::from_secs(600);
 /// How many journals are opened at once on start.
 const RELOAD_CONCURRENCY: usize = 64;
 
+/// The longest engine name a session may ask for.
+const MAX_ENGINE_BYTES: usize = 64;
+/// The longest model name a session may ask for; real ones are well under 100
+/// (`meta-llama/Llama-3.1-70B-Instruct-Turbo`).
+const MAX_MODEL_BYTES: usize = 200;
+/// The longest session title.
+const MAX_TITLE_BYTES: usize = 500;
+
+/// Refuses an engine or model name that is empty, too long, or has characters no
+/// provider uses in its names (letters, digits and `. _ - : / @ +` are allowed), so a
+/// name is always safe to log, show and pass to a provider.
+fn check_name(what: &str, name: &str, max: usize) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > max {
+        return Err(ApiError::validation(format!(
+            "{what} must be 1 to {max} bytes, got {}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-:/@+".contains(*c)))
+    {
+        return Err(ApiError::validation(format!(
+            "{what} may hold only letters, digits and . _ - : / @ +, found {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a title that is too long or holds control characters (which would garble
+/// terminals and logs).
+fn check_title(title: &str) -> Result<(), ApiError> {
+    if title.len() > MAX_TITLE_BYTES {
+        return Err(ApiError::validation(format!(
+            "title must be at most {MAX_TITLE_BYTES} bytes, got {}",
+            title.len()
+        )));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "title must not contain control characters (newlines, tabs, escapes)",
+        ));
+    }
+    Ok(())
+}
+
 /// One session.
 pub struct Session {
     /// `ses_…`.
@@ -362,11 +408,16 @@ impl Hub {
             Some(e) => e,
             None => self.default_engine_name().to_string(),
         };
-        self.engine(&engine)?;
-        let policy = parse_policy(params.policy.as_ref())?;
-        if params.title.as_ref().is_some_and(|t| t.len() > 500) {
-            return Err(ApiError::validation("title is longer than 500 bytes"));
+        check_name("engine", &engine, MAX_ENGINE_BYTES)?;
+        if let Some(model) = &params.model {
+            check_name("model", model, MAX_MODEL_BYTES)?;
         }
+        if let Some(title) = &params.title {
+            check_title(title)?;
+        }
+        let e = self.engine(&engine)?;
+        crate::engines::check_start(e, params.model.as_deref())?;
+        let policy = parse_policy(params.policy.as_ref())?;
         let id = format!(
             "ses_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
@@ -425,6 +476,13 @@ impl Hub {
         let s = self.session(id)?;
         if params.text.trim().is_empty() {
             return Err(ApiError::validation("text must not be empty"));
+        }
+        let max = self.config().limits.max_message_bytes;
+        if params.text.len() > max {
+            return Err(ApiError::validation(format!(
+                "text is {} bytes; the limit is {max} ([limits] max_message_bytes)",
+                params.text.len()
+            )));
         }
         check_accepts(&s)?;
         let Some(key) = params.client_message_id.clone() else {

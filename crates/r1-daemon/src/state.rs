@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use r1_proto::Registration;
@@ -146,6 +146,11 @@ impl StateDir {
 
     /// Loads the token, creating it on first start or when `rotate` is set; with
     /// `token_file` the operator's token is adopted instead.
+    ///
+    /// Both the stored token and an operator's token file must be private: a regular
+    /// file (not a symlink) owned by this user and closed to group and others. Anything
+    /// else fails closed with the command that fixes it, because whoever can write or
+    /// redirect the token file can choose the credential of every session.
     pub fn load_token(
         &self,
         rotate: bool,
@@ -153,11 +158,7 @@ impl StateDir {
     ) -> Result<String, StartError> {
         let path = self.path("token");
         if let Some(src) = token_file {
-            let mut s = String::new();
-            File::open(src)
-                .and_then(|mut f| f.read_to_string(&mut s))
-                .map_err(io_ctx(format!("cannot read token file {}", src.display())))?;
-            let token = s.trim().to_string();
+            let token = read_private_file(src, "token file")?.trim().to_string();
             if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(StartError::Config {
                     path: src.display().to_string(),
@@ -168,22 +169,50 @@ impl StateDir {
             write_atomic(&path, token.as_bytes()).map_err(io_ctx("cannot write token"))?;
             return Ok(token);
         }
-        if !rotate {
-            if let Ok(s) = fs::read_to_string(&path) {
-                let t = s.trim();
-                if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-                        .map_err(io_ctx("cannot chmod token"))?;
-                    return Ok(t.to_string());
-                }
+        if !rotate && fs::symlink_metadata(&path).is_ok() {
+            let s = read_private_file(&path, "token file")?;
+            let t = s.trim();
+            if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(t.to_string());
             }
         }
         self.rotate_token()
     }
 
-    /// The current token, as stored.
+    /// The current token, as stored, with the same trust checks as at start.
     pub fn read_token_file(&self) -> io::Result<String> {
-        Ok(fs::read_to_string(self.path("token"))?.trim().to_string())
+        read_private_file(&self.path("token"), "token file")
+            .map(|s| s.trim().to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))
+    }
+
+    /// Removes the temp files that an atomic write interrupted by a crash left in the
+    /// state directory (`.<name>.<12 hex>.tmp`, see `fsutil::write_atomic`). Runs at
+    /// start, under the daemon lock, so no live writer owns them. Returns how many went.
+    pub fn remove_stray_temp_files(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !crate::fsutil::is_atomic_temp_name(name) {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_file() || t.is_symlink() => {}
+                _ => continue,
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    removed += 1;
+                    tracing::info!(file = %name, "removed a temp file left by an interrupted write");
+                }
+                Err(e) => tracing::warn!(file = %name, "cannot remove a stray temp file: {e}"),
+            }
+        }
+        removed
     }
 
     /// Writes a fresh 256-bit token and returns it.
@@ -237,12 +266,67 @@ impl StateDir {
                     path: path.display().to_string(),
                     message,
                 })?;
+                config
+                    .limits
+                    .validate()
+                    .map_err(|message| StartError::Config {
+                        path: path.display().to_string(),
+                        message,
+                    })?;
                 Ok(config)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(io_ctx(format!("cannot read {}", path.display()))(e)),
         }
     }
+}
+
+/// Reads a file that holds a secret, refusing it unless it is a regular file (never
+/// followed through a symlink: `O_NOFOLLOW`), owned by this user, with no group or
+/// other permission bits. The checks are made on the opened descriptor, so the file
+/// cannot be swapped between the check and the read.
+pub fn read_private_file(path: &Path, what: &str) -> Result<String, StartError> {
+    let shown = path.display();
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                StartError::UnsafeStateDir(format!(
+                    "{what} {shown} is a symlink; r1 does not follow links to its credential. Remove it (`rm {shown}`) and start again (a fresh token is written), or point --token-file at the real file"
+                ))
+            } else {
+                io_ctx(format!("cannot read {what} {shown}"))(e)
+            }
+        })?;
+    let md = file
+        .metadata()
+        .map_err(io_ctx(format!("cannot stat {what} {shown}")))?;
+    if !md.file_type().is_file() {
+        return Err(StartError::UnsafeStateDir(format!(
+            "{what} {shown} is not a regular file; remove it and start again"
+        )));
+    }
+    if md.uid() != euid() {
+        return Err(StartError::UnsafeStateDir(format!(
+            "{what} {shown} is owned by uid {}, not you (uid {}); remove it (`rm {shown}`) and start again, r1 writes a fresh one",
+            md.uid(),
+            euid()
+        )));
+    }
+    if md.mode() & 0o077 != 0 {
+        return Err(StartError::UnsafeStateDir(format!(
+            "{what} {shown} has mode {:o}, readable or writable by others; fix it with `chmod 600 {shown}` (and consider `r1 ctl rotate-token`)",
+            md.mode() & 0o777
+        )));
+    }
+    let mut s = String::new();
+    (&file)
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .map_err(io_ctx(format!("cannot read {what} {shown}")))?;
+    Ok(s)
 }
 
 /// Refuses a directory that is a symlink, owned by someone else, or open to others.
@@ -316,6 +400,86 @@ pub struct Config {
     /// MCP servers whose tools sessions may use (`[[mcp_servers]]`).
     #[serde(default)]
     pub mcp_servers: Vec<r1_engine::McpServerConfig>,
+    /// Input, connection and subscriber limits (`[limits]`).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[limits]` in `daemon.toml`: every input, connection and subscriber bound, the same
+/// on every transport. The defaults suit one developer with many agents; each limit
+/// answers with a clear error naming it when crossed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The longest user message text, in bytes, on HTTP, WebSocket and MCP alike
+    /// (default 1 MiB).
+    pub max_message_bytes: usize,
+    /// The largest HTTP request body, WebSocket message and WebSocket frame, in bytes
+    /// (default 2 MiB: a maximal message text plus its JSON framing). Frames share the
+    /// message limit because browsers send each message as one frame.
+    pub max_request_bytes: usize,
+    /// Concurrent live subscribers (SSE streams and WebSocket subscriptions) on one
+    /// session (default 64).
+    pub max_subscribers_per_session: usize,
+    /// Concurrent live subscribers over the whole daemon, bus streams included
+    /// (default 1024).
+    pub max_subscribers: usize,
+    /// Concurrent connections on the TCP port (default 256). Connections past it are
+    /// closed at once.
+    pub max_connections_tcp: usize,
+    /// Concurrent connections on the unix socket (default 128): a budget of its own, so
+    /// a flood on the TCP port never locks out the CLI.
+    pub max_connections_unix: usize,
+    /// How long a connection may take to send a request's headers, in milliseconds
+    /// (default 5000). It also bounds how long an idle keep-alive connection is kept.
+    pub header_read_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 1024 * 1024,
+            max_request_bytes: 2 * 1024 * 1024,
+            max_subscribers_per_session: 64,
+            max_subscribers: 1024,
+            max_connections_tcp: 256,
+            max_connections_unix: 128,
+            header_read_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses limits that would make the daemon unusable (zero connections, a
+    /// message limit larger than the request limit, …).
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_message_bytes", self.max_message_bytes),
+            ("max_request_bytes", self.max_request_bytes),
+            (
+                "max_subscribers_per_session",
+                self.max_subscribers_per_session,
+            ),
+            ("max_subscribers", self.max_subscribers),
+            ("max_connections_tcp", self.max_connections_tcp),
+            ("max_connections_unix", self.max_connections_unix),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("[limits] {name} must be at least 1"));
+            }
+        }
+        if self.max_request_bytes < self.max_message_bytes {
+            return Err(
+                "[limits] max_request_bytes must be at least max_message_bytes, or a maximal message could never be sent"
+                    .into(),
+            );
+        }
+        if self.header_read_timeout_ms < 100 {
+            return Err("[limits] header_read_timeout_ms must be at least 100".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[mcp]` in `daemon.toml`.

@@ -21,6 +21,8 @@ use crate::Hub;
 const OUTBOX: usize = 512;
 /// Close code for a client that asked only for protocols this daemon does not speak.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a message over the size limits (RFC 6455 "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a client that fell behind (policy violation).
 const CLOSE_SLOW_CONSUMER: u16 = 1008;
 
@@ -28,6 +30,12 @@ const CLOSE_SLOW_CONSUMER: u16 = 1008;
 /// (unix socket); here only the protocol version is negotiated. The answer is always
 /// `r1.proto.v1`, never the offered token.
 pub async fn upgrade(State(hub): State<Hub>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    // The same bounds as HTTP bodies: a message over them closes the socket with 1009
+    // (message too big) before it is buffered whole.
+    let limits = &hub.config().limits;
+    let ws = ws
+        .max_message_size(limits.max_request_bytes)
+        .max_frame_size(limits.max_request_bytes);
     let offered: Vec<String> = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -121,7 +129,21 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
                     .await;
                 continue;
             }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Err(e)) => {
+                // tungstenite reports a message or frame over the configured limits as
+                // a capacity error; say so with 1009 instead of dropping the socket.
+                let text = e.to_string();
+                if text.contains("Space limit exceeded") || text.contains("too long") {
+                    let _ = out
+                        .send(close(
+                            CLOSE_TOO_BIG,
+                            "message larger than the daemon's [limits] max_request_bytes",
+                        ))
+                        .await;
+                }
+                break;
+            }
+            Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => continue,
         };
         let reply = conn.handle(&text).await;
@@ -355,7 +377,12 @@ impl Conn {
             )?,
             None => {
                 let sub = sub_id.clone();
-                tokio::spawn(forward_bus(self.hub.clone(), since, sub, out, overflow))
+                let slot = self.hub.subscriber_slot(None)?;
+                let hub = self.hub.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    forward_bus(hub, since, sub, out, overflow).await;
+                })
             }
         };
         self.subs.insert(sub_id.clone(), handle);

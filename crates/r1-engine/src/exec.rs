@@ -5,7 +5,9 @@
 //! [`ProviderEvent::ExternalToolCall`] / [`ProviderEvent::ExternalToolResult`] and never
 //! asks the turn loop to run anything. The subprocess gets its own process group, and
 //! the whole group is killed when the stream is dropped, so cancelling a turn also stops
-//! whatever the agent started.
+//! whatever the agent started. On Linux the agent is confined with Landlock like
+//! `run_command`: no access to the daemon's state directory or token, writes only in the
+//! workdir, the temp directories and the agent's own home (`~/.claude`, `~/.codex`).
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
@@ -21,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
+use crate::sandbox::{confine_child, Confinement};
 use crate::{Provider, ProviderError, ProviderEvent, ProviderRequest, Role};
 
 /// How much of the agent's stderr is kept for error messages: enough for a stack trace
@@ -104,6 +107,22 @@ impl ExecProvider {
         }
     }
 
+    /// Where the agent keeps its own sessions and settings, which it must be able to
+    /// write even when confined: `~/.claude` for Claude Code, `$CODEX_HOME` or
+    /// `~/.codex` for Codex.
+    fn own_dirs(&self) -> Vec<PathBuf> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        match self.cfg.adapter {
+            ExecAdapter::ClaudeCode => home.map(|h| h.join(".claude")).into_iter().collect(),
+            ExecAdapter::Codex => std::env::var_os("CODEX_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.map(|h| h.join(".codex")))
+                .into_iter()
+                .collect(),
+            ExecAdapter::Generic => Vec::new(),
+        }
+    }
+
     /// True when the variable `name` must not reach the agent: it may hold one of r1's
     /// credentials. API keys the agent needs itself (`ANTHROPIC_API_KEY`, …) are kept.
     fn is_removed(&self, name: &OsStr) -> bool {
@@ -150,6 +169,18 @@ impl Provider for ExecProvider {
             if self.is_removed(&name) {
                 cmd.env_remove(&name);
             }
+        }
+        let workdir = self.cfg.workdir.clone();
+        let writable = self.own_dirs();
+        let protected = req.protected.clone();
+        let confinement = tokio::task::spawn_blocking(move || {
+            Confinement::build(&workdir, &writable, &protected)
+        })
+        .await
+        .map_err(|e| ProviderError::fatal(format!("cannot prepare the sandbox: {e}")))?
+        .map_err(|e| ProviderError::fatal(format!("cannot start {label}: {e}")))?;
+        if let Some(confinement) = confinement {
+            confine_child(&mut cmd, confinement);
         }
         let mut child = cmd
             .spawn()

@@ -10,6 +10,7 @@ mod mcp;
 mod openai;
 mod process;
 mod retry;
+mod sandbox;
 mod sse;
 mod tools;
 mod turn;
@@ -20,6 +21,7 @@ pub use exec::{ExecAdapter, ExecConfig, ExecProvider};
 pub use mcp::{validate_mcp_servers, McpPool, McpServerConfig, McpTransport};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use retry::RetryPolicy;
+pub use sandbox::{probe_sandbox, sandbox_enabled, Protected, SandboxEnforcement, SandboxStatus};
 pub use tools::{builtin_tools, default_policy, run_tool, Policy, ToolContext};
 pub use turn::{run_turn, Authorization, SinkError, TurnOutcome, TurnSink, MAX_STEPS};
 
@@ -110,6 +112,9 @@ pub struct ProviderRequest {
     pub messages: Vec<ChatMessage>,
     /// The tools the model may call.
     pub tools: Vec<ToolSpec>,
+    /// The daemon's own files: a provider that starts a process (`exec`) confines it
+    /// away from them. Empty when there is no daemon (tests, benches).
+    pub protected: std::sync::Arc<Protected>,
 }
 
 /// One item of a provider's stream.

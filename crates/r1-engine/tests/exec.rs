@@ -65,6 +65,7 @@ fn request(prompt: &str) -> ProviderRequest {
             ChatMessage::text(Role::User, prompt),
         ],
         tools: Vec::new(),
+        protected: Default::default(),
     }
 }
 

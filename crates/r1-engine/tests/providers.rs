@@ -86,6 +86,7 @@ fn request() -> ProviderRequest {
             description: "Reads a file.".into(),
             input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
         }],
+        protected: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ impl Fixture {
             workdir: self.workdir.clone(),
             cancel: CancellationToken::new(),
             output: None,
+            protected: Default::default(),
         }
     }
 
@@ -527,4 +528,266 @@ async fn command_output_is_bounded() {
     assert!(text.contains("[output cut"), "no cut note");
     assert!(text.contains("tail-marker"));
     assert!(text.len() < 70 * 1024);
+}
+
+/// The default layout that leaked the token: the workdir is the parent of the state
+/// directory (`~` and `~/.r1`), and the token is inside it.
+struct StateFixture {
+    _scratch: tempfile::TempDir,
+    workdir: PathBuf,
+    state: PathBuf,
+    token: PathBuf,
+    protected: std::sync::Arc<r1_engine::Protected>,
+}
+
+const TOKEN: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90tokentokentoken";
+
+impl StateFixture {
+    fn new() -> StateFixture {
+        let scratch = tempfile::tempdir().unwrap();
+        let workdir = scratch.path().canonicalize().unwrap().join("home");
+        let state = workdir.join(".r1");
+        fs::create_dir_all(state.join("sessions")).unwrap();
+        let token = state.join("token");
+        fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        fs::write(state.join("daemon.json"), "{}").unwrap();
+        fs::write(workdir.join("notes.txt"), "plain notes\n").unwrap();
+        let protected = std::sync::Arc::new(r1_engine::Protected::for_state_dir(&state, &[]));
+        StateFixture {
+            _scratch: scratch,
+            workdir,
+            state,
+            token,
+            protected,
+        }
+    }
+
+    fn ctx(&self) -> ToolContext {
+        ToolContext {
+            workdir: self.workdir.clone(),
+            cancel: CancellationToken::new(),
+            output: None,
+            protected: self.protected.clone(),
+        }
+    }
+
+    async fn call(&self, name: &str, arguments: Value) -> ToolResult {
+        let result = call_with(&self.ctx(), name, arguments).await;
+        assert!(
+            !result.content.contains(TOKEN),
+            "the token leaked: {}",
+            result.content
+        );
+        result
+    }
+
+    async fn refused(&self, name: &str, arguments: Value, why: &str) {
+        let result = self.call(name, arguments.clone()).await;
+        assert!(
+            result.is_error,
+            "{name} {arguments} was allowed: {}",
+            result.content
+        );
+        assert!(
+            result.content.contains(why),
+            "{name} {arguments}: {}",
+            result.content
+        );
+    }
+}
+
+#[tokio::test]
+async fn file_tools_refuse_the_state_directory_inside_the_workdir() {
+    let fx = StateFixture::new();
+    let state_dir = "inside r1's state directory";
+    fx.refused("read_file", json!({"path": ".r1/token"}), "r1's token file")
+        .await;
+    fx.refused("read_file", json!({"path": "./x/../.r1/token"}), "token")
+        .await;
+    fx.refused("read_file", json!({"path": ".r1/daemon.json"}), state_dir)
+        .await;
+    fx.refused("list_dir", json!({"path": ".r1"}), state_dir)
+        .await;
+    fx.refused("list_dir", json!({"path": ".r1/sessions"}), state_dir)
+        .await;
+    fx.refused(
+        "write_file",
+        json!({"path": ".r1/token", "content": "mine"}),
+        "token",
+    )
+    .await;
+    fx.refused(
+        "write_file",
+        json!({"path": ".r1/new/file", "content": "x"}),
+        state_dir,
+    )
+    .await;
+    fx.refused(
+        "edit_file",
+        json!({"path": ".r1/token", "old": "a1", "new": "zz"}),
+        "token",
+    )
+    .await;
+    fx.refused(
+        "search",
+        json!({"pattern": "a1b2", "path": ".r1"}),
+        state_dir,
+    )
+    .await;
+    fx.refused(
+        "search",
+        json!({"pattern": "a1b2", "path": ".r1/token"}),
+        "token",
+    )
+    .await;
+    assert_eq!(fs::read_to_string(&fx.token).unwrap(), format!("{TOKEN}\n"));
+    assert!(!fx.state.join("new").exists());
+
+    // The workdir itself still works, and its listing may name the state directory.
+    let listing = fx.call("list_dir", json!({"path": "."})).await;
+    assert!(ok(&listing).contains(".r1/"), "{}", listing.content);
+    let read = fx.call("read_file", json!({"path": "notes.txt"})).await;
+    assert_eq!(ok(&read), "plain notes\n");
+}
+
+#[tokio::test]
+async fn links_to_the_token_are_refused() {
+    let fx = StateFixture::new();
+    std::os::unix::fs::symlink(&fx.token, fx.workdir.join("sym-token")).unwrap();
+    std::os::unix::fs::symlink(&fx.state, fx.workdir.join("sym-state")).unwrap();
+    fs::hard_link(&fx.token, fx.workdir.join("hard-token")).unwrap();
+    fs::create_dir(fx.workdir.join("deep")).unwrap();
+    fs::hard_link(&fx.token, fx.workdir.join("deep/again")).unwrap();
+
+    fx.refused("read_file", json!({"path": "sym-token"}), "r1's token file")
+        .await;
+    fx.refused("read_file", json!({"path": "sym-state/token"}), "token")
+        .await;
+    fx.refused("list_dir", json!({"path": "sym-state"}), "state directory")
+        .await;
+    fx.refused("read_file", json!({"path": "hard-token"}), "hard link")
+        .await;
+    fx.refused("read_file", json!({"path": "deep/again"}), "hard link")
+        .await;
+    fx.refused(
+        "edit_file",
+        json!({"path": "hard-token", "old": "a1b2", "new": "x"}),
+        "hard link",
+    )
+    .await;
+    fx.refused(
+        "write_file",
+        json!({"path": "hard-token", "content": "x"}),
+        "hard link",
+    )
+    .await;
+    fx.refused(
+        "search",
+        json!({"pattern": "a1b2", "path": "hard-token"}),
+        "hard link",
+    )
+    .await;
+    // The walker passes the links by: no match anywhere, not even through them.
+    let found = fx.call("search", json!({"pattern": "a1b2c3"})).await;
+    assert!(ok(&found).starts_with("no matches"), "{}", found.content);
+    let found = fx.call("search", json!({"pattern": "notes"})).await;
+    assert!(ok(&found).contains("notes.txt:1"), "{}", found.content);
+    assert_eq!(fs::read_to_string(&fx.token).unwrap(), format!("{TOKEN}\n"));
+}
+
+#[tokio::test]
+async fn search_never_enters_the_state_directory() {
+    let fx = StateFixture::new();
+    // Hidden directories are skipped anyway; make the state directory look like any
+    // other by searching hidden paths explicitly too.
+    let found = fx
+        .call("search", json!({"pattern": "a1b2c3", "path": "."}))
+        .await;
+    assert!(ok(&found).starts_with("no matches"), "{}", found.content);
+    fs::write(
+        fx.workdir.join(".hidden-notes"),
+        "a1b2c3 is not the token\n",
+    )
+    .unwrap();
+    let found = fx
+        .call(
+            "search",
+            json!({"pattern": "a1b2c3", "path": ".hidden-notes"}),
+        )
+        .await;
+    assert!(ok(&found).contains(".hidden-notes:1"), "{}", found.content);
+}
+
+/// The Landlock sandbox, checked against what the kernel really does: when the probe
+/// says it is active, a command cannot read the token or write outside the workdir and
+/// temp directories, while it can write in the workdir; when it is not, the commands
+/// run as before and the probe says why.
+#[tokio::test]
+async fn commands_are_confined_when_landlock_is_active() {
+    let status = r1_engine::probe_sandbox();
+    let fx = StateFixture::new();
+    // Not under /tmp: the temp directories are writable on purpose.
+    let outside = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "r1-confine-{}-{}",
+        std::process::id(),
+        line!()
+    ));
+    fs::create_dir_all(&outside).unwrap();
+    let outside_file = outside.join("x");
+    let token = fx.token.display().to_string();
+    let cat = fx
+        .call("run_command", json!({"command": format!("cat '{token}'")}))
+        .await;
+    fs::create_dir(fx.workdir.join("src")).unwrap();
+    let write_in = fx
+        .call(
+            "run_command",
+            json!({"command": "echo hi > src/made-here && echo more >> notes.txt && cat src/made-here"}),
+        )
+        .await;
+    let new_top_level = fx
+        .call("run_command", json!({"command": "echo hi > made-at-top"}))
+        .await;
+    let write_out = fx
+        .call(
+            "run_command",
+            json!({"command": format!("echo hi > '{}'", outside_file.display())}),
+        )
+        .await;
+    let list_state = fx.call("run_command", json!({"command": "ls .r1"})).await;
+    assert_eq!(ok(&write_in).lines().last(), Some("hi"));
+    if status.active() {
+        assert!(cat.is_error, "cat of the token worked: {}", cat.content);
+        assert!(cat.content.contains("Permission denied"), "{}", cat.content);
+        assert!(list_state.is_error, "{}", list_state.content);
+        assert!(write_out.is_error, "{}", write_out.content);
+        assert!(!outside_file.exists());
+        assert!(status.abi.is_some(), "{status:?}");
+        // The price of an allowlist when the workdir contains the state directory: a
+        // grant on the workdir itself would cover the state directory, so only its
+        // entries are granted and a new entry at its top cannot be created.
+        assert!(new_top_level.is_error, "{}", new_top_level.content);
+    } else {
+        // Unconfined: the command can read the token (only the approval gate stands in
+        // its way), and the probe says so plainly.
+        assert!(!cat.is_error || !status.verified, "{status:?}");
+        assert!(!new_top_level.is_error, "{}", new_top_level.content);
+        assert!(
+            status.detail.contains("inactive") || status.detail.contains("off"),
+            "{status:?}"
+        );
+    }
+    let _ = fs::remove_dir_all(&outside);
+}
+
+#[tokio::test]
+async fn a_second_name_for_the_token_stops_commands() {
+    let fx = StateFixture::new();
+    fs::hard_link(&fx.token, fx.workdir.join("hard-token")).unwrap();
+    let result = fx.call("run_command", json!({"command": "echo hi"})).await;
+    assert!(result.is_error, "{}", result.content);
+    assert!(result.content.contains("hard links"), "{}", result.content);
+    fs::remove_file(fx.workdir.join("hard-token")).unwrap();
+    let result = fx.call("run_command", json!({"command": "echo hi"})).await;
+    assert_eq!(ok(&result).trim(), "exit code: 0\nhi");
 }

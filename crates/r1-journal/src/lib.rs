@@ -11,10 +11,45 @@
 //!   never retried;
 //! - a short write or `ENOSPC` truncates the file back to the last good record and
 //!   surfaces as [`JournalError::NoSpace`]; the journal stays usable;
-//! - on open, a torn tail is truncated after keeping a `.broken` copy, and corruption in
-//!   the middle is reported as [`JournalError::Corrupt`] for the caller to quarantine.
+//! - on open, a torn tail is truncated after keeping a `.broken` copy, and corruption
+//!   anywhere before it is reported as [`JournalError::Corrupt`] for the caller to
+//!   quarantine; [`ReadOnlyJournal`] still reads a quarantined journal's valid prefix and
+//!   [`repair`] cuts it back to that prefix.
 //!
-//! Open reads only the tail of the file, never all of it.
+//! # Line format and checksums
+//!
+//! Every record written is one line, a JSON object that stays valid JSON for `jq`:
+//!
+//! ```text
+//! {"v":1,"seq":12,"at":"…","kind":"session.delta","lane":"main","data":{…},"crc":"1a2b3c4d"}
+//! ```
+//!
+//! The line is the record as serde_json writes it, with its closing `}` replaced by the
+//! fixed-width suffix `,"crc":"xxxxxxxx"}` (18 bytes): eight lowercase hex digits of the
+//! CRC32C (Castagnoli) of every byte of the line before the suffix, i.e. from the opening
+//! `{` through the end of the `data` value. The checksum is framing only: readers strip
+//! it, and the records handed out are the plain [`EventRecord`]s of the wire schema.
+//!
+//! Journals written before checksums existed (lines with exactly the six record fields
+//! and no `crc`) stay readable, and appending to one adds sealed lines after them. A
+//! single damaged byte cannot pass for an unchecked line:
+//! - a line that ends in the suffix must match its checksum (a 32-bit CRC catches every
+//!   error burst of up to 32 bits, so every damaged byte or run of four bytes);
+//! - a line without the suffix must decode with exactly the six record fields, so a flip
+//!   in `,"crc":"`, in the digits' quotes or in the closing `}` makes a line that is
+//!   neither;
+//! - once a journal has a sealed line, a later line without a checksum is corruption (a
+//!   downgrade), never an accepted legacy record.
+//!
+//! # Opening: every record is checked
+//!
+//! [`Journal::open`] reads the whole file once, front to back. A sealed line is checked
+//! by its checksum and a cheap read of its seq (it starts `{"v":1,"seq":N,`); a legacy
+//! line is decoded; only the last good record is decoded in full. Seqs must count up by
+//! one from 1. The first line that breaks a rule ends the valid prefix. If no valid record
+//! follows it, it is a torn tail (what a crash mid-write leaves) and is cut off after a
+//! `.broken` copy; otherwise the journal is corrupt and open fails with
+//! [`JournalError::Corrupt`], naming the last good seq and the bad record's byte offset.
 //!
 //! The async functions need a tokio runtime: file work that blocks runs on
 //! `spawn_blocking`, and the writer is a plain thread of its own.
@@ -37,6 +72,7 @@ pub use r1_proto::{EventKind, EventRecord};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::io::{JournalFile, JournalIo, JournalReader, RealIo};
+pub use crate::open::{Damage, DamageKind, Verification};
 pub use crate::parse::parse_records;
 use crate::writer::{Msg, Shared, Writer};
 
@@ -97,12 +133,24 @@ pub enum JournalError {
         /// What failed first.
         reason: String,
     },
-    /// The journal is corrupt before its tail; the caller quarantines the session.
-    #[error("journal corrupt at line {line}: {reason}")]
+    /// The journal is corrupt before its tail (a checksum mismatch, a line that is not a
+    /// record, a seq gap, a record without checksum after checksummed ones). Nothing was
+    /// modified: the caller quarantines the session, can still read records
+    /// `1..=last_good_seq` with [`ReadOnlyJournal`], and can cut the rest off with
+    /// [`repair`].
+    #[error(
+        "journal corrupt at line {line} (byte {offset}; records up to seq {last_good_seq} \
+         are intact): {reason}"
+    )]
     Corrupt {
-        /// The 1-based line of the bad record, as implied by the seqs around it (record N
-        /// is on line N); the byte offset is in `reason`.
+        /// The 1-based line of the bad record, as implied by the seqs before it (record N
+        /// is on line N): `last_good_seq + 1`.
         line: u64,
+        /// The seq of the last good record before the damage, 0 if there is none.
+        last_good_seq: u64,
+        /// The byte offset where the bad record's line starts (the length of the valid
+        /// prefix).
+        offset: u64,
         /// What is wrong, with the byte offset.
         reason: String,
     },
@@ -199,18 +247,17 @@ impl Journal {
             Ok(file)
         })
         .await?;
-        Journal::start(path, opts, file, 0, 0)
+        Journal::start(path, opts, file, 0, 0, Vec::new())
     }
 
-    /// Opens an existing journal, reading only its tail.
+    /// Opens an existing journal, checking every record in it (see the crate docs).
     ///
-    /// A torn tail (a last line without `'\n'`, or last lines that are not valid
-    /// records) is cut off after the whole file is copied to `<path>.broken` (or
-    /// `.broken.N`); the report says so. The complete lines of the scanned tail window
-    /// (64 KiB at least) before the last valid record must be valid records whose seqs
-    /// count up to it; otherwise the journal is corrupt in the middle and this returns
-    /// [`JournalError::Corrupt`] without touching the file. An empty file is a valid
-    /// journal with `last_seq` 0.
+    /// A torn tail (a last line without `'\n'`, or last lines none of which is a valid
+    /// record) is cut off after the whole file is copied to `<path>.broken` (or
+    /// `.broken.N`); the report says so. A bad record anywhere before a valid one (a
+    /// checksum mismatch, a line that is not a record, a seq gap, a record without
+    /// checksum after checksummed ones) is [`JournalError::Corrupt`], returned without
+    /// touching the file. An empty file is a valid journal with `last_seq` 0.
     pub async fn open(
         path: &Path,
         opts: JournalOptions,
@@ -218,18 +265,17 @@ impl Journal {
         let io = Arc::clone(&opts.io);
         let owned = path.to_owned();
         let (file, scan, repaired) = blocking(move || {
-            let mut reader = io
-                .open_read(&owned)
-                .map_err(open::io_err("opening the journal"))?;
-            let scan = open::scan_tail(reader.as_mut())?;
-            drop(reader);
-            let last_seq = scan.last_record.as_ref().map_or(0, |r| r.seq);
-            if scan.valid_len < scan.file_len {
-                let (file, broken_copy) = open::repair(io.as_ref(), &owned, scan.valid_len)?;
+            let scan = scan_file(io.as_ref(), &owned)?;
+            let v = &scan.verification;
+            if let Some(err) = v.corrupt_error() {
+                return Err(err);
+            }
+            if v.damage.is_some() || v.valid_len < v.file_len {
+                let (file, broken_copy) = open::cut_back(io.as_ref(), &owned, v.valid_len)?;
                 let info = RepairInfo {
-                    truncated_bytes: scan.file_len - scan.valid_len,
+                    truncated_bytes: v.file_len - v.valid_len,
                     broken_copy,
-                    recovered_last_seq: last_seq,
+                    recovered_last_seq: v.last_seq,
                 };
                 Ok((file, scan, Some(info)))
             } else {
@@ -240,26 +286,29 @@ impl Journal {
             }
         })
         .await?;
-        let last_seq = scan.last_record.as_ref().map_or(0, |r| r.seq);
-        let journal = Journal::start(path, opts, file, last_seq, scan.valid_len)?;
+        let v = scan.verification;
+        let journal = Journal::start(path, opts, file, v.last_seq, v.valid_len, scan.index)?;
         let report = OpenReport {
-            last_seq,
-            last_record: scan.last_record,
+            last_seq: v.last_seq,
+            last_record: v.last_record,
             repaired,
         };
         Ok((journal, report))
     }
 
-    /// Starts the writer thread for `file`, which ends at `len` with record `last_seq`.
+    /// Starts the writer thread for `file`, which ends at `len` with record `last_seq`;
+    /// `index` holds sparse seq → offset entries found by the open scan.
     fn start(
         path: &Path,
         opts: JournalOptions,
         file: Box<dyn JournalFile>,
         last_seq: u64,
         len: u64,
+        index: Vec<(u64, u64)>,
     ) -> Result<Journal, JournalError> {
         let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
         let shared = Arc::new(Shared::new(last_seq, len));
+        shared.index().extend(index);
         let writer = Writer::new(file, rx, Arc::clone(&shared), last_seq, len);
         std::thread::Builder::new()
             .name("r1-journal".to_owned())
@@ -362,6 +411,135 @@ impl Journal {
             .failed_error()
             .unwrap_or(JournalError::Closed)
     }
+}
+
+/// A read-only view of a journal's valid prefix, for a session whose journal is corrupt
+/// (quarantined) and must stay readable up to its last good record. Opening it checks the
+/// whole file like [`Journal::open`] but never modifies it, copies it or starts a writer;
+/// reads never go past the last good record, even if the file is healthy and a writer
+/// appends to it later.
+#[derive(Clone)]
+pub struct ReadOnlyJournal {
+    shared: Arc<Shared>,
+    io: Arc<dyn JournalIo>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for ReadOnlyJournal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadOnlyJournal")
+            .field("path", &self.path)
+            .field("last_seq", &self.last_seq())
+            .finish()
+    }
+}
+
+impl ReadOnlyJournal {
+    /// Checks the whole journal at `path` and returns a view of its valid prefix, with
+    /// what the check found. Succeeds for a corrupt or torn journal too (that is what it
+    /// is for); fails only when the file cannot be read.
+    pub async fn open(
+        path: &Path,
+        opts: JournalOptions,
+    ) -> Result<(ReadOnlyJournal, Verification), JournalError> {
+        let io = Arc::clone(&opts.io);
+        let owned = path.to_owned();
+        let scan = blocking(move || scan_file(io.as_ref(), &owned)).await?;
+        let v = scan.verification;
+        let shared = Arc::new(Shared::new(v.last_seq, v.valid_len));
+        shared.index().extend(scan.index);
+        let view = ReadOnlyJournal {
+            shared,
+            io: opts.io,
+            path: path.to_owned(),
+        };
+        Ok((view, v))
+    }
+
+    /// The seq of the last good record, 0 when there is none.
+    pub fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    /// The path of the journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the good records with `seq >= since`, at most `limit`, in seq order; like
+    /// [`Journal::read_from`], but bounded by the valid prefix found at open.
+    pub async fn read_from(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, JournalError> {
+        let shared = Arc::clone(&self.shared);
+        let io = Arc::clone(&self.io);
+        let path = self.path.clone();
+        blocking(move || read::read_from(io.as_ref(), &path, &shared, since, limit)).await
+    }
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairReport {
+    /// The seq of the last record kept, 0 if none.
+    pub last_seq: u64,
+    /// How many bytes were cut off the end; 0 for a healthy journal.
+    pub dropped_bytes: u64,
+    /// Where the untouched copy of the whole file was kept (`<path>.broken`, or
+    /// `.broken.N` when earlier copies exist); `None` when nothing was wrong.
+    pub broken_copy: Option<PathBuf>,
+    /// What was wrong; `None` when the journal was healthy and left alone.
+    pub damage: Option<Damage>,
+}
+
+impl RepairReport {
+    /// Whether the journal was healthy, so repair changed nothing.
+    pub fn was_healthy(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+/// Cuts a damaged journal back to its last good record, so that [`Journal::open`]
+/// accepts it again and appends go on at the next seq: the records after the first bad
+/// one are given up (they stay in the `.broken` copy for a human to look at).
+///
+/// Keeps a copy of the whole file first (never overwriting an earlier copy), then
+/// truncates the journal and syncs it and its directory. A healthy journal is left
+/// untouched and the report says so. The journal must not be open for writing while
+/// this runs (one writer per journal); a [`ReadOnlyJournal`] on it stays valid.
+pub async fn repair(path: &Path, opts: JournalOptions) -> Result<RepairReport, JournalError> {
+    let io = opts.io;
+    let owned = path.to_owned();
+    blocking(move || {
+        let v = scan_file(io.as_ref(), &owned)?.verification;
+        if v.damage.is_none() && v.valid_len == v.file_len {
+            return Ok(RepairReport {
+                last_seq: v.last_seq,
+                dropped_bytes: 0,
+                broken_copy: None,
+                damage: None,
+            });
+        }
+        let (file, broken_copy) = open::cut_back(io.as_ref(), &owned, v.valid_len)?;
+        drop(file);
+        Ok(RepairReport {
+            last_seq: v.last_seq,
+            dropped_bytes: v.file_len - v.valid_len,
+            broken_copy: Some(broken_copy),
+            damage: v.damage,
+        })
+    })
+    .await
+}
+
+/// Opens `path` read-only and scans it whole.
+fn scan_file(io: &dyn JournalIo, path: &Path) -> Result<open::Scan, JournalError> {
+    let mut reader = io
+        .open_read(path)
+        .map_err(open::io_err("opening the journal"))?;
+    open::scan(reader.as_mut())
 }
 
 /// Runs blocking file work off the async threads.

@@ -1,5 +1,5 @@
-//! Opening an existing journal: a tail scan that never reads the whole file, and the
-//! repair of a torn tail.
+//! Checking an existing journal: a full scan that verifies every record without decoding
+//! it, and the repair that cuts a journal back to its valid prefix.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,181 +9,207 @@ use std::path::{Path, PathBuf};
 use r1_proto::EventRecord;
 
 use crate::io::{read_exact_at, JournalFile, JournalIo, JournalReader};
-use crate::parse::parse_line;
+use crate::parse::{check_line, decode_line, memchr_newline, Check, Order};
+use crate::writer::INDEX_STRIDE;
 use crate::JournalError;
 
-/// The first read of the tail scan. Each further read doubles, up to
-/// [`MAX_TAIL_READ`], so a long torn tail or a huge last line costs linear time.
-pub(crate) const TAIL_CHUNK: u64 = 64 * 1024;
-/// The largest single read of the tail scan; bounds the memory of one step.
-const MAX_TAIL_READ: u64 = 8 * 1024 * 1024;
+/// How much of the file one read of the scan takes: large enough that the per-read cost
+/// vanishes, small enough to stay in cache.
+const SCAN_CHUNK: usize = 1024 * 1024;
 /// How many `.broken.N` names to try before giving up (a session that broke that often
 /// has a problem no further copy helps with).
 const MAX_BROKEN_COPIES: u32 = 1000;
 
-/// What the tail scan found.
-#[derive(Debug)]
-pub(crate) struct TailScan {
+/// What a full scan of a journal found. Nothing is modified by a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
     /// The length of the file when scanned.
     pub file_len: u64,
-    /// The end of the last valid record's line: where the file must end.
+    /// The length of the valid prefix: the end of the last good record's line. The file
+    /// is healthy when this equals `file_len`.
     pub valid_len: u64,
-    /// The last valid record, if any.
+    /// The seq of the last good record, 0 if there is none.
+    pub last_seq: u64,
+    /// The last good record.
     pub last_record: Option<EventRecord>,
+    /// What is wrong after the valid prefix, if anything.
+    pub damage: Option<Damage>,
 }
 
-/// The result of one look at the window read so far.
-enum Step {
-    /// The window does not yet hold the last valid line and the line before it.
-    NeedMore,
-    /// The scan is complete.
-    Done(TailScan),
+/// The first bad spot of a journal, right after its valid prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Whether it is a torn tail or corruption before valid records.
+    pub kind: DamageKind,
+    /// The byte offset of the first bad line (equal to the valid prefix's length).
+    pub offset: u64,
+    /// What is wrong there, in words.
+    pub reason: String,
 }
 
-/// Reads the file backwards from its end, in growing chunks, until the window holds the
-/// last valid record and the line before it (or the start of the file); then checks every
-/// complete line of the window (see [`look`]).
-pub(crate) fn scan_tail(reader: &mut dyn JournalReader) -> Result<TailScan, JournalError> {
+/// The two kinds of damage, which open treats differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// Nothing valid follows the first bad line: what a crash mid-write leaves. Open cuts
+    /// it off (after a `.broken` copy) and goes on.
+    TornTail,
+    /// A valid record follows the first bad line (or the bad line is a valid record out
+    /// of order): data written and acknowledged was damaged. Open refuses the journal.
+    Corrupt,
+}
+
+impl Verification {
+    /// The error open reports for a corrupt journal, if this is one.
+    pub(crate) fn corrupt_error(&self) -> Option<JournalError> {
+        let damage = self.damage.as_ref()?;
+        (damage.kind == DamageKind::Corrupt).then(|| JournalError::Corrupt {
+            line: self.last_seq + 1,
+            last_good_seq: self.last_seq,
+            offset: damage.offset,
+            reason: damage.reason.clone(),
+        })
+    }
+}
+
+/// The result of a scan: the verification, and sparse index entries (seq → line start)
+/// for the valid prefix, one per [`INDEX_STRIDE`] bytes.
+pub(crate) struct Scan {
+    pub verification: Verification,
+    pub index: Vec<(u64, u64)>,
+}
+
+/// Reads the whole file once, front to back, in [`SCAN_CHUNK`] reads, and checks every
+/// line: sealed lines by their checksum and a cheap read of their seq, legacy lines by
+/// decoding them; seqs must count up by one from 1, and no legacy line may follow a
+/// sealed one. Only the last good record is fully decoded (for the report).
+///
+/// The valid prefix ends at the first line that breaks a rule. If any line after it is
+/// a valid record on its own (or the breaking line is one, out of order), the damage is
+/// [`DamageKind::Corrupt`]; otherwise it is a [`DamageKind::TornTail`].
+pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError> {
     let file_len = reader
         .len()
         .map_err(io_err("reading the journal's length"))?;
-    let mut window: Vec<u8> = Vec::new();
-    let mut window_start = file_len;
-    let mut chunk = TAIL_CHUNK;
-    while window_start > 0 {
-        let take = chunk.min(window_start);
-        let new_start = window_start - take;
-        // `take` is at most MAX_TAIL_READ, so it fits in usize.
-        let take = usize::try_from(take).map_err(|_| oversized())?;
-        let mut grown = vec![0u8; take + window.len()];
-        read_exact_at(reader, &mut grown[..take], new_start)
-            .map_err(io_err("reading the journal's tail"))?;
-        grown[take..].copy_from_slice(&window);
-        window = grown;
-        window_start = new_start;
-        chunk = (chunk * 2).min(MAX_TAIL_READ);
-        if let Step::Done(scan) = look(&window, window_start, file_len)? {
-            return Ok(scan);
+    let mut order = Order::default();
+    let mut index = Vec::new();
+    let mut last_indexed: Option<u64> = None;
+    // The last good line, as (start, end without the '\n').
+    let mut last_line: Option<(u64, u64)> = None;
+    // The first bad line's offset and why; then whether anything valid follows it.
+    let mut bad: Option<(u64, String)> = None;
+    let mut valid_after_bad = false;
+    // Bytes read but not yet judged, starting at file offset `pos`; `searched` of them
+    // are known to hold no '\n'.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut pos: u64 = 0;
+    let mut searched = 0usize;
+    let mut read_at: u64 = 0;
+    while read_at < file_len && !valid_after_bad {
+        let take = usize::try_from((file_len - read_at).min(SCAN_CHUNK as u64))
+            .map_err(|_| oversized())?;
+        let old = buf.len();
+        buf.resize(old + take, 0);
+        read_exact_at(reader, &mut buf[old..], read_at).map_err(io_err("reading the journal"))?;
+        read_at += take as u64;
+        let mut start = 0usize;
+        let mut from = searched;
+        while let Some(nl) = memchr_newline(&buf[from..]) {
+            let end = from + nl;
+            let line = &buf[start..end];
+            let at = pos + start as u64;
+            let check = check_line(line);
+            match &bad {
+                None => {
+                    let sealed = matches!(check, Check::Sealed { .. });
+                    let verdict = match check {
+                        Check::Bad(reason) => Err((reason.to_owned(), false)),
+                        Check::Sealed { seq } | Check::Legacy { seq } => {
+                            if order.prev_seq.is_none() && seq != 1 {
+                                Err((format!("the first record has seq {seq}, not 1"), true))
+                            } else {
+                                order.accept(seq, sealed).map_err(|r| (r, true))
+                            }
+                        }
+                    };
+                    match verdict {
+                        Ok(()) => {
+                            let seq = order.prev_seq.unwrap_or(0);
+                            if last_indexed.is_none_or(|i| at >= i + INDEX_STRIDE) {
+                                index.push((seq, at));
+                                last_indexed = Some(at);
+                            }
+                            last_line = Some((at, pos + end as u64));
+                        }
+                        Err((reason, is_record)) => {
+                            bad = Some((at, format!("byte {at}: {reason}")));
+                            valid_after_bad = is_record;
+                        }
+                    }
+                }
+                Some(_) => {
+                    if check.seq().is_some() {
+                        valid_after_bad = true;
+                        break;
+                    }
+                }
+            }
+            start = end + 1;
+            from = start;
+        }
+        buf.drain(..start);
+        pos += start as u64;
+        searched = buf.len();
+    }
+    if bad.is_none() && !buf.is_empty() {
+        // A last line without its '\n'.
+        bad = Some((pos, format!("byte {pos}: the last line is incomplete")));
+    }
+    let mut valid_len = last_line.map_or(0, |(_, end)| end + 1);
+    let mut last_seq = order.prev_seq.unwrap_or(0);
+    let mut last_record = None;
+    if let Some((start, end)) = last_line {
+        let len = usize::try_from(end - start).map_err(|_| oversized())?;
+        let mut line = vec![0u8; len];
+        read_exact_at(reader, &mut line, start)
+            .map_err(io_err("reading the journal's last record"))?;
+        match decode_line(&line) {
+            Ok((record, _)) => last_record = Some(record),
+            Err(reason) => {
+                // A sealed line whose checksum matches but which does not decode: not
+                // something this crate writes, so it is corruption, not a torn tail.
+                // The records before it are good but the last of them is not decoded.
+                valid_len = start;
+                last_seq = last_seq.saturating_sub(1);
+                bad = Some((start, format!("byte {start}: {reason}")));
+                valid_after_bad = true;
+            }
         }
     }
-    // Only reached for an empty file, or one that holds no valid record at all.
-    Ok(TailScan {
-        file_len,
-        valid_len: 0,
-        last_record: None,
+    let damage = bad.map(|(offset, reason)| Damage {
+        kind: if valid_after_bad {
+            DamageKind::Corrupt
+        } else {
+            DamageKind::TornTail
+        },
+        offset,
+        reason,
+    });
+    Ok(Scan {
+        verification: Verification {
+            file_len,
+            valid_len,
+            last_seq,
+            last_record,
+            damage,
+        },
+        index,
     })
 }
 
-/// Looks at the window `[window_start, file_len)` of the file.
-///
-/// The last valid line ends the valid prefix; everything after it is a torn tail (a
-/// partial line or lines that do not parse). Every complete line of the window before it
-/// must be a valid record and the seqs must count up by one to it, or the journal is
-/// corrupt in the middle: that is not repaired but reported.
-fn look(window: &[u8], window_start: u64, file_len: u64) -> Result<Step, JournalError> {
-    let at_file_start = window_start == 0;
-    // Complete lines of the window as (start, end) with `end` at the '\n'. The bytes
-    // before the first '\n' belong to a line that starts before the window unless the
-    // window starts the file.
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut first = true;
-    for (i, &b) in window.iter().enumerate() {
-        if b == b'\n' {
-            if !first || at_file_start {
-                lines.push((start, i));
-            }
-            first = false;
-            start = i + 1;
-        }
-    }
-    let mut last = None;
-    for (idx, &(s, e)) in lines.iter().enumerate().rev() {
-        if let Some(record) = parse_line(&window[s..e]) {
-            last = Some((idx, record));
-            break;
-        }
-    }
-    let Some((last_idx, last_record)) = last else {
-        return Ok(if at_file_start {
-            Step::Done(TailScan {
-                file_len,
-                valid_len: 0,
-                last_record: None,
-            })
-        } else {
-            Step::NeedMore
-        });
-    };
-    if last_idx == 0 && !at_file_start {
-        // The line before the last valid one is not in the window yet.
-        return Ok(Step::NeedMore);
-    }
-    // Walk back from the last valid record, so the first problem found is the one
-    // nearest the tail.
-    for idx in (0..last_idx).rev() {
-        let (s, e) = lines[idx];
-        let back = (last_idx - idx) as u64;
-        // Seqs are at least 1, so an `expected` of 0 (saturated) never matches.
-        let expected = last_record.seq.saturating_sub(back);
-        let at = window_start + s as u64;
-        match parse_line(&window[s..e]) {
-            None => {
-                // Name the line by the record before it when that one is valid, since
-                // the records after a garbage line may be shifted or missing.
-                let line = match idx.checked_sub(1).and_then(|i| {
-                    let (ps, pe) = lines[i];
-                    parse_line(&window[ps..pe])
-                }) {
-                    Some(prev) => prev.seq + 1,
-                    None if at_file_start => idx as u64 + 1,
-                    None => expected,
-                };
-                return Err(JournalError::Corrupt {
-                    line,
-                    reason: format!(
-                        "byte {at}: a line that is not a valid record precedes valid records \
-                         (the last valid record has seq {})",
-                        last_record.seq
-                    ),
-                });
-            }
-            Some(record) if record.seq != expected => {
-                return Err(JournalError::Corrupt {
-                    line: record.seq + 1,
-                    reason: format!(
-                        "byte {at}: seq {} is followed by seq {} (the records after it imply \
-                         {expected})",
-                        record.seq,
-                        expected + 1
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    if at_file_start && last_record.seq != last_idx as u64 + 1 {
-        return Err(JournalError::Corrupt {
-            line: 1,
-            reason: format!(
-                "the file's first record should have seq 1, but record {} is on line {}",
-                last_record.seq,
-                last_idx + 1
-            ),
-        });
-    }
-    let (_, end) = lines[last_idx];
-    Ok(Step::Done(TailScan {
-        file_len,
-        valid_len: window_start + end as u64 + 1,
-        last_record: Some(last_record),
-    }))
-}
-
 /// Keeps a copy of the whole journal at `<path>.broken` (or `.broken.N` when taken), then
-/// truncates the journal to `valid_len` and syncs it. Returns the file, ready to append,
-/// and the path of the copy.
-pub(crate) fn repair(
+/// truncates the journal to `valid_len` and syncs it and its directory. Returns the file,
+/// ready to append, and the path of the copy.
+pub(crate) fn cut_back(
     io: &dyn JournalIo,
     path: &Path,
     valid_len: u64,
@@ -195,9 +221,10 @@ pub(crate) fn repair(
         .open_append(path, false)
         .map_err(io_err("opening the journal to repair it"))?;
     file.set_len(valid_len)
-        .map_err(io_err("truncating the journal's torn tail"))?;
+        .map_err(io_err("truncating the journal to its last good record"))?;
     file.sync_data()
         .map_err(io_err("syncing the repaired journal"))?;
+    sync_parent_dir(path).map_err(io_err("syncing the journal's directory"))?;
     Ok((file, broken))
 }
 
@@ -250,9 +277,10 @@ pub(crate) fn io_err(what: &'static str) -> impl Fn(io::Error) -> JournalError {
     }
 }
 
+/// The error for a read that does not fit in memory's address space.
 fn oversized() -> JournalError {
     JournalError::Io {
-        what: "reading the journal's tail".to_owned(),
-        source: io::Error::other("tail read larger than memory can address"),
+        what: "reading the journal".to_owned(),
+        source: io::Error::other("a read larger than memory can address"),
     }
 }

@@ -7,7 +7,7 @@ use r1_proto::EventRecord;
 
 use crate::io::{read_exact_at, JournalIo};
 use crate::open::io_err;
-use crate::parse::{memchr_newline, scan_records};
+use crate::parse::{memchr_newline, scan_records, Order};
 use crate::writer::{Shared, INDEX_STRIDE};
 use crate::JournalError;
 
@@ -44,6 +44,9 @@ pub(crate) fn read_from(
     let mut new_entries = Vec::new();
     let mut last_indexed = offset;
     let mut prev = start_seq - 1;
+    // Whether the walk has met a sealed record: the walk may start mid-file, so only the
+    // records it saw count for the downgrade rule (open checked the rest).
+    let mut sealed_seen = false;
     // Bytes from `offset` on that are read but not yet parsed (a partial line).
     let mut carry: Vec<u8> = Vec::new();
     while out.len() < limit {
@@ -57,27 +60,34 @@ pub(crate) fn read_from(
         carry.resize(old + take as usize, 0);
         read_exact_at(reader.as_mut(), &mut carry[old..], read_at)
             .map_err(io_err("reading the journal"))?;
-        let consumed = scan_records(&carry, Some(prev), |pos, record| {
+        let order = Order {
+            prev_seq: Some(prev),
+            sealed_seen,
+        };
+        let (consumed, why) = scan_records(&carry, order, |pos, record, sealed| {
             let at = offset + pos as u64;
             if at >= last_indexed + INDEX_STRIDE {
                 new_entries.push((record.seq, at));
                 last_indexed = at;
             }
             prev = record.seq;
+            sealed_seen |= sealed;
             if record.seq >= since {
                 out.push(record);
             }
             out.len() < limit
         });
-        let complete = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if consumed < complete && out.len() < limit {
+        if let Some(reason) = why.filter(|_| out.len() < limit) {
+            let at = offset + consumed as u64;
             let bad_end = memchr_newline(&carry[consumed..]).map_or(carry.len(), |i| consumed + i);
             let snippet = String::from_utf8_lossy(&carry[consumed..bad_end.min(consumed + 80)]);
             return Err(JournalError::Corrupt {
                 line: prev + 1,
+                last_good_seq: prev,
+                offset: at,
                 reason: format!(
-                    "byte {}: not the record with seq {} that should follow: {snippet:?}",
-                    offset + consumed as u64,
+                    "byte {at}: not the record with seq {} that should follow ({reason}): \
+                     {snippet:?}",
                     prev + 1
                 ),
             });
@@ -88,6 +98,8 @@ pub(crate) fn read_from(
     if !carry.is_empty() && out.len() < limit {
         return Err(JournalError::Corrupt {
             line: prev + 1,
+            last_good_seq: prev,
+            offset,
             reason: format!("byte {offset}: the committed part of the journal ends mid-line"),
         });
     }

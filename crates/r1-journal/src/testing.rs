@@ -7,7 +7,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use r1_proto::EventRecord;
+
 use crate::io::{JournalFile, JournalIo, JournalReader, RealIo};
+use crate::parse::seal;
 use crate::JournalOptions;
 
 /// A [`JournalIo`] over real files with switches for faults and counters of calls.
@@ -172,4 +175,16 @@ pub fn tear_at(path: &Path, len: u64) -> io::Result<()> {
 /// disk would leave them.
 pub fn append_raw(path: &Path, bytes: &[u8]) -> io::Result<()> {
     OpenOptions::new().append(true).open(path)?.write_all(bytes)
+}
+
+/// The line the writer would write for `record`, checksum and `'\n'` included, so tests
+/// can build large journals without going through the writer.
+pub fn sealed_line(record: &EventRecord) -> Vec<u8> {
+    let mut line = Vec::new();
+    // Serializing a record (strings, an enum, a `serde_json::Value`) cannot fail.
+    if serde_json::to_writer(&mut line, record).is_ok() {
+        seal(&mut line, 0);
+        line.push(b'\n');
+    }
+    line
 }

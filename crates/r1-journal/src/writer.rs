@@ -10,7 +10,7 @@ use r1_proto::EventRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::io::{copy_io_error, is_no_space, JournalFile};
-use crate::parse::RECORD_VERSION;
+use crate::parse::{seal, RECORD_VERSION};
 use crate::{Ack, JournalError, NewRecord};
 
 /// Distance in bytes between two entries of the sparse seq → offset index.
@@ -190,6 +190,7 @@ impl Writer {
             }));
             return None;
         }
+        seal(&mut self.buf, offset);
         self.buf.push(b'\n');
         self.durable |= ack == Ack::Durable;
         self.staged.push(Staged {
@@ -316,8 +317,15 @@ impl JournalError {
             JournalError::Failed { reason } => JournalError::Failed {
                 reason: reason.clone(),
             },
-            JournalError::Corrupt { line, reason } => JournalError::Corrupt {
+            JournalError::Corrupt {
+                line,
+                last_good_seq,
+                offset,
+                reason,
+            } => JournalError::Corrupt {
                 line: *line,
+                last_good_seq: *last_good_seq,
+                offset: *offset,
                 reason: reason.clone(),
             },
             JournalError::Closed => JournalError::Closed,

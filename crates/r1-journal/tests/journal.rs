@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use r1_journal::testing::{append_raw, tear_at, FaultyIo};
+use r1_journal::testing::{append_raw, sealed_line, tear_at, FaultyIo};
 use r1_journal::{
-    parse_records, Ack, EventKind, EventRecord, Journal, JournalError, JournalOptions, NewRecord,
+    parse_records, repair, Ack, DamageKind, EventKind, EventRecord, Journal, JournalError,
+    JournalOptions, NewRecord, ReadOnlyJournal,
 };
 use serde_json::json;
 
@@ -53,6 +54,41 @@ fn write_records(path: &Path, n: u64, payload: usize) -> Vec<u8> {
     }
     std::fs::write(path, &bytes).unwrap();
     bytes
+}
+
+fn bench_record(seq: u64, payload: usize) -> EventRecord {
+    EventRecord {
+        v: 1,
+        seq,
+        at: "2026-01-01T00:00:00.000Z".to_owned(),
+        kind: EventKind::LaneDelta,
+        lane: "main".to_owned(),
+        data: json!({ "text": format!("{seq}:{}", "x".repeat(payload)) }),
+    }
+}
+
+/// Writes `n` sealed records (with checksums, as the writer writes them) straight to a
+/// new file.
+fn write_sealed(path: &Path, n: u64, payload: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for seq in 1..=n {
+        bytes.extend(sealed_line(&bench_record(seq, payload)));
+    }
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// The start offset of every line of `bytes`.
+fn line_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|(i, &b)| b == b'\n' && i + 1 < bytes.len())
+            .map(|(i, _)| i + 1),
+    );
+    starts
 }
 
 fn seqs(records: &[EventRecord]) -> Vec<u64> {
@@ -445,8 +481,15 @@ async fn garbage_in_the_middle_is_corruption() {
         .await
         .unwrap_err();
     match &err {
-        JournalError::Corrupt { line, reason } => {
+        JournalError::Corrupt {
+            line,
+            last_good_seq,
+            offset,
+            reason,
+        } => {
             assert_eq!(*line, 4, "{reason}");
+            assert_eq!(*last_good_seq, 3, "{reason}");
+            assert_eq!(*offset, lines[..3].concat().len() as u64);
             assert!(reason.contains("byte "), "{reason}");
         }
         other => panic!("unexpected {other:?}"),
@@ -479,33 +522,6 @@ async fn garbage_in_the_middle_is_corruption() {
 }
 
 #[tokio::test]
-async fn corruption_before_the_scanned_tail_is_found_by_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = journal_path(&dir);
-    let bytes = write_records(&path, 5_000, 100);
-    // Overwrite record 10 with garbage of the same length, far before the tail window.
-    let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-    let start = lines[..9].concat().len();
-    let mut corrupt = bytes.clone();
-    corrupt[start..start + lines[9].len() - 1].fill(b'#');
-    std::fs::write(&path, &corrupt).unwrap();
-
-    // Open checks a bounded window only, so it accepts the file...
-    let (journal, report) = Journal::open(&path, JournalOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(report.last_seq, 5_000);
-    // ...and a read that walks over the bad line reports it.
-    assert_eq!(journal.read_from(1, 9).await.unwrap().len(), 9);
-    let err = journal.read_from(1, 100).await.unwrap_err();
-    assert!(
-        matches!(err, JournalError::Corrupt { line: 10, .. }),
-        "{err:?}"
-    );
-    journal.close().await.unwrap();
-}
-
-#[tokio::test]
 async fn an_empty_file_is_a_valid_journal() {
     let dir = tempfile::tempdir().unwrap();
     let path = journal_path(&dir);
@@ -521,21 +537,27 @@ async fn an_empty_file_is_a_valid_journal() {
 }
 
 #[tokio::test]
-async fn open_reads_only_the_tail() {
+async fn open_reads_the_file_once_and_indexes_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = journal_path(&dir);
-    let bytes = write_records(&path, 40_000, 100); // about 6 MB
+    let bytes = write_sealed(&path, 40_000, 100); // about 6 MB
     assert!(bytes.len() > 5_000_000);
+    let last_line = bytes.len()
+        - bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap();
     let io = FaultyIo::new();
     let (journal, report) = Journal::open(&path, io.options()).await.unwrap();
     assert_eq!(report.last_seq, 40_000);
     assert!(
-        io.bytes_read() <= 64 * 1024,
-        "open read {} bytes",
-        io.bytes_read()
+        io.bytes_read() <= (bytes.len() + last_line) as u64,
+        "open read {} bytes of {}",
+        io.bytes_read(),
+        bytes.len()
     );
 
-    // A torn tail costs one more chunk at most, and the repair itself.
+    // A torn tail is read once too, then cut off.
     journal.close().await.unwrap();
     append_raw(&path, &[b'x'; 70_000]).unwrap();
     io.reset_counters();
@@ -543,14 +565,12 @@ async fn open_reads_only_the_tail() {
     assert_eq!(report.last_seq, 40_000);
     assert_eq!(report.repaired.unwrap().truncated_bytes, 70_000);
     assert!(
-        io.bytes_read() <= 3 * 64 * 1024,
+        io.bytes_read() <= (bytes.len() + 70_000 + last_line) as u64,
         "open read {} bytes",
         io.bytes_read()
     );
 
-    // Reads near the end use the sparse index once the file has been walked.
-    let all = journal.read_from(1, usize::MAX).await.unwrap();
-    assert_eq!(all.len(), 40_000);
+    // Reads near the end start from the sparse index the open scan built.
     io.reset_counters();
     let tail = journal.read_from(39_990, 100).await.unwrap();
     assert_eq!(seqs(&tail), (39_990..=40_000).collect::<Vec<_>>());
@@ -681,6 +701,325 @@ proptest! {
             let next = journal.append(NewRecord::new(EventKind::SessionEnded, "main", json!({})), Ack::Durable).await.unwrap();
             prop_assert_eq!(next.seq, complete as u64 + 1);
             journal.close().await.unwrap();
+            Ok(())
+        })?;
+    }
+}
+
+/// Checks that a journal damaged in its line `bad` (0-based) is refused by open with the
+/// right last good seq and offset, stays readable up to it, and repairs to it.
+async fn assert_corrupt_at(path: &Path, damaged: &[u8], bad: usize, broken_name: &str) {
+    let starts = line_starts(damaged);
+    let want_seq = bad as u64;
+    let err = Journal::open(path, JournalOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        JournalError::Corrupt {
+            line,
+            last_good_seq,
+            offset,
+            reason,
+        } => {
+            assert_eq!(*last_good_seq, want_seq, "{err}");
+            assert_eq!(*line, want_seq + 1, "{err}");
+            assert_eq!(*offset, starts[bad] as u64, "{err}");
+            assert!(reason.contains(&format!("byte {offset}")), "{reason}");
+        }
+        other => panic!("line {bad}: expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        damaged,
+        "open left the file alone"
+    );
+
+    // Quarantined but readable up to the last good record, without modifying anything.
+    let (view, found) = ReadOnlyJournal::open(path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(view.last_seq(), want_seq);
+    assert_eq!(found.last_seq, want_seq);
+    assert_eq!(found.valid_len, starts[bad] as u64);
+    assert_eq!(found.damage.as_ref().unwrap().kind, DamageKind::Corrupt);
+    let good = view.read_from(1, usize::MAX).await.unwrap();
+    assert_eq!(seqs(&good), (1..=want_seq).collect::<Vec<_>>());
+    if want_seq > 0 {
+        assert_eq!(good.last().unwrap(), &bench_record(want_seq, 60));
+        assert_eq!(found.last_record.as_ref(), good.last());
+    }
+    let tail = view
+        .read_from(want_seq.saturating_sub(2), 10)
+        .await
+        .unwrap();
+    assert_eq!(tail.last().map_or(0, |r| r.seq), want_seq);
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        damaged,
+        "reads left the file alone"
+    );
+
+    // Repair keeps a copy of the whole file and cuts the journal back.
+    let report = repair(path, JournalOptions::default()).await.unwrap();
+    assert!(!report.was_healthy());
+    assert_eq!(report.last_seq, want_seq);
+    assert_eq!(report.dropped_bytes, (damaged.len() - starts[bad]) as u64);
+    let copy = report.broken_copy.unwrap();
+    assert_eq!(copy.file_name().unwrap(), broken_name);
+    assert_eq!(std::fs::read(&copy).unwrap(), damaged);
+    assert_eq!(std::fs::read(path).unwrap(), &damaged[..starts[bad]]);
+
+    let (journal, opened) = Journal::open(path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(opened.last_seq, want_seq);
+    assert!(opened.repaired.is_none());
+    let next = journal.append(delta(0), Ack::Durable).await.unwrap();
+    assert_eq!(next.seq, want_seq + 1);
+    journal.close().await.unwrap();
+    let healthy = repair(path, JournalOptions::default()).await.unwrap();
+    assert!(healthy.was_healthy() && healthy.broken_copy.is_none());
+    assert_eq!((healthy.last_seq, healthy.dropped_bytes), (want_seq + 1, 0));
+}
+
+#[tokio::test]
+async fn a_flipped_byte_anywhere_is_found_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let bytes = write_sealed(&path, 7_000, 60);
+    assert!(bytes.len() > 1_000_000, "{}", bytes.len());
+    let starts = line_starts(&bytes);
+    let line_of = |at: usize| starts.partition_point(|&s| s <= at) - 1;
+    let line_text = |i: usize| {
+        let end = starts.get(i + 1).copied().unwrap_or(bytes.len());
+        std::str::from_utf8(&bytes[starts[i]..end]).unwrap()
+    };
+    let far_from_end = bytes.len() - 100 * 1024;
+    let suffix_of_3000 = starts[3001] - 6; // a hex digit of record 3000's checksum
+    let key_of_5000 = starts[4999] + line_text(4999).find("\"lane\"").unwrap() + 2;
+    let cases = [
+        ("start", 3),
+        ("middle", bytes.len() / 2),
+        ("more than 64 KiB before the end", far_from_end),
+        ("inside a crc suffix", suffix_of_3000),
+        (
+            "the crc key",
+            starts[2000] + line_text(2000).find("\"crc\"").unwrap() + 2,
+        ),
+        ("inside a key", key_of_5000),
+        ("a seq digit", starts[100] + 13),
+    ];
+    for (n, (what, at)) in cases.into_iter().enumerate() {
+        std::fs::write(&path, &bytes).unwrap();
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x04;
+        assert_ne!(damaged[at], b'\n');
+        std::fs::write(&path, &damaged).unwrap();
+        let broken = if n == 0 {
+            "journal.ndjson.broken".to_owned()
+        } else {
+            format!("journal.ndjson.broken.{n}")
+        };
+        println!("{what}: byte {at}, line {}", line_of(at));
+        assert_corrupt_at(&path, &damaged, line_of(at), &broken).await;
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let bytes = write_sealed(&path, 50, 10);
+    let mut damaged = bytes.clone();
+    damaged[bytes.len() - 30] ^= 0x01;
+    std::fs::write(&path, &damaged).unwrap();
+    let (journal, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.last_seq, 49);
+    let repaired = report.repaired.unwrap();
+    assert_eq!(std::fs::read(&repaired.broken_copy).unwrap(), damaged);
+    assert_eq!(
+        journal.append(delta(0), Ack::Appended).await.unwrap().seq,
+        50
+    );
+    journal.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_legacy_journal_opens_and_new_records_get_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let legacy = write_records(&path, 30, 20);
+    assert!(!String::from_utf8_lossy(&legacy).contains("crc"));
+    let (journal, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.last_seq, 30);
+    assert!(report.repaired.is_none());
+    for i in 0..5 {
+        journal.append(delta(i), Ack::Appended).await.unwrap();
+    }
+    let all = journal.read_from(1, usize::MAX).await.unwrap();
+    assert_eq!(seqs(&all), (1..=35).collect::<Vec<_>>());
+    assert_eq!(all[31].data, json!({ "text": "piece 1" }));
+    journal.close().await.unwrap();
+
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(&legacy));
+    for line in bytes[legacy.len()..]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        let value: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(value["crc"].as_str().unwrap().len(), 8, "{value}");
+    }
+    let (records, valid) = parse_records(&bytes);
+    assert_eq!((records.len(), valid), (35, bytes.len()));
+    assert!(
+        records.iter().all(|r| r.v == 1),
+        "the checksum is not part of records"
+    );
+
+    // Mixed legacy-then-checksummed reopens cleanly and keeps going.
+    let (journal, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.last_seq, 35);
+    assert_eq!(report.last_record.unwrap().seq, 35);
+    assert_eq!(
+        journal.append(delta(9), Ack::Durable).await.unwrap().seq,
+        36
+    );
+    journal.close().await.unwrap();
+
+    // A flip in a legacy record's seq is still caught (as a seq gap).
+    let mut damaged = std::fs::read(&path).unwrap();
+    let starts = line_starts(&damaged);
+    damaged[starts[9] + 13] ^= 0x02; // seq 10 becomes seq 30
+    std::fs::write(&path, &damaged).unwrap();
+    let err = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::Corrupt {
+                last_good_seq: 9,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_record_without_checksum_after_checksummed_ones_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let mut bytes = Vec::new();
+    for seq in 1..=3 {
+        bytes.extend(sealed_line(&bench_record(seq, 5)));
+    }
+    let downgraded = bytes.len();
+    for seq in 4..=5 {
+        serde_json::to_writer(&mut bytes, &bench_record(seq, 5)).unwrap();
+        bytes.push(b'\n');
+    }
+    bytes.extend(sealed_line(&bench_record(6, 5)));
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap_err();
+    match err {
+        JournalError::Corrupt {
+            last_good_seq,
+            offset,
+            ref reason,
+            ..
+        } => {
+            assert_eq!((last_good_seq, offset), (3, downgraded as u64));
+            assert!(reason.contains("no checksum"), "{reason}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // parse_records applies the same rule.
+    assert_eq!(parse_records(&bytes).1, downgraded);
+}
+
+#[tokio::test]
+async fn repair_of_a_healthy_journal_is_a_no_op_and_torn_tails_are_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let bytes = write_sealed(&path, 10, 10);
+    let report = repair(&path, JournalOptions::default()).await.unwrap();
+    assert!(report.was_healthy());
+    assert_eq!((report.last_seq, report.dropped_bytes), (10, 0));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert!(!dir.path().join("journal.ndjson.broken").exists());
+
+    append_raw(&path, b"{\"v\":1,\"seq\":11,").unwrap();
+    let report = repair(&path, JournalOptions::default()).await.unwrap();
+    assert_eq!(report.damage.unwrap().kind, DamageKind::TornTail);
+    assert_eq!((report.last_seq, report.dropped_bytes), (10, 16));
+    assert_eq!(
+        report.broken_copy.unwrap(),
+        dir.path().join("journal.ndjson.broken")
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A single flipped byte anywhere in a journal is never silently accepted: open
+    /// either reports Corrupt (leaving the file alone), or cuts a torn tail and keeps
+    /// exactly the records before the damaged one, or (a flip that leaves the bytes
+    /// meaning the same, which the format does not allow) returns the same records.
+    #[test]
+    fn a_flipped_byte_is_never_silently_accepted(
+        payloads in prop::collection::vec(payload(), 1..12),
+        at in 0.0f64..1.0,
+        mask in 1u8..=255,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = journal_path(&dir);
+            let journal = Journal::create(&path, JournalOptions::default()).await.unwrap();
+            let mut written = Vec::new();
+            for text in &payloads {
+                let rec = NewRecord::new(EventKind::LaneDelta, "lane-1", json!({ "text": text }));
+                written.push(journal.append(rec, Ack::Appended).await.unwrap());
+            }
+            journal.close().await.unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let at = ((bytes.len() as f64) * at) as usize;
+            let mut damaged = bytes.clone();
+            damaged[at] ^= mask;
+            std::fs::write(&path, &damaged).unwrap();
+            let starts = line_starts(&bytes);
+            let hit = starts.partition_point(|&s| s <= at) - 1;
+
+            match Journal::open(&path, JournalOptions::default()).await {
+                Ok((journal, report)) => {
+                    let got = journal.read_from(1, usize::MAX).await.unwrap();
+                    journal.close().await.unwrap();
+                    // Only a torn tail may be cut, and only from the damaged line on.
+                    prop_assert!(report.repaired.is_some(), "a flip at {} went unnoticed", at);
+                    prop_assert!(got.len() <= hit, "kept the damaged line {}", hit);
+                    prop_assert_eq!(&got[..], &written[..got.len()]);
+                }
+                Err(JournalError::Corrupt { last_good_seq, offset, .. }) => {
+                    prop_assert!(last_good_seq as usize <= hit);
+                    prop_assert!(offset as usize <= at);
+                    prop_assert_eq!(std::fs::read(&path).unwrap(), damaged);
+                    let (view, _) = ReadOnlyJournal::open(&path, JournalOptions::default()).await.unwrap();
+                    let got = view.read_from(1, usize::MAX).await.unwrap();
+                    prop_assert_eq!(&got[..], &written[..last_good_seq as usize]);
+                }
+                Err(other) => prop_assert!(false, "open failed: {}", other),
+            }
             Ok(())
         })?;
     }

@@ -127,6 +127,7 @@ fn main() {
             system: None,
             messages: vec![ChatMessage::text(Role::User, "hi")],
             tools: Vec::new(),
+            protected: Default::default(),
         };
         let t = Instant::now();
         rt.block_on(async {

@@ -1,5 +1,5 @@
-//! `r1 doctor`: check the state directory and the daemon, and say what to fix. It never
-//! starts a daemon.
+//! `r1 doctor`: check the state directory and the daemon, and say what to fix, and whether
+//! commands would run in the Landlock sandbox on this kernel. It never starts a daemon.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -97,6 +97,19 @@ pub fn run(home: &Path, args: DoctorArgs) -> i32 {
         checks.push(private_file(&home.join("token"), "token"));
         checks.push(private_file(&home.join("daemon.json"), "registration"));
     }
+    // Whether commands and exec agents run confined on this kernel: found by trying it.
+    // Not being able to confine is not a failure of the installation (older kernels have
+    // no Landlock), so only a sandbox the kernel accepts but that does not hold fails.
+    let sandbox = r1_engine::probe_sandbox();
+    checks.push(Check {
+        name: "sandbox",
+        ok: sandbox.active()
+            || !matches!(
+                sandbox.enforcement,
+                r1_engine::SandboxEnforcement::Full | r1_engine::SandboxEnforcement::Partial
+            ),
+        detail: sandbox.detail.clone(),
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -135,7 +148,9 @@ pub fn run(home: &Path, args: DoctorArgs) -> i32 {
     }
     let ok = checks.iter().all(|c| c.ok);
     if args.json {
-        output::json(&serde_json::json!({"ok": ok, "home": home, "checks": checks}));
+        output::json(
+            &serde_json::json!({"ok": ok, "home": home, "checks": checks, "sandbox": sandbox}),
+        );
     } else {
         for c in &checks {
             output::line(&format!(

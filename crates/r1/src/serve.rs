@@ -24,6 +24,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
     /// Adopt the token stored in this file (the token never goes on the command line).
+    /// The file must be a regular file you own with mode 0600, not a symlink.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
     /// Replace the stored token with a fresh one before starting.
@@ -91,8 +92,13 @@ fn init_logging(
     level: &str,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let filter = || EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: a log redirected to a file or a pipe (systemd, `2>log`)
+    // gets plain text. NO_COLOR turns it off on a terminal too.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .with_filter(filter());
     let file = tracing_appender::rolling::Builder::new()

@@ -1,6 +1,9 @@
 //! The `run_command` tool: `sh -c` in the workdir, in a process group of its own, with
 //! the daemon's secrets removed from its environment, its output streamed as it comes,
-//! and the whole group killed on timeout, on cancellation and when the shell exits.
+//! and the whole group killed on timeout, on cancellation and when the shell exits. On
+//! Linux the shell is confined with Landlock before it starts (see `crate::sandbox`): it
+//! cannot touch the state directory or the token and writes only in the workdir and the
+//! temp directories.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -14,6 +17,7 @@ use tokio::time::Instant;
 
 use super::{ToolContext, ToolError};
 use crate::process::{is_secret_name, kill_group};
+use crate::sandbox::{confine_child, Confinement};
 
 /// The timeout when the model gives none: long enough for a build or a test run.
 const DEFAULT_TIMEOUT_S: f64 = 120.0;
@@ -57,6 +61,16 @@ pub(crate) async fn run_command(
         if is_secret_name(&name.to_string_lossy(), true) {
             cmd.env_remove(&name);
         }
+    }
+    let workdir = ctx.workdir.clone();
+    let protected = ctx.protected.clone();
+    let confinement =
+        tokio::task::spawn_blocking(move || Confinement::build(&workdir, &[], &protected))
+            .await
+            .map_err(|e| ToolError::Failed(format!("cannot prepare the sandbox: {e}")))?
+            .map_err(|e| ToolError::Refused(e.to_string()))?;
+    if let Some(confinement) = confinement {
+        confine_child(&mut cmd, confinement);
     }
     let mut child = cmd
         .spawn()

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::path::{canonical_root, resolve, Resolved};
 use super::ToolError;
+use crate::sandbox::Protected;
 
 /// How much of a file `read_file` returns: enough for any source file a model should be
 /// reading whole, small enough that one call cannot flood its context.
@@ -23,12 +24,20 @@ const LIST_LIMIT: usize = 1000;
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Reads a text file, lossily decoded, cut at [`READ_LIMIT`].
-pub(crate) fn read_file(workdir: &Path, requested: &str) -> Result<String, ToolError> {
+pub(crate) fn read_file(
+    workdir: &Path,
+    requested: &str,
+    protected: &Protected,
+) -> Result<String, ToolError> {
     let root = canonical_root(workdir)?;
-    let target = resolve(&root, requested)?;
+    let target = resolve(&root, requested, protected)?;
     let meta = regular_file(&target)?;
     let file = fs::File::open(&target.path)
         .map_err(|e| ToolError::io(format!("cannot read `{}`", target.display), e))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| ToolError::io(format!("cannot read `{}`", target.display), e))?;
+    target.check_opened(&opened)?;
     let mut bytes = Vec::new();
     // One byte past the limit tells a cut file from one of exactly the limit's size.
     file.take(READ_LIMIT + 1)
@@ -53,9 +62,10 @@ pub(crate) fn write_file(
     workdir: &Path,
     requested: &str,
     content: &str,
+    protected: &Protected,
 ) -> Result<String, ToolError> {
     let root = canonical_root(workdir)?;
-    let target = resolve(&root, requested)?;
+    let target = resolve(&root, requested, protected)?;
     match fs::metadata(&target.path) {
         Ok(meta) if meta.is_dir() => {
             return Err(ToolError::Refused(format!(
@@ -98,9 +108,10 @@ pub(crate) fn edit_file(
     requested: &str,
     old: &str,
     new: &str,
+    protected: &Protected,
 ) -> Result<String, ToolError> {
     let root = canonical_root(workdir)?;
-    let target = resolve(&root, requested)?;
+    let target = resolve(&root, requested, protected)?;
     if old.is_empty() {
         return Err(ToolError::Args(
             "`old` is empty; give the exact text to replace".to_owned(),
@@ -114,7 +125,16 @@ pub(crate) fn edit_file(
             meta.len()
         )));
     }
-    let text = fs::read_to_string(&target.path).map_err(|e| {
+    // Read through a descriptor checked again after opening: "found" or "not found"
+    // would otherwise tell a guess about a protected file's content.
+    let mut file = fs::File::open(&target.path)
+        .map_err(|e| ToolError::io(format!("cannot read `{}`", target.display), e))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| ToolError::io(format!("cannot read `{}`", target.display), e))?;
+    target.check_opened(&opened)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(|e| {
         if e.kind() == ErrorKind::InvalidData {
             ToolError::Refused(format!(
                 "`{}` is not valid UTF-8; edit_file only edits text files",
@@ -154,9 +174,15 @@ pub(crate) fn edit_file(
 }
 
 /// Lists a directory: sorted names, directories with a trailing `/`.
-pub(crate) fn list_dir(workdir: &Path, requested: &str) -> Result<String, ToolError> {
+/// A listing shows the names in the directory, the state directory's own name among
+/// them when the workdir contains it, but never enters a protected directory.
+pub(crate) fn list_dir(
+    workdir: &Path,
+    requested: &str,
+    protected: &Protected,
+) -> Result<String, ToolError> {
     let root = canonical_root(workdir)?;
-    let target = resolve(&root, requested)?;
+    let target = resolve(&root, requested, protected)?;
     let context = || format!("cannot list `{}`", target.display);
     let meta = fs::metadata(&target.path).map_err(|e| ToolError::io(context(), e))?;
     if !meta.is_dir() {

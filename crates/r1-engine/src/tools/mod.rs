@@ -1,7 +1,9 @@
 //! The built-in tools a model may call, every one confined to the session's workdir.
 //!
 //! Paths are resolved by the `path` module before anything is opened, so a tool never reads or
-//! writes outside the workdir, whether through `..`, an absolute path or a symlink.
+//! writes outside the workdir, whether through `..`, an absolute path or a symlink, nor
+//! inside the daemon's state directory or its token (see [`Protected`]), even when the
+//! workdir contains them.
 //! Commands run in their own process group with a scrubbed environment and are killed
 //! with their whole group on timeout or cancellation. The daemon never changes its own
 //! current directory: every path is made absolute against [`ToolContext::workdir`].
@@ -12,6 +14,7 @@ mod path;
 mod search;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::sandbox::Protected;
 use crate::{ToolCall, ToolResult, ToolSpec};
 
 /// What happens when the model calls a tool.
@@ -55,6 +59,9 @@ pub struct ToolContext {
     /// Where `run_command` streams its output (stdout and stderr, interleaved as the
     /// chunks arrive) while it runs. `None` when nobody watches.
     pub output: Option<mpsc::Sender<String>>,
+    /// The daemon's own files (state directory, token): the file tools refuse them even
+    /// when the workdir contains them, and commands are confined away from them.
+    pub protected: Arc<Protected>,
 }
 
 /// Why a tool call failed; rendered once, into the content of an error [`ToolResult`].
@@ -254,28 +261,29 @@ async fn dispatch(ctx: &ToolContext, call: &ToolCall) -> Result<String, ToolErro
         return Err(ToolError::Failed("cancelled before it started".to_owned()));
     }
     let workdir = ctx.workdir.clone();
+    let protected = ctx.protected.clone();
     match call.name.as_str() {
         "read_file" => {
             let a: PathArgs = args(call)?;
-            blocking(move || fs::read_file(&workdir, &a.path)).await
+            blocking(move || fs::read_file(&workdir, &a.path, &protected)).await
         }
         "write_file" => {
             let a: WriteArgs = args(call)?;
-            blocking(move || fs::write_file(&workdir, &a.path, &a.content)).await
+            blocking(move || fs::write_file(&workdir, &a.path, &a.content, &protected)).await
         }
         "edit_file" => {
             let a: EditArgs = args(call)?;
-            blocking(move || fs::edit_file(&workdir, &a.path, &a.old, &a.new)).await
+            blocking(move || fs::edit_file(&workdir, &a.path, &a.old, &a.new, &protected)).await
         }
         "list_dir" => {
             let a: PathArgs = args(call)?;
-            blocking(move || fs::list_dir(&workdir, &a.path)).await
+            blocking(move || fs::list_dir(&workdir, &a.path, &protected)).await
         }
         "search" => {
             let a: SearchArgs = args(call)?;
             let cancel = ctx.cancel.clone();
             let path = a.path.unwrap_or_else(|| ".".to_owned());
-            blocking(move || search::search(&workdir, &path, &a.pattern, &cancel)).await
+            blocking(move || search::search(&workdir, &path, &a.pattern, &protected, &cancel)).await
         }
         "run_command" => {
             let a: CommandArgs = args(call)?;

@@ -9,12 +9,18 @@
 //! cannot contain a symlink precisely because it does not exist. A race with another
 //! process swapping a directory for a symlink between this check and the open is not
 //! defended against: the workdir belongs to the same user.
+//!
+//! Finally the real path is checked against the daemon's [`Protected`] paths: by path
+//! (inside the state directory, or the token file), and by `(dev, inode)` (a hard link to
+//! the token, the state directory through a bind mount). The workdir may contain the state
+//! directory (workdir `~`, state `~/.r1`), so being inside the workdir is not enough.
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
 use super::ToolError;
+use crate::sandbox::{Identities, Protected};
 
 /// A path resolved inside the workdir.
 #[derive(Debug, Clone)]
@@ -24,6 +30,19 @@ pub(crate) struct Resolved {
     pub(crate) path: PathBuf,
     /// The path as the model wrote it, normalised (`"."` for the workdir), for messages.
     pub(crate) display: String,
+    /// The identities of the protected files, read during the check, for a second check
+    /// on the opened descriptor (which closes the race with a swap after the check).
+    pub(crate) ids: Identities,
+}
+
+impl Resolved {
+    /// Refuses an opened file or directory that turns out to be a protected one.
+    pub(crate) fn check_opened(&self, meta: &std::fs::Metadata) -> Result<(), ToolError> {
+        match self.ids.matching(meta) {
+            Some(kind) => Err(ToolError::Refused(kind.refusal(&self.display))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The canonical form of the workdir, against which every path is checked.
@@ -34,8 +53,13 @@ pub(crate) fn canonical_root(workdir: &Path) -> Result<PathBuf, ToolError> {
 }
 
 /// Resolves `requested` inside `root` (already canonical), refusing absolute paths,
-/// `..` that leaves the workdir, and symlinks that lead out of it.
-pub(crate) fn resolve(root: &Path, requested: &str) -> Result<Resolved, ToolError> {
+/// `..` that leaves the workdir, symlinks that lead out of it, and anything that is or
+/// leads into one of the `protected` paths.
+pub(crate) fn resolve(
+    root: &Path,
+    requested: &str,
+    protected: &Protected,
+) -> Result<Resolved, ToolError> {
     let escapes = || {
         ToolError::Refused(format!(
             "path escapes the workdir: `{requested}`; only paths inside the workdir are allowed"
@@ -104,5 +128,16 @@ pub(crate) fn resolve(root: &Path, requested: &str) -> Result<Resolved, ToolErro
     for part in &parts[consumed..] {
         path.push(part);
     }
-    Ok(Resolved { path, display })
+    if let Some(kind) = protected.covering(&path) {
+        return Err(ToolError::Refused(kind.refusal(&display)));
+    }
+    let ids = protected.identities();
+    let resolved = Resolved { path, display, ids };
+    if consumed == parts.len() {
+        // It exists: it may still be a protected file under another name.
+        let meta = std::fs::metadata(&resolved.path)
+            .map_err(|e| ToolError::io(format!("cannot access `{}`", resolved.display), e))?;
+        resolved.check_opened(&meta)?;
+    }
+    Ok(resolved)
 }

@@ -6,6 +6,10 @@
 //! directories above it (inside the workdir) apply, while `parents(false)` and
 //! `git_global(false)` keep the walker from reading ignore files outside the workdir.
 //! Symlinks are not followed, so a link to a directory or file outside is never read.
+//! The walk never enters a protected directory (the state directory, when the workdir
+//! contains it) and never opens a protected file: paths are checked before descending,
+//! and each file's `(dev, inode)` before and after opening, so a hard link to the token is
+//! skipped too.
 
 use std::fs;
 use std::io::Read;
@@ -17,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::path::{canonical_root, resolve};
 use super::ToolError;
+use crate::sandbox::{Identities, Protected};
 
 /// How many matching lines are returned; more would drown the model's context.
 const MAX_MATCHES: usize = 200;
@@ -39,22 +44,24 @@ pub(crate) fn search(
     workdir: &Path,
     requested: &str,
     pattern: &str,
+    protected: &Protected,
     cancel: &CancellationToken,
 ) -> Result<String, ToolError> {
     let regex = RegexBuilder::new(pattern)
         .build()
         .map_err(|e| ToolError::Args(format!("invalid regular expression: {e}")))?;
     let root = canonical_root(workdir)?;
-    let target = resolve(&root, requested)?;
+    let target = resolve(&root, requested, protected)?;
     let meta = fs::metadata(&target.path)
         .map_err(|e| ToolError::io(format!("cannot search `{}`", target.display), e))?;
 
     let mut found = Found::default();
     if meta.is_file() {
         // A file named explicitly is searched even if it is ignored, as ripgrep does.
-        search_file(&root, &target.path, &regex, &mut found);
+        search_file(&root, &target.path, &regex, &target.ids, &mut found);
     } else {
         let scope = target.path.clone();
+        let fence = protected.clone();
         let walk = WalkBuilder::new(&root)
             .hidden(false)
             .parents(false)
@@ -65,6 +72,10 @@ pub(crate) fn search(
             // calling `filter_entry` for files. Size is checked in `search_file`.
             .filter_entry(move |entry| {
                 let path = entry.path();
+                // Entry paths are real: the root is canonical and links are not followed.
+                if fence.covering(path).is_some() {
+                    return false;
+                }
                 if path.starts_with(&scope) {
                     // Hidden entries below the searched directory are skipped (`.git`
                     // among them), but the searched directory itself may be hidden.
@@ -88,7 +99,7 @@ pub(crate) fn search(
                 found.stopped_early = true;
                 break;
             }
-            search_file(&root, entry.path(), &regex, &mut found);
+            search_file(&root, entry.path(), &regex, &target.ids, &mut found);
             if found.more {
                 break;
             }
@@ -126,13 +137,20 @@ impl Found {
     }
 }
 
-fn search_file(root: &Path, path: &Path, regex: &Regex, found: &mut Found) {
+/// Searches one file, unless it is a protected file under another name (checked
+/// before opening it, and again on the opened descriptor in case it was swapped).
+fn search_file(root: &Path, path: &Path, regex: &Regex, ids: &Identities, found: &mut Found) {
     found.files += 1;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if ids.matching(&meta).is_none() => {}
+        _ => return,
+    }
     let Ok(file) = fs::File::open(path) else {
         return;
     };
-    if file.metadata().map_or(true, |m| m.len() > MAX_FILE_BYTES) {
-        return;
+    match file.metadata() {
+        Ok(meta) if ids.matching(&meta).is_none() && meta.len() <= MAX_FILE_BYTES => {}
+        _ => return,
     }
     let mut bytes = Vec::new();
     // Bounded again in case the file grows between the check and the read.

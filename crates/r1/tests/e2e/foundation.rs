@@ -446,6 +446,12 @@ fn token_file_is_adopted_and_never_on_argv() {
     let home = Home::new();
     let tf = home._dir.path().join("my.token");
     std::fs::write(&tf, "f".repeat(64)).unwrap();
+    // A token file open to others is refused; private, it is adopted.
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = home.run(&["serve", "--token-file", tf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o600)).unwrap();
     let d = home.serve(&["--token-file", tf.to_str().unwrap()]);
     assert_eq!(d.token(), "f".repeat(64));
     assert_eq!(d.get("/v1/health").status, 200);

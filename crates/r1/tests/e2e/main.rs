@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::zombie_processes)]
 
 mod agent;
+mod confinement;
 mod faults;
 mod foundation;
+mod hardening;
 mod perimeter;
 mod providers;
 mod sessions;

@@ -1,0 +1,158 @@
+//! The accept loop of both listeners, with the limits that keep a stranger from
+//! exhausting the daemon: a cap on concurrent connections per listener (each listener
+//! has its own budget, so a flood on the TCP port never locks the CLI out of the unix
+//! socket), and a header-read timeout that also bounds idle keep-alive connections.
+//!
+//! `axum::serve` has no knob for either, so connections are served with hyper's own
+//! HTTP/1 builder (`header_read_timeout`) and a semaphore; everything else is axum.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::Hub;
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Concurrent connections, upgraded WebSockets included.
+    pub max: usize,
+    /// How long a connection may take to send a request's headers; hyper starts this
+    /// clock whenever it waits for a request, so it also reaps idle keep-alive
+    /// connections and peers that never send anything.
+    pub header_read_timeout: Duration,
+}
+
+/// A connection's stream, holding one of its listener's permits for as long as it
+/// lives, including after a WebSocket upgrade took it over.
+struct Counted<S> {
+    io: S,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Logs "limit reached" at most once per this interval, so a flood cannot flood the log.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `stop` fires, then waits for the HTTP exchanges
+/// in flight to finish (upgraded WebSockets end on their own, on the same token).
+pub async fn serve<L>(
+    mut listener: L,
+    router: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+    hub: Hub,
+    name: &'static str,
+) where
+    L: axum::serve::Listener,
+    L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(limits.max));
+    let started = Instant::now();
+    let last_warn = AtomicU64::new(0);
+    // Every connection task holds a clone of `done_tx`; when all are gone, `recv`
+    // answers `None` and the drain is over.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    loop {
+        let (io, _addr) = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            conn = listener.accept() => conn,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over the cap: close at once, so the flood holds no descriptor and no task.
+            drop(io);
+            hub.metrics().reject("connection_limit");
+            let now = started.elapsed().as_secs();
+            let last = last_warn.load(Ordering::Relaxed);
+            if now >= last + WARN_EVERY.as_secs() || last == 0 {
+                last_warn.store(now.max(1), Ordering::Relaxed);
+                tracing::warn!(
+                    listener = name,
+                    max = limits.max,
+                    "connection limit reached; closing new connections until some end ([limits] max_connections_{name})"
+                );
+            }
+            continue;
+        };
+        let io = TokioIo::new(Counted {
+            io,
+            _permit: permit,
+        });
+        let service = TowerToHyperService::new(router.clone());
+        let stop = stop.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let conn = builder.serve_connection(io, service).with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(listener = name, "connection ended: {e}");
+                    }
+                }
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+}

@@ -1,0 +1,114 @@
+//! The count of live subscribers (SSE streams and WebSocket subscriptions), per session
+//! and over the whole daemon, so that no client can open followers without bound.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use r1_proto::{ApiError, ErrorCode};
+
+/// The subscriber counts, shared by every transport.
+#[derive(Debug)]
+pub struct Subscribers {
+    per_session_max: usize,
+    total_max: usize,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_session: HashMap<String, usize>,
+}
+
+/// One subscriber's place in the counts; dropping it gives the place back.
+#[derive(Debug)]
+pub struct Slot {
+    owner: Arc<Subscribers>,
+    session: Option<String>,
+}
+
+impl Subscribers {
+    /// Counts bounded by `per_session_max` per session and `total_max` in all.
+    pub fn new(per_session_max: usize, total_max: usize) -> Arc<Subscribers> {
+        Arc::new(Subscribers {
+            per_session_max,
+            total_max,
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    /// Takes a place for a subscriber of `session` (or of the daemon bus when `None`),
+    /// or says which limit is reached.
+    pub fn acquire(self: &Arc<Self>, session: Option<&str>) -> Result<Slot, ApiError> {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if c.total >= self.total_max {
+            return Err(too_many(format!(
+                "the daemon already serves {} subscribers ([limits] max_subscribers); close an event stream and retry",
+                self.total_max
+            )));
+        }
+        if let Some(id) = session {
+            let n = c.by_session.get(id).copied().unwrap_or(0);
+            if n >= self.per_session_max {
+                return Err(too_many(format!(
+                    "session {id} already has {} subscribers ([limits] max_subscribers_per_session); close one of its event streams and retry",
+                    self.per_session_max
+                )));
+            }
+            c.by_session.insert(id.to_string(), n + 1);
+        }
+        c.total += 1;
+        Ok(Slot {
+            owner: Arc::clone(self),
+            session: session.map(str::to_string),
+        })
+    }
+
+    /// How many subscribers are live, in all.
+    pub fn total(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(id) = &self.session {
+            if let Some(n) = c.by_session.get_mut(id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.by_session.remove(id);
+                }
+            }
+        }
+    }
+}
+
+/// The error for a reached limit: 429, under the `budget_exceeded` code, the one of the
+/// ten wire codes that means "too many of something; retry later".
+fn too_many(message: String) -> ApiError {
+    ApiError::new(ErrorCode::BudgetExceeded, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_per_session_and_in_all() {
+        let s = Subscribers::new(2, 3);
+        let a = s.acquire(Some("a")).unwrap();
+        let _a2 = s.acquire(Some("a")).unwrap();
+        let e = s.acquire(Some("a")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BudgetExceeded);
+        assert!(e.message.contains("max_subscribers_per_session"));
+        let _b = s.acquire(Some("b")).unwrap();
+        let e = s.acquire(None).unwrap_err();
+        assert!(e.message.contains("max_subscribers)"));
+        drop(a);
+        assert_eq!(s.total(), 2);
+        let _a3 = s.acquire(Some("a")).unwrap();
+        assert_eq!(s.total(), 3);
+    }
+}
