@@ -22,7 +22,8 @@ use crate::ClientError;
 /// How the client reaches the daemon.
 #[derive(Debug, Clone)]
 pub enum Transport {
-    /// The unix socket: the peer uid is the credential, no token is sent.
+    /// The unix socket, only for the daemon's own uid; the token is sent here too,
+    /// because the daemon asks for it on both listeners.
     Unix(PathBuf),
     /// Loopback TCP with the bearer token.
     Tcp(SocketAddr),
@@ -96,6 +97,21 @@ impl Client {
                 let s = UnixStream::connect(path).await.map_err(|e| {
                     ClientError::Unreachable(format!("cannot connect to {}: {e}", path.display()))
                 })?;
+                // The token goes only to a listener running as this user, as on TCP.
+                match s.peer_cred() {
+                    Ok(cred) if cred.uid() == euid() => {}
+                    Ok(cred) => return Err(ClientError::Untrusted(format!(
+                        "the socket {} is served by uid {}, not you; not sending the token to it",
+                        path.display(),
+                        cred.uid()
+                    ))),
+                    Err(e) => {
+                        return Err(ClientError::Unreachable(format!(
+                            "cannot check who serves {}: {e}",
+                            path.display()
+                        )))
+                    }
+                }
                 handshake!(s)
             }
             Transport::Tcp(addr) => {
@@ -146,8 +162,8 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("cannot build request: {e}")))
     }
 
-    /// Sends a request and returns the raw response; over TCP a 401 re-reads the
-    /// token (it may have been rotated) and retries once.
+    /// Sends a request and returns the raw response; a 401 re-reads the token (it may
+    /// have been rotated) and retries once.
     pub async fn send_raw(
         &self,
         method: Method,
@@ -155,17 +171,24 @@ impl Client {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let tcp = matches!(self.transport, Transport::Tcp(_));
+        // The probe on the socket carries no credential: the daemon serves the
+        // handshake there without one, so an incompatible or starting daemon is told
+        // apart before the token file is needed.
+        let probe = matches!(self.transport, Transport::Unix(_)) && path == "/v1/handshake";
         let mut reload = false;
         loop {
-            let token = if tcp { Some(self.token(reload)?) } else { None };
+            let token = if probe {
+                None
+            } else {
+                Some(self.token(reload)?)
+            };
             let req = self.build(&method, path, &body, token.as_deref(), headers)?;
             let mut sender = self.open().await?;
             let resp = sender
                 .send_request(req)
                 .await
                 .map_err(|e| ClientError::Unreachable(format!("request failed: {e}")))?;
-            if tcp && resp.status() == StatusCode::UNAUTHORIZED && !reload {
+            if resp.status() == StatusCode::UNAUTHORIZED && !reload && !probe {
                 reload = true;
                 continue;
             }

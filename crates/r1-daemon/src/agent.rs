@@ -357,10 +357,9 @@ async fn run_one(hub: &Hub, s: &Arc<Session>, provider: &dyn Provider, job: Job)
 }
 
 /// The daemon's own files, which no tool may touch and no sandboxed child may reach,
-/// even when a session's workdir contains the state directory. Built per use, which costs
-/// a few `stat`s and follows the state directory wherever it is.
+/// even when a session's workdir contains the state directory.
 fn protected(hub: &Hub) -> Arc<r1_engine::Protected> {
-    Arc::new(r1_engine::Protected::for_state_dir(hub.state().root(), &[]))
+    hub.protected()
 }
 
 fn system_prompt(s: &Session) -> String {

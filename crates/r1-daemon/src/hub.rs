@@ -78,6 +78,9 @@ struct HubInner {
     default_engine: String,
     /// Live subscribers, bounded per session and in all (`[limits]`).
     subscribers: Arc<crate::subscribers::Subscribers>,
+    /// The daemon's own files (state directory, token, `--token-file`), out of every
+    /// tool's and sandboxed child's reach.
+    protected: Arc<r1_engine::Protected>,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -87,14 +90,19 @@ pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 impl Hub {
-    /// A hub for a daemon run.
+    /// A hub for a daemon run; `token_file` is the operator's token file, if the token
+    /// was adopted from one (it is protected like the stored token).
     pub fn new(
         info: DaemonInfo,
         state: StateDir,
         config: Config,
         token: String,
+        token_file: Option<&std::path::Path>,
         journal_opts: r1_journal::JournalOptions,
     ) -> Hub {
+        let extra: Vec<std::path::PathBuf> =
+            token_file.map(|p| p.to_path_buf()).into_iter().collect();
+        let protected = Arc::new(r1_engine::Protected::for_state_dir(state.root(), &extra));
         let bus = Bus::open(&state.path("bus/events.ndjson"));
         // `StateDir::read_config` already refused a config whose engines do not resolve.
         let engines = crate::engines::engines(&config.engines).unwrap_or_default();
@@ -119,6 +127,7 @@ impl Hub {
                 engines,
                 default_engine,
                 subscribers,
+                protected,
             }),
         }
     }
@@ -140,6 +149,11 @@ impl Hub {
         session: Option<&str>,
     ) -> Result<crate::subscribers::Slot, ApiError> {
         self.inner.subscribers.acquire(session)
+    }
+
+    /// The daemon's protected files, for tool contexts and sandboxes.
+    pub(crate) fn protected(&self) -> Arc<r1_engine::Protected> {
+        Arc::clone(&self.inner.protected)
     }
 
     /// How many subscribers are live.

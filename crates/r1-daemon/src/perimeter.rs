@@ -164,6 +164,38 @@ fn offered_token(req: &Request, path: &str) -> Option<String> {
     None
 }
 
+/// Whether the request offers the daemon's current token, compared in constant time.
+fn credential_ok(hub: &Hub, req: &Request, path: &str) -> bool {
+    offered_token(req, path).is_some_and(|t| !t.is_empty() && hub.token().matches(t.as_bytes()))
+}
+
+fn missing_credential() -> ApiError {
+    ApiError::new(
+        ErrorCode::PermissionDenied,
+        "missing or invalid credential: send Authorization: Bearer <token> (see $R1_HOME/token)",
+    )
+    .with_status(401)
+}
+
+/// The credential check of the unix socket. The peer's uid was checked on accept, but
+/// uid alone is not enough: an agent's command runs as the user too, and under the
+/// Landlock sandbox it cannot read the token, so it must not be able to drive the
+/// daemon through the socket either. The CLI reads the token file like any client.
+///
+/// The handshake is the one exception: it is the clients' protocol probe, and says
+/// nothing a local process could abuse (protocol, version, daemon id, pid).
+pub async fn unix_credential(State(hub): State<Hub>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if path != "/v1/handshake" && needs_auth(&path) && !credential_ok(&hub, &req, &path) {
+        hub.metrics().reject("token");
+        let mut resp = envelope_response(&missing_credential(), &path);
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    next.run(req).await
+}
+
 /// The perimeter middleware for the TCP listener. Every refusal also asks hyper to
 /// close the connection, so a peer that fails the perimeter holds no keep-alive slot.
 pub async fn enforce(State(p): State<Perimeter>, req: Request, next: Next) -> Response {
@@ -221,17 +253,8 @@ async fn check(p: &Perimeter, req: Request, next: Next, path: &str) -> Response 
     if req.method() == Method::OPTIONS {
         return preflight(p, cors_origin.as_deref(), path);
     }
-    if needs_auth(path) {
-        let offered = offered_token(&req, path);
-        let ok = offered.is_some_and(|t| !t.is_empty() && p.hub.token().matches(t.as_bytes()));
-        if !ok {
-            return refuse(
-                p,
-                "token",
-                ApiError::new(ErrorCode::PermissionDenied, "missing or invalid credential: send Authorization: Bearer <token> (see $R1_HOME/token)").with_status(401),
-                path,
-            );
-        }
+    if needs_auth(path) && !credential_ok(&p.hub, &req, path) {
+        return refuse(p, "token", missing_credential(), path);
     }
     let mut resp = next.run(req).await;
     if let Some(o) = cors_origin {

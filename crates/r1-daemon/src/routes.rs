@@ -70,9 +70,16 @@ fn base(hub: Hub) -> Router {
         .with_state(hub)
 }
 
-/// The router of the unix socket: the peer's uid was checked on accept.
+/// The router of the unix socket: the peer's uid was checked on accept, and every
+/// `/v1` route but the login exchange needs the token here too (see
+/// [`perimeter::unix_credential`]).
 pub fn unix_router(hub: Hub) -> Router {
-    base(hub).layer(middleware::from_fn(perimeter::security_headers))
+    base(hub.clone())
+        .layer(middleware::from_fn_with_state(
+            hub,
+            perimeter::unix_credential,
+        ))
+        .layer(middleware::from_fn(perimeter::security_headers))
 }
 
 /// The router of the loopback TCP port: every request passes the perimeter first.

@@ -132,7 +132,14 @@ pub async fn serve_with(
         version: opts.version.clone(),
         started_at: now_rfc3339(),
     };
-    let hub = Hub::new(info.clone(), state.clone(), config, token, journal_opts);
+    let hub = Hub::new(
+        info.clone(),
+        state.clone(),
+        config,
+        token,
+        opts.token_file.as_deref(),
+        journal_opts,
+    );
     hub.reload_sessions().await;
     tokio::spawn(hub.clone().index_writer());
     tokio::spawn(hub.clone().retention_task());

@@ -97,8 +97,11 @@ fn main() {
     let token = std::fs::read_to_string(home.join("token")).unwrap();
 
     let n = 5000;
-    let ureq = "GET /v1/handshake HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    let mut unix = keepalive(UnixStream::connect(&sock).unwrap(), ureq, n);
+    let ureq = format!(
+        "GET /v1/handshake HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        token.trim()
+    );
+    let mut unix = keepalive(UnixStream::connect(&sock).unwrap(), &ureq, n);
     let treq = format!(
         "GET /v1/handshake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {}\r\n\r\n",
         token.trim()

@@ -120,6 +120,33 @@ fn an_agent_in_the_parent_of_the_state_directory_cannot_reach_the_token() {
         assert_eq!(write_out["is_error"], true, "{write_out}");
         assert!(!outside.join("x").exists());
         let _ = std::fs::remove_dir_all(&outside);
+        // The unix socket is no way around it: it wants the token, which the command
+        // cannot read, so a confined command cannot drive the daemon.
+        let sock = d.sock();
+        let before = d.get("/v1/sessions").json()["sessions"]
+            .as_array()
+            .unwrap()
+            .len();
+        let via_socket = tool(
+            &d,
+            &id,
+            &format!(
+                "/run curl -sS -o - -w ' %{{http_code}}' --unix-socket '{}' -X POST -H 'Content-Type: application/json' -d '{{\"workdir\":\"/tmp\"}}' http://localhost/v1/sessions",
+                sock.display()
+            ),
+        );
+        let out = via_socket["content"].as_str().unwrap();
+        assert!(
+            out.contains(" 401"),
+            "the socket served a confined command: {out}"
+        );
+        assert_eq!(
+            d.get("/v1/sessions").json()["sessions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            before
+        );
     } else {
         assert!(
             sandbox["detail"].as_str().unwrap().contains("inactive")

@@ -410,11 +410,25 @@ fn unix_socket_refuses_other_uids() {
     let home = Home::new();
     let d = home.serve(&[]);
     let sock = d.sock();
-    // The owner is served without a token.
+    // The owner needs the token on the socket too: uid alone is not enough, since an
+    // agent's sandboxed command runs as the owner but cannot read the token.
+    // Only the handshake (the clients' probe) is served without it.
+    let r = raw_unix(
+        &sock,
+        "GET /v1/sessions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error_code"], "permission_denied");
     let r = raw_unix(
         &sock,
         "GET /v1/handshake HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
+    assert_eq!(r.status, 200);
+    let with_token = format!(
+        "GET /v1/sessions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        d.token()
+    );
+    let r = raw_unix(&sock, &with_token);
     assert_eq!(r.status, 200);
     // Open the path so another uid can reach the socket at all; the daemon's peer
     // credential check must still refuse it.
@@ -433,7 +447,9 @@ fn unix_socket_refuses_other_uids() {
             "--unix-socket",
         ])
         .arg(&sock)
-        .arg("http://localhost/v1/handshake")
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", d.token()))
+        .arg("http://localhost/v1/sessions")
         .output()
         .expect("setpriv and curl are needed for this test");
     assert!(
@@ -441,12 +457,9 @@ fn unix_socket_refuses_other_uids() {
         "another uid was served: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("r1.proto.v1"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"sessions\""));
     // The owner is still served.
-    let r = raw_unix(
-        &sock,
-        "GET /v1/handshake HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
+    let r = raw_unix(&sock, &with_token);
     assert_eq!(r.status, 200);
 }
 
