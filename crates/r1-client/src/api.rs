@@ -3,7 +3,7 @@
 use http::Method;
 use r1_proto::{
     Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
-    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
+    RepairResult, SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
     StartSessionParams,
 };
 
@@ -103,6 +103,12 @@ impl Api for Client {
 
     async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
         self.call(Method::DELETE, &format!("/v1/sessions/{id}"), EMPTY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_repair(&self, id: &str) -> Result<RepairResult, ApiError> {
+        self.call(Method::POST, &format!("/v1/sessions/{id}/repair"), EMPTY)
             .await
             .map_err(api_err)
     }

@@ -100,11 +100,13 @@ impl Client {
                 // The token goes only to a listener running as this user, as on TCP.
                 match s.peer_cred() {
                     Ok(cred) if cred.uid() == euid() => {}
-                    Ok(cred) => return Err(ClientError::Untrusted(format!(
+                    Ok(cred) => {
+                        return Err(ClientError::Untrusted(format!(
                         "the socket {} is served by uid {}, not you; not sending the token to it",
                         path.display(),
                         cred.uid()
-                    ))),
+                    )))
+                    }
                     Err(e) => {
                         return Err(ClientError::Unreachable(format!(
                             "cannot check who serves {}: {e}",

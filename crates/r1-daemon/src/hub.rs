@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use r1_proto::{
-    Ack, Api, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, SendMessageParams,
-    SendMessageResult, SessionList, SessionView, ShutdownParams, StartSessionParams, PROTOCOL,
+    Ack, Api, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, RepairResult,
+    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
+    StartSessionParams, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -341,6 +342,10 @@ impl Api for Hub {
 
     async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
         self.kill_session(id).await
+    }
+
+    async fn session_repair(&self, id: &str) -> Result<RepairResult, ApiError> {
+        self.repair_session(id).await
     }
 
     async fn session_journal(

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use r1_proto::{
     Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
-    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
+    RepairResult, SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
     StartSessionParams,
 };
 use serde::Deserialize;
@@ -49,6 +49,7 @@ fn base(hub: Hub) -> Router {
         .route("/v1/sessions/{id}/pause", post(pause_session))
         .route("/v1/sessions/{id}/resume", post(resume_session))
         .route("/v1/sessions/{id}/journal", get(session_journal))
+        .route("/v1/sessions/{id}/repair", post(repair_session))
         .route("/v1/sessions/{id}/events", get(session_events))
         .route("/v1/sessions/{id}/approvals/{approval_id}", post(approve))
         .route("/v1/sessions/{id}/lanes", get(list_lanes))
@@ -236,6 +237,13 @@ async fn cancel_session(
     Ok(Json(hub.session_cancel(&id).await?))
 }
 
+async fn repair_session(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<RepairResult>, HttpError> {
+    Ok(Json(hub.session_repair(&id).await?))
+}
+
 async fn pause_session(
     State(hub): State<Hub>,
     Path(id): Path<String>,
@@ -310,7 +318,7 @@ async fn session_events(
     RawQuery(q): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
     let s = hub.session(&id)?;
-    s.journal()?;
+    s.readable()?;
     let slot = hub.subscriber_slot(Some(&id))?;
     let since = match query_u64(&q, "since_seq")? {
         Some(n) => n,

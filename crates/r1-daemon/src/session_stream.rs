@@ -60,6 +60,26 @@ pub async fn follow(
     stop: CancellationToken,
     mut deliver: impl FnMut(Item) -> bool,
 ) -> Result<(), ApiError> {
+    if let (None, Some(readonly)) = (&s.journal, s.readonly.get()) {
+        // A quarantined session: its good records, then the end of the stream (nothing
+        // new can be written to it until it is repaired).
+        let mut next = since.max(1);
+        loop {
+            let page = readonly
+                .read_from(next, REPLAY_PAGE)
+                .await
+                .map_err(|e| journal_error(&e))?;
+            let Some(last) = page.last().map(|r| r.seq) else {
+                return Ok(());
+            };
+            for r in page {
+                if !deliver(Item::Record(r)) {
+                    return Ok(());
+                }
+            }
+            next = last + 1;
+        }
+    }
     let journal = s.journal()?.clone();
     let head = journal.last_seq();
     let mut next = since.max(1);
@@ -144,7 +164,7 @@ pub fn spawn_ws_forwarder(
     overflow: CancellationToken,
 ) -> Result<JoinHandle<()>, ApiError> {
     let s = hub.session(&session_id)?;
-    s.journal()?;
+    s.readable()?;
     let slot = hub.subscriber_slot(Some(&session_id))?;
     let stop = hub.shutdown_token().clone();
     Ok(tokio::spawn(async move {

@@ -16,8 +16,8 @@ use futures_util::StreamExt;
 use r1_engine::{ChatMessage, Policy, Provider};
 use r1_journal::{Ack, Journal, JournalError, JournalOptions, NewRecord};
 use r1_proto::{
-    ApiError, ErrorCode, EventKind, EventRecord, JournalPage, SendMessageParams, SendMessageResult,
-    SessionList, SessionState, SessionView, StartSessionParams,
+    ApiError, ErrorCode, EventKind, EventRecord, JournalPage, RepairResult, SendMessageParams,
+    SendMessageResult, SessionList, SessionState, SessionView, StartSessionParams,
 };
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch, Notify, OnceCell};
@@ -98,6 +98,9 @@ pub struct Session {
     created_at: String,
     /// `None` when the session is quarantined (its journal is corrupt or unreadable).
     pub(crate) journal: Option<Journal>,
+    /// A quarantined session's journal, readable up to its last good record; nothing is
+    /// ever written through it.
+    pub(crate) readonly: OnceCell<r1_journal::ReadOnlyJournal>,
     pub(crate) meta: Mutex<Meta>,
     pub(crate) jobs: mpsc::Sender<Job>,
     pub(crate) wake: Notify,
@@ -147,6 +150,8 @@ pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
     index_dirty: Notify,
     pub(crate) journal_opts: JournalOptions,
+    /// Repairs run one at a time (each swaps a session in the table).
+    repair: tokio::sync::Mutex<()>,
 }
 
 impl Sessions {
@@ -199,6 +204,15 @@ impl Session {
         self.meta().state
     }
 
+    /// Ok when the session's records can be read: a live journal, or a quarantined
+    /// one's valid prefix.
+    pub fn readable(&self) -> Result<(), ApiError> {
+        if self.journal.is_none() && self.readonly.get().is_some() {
+            return Ok(());
+        }
+        self.journal().map(|_| ())
+    }
+
     /// The journal, or the quarantine error.
     pub fn journal(&self) -> Result<&Journal, ApiError> {
         self.journal.as_ref().ok_or_else(|| {
@@ -225,7 +239,11 @@ impl Session {
             state: m.state,
             reattachable: m.reattachable,
             created_at: self.created_at.clone(),
-            last_seq: self.journal.as_ref().map_or(0, Journal::last_seq),
+            last_seq: match (&self.journal, self.readonly.get()) {
+                (Some(j), _) => j.last_seq(),
+                (None, Some(r)) => r.last_seq(),
+                (None, None) => 0,
+            },
             pending_approvals: self.pending_approval_ids(),
             error: m.error.clone(),
         }
@@ -244,9 +262,15 @@ pub fn journal_error(e: &JournalError) -> ApiError {
             ErrorCode::CrashRecovery,
             "the session's journal failed to sync to disk; the session is read-only (state error)",
         ),
-        JournalError::Corrupt { line, .. } => ApiError::new(
+        JournalError::Corrupt {
+            last_good_seq,
+            offset,
+            ..
+        } => ApiError::new(
             ErrorCode::CrashRecovery,
-            format!("the session's journal is corrupt at line {line}; the session is quarantined"),
+            format!(
+                "the session's journal is corrupt after seq {last_good_seq} (byte {offset}); the session is quarantined: its records up to seq {last_good_seq} stay readable, writes are refused; `r1 ctl sessions repair ID` keeps a .broken copy and cuts the journal back to seq {last_good_seq}"
+            ),
         ),
         JournalError::Closed => ApiError::conflict("the session has ended"),
         JournalError::Io { what, .. } => {
@@ -732,13 +756,69 @@ impl Hub {
     ) -> Result<JournalPage, ApiError> {
         let s = self.session(id)?;
         let limit = limit.clamp(1, 10_000);
-        let records = s
-            .journal()?
-            .read_from(since.max(1), limit)
-            .await
-            .map_err(|e| journal_error(&e))?;
+        let records = match (&s.journal, s.readonly.get()) {
+            (None, Some(readonly)) => readonly.read_from(since.max(1), limit).await,
+            _ => s.journal()?.read_from(since.max(1), limit).await,
+        }
+        .map_err(|e| journal_error(&e))?;
         let next_seq = records.last().map_or(since.max(1), |r| r.seq + 1);
         Ok(JournalPage { records, next_seq })
+    }
+
+    /// `session.repair`: cuts a quarantined session's journal back to its last good
+    /// record (`r1_journal::repair` keeps a `.broken` copy first) and loads it again, as
+    /// a reload would: `paused` and reattachable. A session whose journal is open is
+    /// healthy by construction and is left alone (repair never runs under a writer).
+    pub async fn repair_session(&self, id: &str) -> Result<RepairResult, ApiError> {
+        let _one_at_a_time = self.sessions().repair.lock().await;
+        let s = self.session(id)?;
+        if let Some(j) = &s.journal {
+            return Ok(RepairResult {
+                last_seq: j.last_seq(),
+                session: s.view(),
+                repaired: false,
+                dropped_bytes: 0,
+                broken_copy: None,
+            });
+        }
+        let path = self
+            .state()
+            .path("sessions")
+            .join(&s.id)
+            .join("journal.ndjson");
+        let report = r1_journal::repair(&path, self.sessions().journal_opts.clone())
+            .await
+            .map_err(|e| {
+                tracing::error!(session = %id, "repair failed: {e}");
+                journal_error(&e)
+            })?;
+        tracing::warn!(
+            session = %id,
+            last_seq = report.last_seq,
+            dropped_bytes = report.dropped_bytes,
+            copy = ?report.broken_copy,
+            "journal repaired"
+        );
+        self.sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&s.id);
+        drop(s);
+        self.reload_one(id.to_string()).await;
+        let s = self.session(id)?;
+        self.bus().publish(
+            "session.repaired",
+            json!({"session_id": id, "last_seq": report.last_seq, "dropped_bytes": report.dropped_bytes}),
+        );
+        self.mark_index_dirty();
+        Ok(RepairResult {
+            session: s.view(),
+            repaired: !report.was_healthy(),
+            last_seq: report.last_seq,
+            dropped_bytes: report.dropped_bytes,
+            broken_copy: report.broken_copy.map(|p| p.display().to_string()),
+        })
     }
 
     fn mark_index_dirty(&self) {
@@ -852,10 +932,31 @@ impl Hub {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(session = %id, "quarantined: {e}");
-                let meta = read_first_record(&path)
+                // Corruption before the tail: the records before it stay readable.
+                let readonly = match &e {
+                    JournalError::Corrupt { .. } => r1_journal::ReadOnlyJournal::open(
+                        &path,
+                        self.sessions().journal_opts.clone(),
+                    )
+                    .await
+                    .ok()
+                    .map(|(r, _)| r),
+                    _ => None,
+                };
+                let first = match &readonly {
+                    Some(r) => r
+                        .read_from(1, 1)
+                        .await
+                        .ok()
+                        .and_then(|v| v.into_iter().next()),
+                    None => None,
+                };
+                let meta = first
+                    .or_else(|| read_first_record(&path))
+                    .filter(|r| r.kind == EventKind::SessionCreated)
                     .map(|r| r.data)
                     .unwrap_or(Value::Null);
-                self.insert_from_meta(
+                let s = self.insert_from_meta(
                     &id,
                     &meta,
                     None,
@@ -863,6 +964,9 @@ impl Hub {
                     false,
                     Some(format!("quarantined: {}", journal_error(&e).message)),
                 );
+                if let Some(r) = readonly {
+                    let _ = s.readonly.set(r);
+                }
                 return;
             }
         };
@@ -1030,6 +1134,7 @@ impl Hub {
             title: text("title"),
             created_at: text("created_at").unwrap_or_default(),
             journal,
+            readonly: OnceCell::new(),
             meta: Mutex::new(Meta {
                 state,
                 reattachable,

@@ -290,6 +290,13 @@ impl Conn {
                 )
                 .await
             }
+            "session.repair" => {
+                self.with_id(
+                    p,
+                    |h, id| async move { to_value(h.session_repair(&id).await) },
+                )
+                .await
+            }
             "session.kill" => {
                 self.with_id(
                     p,

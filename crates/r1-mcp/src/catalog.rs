@@ -256,6 +256,16 @@ pub(crate) const SPECS: &[Spec] = &[
         schema: schema::<SessionArgs>,
     },
     Spec {
+        name: "r1_session_repair",
+        alias: "r1.session.repair",
+        title: "Repair a quarantined session",
+        description: "Repair a session quarantined because its journal is corrupt (state `error`, `crash_recovery` on writes): keep a `.broken` copy of the whole journal, cut it back to its last good record and bring the session back `paused`. Records after the damage are lost from the session (they stay in the copy). Idempotent: a healthy session is returned unchanged with `repaired: false`. Returns `{session, repaired, last_seq, dropped_bytes, broken_copy}`.",
+        mutating: true,
+        idempotent: true,
+        destructive: true,
+        schema: schema::<SessionArgs>,
+    },
+    Spec {
         name: "r1_session_approve",
         alias: "r1.session.approve",
         title: "Decide an approval",

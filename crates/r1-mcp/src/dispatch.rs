@@ -189,6 +189,15 @@ async fn run(api: &dyn Api, tool: &str, args: Value) -> Result<Outcome, ApiError
                 result: data(api.session_send(&a.session_id, params).await),
             }
         }
+        "r1_session_repair" => {
+            let a: SessionArgs = parse(tool, args)?;
+            let id = a.session_id.as_str();
+            check_id("session_id", id)?;
+            Outcome {
+                links: session_links(id, format!("/v1/sessions/{id}/repair")),
+                result: data(api.session_repair(id).await),
+            }
+        }
         "r1_session_cancel" | "r1_session_get" | "r1_session_resume" | "r1_lanes_list" => {
             let a: SessionArgs = parse(tool, args)?;
             let id = a.session_id.as_str();

@@ -136,6 +136,9 @@ impl Api for Fake {
     async fn session_kill(&self, _: &str) -> Result<SessionView, ApiError> {
         unsupported()
     }
+    async fn session_repair(&self, _: &str) -> Result<r1_proto::RepairResult, ApiError> {
+        unsupported()
+    }
     async fn session_journal(
         &self,
         id: &str,

@@ -1,8 +1,9 @@
 //! The `Api` trait: every operation a client can perform.
 
 use crate::{
-    Ack, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, SendMessageParams,
-    SendMessageResult, SessionList, SessionView, ShutdownParams, StartSessionParams,
+    Ack, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, RepairResult,
+    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
+    StartSessionParams,
 };
 
 /// Every operation a client can perform on a daemon. The daemon's hub implements it
@@ -44,6 +45,10 @@ pub trait Api: Send + Sync {
         since_seq: u64,
         limit: usize,
     ) -> Result<JournalPage, ApiError>;
+    /// `session.repair`: cut a quarantined session's corrupt journal back to its last
+    /// good record (after keeping a `.broken` copy) and bring the session back; a
+    /// healthy session is left as it is.
+    async fn session_repair(&self, id: &str) -> Result<RepairResult, ApiError>;
     /// `session.approve`: decide a pending approval (`allow` or `deny`); deciding it
     /// again the same way is ok, the other way is a conflict.
     async fn session_approve(
@@ -77,6 +82,7 @@ pub const OPERATIONS: &[&str] = &[
     "session.resume",
     "session.kill",
     "session.journal",
+    "session.repair",
     "session.approve",
     "lanes.list",
     "lanes.kill",

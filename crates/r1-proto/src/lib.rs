@@ -16,8 +16,8 @@ pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links};
 pub use event::{BusEvent, EventKind, EventRecord};
 pub use session::{
     ApprovalDecision, ApprovalView, EngineList, EngineView, JournalPage, LaneList, LaneView,
-    SendMessageParams, SendMessageResult, SessionId, SessionList, SessionState, SessionView,
-    StartSessionParams,
+    RepairResult, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionState,
+    SessionView, StartSessionParams,
 };
 
 use schemars::JsonSchema;
@@ -141,6 +141,7 @@ pub fn wire_schema() -> serde_json::Value {
         SendMessageParams,
         SendMessageResult,
         JournalPage,
+        RepairResult,
         ApprovalDecision,
         ApprovalView,
         LaneView,

@@ -188,6 +188,22 @@ pub struct SendMessageResult {
     pub duplicate: bool,
 }
 
+/// What `session.repair` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RepairResult {
+    /// The session after the repair.
+    pub session: SessionView,
+    /// False when the journal was healthy and nothing changed.
+    pub repaired: bool,
+    /// The seq of the last record kept.
+    pub last_seq: u64,
+    /// How many bytes were cut from the end of the journal.
+    pub dropped_bytes: u64,
+    /// Where the whole damaged journal was copied before it was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken_copy: Option<String>,
+}
+
 /// A page of journal records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JournalPage {

@@ -121,6 +121,14 @@ pub enum SessionsVerb {
         /// The session id.
         id: String,
     },
+    /// Repair a session quarantined because its journal is corrupt: keep a `.broken`
+    /// copy of the whole journal, cut it back to its last good record, and bring the
+    /// session back paused (resume it to go on). Records after the damage stay only in
+    /// the copy. A healthy session is left as it is.
+    Repair {
+        /// The session id.
+        id: String,
+    },
 }
 
 fn show(v: &SessionView, json: bool) {
@@ -319,6 +327,28 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
         SessionsVerb::Pause { id } => show(&post(format!("/v1/sessions/{id}/pause")).await?, json),
         SessionsVerb::Resume { id } => {
             show(&post(format!("/v1/sessions/{id}/resume")).await?, json)
+        }
+        SessionsVerb::Repair { id } => {
+            let r = r1_proto::Api::session_repair(client, &id)
+                .await
+                .map_err(ClientError::Api)?;
+            if json {
+                output::json(&r);
+            } else if r.repaired {
+                output::line(&format!(
+                    "repaired {}: kept records 1..={}, cut {} bytes; the damaged journal is kept at {}",
+                    r.session.id,
+                    r.last_seq,
+                    r.dropped_bytes,
+                    r.broken_copy.as_deref().unwrap_or("?")
+                ));
+                show(&r.session, false);
+            } else {
+                output::line(&format!(
+                    "{} is healthy (last seq {}); nothing to repair",
+                    r.session.id, r.last_seq
+                ));
+            }
         }
         SessionsVerb::Kill { id } => {
             let v: SessionView = client

@@ -778,3 +778,158 @@ fn logs_to_a_file_or_a_pipe_have_no_colour_codes() {
     }
     assert!(files > 0);
 }
+
+// ---- 5. Corruption in the middle of a journal ----
+
+/// Sends `n` messages one after another, each waiting for its turn to end.
+fn converse(d: &Daemon, id: &str, n: usize) {
+    for i in 0..n {
+        let r = d.post(
+            &format!("/v1/sessions/{id}/messages"),
+            &json!({ "text": format!("message {i}: {}", "x".repeat(2000)) }).to_string(),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        wait_until(Duration::from_secs(20), "the turn to end", || {
+            d.get(&format!("/v1/sessions/{id}")).json()["state"] == "idle"
+        });
+    }
+}
+
+#[test]
+fn a_byte_changed_mid_journal_quarantines_the_session_until_it_is_repaired() {
+    let home = Home::new();
+    let mut d = home.serve(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().to_str().unwrap();
+    let id = start_session(&d, w);
+    let other = start_session(&d, w);
+    converse(&d, &id, 40);
+    converse(&d, &other, 2);
+    unsafe { libc::kill(d.pid() as i32, libc::SIGTERM) };
+    d.wait_exit(Duration::from_secs(10)).expect("no exit");
+
+    // Change one byte inside a record's text, far from the end: still valid JSON, so
+    // only the record's checksum can tell.
+    let path = home.path.join("sessions").join(&id).join("journal.ndjson");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let lines: Vec<usize> = std::iter::once(0)
+        .chain(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let total = lines.len() - 1;
+    let victim = total / 3; // 0-based line index: record seq victim+1
+    let line = &bytes[lines[victim]..lines[victim + 1]];
+    let seq_of_victim: Value = serde_json::from_slice(line).unwrap();
+    let victim_seq = seq_of_victim["seq"].as_u64().unwrap();
+    let at = lines[victim]
+        + line
+            .windows(3)
+            .position(|w| w == b"xxx")
+            .expect("a message record");
+    assert!(
+        bytes.len() - at > 64 * 1024,
+        "the change must be far from the tail"
+    );
+    bytes[at] = b'y';
+    std::fs::write(&path, &bytes).unwrap();
+    let corrupt = bytes.clone();
+
+    let d = home.serve(&[]);
+    // Quarantined, with a message that says what to do.
+    let v = d.get(&format!("/v1/sessions/{id}")).json();
+    assert_eq!(v["state"], "error", "{v}");
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains("quarantined") && err.contains("repair"),
+        "{err}"
+    );
+    assert_eq!(v["last_seq"], victim_seq - 1);
+    // Readable up to the last good record, over the journal route and a stream.
+    let recs = crate::sessions::records(&d, &id);
+    assert_eq!(recs.len() as u64, victim_seq - 1);
+    assert!(recs
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r["seq"] == i as u64 + 1));
+    let sse = raw_tcp(
+        d.port(),
+        &format!(
+            "GET /v1/sessions/{id}/events?since_seq={} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            victim_seq - 5,
+            d.port(),
+            d.token()
+        ),
+    );
+    assert_eq!(sse.status, 200);
+    assert!(sse.body.contains(&format!("id: {}\n", victim_seq - 1)));
+    assert!(!sse.body.contains(&format!("id: {victim_seq}\n")));
+    // Writes are refused with crash_recovery, and the file is untouched.
+    let r = d.post(
+        &format!("/v1/sessions/{id}/messages"),
+        &json!({"text": "hello?"}).to_string(),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error_code"], "crash_recovery");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        corrupt,
+        "the corrupt journal changed"
+    );
+    // Other sessions are unaffected.
+    let v = d.get(&format!("/v1/sessions/{other}")).json();
+    assert_eq!(v["state"], "paused", "{v}");
+    assert_eq!(
+        d.post(&format!("/v1/sessions/{other}/resume"), "{}").status,
+        200
+    );
+    converse(&d, &other, 1);
+
+    // Repair through the CLI: a .broken copy of the whole file, the journal cut back.
+    let r = home.run_json(&["ctl", "sessions", "repair", &id]);
+    assert_eq!(r["repaired"], true, "{r}");
+    assert_eq!(r["last_seq"], victim_seq - 1);
+    assert!(r["dropped_bytes"].as_u64().unwrap() > 0);
+    let copy = r["broken_copy"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(copy).unwrap(),
+        corrupt,
+        "the copy is not the damaged file"
+    );
+    assert_eq!(r["session"]["state"], "paused", "{r}");
+    // The session works again, its seqs continuing from the last good record.
+    assert_eq!(
+        d.post(&format!("/v1/sessions/{id}/resume"), "{}").status,
+        200
+    );
+    converse(&d, &id, 1);
+    let recs = crate::sessions::records(&d, &id);
+    assert!(recs
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r["seq"] == i as u64 + 1));
+    assert!(recs.len() as u64 > victim_seq);
+    // Repairing a healthy session changes nothing; an unknown one is not_found.
+    let again = home.run_json(&["ctl", "sessions", "repair", &id]);
+    assert_eq!(again["repaired"], false, "{again}");
+    let r = d.post("/v1/sessions/ses_0000000000000000/repair", "");
+    assert_eq!(r.status, 404);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut ws = ws_connect(&d).await;
+        let v = ws_call(&mut ws, 1, "session.repair", json!({"session_id": id})).await;
+        assert_eq!(v["result"]["repaired"], false, "{v}");
+        assert_eq!(v["result"]["session"]["id"], id.as_str());
+    });
+    // And it survives a restart clean.
+    drop(d);
+    let d = home.serve(&[]);
+    assert_eq!(
+        d.get(&format!("/v1/sessions/{id}")).json()["state"],
+        "paused"
+    );
+}
