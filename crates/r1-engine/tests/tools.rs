@@ -727,12 +727,7 @@ async fn commands_are_confined_when_landlock_is_active() {
     let status = r1_engine::probe_sandbox();
     let fx = StateFixture::new();
     // Not under /tmp: the temp directories are writable on purpose.
-    let outside = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "r1-confine-{}-{}",
-        std::process::id(),
-        line!()
-    ));
-    fs::create_dir_all(&outside).unwrap();
+    let outside = outside_the_sandbox("tools");
     let outside_file = outside.join("x");
     let token = fx.token.display().to_string();
     let cat = fx
@@ -790,4 +785,36 @@ async fn a_second_name_for_the_token_stops_commands() {
     fs::remove_file(fx.workdir.join("hard-token")).unwrap();
     let result = fx.call("run_command", json!({"command": "echo hi"})).await;
     assert_eq!(ok(&result).trim(), "exit code: 0\nhi");
+}
+
+/// A directory outside every place the sandbox lets commands write (the workdir and the
+/// temp directories): under `$HOME`, else `/var/lib` (as root). The build may live under
+/// `/tmp` (CI clones into `mktemp -d`), so the target dir cannot serve.
+fn outside_the_sandbox(tag: &str) -> PathBuf {
+    let granted = |p: &std::path::Path| {
+        let mut roots = vec![
+            PathBuf::from("/tmp"),
+            PathBuf::from("/var/tmp"),
+            PathBuf::from("/dev/shm"),
+        ];
+        if let Some(t) = std::env::var_os("TMPDIR") {
+            roots.push(PathBuf::from(t));
+        }
+        roots.iter().any(|r| p.starts_with(r))
+    };
+    let candidates = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("/var/lib")));
+    for base in candidates {
+        let Ok(base) = base.canonicalize() else { continue };
+        if granted(&base) {
+            continue;
+        }
+        let dir = base.join(format!(".r1-test-outside-{tag}-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            return dir;
+        }
+    }
+    panic!("no writable directory outside /tmp for the sandbox test: set HOME to one");
 }

@@ -109,9 +109,7 @@ fn an_agent_in_the_parent_of_the_state_directory_cannot_reach_the_token() {
         std::fs::create_dir_all(work.join("src")).unwrap();
         let write_in = tool(&d, &id, "/run echo hi > src/x && cat src/x");
         assert_eq!(write_in["is_error"], false, "{write_in}");
-        let outside = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("r1-e2e-confine-{}", std::process::id()));
-        std::fs::create_dir_all(&outside).unwrap();
+        let outside = outside_the_sandbox("e2e");
         let write_out = tool(
             &d,
             &id,
@@ -243,4 +241,36 @@ fn an_agent_in_the_parent_of_the_state_directory_cannot_reach_the_token() {
     assert!(!journal.contains(&token), "the token reached the journal");
     let bus = std::fs::read_to_string(home.path.join("bus/events.ndjson")).unwrap_or_default();
     assert!(!bus.contains(&token), "the token reached the bus");
+}
+
+/// A directory outside every place the sandbox lets commands write (the workdir and the
+/// temp directories): under `$HOME`, else `/var/lib` (as root). The build may live under
+/// `/tmp` (CI clones into `mktemp -d`), so the target dir cannot serve.
+fn outside_the_sandbox(tag: &str) -> std::path::PathBuf {
+    let granted = |p: &std::path::Path| {
+        let mut roots = vec![
+            std::path::PathBuf::from("/tmp"),
+            std::path::PathBuf::from("/var/tmp"),
+            std::path::PathBuf::from("/dev/shm"),
+        ];
+        if let Some(t) = std::env::var_os("TMPDIR") {
+            roots.push(std::path::PathBuf::from(t));
+        }
+        roots.iter().any(|r| p.starts_with(r))
+    };
+    let candidates = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(std::iter::once(std::path::PathBuf::from("/var/lib")));
+    for base in candidates {
+        let Ok(base) = base.canonicalize() else { continue };
+        if granted(&base) {
+            continue;
+        }
+        let dir = base.join(format!(".r1-test-outside-{tag}-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            return dir;
+        }
+    }
+    panic!("no writable directory outside /tmp for the sandbox test: set HOME to one");
 }
