@@ -807,7 +807,9 @@ fn outside_the_sandbox(tag: &str) -> PathBuf {
         .into_iter()
         .chain(std::iter::once(PathBuf::from("/var/lib")));
     for base in candidates {
-        let Ok(base) = base.canonicalize() else { continue };
+        let Ok(base) = base.canonicalize() else {
+            continue;
+        };
         if granted(&base) {
             continue;
         }

@@ -263,7 +263,9 @@ fn outside_the_sandbox(tag: &str) -> std::path::PathBuf {
         .into_iter()
         .chain(std::iter::once(std::path::PathBuf::from("/var/lib")));
     for base in candidates {
-        let Ok(base) = base.canonicalize() else { continue };
+        let Ok(base) = base.canonicalize() else {
+            continue;
+        };
         if granted(&base) {
             continue;
         }
