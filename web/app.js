@@ -383,6 +383,39 @@ function renderListItem(s) {
   );
   btn.setAttribute("aria-current", app.chat && app.chat.id === s.id ? "true" : "false");
   $("list-empty").hidden = app.sessions.size > 0;
+  updateResumeAll();
+}
+
+// "Resume all" is offered only while some session is paused (after a daemon restart,
+// every live session is).
+function updateResumeAll() {
+  const any = Array.from(app.sessions.values()).some((s) => s.state === "paused");
+  const b = $("resume-all");
+  if (b.hidden === any) b.hidden = !any;
+}
+
+async function resumeAll() {
+  const b = $("resume-all");
+  const err = $("list-error");
+  err.hidden = true;
+  b.disabled = true;
+  try {
+    const r = await app.conn.call("session.resume_all", {});
+    for (const v of r.resumed || []) upsertSession(v);
+    const failed = r.failed || [];
+    if (failed.length) {
+      err.hidden = false;
+      err.textContent =
+        `Could not resume ${failed.length} session${failed.length === 1 ? "" : "s"}: ` +
+        failed.map((f) => `${f.id} (${f.error_message})`).join("; ");
+    }
+  } catch (e) {
+    err.hidden = false;
+    err.textContent = "Could not resume the paused sessions: " + errorText(e);
+  } finally {
+    b.disabled = false;
+    updateResumeAll();
+  }
 }
 
 function renderList() {
@@ -393,6 +426,7 @@ function renderList() {
   }
   for (const id of sortedIds()) renderListItem(app.sessions.get(id));
   $("list-empty").hidden = app.sessions.size > 0;
+  updateResumeAll();
 }
 
 function markCurrent() {
@@ -1090,6 +1124,7 @@ async function onConnected() {
 function wire() {
   $("conn-retry").addEventListener("click", () => app.conn && app.conn.retryNow());
   $("new-session").addEventListener("click", openStart);
+  $("resume-all").addEventListener("click", resumeAll);
   $("start-form").addEventListener("submit", submitStart);
   $("start-form").addEventListener("keydown", (e) => {
     if (e.key === "Escape") backToList();

@@ -74,6 +74,12 @@ test("golden path: login, start, chat, streamed reply, markdown, approval, lane 
   assert.equal(await page.getAttribute(`[data-testid="session-item"][data-session-id="${sid}"]`, "aria-current"), "true");
   await api(d, "POST", `/v1/sessions/${other.json.id}/pause`, {});
   await page.waitForSelector(`[data-testid="session-item"][data-session-id="${other.json.id}"] [data-state="paused"]`);
+  // "Resume all" shows only while some session is paused, and resumes them.
+  await page.waitForSelector('[data-testid="resume-all"]', { state: "visible" });
+  await page.click('[data-testid="resume-all"]');
+  await page.waitForSelector(`[data-testid="session-item"][data-session-id="${other.json.id}"] [data-state="idle"]`);
+  await page.waitForSelector('[data-testid="resume-all"]', { state: "hidden" });
+  assert.equal((await api(d, "GET", `/v1/sessions/${other.json.id}`)).json.state, "idle");
 
   // Send "hello" with Enter; the reply streams in.
   await page.evaluate(() => {

@@ -3,8 +3,8 @@
 use http::Method;
 use r1_proto::{
     Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
-    RepairResult, SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
-    StartSessionParams,
+    RepairResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionView,
+    ShutdownParams, StartSessionParams,
 };
 
 use crate::{Client, ClientError};
@@ -97,6 +97,12 @@ impl Api for Client {
 
     async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
         self.call(Method::POST, &format!("/v1/sessions/{id}/resume"), EMPTY)
+            .await
+            .map_err(api_err)
+    }
+
+    async fn session_resume_all(&self) -> Result<ResumeAllResult, ApiError> {
+        self.call(Method::POST, "/v1/sessions/resume", EMPTY)
             .await
             .map_err(api_err)
     }

@@ -6,6 +6,7 @@
 //! `axum::serve` has no knob for either, so connections are served with hyper's own
 //! HTTP/1 builder (`header_read_timeout`) and a semaphore; everything else is axum.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,10 +36,38 @@ pub struct ConnLimits {
 }
 
 /// A connection's stream, holding one of its listener's permits for as long as it
-/// lives, including after a WebSocket upgrade took it over.
+/// lives, including after a WebSocket upgrade took it over. A write that makes no
+/// progress for `write_timeout` fails with `TimedOut`, which ends the connection: hyper
+/// has no write timeout, and without one a peer that stops reading would hold its
+/// response, event stream or WebSocket (and their buffers) for ever.
 struct Counted<S> {
     io: S,
     _permit: OwnedSemaphorePermit,
+    write_timeout: Duration,
+    /// Running while a write is pending; reset by any progress.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Counted<S> {
+    /// Tracks a write's result: progress resets the stall clock; a pending write past
+    /// the timeout becomes an error.
+    fn track<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.stall = None;
+            return r;
+        }
+        let timeout = self.write_timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer read nothing for [limits] write_timeout_ms",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -57,7 +86,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.track(cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -73,7 +103,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.track(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -128,6 +159,8 @@ pub async fn serve<L>(
         let io = TokioIo::new(Counted {
             io,
             _permit: permit,
+            write_timeout: Duration::from_millis(hub.config().limits.write_timeout_ms),
+            stall: None,
         });
         let service = TowerToHyperService::new(router.clone());
         let stop = stop.clone();

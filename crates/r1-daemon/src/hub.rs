@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use r1_proto::{
     Ack, Api, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, RepairResult,
-    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
-    StartSessionParams, PROTOCOL,
+    ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionView,
+    ShutdownParams, StartSessionParams, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -282,6 +282,55 @@ impl Hub {
     }
 }
 
+/// How many sessions `session.resume_all` resumes at once: each resume waits for two
+/// durable records, so overlapping them keeps a restart with thousands of paused
+/// sessions from taking one fsync round-trip per session, while the bound keeps the
+/// burst of journal work small.
+const RESUME_ALL_CONCURRENCY: usize = 32;
+
+impl Hub {
+    /// `session.resume_all`: every session `paused` now goes through `session.resume`
+    /// exactly as a single resume would (same records, same checks); a session whose
+    /// resume fails is reported with its error and the others go on. Ended and errored
+    /// sessions are never touched.
+    pub async fn resume_all(&self) -> ResumeAllResult {
+        use futures_util::StreamExt;
+        let paused: Vec<String> = self
+            .list_sessions()
+            .sessions
+            .into_iter()
+            .filter(|s| s.state == r1_proto::SessionState::Paused)
+            .map(|s| s.id)
+            .collect();
+        let outcomes: Vec<_> = futures_util::stream::iter(paused)
+            .map(|id| async move {
+                let r = self.resume_session(&id).await;
+                (id, r)
+            })
+            .buffered(RESUME_ALL_CONCURRENCY)
+            .collect()
+            .await;
+        let mut result = ResumeAllResult {
+            resumed: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (id, r) in outcomes {
+            match r {
+                Ok(view) => result.resumed.push(view),
+                Err(e) => {
+                    tracing::warn!(session = %id, "resume_all: could not resume: {}", e.message);
+                    result.failed.push(ResumeFailure {
+                        id,
+                        error_code: e.code,
+                        error_message: e.message,
+                    });
+                }
+            }
+        }
+        result
+    }
+}
+
 #[async_trait::async_trait]
 impl Api for Hub {
     async fn handshake(&self) -> Result<Handshake, ApiError> {
@@ -338,6 +387,10 @@ impl Api for Hub {
 
     async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
         self.resume_session(id).await
+    }
+
+    async fn session_resume_all(&self) -> Result<ResumeAllResult, ApiError> {
+        Ok(self.resume_all().await)
     }
 
     async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {

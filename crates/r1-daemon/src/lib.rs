@@ -1,6 +1,7 @@
 //! The r1 daemon: the state directory, the listeners and their perimeter, the routes
 //! of the wire API, and the hub that owns every session.
 
+mod actor;
 mod agent;
 mod assets;
 mod bus;
@@ -9,6 +10,7 @@ mod engines;
 mod error;
 mod fsutil;
 mod hub;
+mod index;
 mod metrics;
 mod perimeter;
 mod routes;
@@ -17,6 +19,7 @@ mod session_stream;
 mod sessions;
 mod state;
 mod subscribers;
+mod transition;
 mod ws;
 
 pub use hub::{DaemonInfo, Hub};

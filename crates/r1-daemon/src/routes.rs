@@ -1,12 +1,13 @@
 //! The route table of `/v1`, shared by both listeners.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,18 +18,21 @@ use r1_proto::{
     StartSessionParams,
 };
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use bytes::Bytes;
 
 use crate::error::{fallback, render_envelopes, HttpError, JsonBody};
 use crate::perimeter::{self, Perimeter};
+use crate::session_stream::{End, Frame, QueueLimits};
 use crate::{metrics, ws, Hub};
 use axum::http::{Method, Uri};
 
 /// How often an idle event stream sends a heartbeat comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How many frames may wait for one slow event-stream reader before it is dropped.
-pub const STREAM_QUEUE: usize = 256;
+/// The final word to an SSE subscriber dropped as too slow (its `event: error` data).
+pub const TOO_SLOW: &str =
+    r#"{"code":"stream.dropped","reason":"too slow; reconnect with Last-Event-ID"}"#;
 
 /// The routes with the middleware every listener shares.
 fn base(hub: Hub) -> Router {
@@ -43,6 +47,7 @@ fn base(hub: Hub) -> Router {
         .route("/v1/auth/code", post(mint_code))
         .route("/v1/auth/exchange", post(exchange_code))
         .route("/v1/sessions", post(start_session).get(list_sessions))
+        .route("/v1/sessions/resume", post(resume_all_sessions))
         .route("/v1/sessions/{id}", get(get_session).delete(kill_session))
         .route("/v1/sessions/{id}/messages", post(send_message))
         .route("/v1/sessions/{id}/cancel", post(cancel_session))
@@ -135,7 +140,8 @@ pub struct StreamQuery {
 }
 
 /// Where a reattaching stream starts: `?since_seq=N` (inclusive), else one after
-/// `Last-Event-ID`, else `default`.
+/// `Last-Event-ID`, else `default`. Saturating: `Last-Event-ID: 18446744073709551615`
+/// means "after everything", never a wrap back to 0.
 pub fn stream_start(q: &StreamQuery, headers: &HeaderMap, default: u64) -> u64 {
     if let Some(s) = q.since_seq {
         return s;
@@ -144,65 +150,82 @@ pub fn stream_start(q: &StreamQuery, headers: &HeaderMap, default: u64) -> u64 {
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|n| n + 1)
+        .map(|n| n.saturating_add(1))
         .unwrap_or(default)
 }
 
-/// An SSE response over frames produced by a task, ending on shutdown.
-pub fn sse_from(rx: mpsc::Receiver<Event>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// An SSE response that pumps `frames` into its body. hyper polls the body only when
+/// the socket has taken what it had, so a replay goes exactly as fast as the reader
+/// reads and costs one frame of memory; a stalled socket is cut by the connection's
+/// write timeout. A subscriber dropped as too slow gets `event: error` and the end of
+/// the stream; the stream also ends on shutdown.
+pub fn sse_from<S>(frames: S) -> Response
+where
+    S: Stream<Item = Result<Arc<Frame>, End>> + Send + 'static,
+{
     use futures_util::StreamExt;
-    Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::new().interval(HEARTBEAT))
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let body = futures_util::stream::unfold(
+        (Box::pin(frames), tick, false),
+        |(mut frames, mut tick, done)| async move {
+            if done {
+                return None;
+            }
+            let (chunk, last) = tokio::select! {
+                biased;
+                item = frames.next() => match item? {
+                    Ok(f) => {
+                        tick.reset();
+                        (f.sse(), false)
+                    }
+                    Err(End::TooSlow) => (final_word(TOO_SLOW), true),
+                    Err(End::Failed(reason)) => {
+                        let data = serde_json::json!({"code": "journal_unreadable", "reason": reason});
+                        (final_word(&data.to_string()), true)
+                    }
+                },
+                _ = tick.tick() => (Bytes::from_static(b": keep-alive\n\n"), false),
+            };
+            Some((Ok::<_, Infallible>(chunk), (frames, tick, last)))
+        },
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
+/// The `event: error` frame that ends a stream.
+fn final_word(data: &str) -> Bytes {
+    Bytes::from(format!("event: error\ndata: {data}\n\n"))
+}
+
+/// `GET /v1/events`: the daemon bus over SSE, from `?since_seq=N` or after
+/// `Last-Event-ID` while those events are still in the ring, then live.
 async fn bus_events(
     State(hub): State<Hub>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+) -> Result<Response, HttpError> {
     let since = stream_start(&q, &headers, 1);
     let slot = hub.subscriber_slot(None)?;
-    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-    let stop = hub.shutdown_token().clone();
-    let closed = tx.clone();
-    tokio::spawn(async move {
-        let _slot = slot;
-        // The follower ends when the reader goes away, even if no record ever comes.
-        tokio::select! {
-            () = closed.closed() => {}
-            () = forward_bus_sse(hub, since, stop, tx) => {}
-        }
-    });
-    Ok(sse_from(rx))
-}
-
-/// Pushes the bus into an SSE reader's queue; a reader that falls behind gets a
-/// `stream.dropped` frame.
-async fn forward_bus_sse(
-    hub: Hub,
-    since: u64,
-    stop: tokio_util::sync::CancellationToken,
-    tx: mpsc::Sender<Event>,
-) {
-    let lagged = hub
-        .bus()
-        .follow(since, stop, |e| {
-            let tx = tx.clone();
-            async move {
-                let frame = Event::default()
-                    .id(e.seq.to_string())
-                    .event(e.kind.clone())
-                    .data(serde_json::to_string(&e).unwrap_or_default());
-                tx.send(frame).await.is_ok()
-            }
-        })
-        .await;
-    if lagged {
-        let _ = tx.try_send(
-            Event::default()
-                .event("stream.dropped")
-                .data(r#"{"reason":"subscriber fell behind; reconnect with Last-Event-ID"}"#),
-        );
-    }
+    let frames = crate::bus::follow(
+        hub.clone(),
+        since,
+        QueueLimits::of(&hub),
+        slot,
+        hub.shutdown_token().clone(),
+        CancellationToken::new(),
+    );
+    Ok(sse_from(frames))
 }
 
 async fn start_session(
@@ -258,6 +281,14 @@ async fn resume_session(
     Ok(Json(hub.session_resume(&id).await?))
 }
 
+/// `POST /v1/sessions/resume`: `session.resume_all`. A static segment, so it never
+/// shadows a session id (ids are `ses_…`).
+async fn resume_all_sessions(
+    State(hub): State<Hub>,
+) -> Result<Json<r1_proto::ResumeAllResult>, HttpError> {
+    Ok(Json(hub.session_resume_all().await?))
+}
+
 /// `POST /v1/sessions/{id}/messages`: 202 for a new message, 200 for a repeat of an
 /// earlier one with the same `client_message_id` (or `Idempotency-Key` header).
 async fn send_message(
@@ -309,14 +340,15 @@ async fn session_journal(
 }
 
 /// `GET /v1/sessions/{id}/events`: SSE replay from `?since_seq=N` (inclusive) or after
-/// `Last-Event-ID`, then live. A reader whose queue fills up is dropped with a
-/// `stream.dropped` frame and resumes from the journal by reconnecting.
+/// `Last-Event-ID`, then live. Replay is paced by the reader; a live reader whose
+/// queue stays full past the grace period gets `event: error` ("too slow") and
+/// resumes from the journal by reconnecting.
 async fn session_events(
     State(hub): State<Hub>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+) -> Result<Response, HttpError> {
     let s = hub.session(&id)?;
     s.readable()?;
     let slot = hub.subscriber_slot(Some(&id))?;
@@ -324,34 +356,15 @@ async fn session_events(
         Some(n) => n,
         None => stream_start(&StreamQuery { since_seq: None }, &headers, 1),
     };
-    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-    let stop = hub.shutdown_token().clone();
-    let closed = tx.clone();
-    tokio::spawn(async move {
-        let _slot = slot;
-        // The follower ends when the reader goes away, even on an idle session.
-        let follow = crate::session_stream::follow(s, since, stop, |item| {
-            let r = item.into_record();
-            let ev = Event::default()
-                .id(r.seq.to_string())
-                .event(r.kind.as_str())
-                .data(serde_json::to_string(&r).unwrap_or_default());
-            if tx.capacity() <= 1 {
-                let _ = tx.try_send(
-                    Event::default()
-                        .event("stream.dropped")
-                        .data(r#"{"reason":"this reader fell behind and was dropped; reconnect with Last-Event-ID to resume from the journal"}"#),
-                );
-                return false;
-            }
-            tx.try_send(ev).is_ok()
-        });
-        tokio::select! {
-            () = closed.closed() => {}
-            _ = follow => {}
-        }
-    });
-    Ok(sse_from(rx))
+    let frames = crate::session_stream::follow(
+        s,
+        since,
+        QueueLimits::of(&hub),
+        slot,
+        hub.shutdown_token().clone(),
+        CancellationToken::new(),
+    )?;
+    Ok(sse_from(frames))
 }
 
 async fn approve(

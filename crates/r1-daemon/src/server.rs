@@ -14,6 +14,11 @@ use crate::hub::{DaemonInfo, Hub};
 use crate::routes;
 use crate::state::{io_ctx, socket_path, StartError, StateDir};
 
+/// The file in the state directory holding the TCP port of the last daemon that
+/// listened, so the next one can take the same port and an open browser tab (whose
+/// page and WebSocket are tied to that origin) reconnects by itself after a restart.
+const LAST_PORT_FILE: &str = "last_port";
+
 /// How often the daemon re-reads `daemon.json` to see whether it still owns it.
 const STAND_DOWN_POLL: Duration = Duration::from_secs(2);
 
@@ -120,9 +125,7 @@ pub async fn serve_with(
     raise_fd_limit();
     let signals = Signals::install()?;
 
-    let tcp = TcpListener::bind(SocketAddr::new(opts.bind, opts.port))
-        .await
-        .map_err(io_ctx(format!("cannot bind {}:{}", opts.bind, opts.port)))?;
+    let tcp = bind_tcp(&state, opts.bind, opts.port).await?;
     let port = tcp.local_addr().map_err(io_ctx("no local address"))?.port();
     let (unix, sock_path, sock_id) = bind_unix(&state)?;
 
@@ -141,7 +144,6 @@ pub async fn serve_with(
         journal_opts,
     );
     hub.reload_sessions().await;
-    tokio::spawn(hub.clone().index_writer());
     tokio::spawn(hub.clone().retention_task());
 
     let stop = hub.shutdown_token().clone();
@@ -191,6 +193,7 @@ pub async fn serve_with(
     state
         .write_registration(&reg)
         .map_err(io_ctx("cannot write daemon.json"))?;
+    remember_port(&state, port);
     tracing::info!(pid = info.pid, %url, sock = %sock_path.display(), "r1 daemon listening");
     // One line saying whether commands and exec agents are confined (Landlock), found by
     // trying it in a throwaway thread; off the runtime because it touches the disk.
@@ -211,6 +214,17 @@ pub async fn serve_with(
     hub.bus()
         .publish("daemon.stopping", serde_json::json!({"daemon_id": info.id}));
     let grace = hub.grace();
+    // Every live session journals `session.paused` (durable) and stops its children
+    // before the listeners drain, so a restart knows exactly where each one was.
+    if tokio::time::timeout(grace, hub.pause_all_for_shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "sessions still pausing after {}s grace; exiting anyway",
+            grace.as_secs()
+        );
+    }
     let drained = tokio::time::timeout(grace, async {
         let _ = tcp_task.await;
         let _ = unix_task.await;
@@ -231,6 +245,66 @@ pub async fn serve_with(
     }
     tracing::info!("r1 daemon stopped");
     Ok(())
+}
+
+/// Binds loopback TCP. An explicit `port` is bound or fails. Port 0 (the default) first
+/// tries the port the previous daemon recorded in [`LAST_PORT_FILE`], and takes a random
+/// port when that one is taken (by anything: the file is only a hint).
+async fn bind_tcp(state: &StateDir, bind: IpAddr, port: u16) -> Result<TcpListener, StartError> {
+    if port == 0 {
+        if let Some(last) = last_port(state) {
+            match TcpListener::bind(SocketAddr::new(bind, last)).await {
+                Ok(listener) => {
+                    tracing::debug!(port = last, "reusing the previous daemon's port");
+                    return Ok(listener);
+                }
+                Err(e) => {
+                    tracing::info!(
+                        port = last,
+                        "the previous daemon's port is not free ({e}); taking a random port"
+                    );
+                }
+            }
+        }
+    }
+    TcpListener::bind(SocketAddr::new(bind, port))
+        .await
+        .map_err(io_ctx(format!("cannot bind {bind}:{port}")))
+}
+
+/// The port recorded by the previous daemon, if the file holds one. Anything else (no
+/// file, a symlink, garbage, 0) means no hint.
+fn last_port(state: &StateDir) -> Option<u16> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(state.path(LAST_PORT_FILE))
+        .ok()?
+        .take(16)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+/// Records `port` for the next daemon (0600, never through a symlink). Not synced: it
+/// is only a hint, and a lost or torn file just means a random port next time.
+fn remember_port(state: &StateDir, port: u16) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(state.path(LAST_PORT_FILE))
+        .and_then(|mut f| writeln!(f, "{port}"));
+    if let Err(e) = written {
+        tracing::warn!("cannot record the port in {LAST_PORT_FILE}: {e}");
+    }
 }
 
 /// Stands the daemon down when `daemon.json` is gone or names another daemon.

@@ -1,10 +1,10 @@
 //! Sessions: the table of every session the daemon owns, their journals, their turn
 //! runners, idempotent sends, pause/resume/cancel/kill, and reload after a restart.
 //!
-//! The journal is the truth. `sessions-index.json` is a cache for people and tools,
-//! rewritten atomically (debounced) as sessions change; on start the daemon lists
-//! `sessions/*/journal.ndjson` itself, so a session created just before a crash is
-//! never lost to a stale index.
+//! The journal is the truth, and the `sessions/` directory is the index of sessions
+//! (`crate::index`): on start the daemon lists `sessions/*/journal.ndjson`, so a
+//! session created just before a crash is never lost, and creating one rewrites
+//! nothing.
 
 use std::collections::HashMap;
 use std::io::Read as _;
@@ -20,22 +20,16 @@ use r1_proto::{
     SendMessageResult, SessionList, SessionState, SessionView, StartSessionParams,
 };
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, watch, Notify, OnceCell};
+use tokio::sync::{mpsc, watch, OnceCell};
 use tokio_util::sync::CancellationToken;
 
-use crate::fsutil::{now_rfc3339, random_hex, write_atomic};
+use crate::fsutil::{now_rfc3339, random_hex};
+use crate::transition::{Command, Core};
 use crate::Hub;
 
-/// How many accepted messages may wait for their turn in one session.
-const TURN_QUEUE: usize = 1024;
-/// How often the index is rewritten at most.
-const INDEX_DEBOUNCE: Duration = Duration::from_millis(250);
 /// How many bytes of recent conversation a session keeps in memory as the provider's
 /// context; older context stays in the journal only.
 const HISTORY_BYTES: usize = 256 * 1024;
-/// How many live records a session buffers for its followers; a follower further
-/// behind reads the journal file instead.
-const LIVE_BUFFER: usize = 256;
 /// How often ended sessions are checked against the retention limits.
 const RETENTION_PERIOD: Duration = Duration::from_secs(600);
 /// How many journals are opened at once on start.
@@ -101,54 +95,30 @@ pub struct Session {
     /// A quarantined session's journal, readable up to its last good record; nothing is
     /// ever written through it.
     pub(crate) readonly: OnceCell<r1_journal::ReadOnlyJournal>,
-    pub(crate) meta: Mutex<Meta>,
-    pub(crate) jobs: mpsc::Sender<Job>,
-    pub(crate) wake: Notify,
-    pub(crate) running: watch::Sender<bool>,
+    /// The inbox of the session's actor (`crate::actor`), which owns its state.
+    pub(crate) tx: mpsc::Sender<crate::actor::Msg>,
+    /// What the actor last published: read without asking it.
+    view: watch::Receiver<Arc<crate::actor::Snapshot>>,
     /// Per-tool policy overrides chosen at start.
     pub(crate) policy: HashMap<String, Policy>,
     /// The session's token budget, if any.
     pub(crate) token_budget: Option<u64>,
     pub(crate) tokens_used: std::sync::atomic::AtomicU64,
-    pub(crate) approvals: Mutex<Vec<crate::agent::Approval>>,
-    pub(crate) lanes: Mutex<Vec<crate::agent::Lane>>,
     /// The session's provider, built on its first turn.
     pub(crate) provider: OnceCell<Arc<dyn Provider>>,
     /// The session's MCP servers, started on its first turn.
     pub(crate) mcp: OnceCell<Arc<r1_engine::McpPool>>,
-    /// Whether the in-memory context was rebuilt from the journal (after a reload).
-    pub(crate) history_loaded: std::sync::atomic::AtomicBool,
-    idem: Mutex<HashMap<String, Arc<OnceCell<SendMessageResult>>>>,
-    idem_loaded: OnceCell<()>,
-    /// Live records for followers, created on first subscription so an unwatched
-    /// session holds no broadcast buffer.
-    live: Mutex<Option<broadcast::Sender<EventRecord>>>,
-}
-
-pub(crate) struct Meta {
-    pub(crate) state: SessionState,
-    pub(crate) reattachable: bool,
-    pub(crate) error: Option<String>,
-    pub(crate) turn: Option<CancellationToken>,
-    pub(crate) history: Vec<ChatMessage>,
-}
-
-/// Work for a session's turn runner.
-pub(crate) struct Job {
-    /// The user message this turn answers.
-    pub(crate) message_id: String,
-    /// The user's text; `None` for a continuation after a restart.
-    pub(crate) text: Option<String>,
-    /// A tool call decided after a restart, to run (or report as denied) before the
-    /// model is asked again.
-    pub(crate) resume: Option<(r1_engine::ToolCall, r1_engine::Authorization)>,
+    /// The live subscribers' queues (`session_stream`), created on first subscription;
+    /// each is bounded in bytes, so an unwatched session holds nothing.
+    live: Mutex<Option<crate::session_stream::Fanout>>,
 }
 
 /// The session table, part of the hub.
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
-    index_dirty: Notify,
+    /// Which sessions exist: adds them durably in O(1).
+    index: crate::index::SessionIndex,
     pub(crate) journal_opts: JournalOptions,
     /// Repairs run one at a time (each swaps a session in the table).
     repair: tokio::sync::Mutex<()>,
@@ -165,43 +135,80 @@ impl Sessions {
 }
 
 impl Session {
-    pub(crate) fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
-        // A poisoned lock means a panic elsewhere already; the data is still usable.
-        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    /// What the session's actor last published.
+    pub(crate) fn snapshot(&self) -> Arc<crate::actor::Snapshot> {
+        self.view.borrow().clone()
     }
 
-    /// A receiver of every record appended from now on. Records may arrive out of
-    /// order when appenders race; followers detect the gap and read the file.
-    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        match live.as_ref() {
-            Some(tx) => tx.subscribe(),
-            None => {
-                let (tx, rx) = broadcast::channel(LIVE_BUFFER);
-                *live = Some(tx);
-                rx
-            }
+    /// Sends an API command to the session's actor and waits for its answer, which
+    /// comes once the command's effect is visible to every client.
+    pub(crate) async fn command(
+        &self,
+        cmd: crate::transition::Command,
+    ) -> Result<crate::actor::Answer, ApiError> {
+        // A quarantined session has no actor: say why.
+        self.journal()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || ApiError::conflict(format!("session {} is not running", self.id));
+        self.tx
+            .send(crate::actor::Msg::Api { cmd, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// A queue of every record appended from now on, bounded by `limits`, holding the
+    /// subscriber's `slot` for as long as it lives. Records may arrive out of order
+    /// when appenders race; followers detect the gap and read the file.
+    pub fn subscribe(
+        &self,
+        limits: crate::session_stream::QueueLimits,
+        slot: Option<crate::subscribers::Slot>,
+        dropped: CancellationToken,
+    ) -> Arc<crate::session_stream::LiveQueue> {
+        let q = crate::session_stream::new_queue(limits, slot, dropped, self.id.clone(), true);
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Default::default)
+            .add(&q);
+        q
+    }
+
+    /// Hands a just-appended record to every live subscriber, serialized once and
+    /// shared by all of them. Never blocks: a full queue skips the frame (see
+    /// `session_stream`).
+    pub(crate) fn publish(&self, r: &EventRecord) {
+        let listening = {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.as_ref().is_some_and(|f| !f.is_empty())
+        };
+        if !listening {
+            return;
         }
-    }
-
-    fn publish(&self, r: &EventRecord) {
+        // Serialized outside the lock, so a large record does not hold up subscribers.
+        let frame = crate::session_stream::Frame::record(r);
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = live.as_ref() {
-            if tx.send(r.clone()).is_err() {
-                // Nobody listens any more: free the buffer.
+        if let Some(f) = live.as_mut() {
+            f.publish(&frame);
+            if f.is_empty() {
+                // Nobody listens any more: free the list.
                 *live = None;
             }
         }
     }
 
     /// Ends every follower's live feed (they drain the file and stop).
-    fn close_live(&self) {
-        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    pub(crate) fn close_live(&self) {
+        let taken = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut f) = taken {
+            f.close();
+        }
     }
 
     /// The session's current state.
     pub fn state(&self) -> SessionState {
-        self.meta().state
+        self.view.borrow().state
     }
 
     /// Ok when the session's records can be read: a live journal, or a quarantined
@@ -221,7 +228,7 @@ impl Session {
                 format!(
                     "session {} is quarantined: {}",
                     self.id,
-                    self.meta().error.clone().unwrap_or_default()
+                    self.snapshot().error.clone().unwrap_or_default()
                 ),
             )
         })
@@ -229,7 +236,7 @@ impl Session {
 
     /// The session as clients see it.
     pub fn view(&self) -> SessionView {
-        let m = self.meta();
+        let m = self.snapshot();
         SessionView {
             id: self.id.clone(),
             workdir: self.workdir.clone(),
@@ -240,11 +247,11 @@ impl Session {
             reattachable: m.reattachable,
             created_at: self.created_at.clone(),
             last_seq: match (&self.journal, self.readonly.get()) {
-                (Some(j), _) => j.last_seq(),
+                (Some(_), _) => m.last_seq,
                 (None, Some(r)) => r.last_seq(),
                 (None, None) => 0,
             },
-            pending_approvals: self.pending_approval_ids(),
+            pending_approvals: m.pending_approvals.clone(),
             error: m.error.clone(),
         }
     }
@@ -278,10 +285,6 @@ pub fn journal_error(e: &JournalError) -> ApiError {
             ApiError::internal(format!("journal i/o failed while {what}"))
         }
     }
-}
-
-fn state_data(state: SessionState) -> Value {
-    json!({"state": state.as_str()})
 }
 
 impl Hub {
@@ -322,60 +325,6 @@ impl Hub {
         let mut v: Vec<_> = map.values().cloned().collect();
         v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         v
-    }
-
-    /// Appends one record to a session's journal. A failed journal turns the session
-    /// to `error`.
-    pub(crate) async fn record(
-        &self,
-        s: &Session,
-        kind: EventKind,
-        lane: &str,
-        data: Value,
-        durable: bool,
-    ) -> Result<EventRecord, ApiError> {
-        let journal = s.journal()?;
-        let ack = if durable { Ack::Durable } else { Ack::Appended };
-        match journal.append(NewRecord::new(kind, lane, data), ack).await {
-            Ok(r) => {
-                s.publish(&r);
-                Ok(r)
-            }
-            Err(e) => {
-                if let JournalError::Failed { reason } = &e {
-                    let mut m = s.meta();
-                    if m.state != SessionState::Error {
-                        tracing::error!(session = %s.id, "journal failed: {reason}");
-                        m.state = SessionState::Error;
-                        m.error = Some("the journal failed to sync to disk".into());
-                        if let Some(t) = m.turn.take() {
-                            t.cancel();
-                        }
-                    }
-                    drop(m);
-                    self.mark_index_dirty();
-                }
-                Err(journal_error(&e))
-            }
-        }
-    }
-
-    /// Journals a `session.state` record for a state already set, and tells the bus.
-    async fn announce_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
-        self.record(s, EventKind::SessionState, "main", state_data(state), false)
-            .await?;
-        self.bus().publish(
-            "session.state",
-            json!({"session_id": s.id, "state": state.as_str()}),
-        );
-        self.mark_index_dirty();
-        Ok(())
-    }
-
-    /// Sets the state and journals a `session.state` record for it.
-    pub(crate) async fn set_state(&self, s: &Session, state: SessionState) -> Result<(), ApiError> {
-        s.meta().state = state;
-        self.announce_state(s, state).await
     }
 
     fn engine(&self, name: &str) -> Result<&crate::engines::Engine, ApiError> {
@@ -446,11 +395,15 @@ impl Hub {
             "ses_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
         );
-        let dir = self.state().path("sessions").join(&id);
-        std::fs::create_dir(&dir).map_err(|e| {
-            tracing::error!("cannot create {}: {e}", dir.display());
-            ApiError::internal("could not create the session directory")
-        })?;
+        let dir = self
+            .sessions()
+            .index
+            .add(&self.state().path("sessions"), &id)
+            .await
+            .map_err(|e| {
+                tracing::error!(session = %id, "cannot create the session directory: {e}");
+                ApiError::internal("could not create the session directory")
+            })?;
         let journal = Journal::create(
             &dir.join("journal.ndjson"),
             self.sessions().journal_opts.clone(),
@@ -465,29 +418,28 @@ impl Hub {
             "policy": policy.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "token_budget": params.token_budget,
         });
-        let session =
-            self.insert_from_meta(&id, &data, Some(journal), SessionState::Idle, false, None);
-        // A new session has no history to rebuild from its journal.
-        session
-            .history_loaded
-            .store(true, std::sync::atomic::Ordering::Release);
-        if let Err(e) = self
-            .record(&session, EventKind::SessionCreated, "main", data, true)
+        // Journal first: the session exists once `session.created` is durable.
+        let created = match journal
+            .append(
+                NewRecord::new(EventKind::SessionCreated, "main", data.clone()),
+                Ack::Durable,
+            )
             .await
         {
-            self.sessions()
-                .map
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
+            Ok(r) => r,
+            Err(e) => {
+                let _ = journal.close().await;
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(journal_error(&e));
+            }
+        };
+        let mut core = crate::transition::Core::default();
+        core.apply(&created);
+        let session = self.insert_session(&id, &data, Some(journal), core, Vec::new(), None);
         self.bus().publish(
             "session.created",
             json!({"session_id": id, "workdir": workdir, "engine": engine}),
         );
-        self.mark_index_dirty();
         Ok(session.view())
     }
 
@@ -508,235 +460,70 @@ impl Hub {
                 params.text.len()
             )));
         }
-        check_accepts(&s)?;
-        let Some(key) = params.client_message_id.clone() else {
-            return self.append_user_message(&s, params).await;
-        };
-        if key.is_empty() || key.len() > 200 {
-            return Err(ApiError::validation(
-                "client_message_id must be 1 to 200 bytes",
-            ));
-        }
-        self.load_idempotency(&s).await?;
-        let cell = {
-            let mut idem = s.idem.lock().unwrap_or_else(|p| p.into_inner());
-            idem.entry(key.clone()).or_default().clone()
-        };
-        let mut first = false;
-        let result = cell
-            .get_or_try_init(|| {
-                first = true;
-                self.append_user_message(&s, params)
-            })
-            .await;
-        match result {
-            Ok(r) if first => Ok(r.clone()),
-            Ok(r) => Ok(SendMessageResult {
-                duplicate: true,
-                ..r.clone()
-            }),
-            Err(e) => {
-                // Nothing was recorded: forget the key so a retry can succeed.
-                let mut idem = s.idem.lock().unwrap_or_else(|p| p.into_inner());
-                if idem.get(&key).is_some_and(|c| c.get().is_none()) {
-                    idem.remove(&key);
-                }
-                Err(e)
+        if let Some(key) = &params.client_message_id {
+            if key.is_empty() || key.len() > 200 {
+                return Err(ApiError::validation(
+                    "client_message_id must be 1 to 200 bytes",
+                ));
             }
         }
-    }
-
-    /// Rebuilds the idempotency keys of a reloaded session from its journal, once.
-    async fn load_idempotency(&self, s: &Arc<Session>) -> Result<(), ApiError> {
-        s.idem_loaded
-            .get_or_try_init(|| async {
-                let journal = s.journal()?;
-                let mut since = 1;
-                loop {
-                    let page = journal
-                        .read_from(since, 4096)
-                        .await
-                        .map_err(|e| journal_error(&e))?;
-                    let Some(last) = page.last() else { break };
-                    since = last.seq + 1;
-                    let mut idem = s.idem.lock().unwrap_or_else(|p| p.into_inner());
-                    for r in &page {
-                        if r.kind != EventKind::SessionMessage || r.data["role"] != "user" {
-                            continue;
-                        }
-                        if let (Some(key), Some(mid)) = (
-                            r.data["client_message_id"].as_str(),
-                            r.data["message_id"].as_str(),
-                        ) {
-                            let done = SendMessageResult {
-                                message_id: mid.to_string(),
-                                seq: r.seq,
-                                duplicate: false,
-                            };
-                            idem.entry(key.to_string())
-                                .or_insert_with(|| Arc::new(OnceCell::new_with(Some(done))));
-                        }
-                    }
-                }
-                Ok::<(), ApiError>(())
-            })
-            .await
-            .map(|_| ())
-    }
-
-    async fn append_user_message(
-        &self,
-        s: &Arc<Session>,
-        params: SendMessageParams,
-    ) -> Result<SendMessageResult, ApiError> {
         let message_id = format!(
             "msg_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
         );
-        let data = json!({
-            "role": "user",
-            "text": params.text,
-            "message_id": message_id,
-            "client_message_id": params.client_message_id,
-        });
-        let rec = self
-            .record(s, EventKind::SessionMessage, "main", data, true)
-            .await?;
-        let job = Job {
-            message_id: message_id.clone(),
-            text: Some(params.text),
-            resume: None,
-        };
-        if s.jobs.try_send(job).is_err() {
-            // Recorded but not queued: the turn never runs, and the journal says why.
-            let _ = self
-                .record(s, EventKind::SessionError, "main", json!({"message": "too many queued messages; this one was recorded but will not be answered", "message_id": message_id}), true)
-                .await;
+        match s
+            .command(Command::Send {
+                message_id,
+                text: params.text,
+                client_message_id: params.client_message_id,
+            })
+            .await?
+        {
+            crate::actor::Answer::Sent(r) => Ok(r),
+            crate::actor::Answer::Done => Err(ApiError::internal("the session gave no receipt")),
         }
-        Ok(SendMessageResult {
-            message_id,
-            seq: rec.seq,
-            duplicate: false,
-        })
     }
 
-    /// Cancels the running turn, if any, and waits until it has stopped.
-    async fn stop_turn(&self, s: &Session) {
-        let token = s.meta().turn.clone();
-        if let Some(t) = token {
-            t.cancel();
-        }
-        let mut rx = s.running.subscribe();
-        let _ = rx.wait_for(|running| !running).await;
-    }
-
-    /// `session.cancel`.
-    pub async fn cancel_session(&self, id: &str) -> Result<SessionView, ApiError> {
+    /// Runs one API command on a session and answers with its view, as every client
+    /// now sees it.
+    async fn command_view(&self, id: &str, cmd: Command) -> Result<SessionView, ApiError> {
         let s = self.session(id)?;
-        self.stop_turn(&s).await;
+        if s.journal.is_none() {
+            // Quarantined: nothing can be written, and there is no actor.
+            s.journal()?;
+        }
+        s.command(cmd).await?;
         Ok(s.view())
+    }
+
+    /// `session.cancel`: stops the running turn, answering once it has stopped.
+    pub async fn cancel_session(&self, id: &str) -> Result<SessionView, ApiError> {
+        self.command_view(id, Command::Cancel).await
     }
 
     /// `session.pause`: stops the running turn and holds queued messages.
     pub async fn pause_session(&self, id: &str, reason: &str) -> Result<SessionView, ApiError> {
-        let s = self.session(id)?;
-        {
-            let mut m = s.meta();
-            match m.state {
-                SessionState::Paused => {
-                    drop(m);
-                    return Ok(s.view());
-                }
-                SessionState::Ended => {
-                    return Err(ApiError::conflict(format!("session {id} has ended")))
-                }
-                SessionState::Error => {
-                    return Err(ApiError::new(
-                        ErrorCode::CrashRecovery,
-                        format!(
-                            "session {id} is in error: {}",
-                            m.error.clone().unwrap_or_default()
-                        ),
-                    ))
-                }
-                _ => m.state = SessionState::Paused,
-            }
-        }
-        self.stop_turn(&s).await;
-        self.record(
-            &s,
-            EventKind::SessionPaused,
-            "main",
-            json!({"reason": reason}),
-            true,
+        self.command_view(
+            id,
+            Command::Pause {
+                reason: reason.to_string(),
+            },
         )
-        .await?;
-        self.announce_state(&s, SessionState::Paused).await?;
-        Ok(s.view())
+        .await
     }
 
     /// `session.resume`.
     pub async fn resume_session(&self, id: &str) -> Result<SessionView, ApiError> {
-        let s = self.session(id)?;
-        {
-            let mut m = s.meta();
-            match m.state {
-                SessionState::Paused => {
-                    m.state = SessionState::Idle;
-                    m.reattachable = false;
-                }
-                SessionState::Ended => {
-                    return Err(ApiError::conflict(format!("session {id} has ended")))
-                }
-                SessionState::Error => {
-                    return Err(ApiError::new(
-                        ErrorCode::CrashRecovery,
-                        format!(
-                            "session {id} is in error: {}",
-                            m.error.clone().unwrap_or_default()
-                        ),
-                    ))
-                }
-                _ => {
-                    drop(m);
-                    return Ok(s.view());
-                }
-            }
-        }
-        self.record(&s, EventKind::SessionResumed, "main", json!({}), true)
-            .await?;
-        self.announce_state(&s, SessionState::Idle).await?;
-        s.wake.notify_waiters();
-        Ok(s.view())
+        self.command_view(id, Command::Resume).await
     }
 
     /// `session.kill`: ends the session (idempotent).
     pub async fn kill_session(&self, id: &str) -> Result<SessionView, ApiError> {
         let s = self.session(id)?;
-        let was = {
-            let mut m = s.meta();
-            let was = m.state;
-            if was != SessionState::Ended {
-                m.state = SessionState::Ended;
-            }
-            was
-        };
-        if was == SessionState::Ended {
+        if s.journal.is_none() || s.state() == SessionState::Ended {
             return Ok(s.view());
         }
-        self.stop_turn(&s).await;
-        s.wake.notify_waiters();
-        if s.journal.is_some() && was != SessionState::Error {
-            self.record(&s, EventKind::SessionEnded, "main", json!({}), true)
-                .await?;
-            if let Ok(j) = s.journal() {
-                let _ = j.close().await;
-            }
-        }
-        s.close_live();
-        self.bus()
-            .publish("session.ended", json!({"session_id": s.id}));
-        self.mark_index_dirty();
+        s.command(Command::Kill).await?;
         Ok(s.view())
     }
 
@@ -811,7 +598,6 @@ impl Hub {
             "session.repaired",
             json!({"session_id": id, "last_seq": report.last_seq, "dropped_bytes": report.dropped_bytes}),
         );
-        self.mark_index_dirty();
         Ok(RepairResult {
             session: s.view(),
             repaired: !report.was_healthy(),
@@ -821,88 +607,35 @@ impl Hub {
         })
     }
 
-    fn mark_index_dirty(&self) {
-        self.sessions().index_dirty.notify_one();
-    }
-
-    /// Rewrites `sessions-index.json` now.
-    pub fn write_index(&self) {
-        let mut index = serde_json::Map::new();
-        for s in self.all_sessions() {
-            let v = s.view();
-            index.insert(
-                v.id.clone(),
-                json!({"workdir": v.workdir, "engine": v.engine, "created_at": v.created_at,
-                       "state": v.state.as_str(), "last_seq": v.last_seq}),
-            );
-        }
-        let bytes = serde_json::to_vec_pretty(&Value::Object(index)).unwrap_or_default();
-        if let Err(e) = write_atomic(&self.state().path("sessions-index.json"), &bytes) {
-            tracing::warn!("cannot write sessions-index.json: {e}");
-        }
-    }
-
-    /// Rewrites the index whenever it is marked dirty, at most every 250 ms.
-    pub async fn index_writer(self) {
-        let stop = self.shutdown_token().clone();
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.sessions().index_dirty.notified() => {}
-            }
-            tokio::time::sleep(INDEX_DEBOUNCE).await;
-            let hub = self.clone();
-            let _ = tokio::task::spawn_blocking(move || hub.write_index()).await;
-        }
-    }
-
-    /// Graceful shutdown: every live session is paused (`session.paused`, durable) and
-    /// its journal closed, then the index is written.
+    /// Graceful shutdown: every session with work in flight journals `session.paused
+    /// {reason: "daemon shutdown"}` (durable) once its turn has stopped; every session
+    /// stops its MCP servers. Idle sessions journal nothing and come back idle.
     pub async fn pause_all_for_shutdown(&self) {
         let live: Vec<_> = self
             .all_sessions()
             .into_iter()
-            .filter(|s| {
-                s.journal.is_some()
-                    && !matches!(s.state(), SessionState::Ended | SessionState::Error)
-            })
+            .filter(|s| s.journal.is_some() && s.state() != SessionState::Ended)
             .collect();
-        let hub = self.clone();
         futures_util::stream::iter(live)
-            .for_each_concurrent(RELOAD_CONCURRENCY, |s| {
-                let hub = hub.clone();
-                async move {
-                    if s.state() != SessionState::Paused {
-                        if let Err(e) = hub.pause_session(&s.id, "daemon shutdown").await {
-                            tracing::warn!(session = %s.id, "could not pause for shutdown: {e}");
-                        }
-                    }
-                    if let Some(pool) = s.mcp.get() {
-                        pool.shutdown().await;
-                    }
-                    if let Ok(j) = s.journal() {
-                        let _ = j.close().await;
-                    }
+            .for_each_concurrent(RELOAD_CONCURRENCY, |s| async move {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                if s.tx
+                    .send(crate::actor::Msg::Shutdown { reply })
+                    .await
+                    .is_ok()
+                {
+                    let _ = rx.await;
                 }
             })
             .await;
-        self.write_index();
     }
 
     /// Reloads every session found under `sessions/`: ended ones stay ended; live ones
     /// come back `paused` and reattachable, a turn that was running is closed as an
     /// error (never re-run), and each gets a `daemon.reloaded` record.
     pub async fn reload_sessions(&self) {
-        let dir = self.state().path("sessions");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        let ids: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.path().join("journal.ndjson").exists())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| n.starts_with("ses_"))
-            .collect();
+        crate::index::SessionIndex::retire_legacy(self.state().root());
+        let ids = crate::index::SessionIndex::list(&self.state().path("sessions"));
         let count = ids.len();
         let hub = self.clone();
         futures_util::stream::iter(ids)
@@ -916,7 +649,6 @@ impl Hub {
                 "daemon.reloaded",
                 json!({"daemon_id": self.info().id, "sessions": count}),
             );
-            self.write_index();
         }
         tracing::info!(sessions = count, "sessions reloaded");
     }
@@ -956,12 +688,12 @@ impl Hub {
                     .filter(|r| r.kind == EventKind::SessionCreated)
                     .map(|r| r.data)
                     .unwrap_or(Value::Null);
-                let s = self.insert_from_meta(
+                let s = self.insert_session(
                     &id,
                     &meta,
                     None,
-                    SessionState::Error,
-                    false,
+                    Core::default(),
+                    Vec::new(),
                     Some(format!("quarantined: {}", journal_error(&e).message)),
                 );
                 if let Some(r) = readonly {
@@ -973,77 +705,98 @@ impl Hub {
         if let Some(r) = &report.repaired {
             tracing::warn!(session = %id, truncated = r.truncated_bytes, copy = %r.broken_copy.display(), "torn journal tail repaired");
         }
-        let meta = match journal.read_from(1, 1).await {
-            Ok(v)
-                if v.first()
-                    .is_some_and(|r| r.kind == EventKind::SessionCreated) =>
-            {
-                v[0].data.clone()
+        // Load replays the journal once: the session's state and its conversation are
+        // the fold of its records.
+        let mut core = Core::default();
+        let mut history = Vec::new();
+        let mut meta = Value::Null;
+        let mut since = 1;
+        loop {
+            let page = match journal.read_from(since, 4096).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(session = %id, "cannot read the journal: {e}");
+                    break;
+                }
+            };
+            let Some(last) = page.last().map(|r| r.seq) else {
+                break;
+            };
+            for r in &page {
+                if r.seq == 1 && r.kind == EventKind::SessionCreated {
+                    meta = r.data.clone();
+                }
+                core.apply(r);
+                crate::agent::apply_to_history(r, &mut history);
             }
-            _ => {
-                self.insert_from_meta(
-                    &id,
-                    &Value::Null,
-                    None,
-                    SessionState::Error,
-                    false,
-                    Some("quarantined: the journal does not start with session.created".into()),
-                );
-                return;
-            }
-        };
-        let last = report.last_record.as_ref();
-        if last.is_some_and(|r| r.kind == EventKind::SessionEnded) {
-            let _ = journal.close().await;
-            self.insert_from_meta(&id, &meta, Some(journal), SessionState::Ended, false, None);
+            since = last + 1;
+        }
+        trim_history(&mut history);
+        if meta.is_null() {
+            self.insert_session(
+                &id,
+                &Value::Null,
+                None,
+                Core::default(),
+                Vec::new(),
+                Some("quarantined: the journal does not start with session.created".into()),
+            );
             return;
         }
-        let s = self.insert_from_meta(&id, &meta, Some(journal), SessionState::Paused, true, None);
-        let pending = crate::agent::restore_pending_approvals(&s).await;
-        let in_flight = pending == 0
-            && last.is_some_and(|r| match r.kind {
-                EventKind::SessionDelta
-                | EventKind::ToolStarted
-                | EventKind::LaneDelta
-                | EventKind::LaneCreated => true,
-                EventKind::SessionState => r.data["state"] == "busy",
-                EventKind::SessionMessage => true,
-                EventKind::ToolCompleted | EventKind::LaneStatus | EventKind::ApprovalResolved => {
-                    true
-                }
-                _ => false,
-            });
-        if in_flight {
-            let _ = self
-                .record(
-                    &s,
-                    EventKind::SessionError,
-                    "main",
-                    json!({"message": "interrupted by daemon restart", "interrupted": true}),
-                    true,
-                )
-                .await;
+        if core.state == SessionState::Ended {
+            let _ = journal.close().await;
+            self.insert_session(&id, &meta, Some(journal), core, Vec::new(), None);
+            return;
         }
-        if !last.is_some_and(|r| r.kind == EventKind::SessionPaused) {
-            let _ = self
-                .record(
-                    &s,
+        // What the restart interrupted. An idle session (or one paused only by the
+        // shutdown) comes back as it was; a turn cut off mid-way is closed as an error
+        // and never re-run; a pending approval keeps the session paused, reattachable.
+        let in_flight = core.turn.is_some()
+            || matches!(
+                core.state,
+                SessionState::Busy | SessionState::WaitingOnApproval
+            );
+        let pending = core.pending_approvals().len();
+        // A turn the last daemon paused on its way out: reattachable, like one cut off.
+        let paused_at_shutdown = core.state == SessionState::Paused
+            && core.paused_reason.as_deref() == Some("daemon shutdown");
+        let mut records = Vec::new();
+        if in_flight && pending == 0 {
+            records.push((
+                EventKind::SessionError,
+                json!({"message": "interrupted by daemon restart", "interrupted": true,
+                       "message_id": core.turn}),
+            ));
+        }
+        if in_flight || pending > 0 || paused_at_shutdown {
+            if core.state != SessionState::Paused {
+                records.push((
                     EventKind::SessionPaused,
-                    "main",
                     json!({"reason": "daemon restart"}),
-                    true,
-                )
-                .await;
-        }
-        let _ = self
-            .record(
-                &s,
+                ));
+                records.push((EventKind::SessionState, json!({"state": "paused"})));
+            }
+            records.push((
                 EventKind::DaemonReloaded,
-                "main",
                 json!({"daemon_id": self.info().id, "pending_approvals": pending}),
-                false,
-            )
-            .await;
+            ));
+        }
+        for (kind, data) in records {
+            match journal
+                .append(NewRecord::new(kind, "main", data), Ack::Durable)
+                .await
+            {
+                Ok(r) => core.apply(&r),
+                Err(e) => {
+                    tracing::warn!(session = %id, "cannot journal the reload: {e}");
+                    break;
+                }
+            }
+        }
+        if in_flight || pending > 0 || paused_at_shutdown {
+            core.reattachable = true;
+        }
+        self.insert_session(&id, &meta, Some(journal), core, history, None);
     }
 
     /// Retention: removes ended sessions whose journal was last written longer ago than
@@ -1082,9 +835,6 @@ impl Hub {
             tracing::info!(session = %s.id, age_s = age.as_secs(), bytes = md.len(), "pruned ended session");
             pruned += 1;
         }
-        if pruned > 0 {
-            self.mark_index_dirty();
-        }
         pruned
     }
 
@@ -1101,13 +851,16 @@ impl Hub {
         }
     }
 
-    fn insert_from_meta(
+    /// Puts a session in the table and starts its actor, which owns `core` and
+    /// `history` from now on. With no journal (quarantined), or with `error` set, the
+    /// session is shown in `error` and has no actor.
+    fn insert_session(
         &self,
         id: &str,
         meta: &Value,
         journal: Option<Journal>,
-        state: SessionState,
-        reattachable: bool,
+        mut core: Core,
+        history: Vec<ChatMessage>,
         error: Option<String>,
     ) -> Arc<Session> {
         let text = |k: &str| meta[k].as_str().map(str::to_string);
@@ -1123,9 +876,13 @@ impl Hub {
                     .collect()
             })
             .unwrap_or_default();
-        let (jobs, rx) = mpsc::channel(TURN_QUEUE);
-        let (running, _) = watch::channel(false);
-        let runs = journal.is_some() && state != SessionState::Ended;
+        if journal.is_none() || error.is_some() {
+            core.state = SessionState::Error;
+            core.error = error;
+        }
+        let runs = journal.is_some() && core.state != SessionState::Error;
+        let (tx, rx) = mpsc::channel(crate::actor::INBOX);
+        let (view_tx, view) = watch::channel(Arc::new(crate::actor::Snapshot::of(&core)));
         let s = Arc::new(Session {
             id: id.to_string(),
             workdir: text("workdir").unwrap_or_default(),
@@ -1135,36 +892,23 @@ impl Hub {
             created_at: text("created_at").unwrap_or_default(),
             journal,
             readonly: OnceCell::new(),
-            meta: Mutex::new(Meta {
-                state,
-                reattachable,
-                error,
-                turn: None,
-                history: Vec::new(),
-            }),
-            jobs,
-            wake: Notify::new(),
-            running,
+            tx,
+            view,
             policy,
             token_budget: meta["token_budget"].as_u64(),
             tokens_used: std::sync::atomic::AtomicU64::new(0),
-            approvals: Mutex::new(Vec::new()),
-            lanes: Mutex::new(Vec::new()),
-            history_loaded: std::sync::atomic::AtomicBool::new(false),
             mcp: OnceCell::new(),
             provider: OnceCell::new(),
-            idem: Mutex::new(HashMap::new()),
-            idem_loaded: OnceCell::new(),
             live: Mutex::new(None),
         });
+        if runs {
+            crate::actor::spawn(self.clone(), &s, rx, view_tx, core, history);
+        }
         self.sessions()
             .map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_string(), s.clone());
-        if runs {
-            tokio::spawn(crate::agent::run_turns(self.clone(), s.clone(), rx));
-        }
         s
     }
 }
@@ -1188,27 +932,6 @@ fn parse_policy(
         out.insert(tool.clone(), policy);
     }
     Ok(out)
-}
-
-/// Refuses a send to a session that cannot take one.
-fn check_accepts(s: &Session) -> Result<(), ApiError> {
-    let m = s.meta();
-    match m.state {
-        SessionState::Ended => Err(ApiError::conflict(format!("session {} has ended", s.id))),
-        SessionState::Paused => Err(ApiError::conflict(format!(
-            "session {} is paused; resume it first",
-            s.id
-        ))),
-        SessionState::Error => Err(ApiError::new(
-            ErrorCode::CrashRecovery,
-            format!(
-                "session {} is in error: {}",
-                s.id,
-                m.error.clone().unwrap_or_default()
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The first record of a journal file, read without the journal machinery (for the

@@ -433,6 +433,23 @@ pub struct Limits {
     /// How long a connection may take to send a request's headers, in milliseconds
     /// (default 5000). It also bounds how long an idle keep-alive connection is kept.
     pub header_read_timeout_ms: u64,
+    /// Bytes of events that may wait for one live subscriber (SSE stream, WebSocket
+    /// subscription or outbox) before it counts as slow (default 4 MiB). Replay never
+    /// fills it: it is paced by the subscriber's socket.
+    pub subscriber_queue_bytes: usize,
+    /// How long a live subscriber's queue may stay full before the subscriber is
+    /// dropped with "too slow; reconnect with Last-Event-ID", in milliseconds
+    /// (default 5000).
+    pub slow_subscriber_grace_ms: u64,
+    /// How long one write to a connection may make no progress before the connection
+    /// is closed, in milliseconds (default 30000): a peer that stops reading cannot
+    /// hold a response, an event stream or a WebSocket open for ever.
+    pub write_timeout_ms: u64,
+    /// How often a WebSocket is pinged, in milliseconds (default 20000).
+    pub ws_ping_interval_ms: u64,
+    /// How long a WebSocket peer may stay silent (no pong, no message) before it is
+    /// closed, in milliseconds (default 20000 after a ping).
+    pub ws_pong_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -445,6 +462,11 @@ impl Default for Limits {
             max_connections_tcp: 256,
             max_connections_unix: 128,
             header_read_timeout_ms: 5000,
+            subscriber_queue_bytes: 4 * 1024 * 1024,
+            slow_subscriber_grace_ms: 5000,
+            write_timeout_ms: 30_000,
+            ws_ping_interval_ms: 20_000,
+            ws_pong_timeout_ms: 20_000,
         }
     }
 }
@@ -477,6 +499,22 @@ impl Limits {
         }
         if self.header_read_timeout_ms < 100 {
             return Err("[limits] header_read_timeout_ms must be at least 100".into());
+        }
+        // A queue smaller than this could not hold one ordinary record.
+        if self.subscriber_queue_bytes < 4096 {
+            return Err("[limits] subscriber_queue_bytes must be at least 4096".into());
+        }
+        // Shorter timers would drop healthy peers on a busy machine.
+        let timers = [
+            ("slow_subscriber_grace_ms", self.slow_subscriber_grace_ms),
+            ("write_timeout_ms", self.write_timeout_ms),
+            ("ws_ping_interval_ms", self.ws_ping_interval_ms),
+            ("ws_pong_timeout_ms", self.ws_pong_timeout_ms),
+        ];
+        for (name, v) in timers {
+            if v < 50 {
+                return Err(format!("[limits] {name} must be at least 50"));
+            }
         }
         Ok(())
     }

@@ -2,28 +2,34 @@
 //! methods (`session.start`, `session.send`, …), plus `subscribe`/`unsubscribe`;
 //! events arrive as `$/event` notifications.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, Stream, StreamExt};
 use r1_proto::{Api, ApiError, ErrorCode, PROTOCOL};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::session_stream::{End, Frame, QueueLimits};
+use crate::state::Limits;
 use crate::Hub;
 
-/// Frames that may wait for one slow WebSocket client before it is dropped.
-const OUTBOX: usize = 512;
 /// Close code for a client that asked only for protocols this daemon does not speak.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code for a message over the size limits (RFC 6455 "message too big").
 const CLOSE_TOO_BIG: u16 = 1009;
-/// Close code for a client that fell behind (policy violation).
+/// Close code for a client that fell behind or stopped answering pings (policy
+/// violation).
 const CLOSE_SLOW_CONSUMER: u16 = 1008;
 
 /// The upgrade handler. Authentication happened in the perimeter (TCP) or on accept
@@ -80,53 +86,252 @@ fn truncate_reason(s: &str) -> String {
 
 struct Conn {
     hub: Hub,
-    out: mpsc::Sender<Message>,
-    overflow: CancellationToken,
+    out: Arc<Outbox>,
+    /// Cancelled when this connection must close as too slow.
+    slow: CancellationToken,
     subs: HashMap<String, JoinHandle<()>>,
     next_sub: u64,
 }
 
-async fn serve_socket(socket: WebSocket, hub: Hub) {
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
-    let overflow = CancellationToken::new();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = outbox.recv().await {
-            let closing = matches!(m, Message::Close(_));
-            if sink.send(m).await.is_err() || closing {
+/// What a queued message counts for against the outbox's byte budget.
+fn cost(m: &Message) -> usize {
+    let n = match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+        Message::Close(_) => 0,
+    };
+    n + 64
+}
+
+/// The connection's one outbox, shared by RPC replies and event frames and bounded in
+/// bytes (`[limits] subscriber_queue_bytes`). Replies never wait (request handling
+/// must not block on a slow reader); events wait for room, so a replay goes as fast as
+/// the socket takes it. A peer that lets replies pile past twice the budget is closed.
+struct Outbox {
+    st: Mutex<OutState>,
+    /// Wakes the writer.
+    ready: Notify,
+    /// Wakes pumps waiting for room.
+    room: Notify,
+    cap: usize,
+}
+
+struct OutState {
+    msgs: VecDeque<Message>,
+    bytes: usize,
+    closed: bool,
+}
+
+impl Outbox {
+    fn new(cap: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            st: Mutex::new(OutState {
+                msgs: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+            }),
+            ready: Notify::new(),
+            room: Notify::new(),
+            cap,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutState> {
+        // A poisoned lock means a panic elsewhere already; the outbox is still usable.
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a reply without waiting; false when the outbox is closed or the peer has
+    /// left more than twice the budget unread.
+    fn push_now(&self, m: Message) -> bool {
+        let mut st = self.lock();
+        let c = cost(&m);
+        if st.closed || (st.bytes + c > 2 * self.cap && !st.msgs.is_empty()) {
+            return false;
+        }
+        st.bytes += c;
+        st.msgs.push_back(m);
+        drop(st);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Queues an event once there is room for it; false when the outbox closed.
+    async fn push_paced(&self, m: Message) -> bool {
+        let c = cost(&m);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut st = self.lock();
+                if st.closed {
+                    return false;
+                }
+                if st.bytes + c <= self.cap || st.msgs.is_empty() {
+                    st.bytes += c;
+                    st.msgs.push_back(m);
+                    drop(st);
+                    self.ready.notify_one();
+                    return true;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// The next message to write; `None` once closed and empty.
+    async fn pop(&self) -> Option<Message> {
+        loop {
+            {
+                let mut st = self.lock();
+                if let Some(m) = st.msgs.pop_front() {
+                    st.bytes = st.bytes.saturating_sub(cost(&m));
+                    drop(st);
+                    self.room.notify_waiters();
+                    return Some(m);
+                }
+                if st.closed {
+                    return None;
+                }
+            }
+            // `notify_one` keeps a permit when the writer is not waiting yet.
+            self.ready.notified().await;
+        }
+    }
+
+    /// Drops whatever waits, queues `last` (a close frame) alone, and closes.
+    fn close_with(&self, last: Option<Message>) {
+        let mut st = self.lock();
+        if !st.closed {
+            st.msgs.clear();
+            st.bytes = 0;
+            st.msgs.extend(last);
+            st.closed = true;
+        }
+        drop(st);
+        self.ready.notify_one();
+        self.room.notify_waiters();
+    }
+}
+
+/// The writer: the only owner of the socket's sending half. Every write is bounded by
+/// `write_timeout_ms`; pings go out every `ws_ping_interval_ms`, and a peer silent for
+/// `ws_pong_timeout_ms` after a ping is closed.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    out: Arc<Outbox>,
+    limits: Limits,
+    heard: Arc<AtomicU64>,
+    started: Instant,
+) {
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+    let every = Duration::from_millis(limits.ws_ping_interval_ms);
+    let pong_timeout = Duration::from_millis(limits.ws_pong_timeout_ms);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the last unanswered ping went out (ms since `started`), and by when an
+    // answer must come.
+    let mut pending: Option<(u64, tokio::time::Instant)> = None;
+    loop {
+        let deadline = pending.map(|p| p.1);
+        let m = tokio::select! {
+            m = out.pop() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = ping.tick() => {
+                if pending.is_none() {
+                    pending = Some((
+                        started.elapsed().as_millis() as u64,
+                        tokio::time::Instant::now() + pong_timeout,
+                    ));
+                }
+                Message::Ping(Bytes::from_static(b"r1"))
+            }
+            () = sleep_until_opt(deadline) => {
+                let answered = pending.is_some_and(|(sent, _)| heard.load(Ordering::Relaxed) >= sent);
+                if answered {
+                    pending = None;
+                    continue;
+                }
+                tracing::info!("closing a WebSocket whose peer answered no ping within ws_pong_timeout_ms");
+                let _ = tokio::time::timeout(write_timeout, sink.send(close(CLOSE_SLOW_CONSUMER, "no pong"))).await;
+                break;
+            }
+        };
+        let closing = matches!(m, Message::Close(_));
+        match tokio::time::timeout(write_timeout, sink.send(m)).await {
+            Ok(Ok(())) if !closing => {}
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::info!("closing a WebSocket whose writes stalled past write_timeout_ms");
                 break;
             }
         }
-    });
+    }
+    out.close_with(None);
+}
+
+/// Sleeps until `at`, or for ever when there is nothing to wait for.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn serve_socket(socket: WebSocket, hub: Hub) {
+    let (sink, mut stream) = socket.split();
+    let limits = hub.config().limits.clone();
+    let out = Outbox::new(limits.subscriber_queue_bytes);
+    let started = Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        out.clone(),
+        limits.clone(),
+        heard.clone(),
+        started,
+    ));
+    let mut writer_done = false;
     let stop = hub.shutdown_token().clone();
+    let slow = CancellationToken::new();
     let mut conn = Conn {
         hub,
         out: out.clone(),
-        overflow: overflow.clone(),
+        slow: slow.clone(),
         subs: HashMap::new(),
         next_sub: 0,
     };
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => {
-                let _ = out.send(close(1001, "daemon shutting down")).await;
+                out.close_with(Some(close(1001, "daemon shutting down")));
                 break;
             }
-            _ = overflow.cancelled() => {
-                let _ = out.send(close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and subscribe again with since_seq")).await;
+            _ = slow.cancelled() => {
+                tracing::info!("closing a WebSocket that is too slow (1008)");
+                out.close_with(Some(close(CLOSE_SLOW_CONSUMER, "too slow")));
+                break;
+            }
+            _ = &mut writer => {
+                // The writer ended (write timeout, no pong, socket gone).
+                writer_done = true;
                 break;
             }
             m = stream.next() => m,
         };
+        heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let text = match msg {
             Some(Ok(Message::Text(t))) => t.to_string(),
             Some(Ok(Message::Binary(_))) => {
-                let _ = out
-                    .send(
-                        rpc_error(Value::Null, -32600, "binary frames are not JSON-RPC", None)
-                            .into(),
-                    )
-                    .await;
+                if !out.push_now(
+                    rpc_error(Value::Null, -32600, "binary frames are not JSON-RPC", None).into(),
+                ) {
+                    slow.cancel();
+                }
                 continue;
             }
             Some(Err(e)) => {
@@ -134,12 +339,10 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
                 // a capacity error; say so with 1009 instead of dropping the socket.
                 let text = e.to_string();
                 if text.contains("Space limit exceeded") || text.contains("too long") {
-                    let _ = out
-                        .send(close(
-                            CLOSE_TOO_BIG,
-                            "message larger than the daemon's [limits] max_request_bytes",
-                        ))
-                        .await;
+                    out.close_with(Some(close(
+                        CLOSE_TOO_BIG,
+                        "message larger than the daemon's [limits] max_request_bytes",
+                    )));
                 }
                 break;
             }
@@ -148,21 +351,25 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
         };
         let reply = conn.handle(&text).await;
         if let Some(reply) = reply {
-            if out
-                .send(Message::Text(reply.to_string().into()))
-                .await
-                .is_err()
-            {
-                break;
+            if !out.push_now(Message::Text(reply.to_string().into())) {
+                // The peer does not read its replies: the same end as a slow reader.
+                slow.cancel();
             }
         }
     }
     for (_, h) in conn.subs.drain() {
         h.abort();
     }
-    drop(out);
     drop(conn);
-    let _ = writer.await;
+    out.close_with(None);
+    // The writer ends once it wrote the close frame, or its write timed out.
+    let grace = Duration::from_millis(limits.write_timeout_ms.saturating_add(1000));
+    if !writer_done {
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(grace, writer).await.is_err() {
+            abort.abort();
+        }
+    }
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -290,6 +497,7 @@ impl Conn {
                 )
                 .await
             }
+            "session.resume_all" => to_value(hub.session_resume_all().await),
             "session.repair" => {
                 self.with_id(
                     p,
@@ -366,35 +574,98 @@ impl Conn {
     }
 
     /// `subscribe {session_id?, since_seq?}`: a session's records, or the daemon bus
-    /// when no session is named.
+    /// when no session is named. Each subscription is one pump task from its follow
+    /// stream into the outbox; dropping the task (unsubscribe, socket closed) drops the
+    /// stream and with it the subscriber's slot.
     fn subscribe(&mut self, p: &Value) -> Result<Value, ApiError> {
         let since = p.get("since_seq").and_then(Value::as_u64).unwrap_or(1);
-        self.next_sub += 1;
-        let sub_id = format!("sub_{}", self.next_sub);
-        let out = self.out.clone();
-        let overflow = self.overflow.clone();
+        let sub_id = format!("sub_{}", self.next_sub + 1);
+        let hub = &self.hub;
+        let limits = QueueLimits::of(hub);
+        let stop = hub.shutdown_token().clone();
+        let dropped = CancellationToken::new();
         let handle = match p.get("session_id").and_then(Value::as_str) {
-            Some(session_id) => crate::session_stream::spawn_ws_forwarder(
-                self.hub.clone(),
-                session_id.to_string(),
-                since,
-                sub_id.clone(),
-                out,
-                overflow,
-            )?,
+            Some(session_id) => {
+                let s = hub.session(session_id)?;
+                s.readable()?;
+                let slot = hub.subscriber_slot(Some(session_id))?;
+                let frames =
+                    crate::session_stream::follow(s, since, limits, slot, stop, dropped.clone())?;
+                self.pump(frames, &sub_id, session_id, dropped)
+            }
             None => {
-                let sub = sub_id.clone();
-                let slot = self.hub.subscriber_slot(None)?;
-                let hub = self.hub.clone();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    forward_bus(hub, since, sub, out, overflow).await;
-                })
+                let slot = hub.subscriber_slot(None)?;
+                let frames =
+                    crate::bus::follow(hub.clone(), since, limits, slot, stop, dropped.clone());
+                self.pump(frames, &sub_id, Value::Null, dropped)
             }
         };
+        self.next_sub += 1;
         self.subs.insert(sub_id.clone(), handle);
         Ok(json!({"subscription": sub_id}))
     }
+
+    /// Spawns the pump of one subscription: each frame becomes a `$/event`
+    /// notification whose `record` is the frame's shared JSON, queued once the outbox
+    /// has room. A subscriber dropped as too slow closes the socket with 1008.
+    fn pump<S>(
+        &self,
+        frames: S,
+        sub_id: &str,
+        session_id: impl Into<Value>,
+        dropped: CancellationToken,
+    ) -> JoinHandle<()>
+    where
+        S: Stream<Item = Result<Arc<Frame>, End>> + Send + 'static,
+    {
+        let prefix = format!(
+            r#"{{"jsonrpc":"2.0","method":"$/event","params":{{"subscription":{},"session_id":{},"record":"#,
+            Value::from(sub_id),
+            session_id.into()
+        );
+        let (out, slow) = (self.out.clone(), self.slow.clone());
+        tokio::spawn(async move {
+            tokio::pin!(frames);
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    () = dropped.cancelled() => Some(Err(End::TooSlow)),
+                    item = frames.next() => item,
+                };
+                let f = match item {
+                    Some(Ok(f)) => f,
+                    Some(Err(End::TooSlow)) => {
+                        slow.cancel();
+                        return;
+                    }
+                    Some(Err(End::Failed(_))) | None => return,
+                };
+                let m = event_message(&prefix, &f);
+                let pushed = tokio::select! {
+                    biased;
+                    () = dropped.cancelled() => {
+                        slow.cancel();
+                        return;
+                    }
+                    ok = out.push_paced(m) => ok,
+                };
+                if !pushed {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// A `$/event` notification: the subscription's prefix, the frame's JSON, the close.
+fn event_message(prefix: &str, f: &Frame) -> Message {
+    let json = f.json();
+    let record = std::str::from_utf8(&json).unwrap_or("null");
+    let mut m = String::with_capacity(prefix.len() + record.len() + 2);
+    m.push_str(prefix);
+    m.push_str(record);
+    m.push_str("}}");
+    Message::Text(m.into())
 }
 
 #[derive(serde::Deserialize)]
@@ -410,42 +681,4 @@ fn to_value<T: serde::Serialize>(r: Result<T, ApiError>) -> Result<Value, ApiErr
     r.and_then(|v| {
         serde_json::to_value(v).map_err(|_| ApiError::internal("could not encode the result"))
     })
-}
-
-/// Pushes a `$/event` notification; on a full outbox the connection is marked
-/// overflowing and the caller stops.
-pub fn notify(out: &mpsc::Sender<Message>, overflow: &CancellationToken, params: Value) -> bool {
-    let m = json!({"jsonrpc": "2.0", "method": "$/event", "params": params});
-    match out.try_send(Message::Text(m.to_string().into())) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            overflow.cancel();
-            false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    }
-}
-
-async fn forward_bus(
-    hub: Hub,
-    since: u64,
-    sub: String,
-    out: mpsc::Sender<Message>,
-    overflow: CancellationToken,
-) {
-    let stop = hub.shutdown_token().clone();
-    let lagged = hub
-        .bus()
-        .follow(since, stop, |e| {
-            let ok = notify(
-                &out,
-                &overflow,
-                json!({"subscription": sub, "session_id": null, "record": e}),
-            );
-            async move { ok }
-        })
-        .await;
-    if lagged {
-        overflow.cancel();
-    }
 }

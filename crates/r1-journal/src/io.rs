@@ -19,7 +19,7 @@ pub trait JournalIo: Send + Sync + 'static {
     }
 }
 
-/// A journal file opened for appending; owned by the writer thread alone.
+/// A journal file opened for appending; owned by the journal's writer alone.
 #[allow(
     clippy::len_without_is_empty,
     reason = "`len` is a file length that can fail, not a collection's size"

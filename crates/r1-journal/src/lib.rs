@@ -1,10 +1,37 @@
 //! The append-only NDJSON journal of one r1 session (`sessions/<id>/journal.ndjson`).
 //!
 //! Each line is one [`EventRecord`]; seqs start at 1 and count up by one. One writer
-//! thread owns the file: [`Journal`] handles send it records over a bounded channel and
-//! await the [`Ack`] level they asked for. The writer takes every record waiting in the
+//! owns the file: [`Journal`] handles send it records over a bounded channel and await
+//! the [`Ack`] level they asked for. The writer takes every record waiting in the
 //! channel, writes them with one `write`, and calls `fdatasync` once if any of them asked
 //! for durability (group commit).
+//!
+//! # The writer holds no thread while idle
+//!
+//! The daemon keeps one journal open per session, and most sessions are idle most of the
+//! time, so an idle journal must cost no OS thread and only a few KB (a thread per
+//! journal was 1,006 threads and ~18 KB of RSS each for 1,000 sessions). The writer is a
+//! tokio task: idle, it is a parked future holding the file, a small batch buffer and the
+//! channel's receiver. When a record arrives it moves its state and the receiver into
+//! one `spawn_blocking` job, which writes batch after batch while records keep arriving
+//! (up to 64 batches, so one busy journal cannot keep a pool thread from the others),
+//! then hands them back. On a hot journal (jobs back to back) a job whose channel ran
+//! dry looks again for up to 50 µs, yielding the CPU, before it ends: the appenders it
+//! just answered usually send their next record within that, and each job saved is two
+//! thread wake-ups (without it the 64-appender rate halved). Blocking work thus runs on the runtime's shared blocking pool,
+//! which grows only with the journals writing at the same moment (bounded by the
+//! runtime's `max_blocking_threads`) and reaps its threads once idle.
+//!
+//! Why not a small fixed pool of writer threads serving many journals: that bounds the
+//! threads harder, but one slow `fdatasync` would then stall every journal sharing its
+//! thread, and the crate would own a scheduler (ready queues, fairness, shutdown) that
+//! tokio's blocking pool already is. Under load the per-job hand-off is paid once per
+//! 1–64 batches, not per record, so the 64-appender rate did not drop (see
+//! `docs/BENCHMARKS.md`).
+//!
+//! The writer task lives on the runtime that created or opened the journal: appends
+//! from another runtime work, but once that runtime shuts down the journal is gone
+//! ([`JournalError::Failed`] or [`JournalError::Closed`]), as any task of it would be.
 //!
 //! Failure rules (DESIGN §6):
 //! - a failed `fdatasync` fails the journal for good ([`JournalError::Failed`]); it is
@@ -52,7 +79,11 @@
 //! [`JournalError::Corrupt`], naming the last good seq and the bad record's byte offset.
 //!
 //! The async functions need a tokio runtime: file work that blocks runs on
-//! `spawn_blocking`, and the writer is a plain thread of its own.
+//! `spawn_blocking`, and the writer is a task on it.
+//!
+//! The same pass decodes the first record (a session's `session.created`) and the last
+//! one, and [`OpenReport`] (or [`Verification`]) hands both to the caller, so that loading
+//! a session needs no second read of its journal for them.
 
 #![warn(missing_docs)]
 
@@ -154,7 +185,7 @@ pub enum JournalError {
         /// What is wrong, with the byte offset.
         reason: String,
     },
-    /// The journal was closed (its writer thread is gone).
+    /// The journal was closed (its writer task is gone).
     #[error("journal closed")]
     Closed,
 }
@@ -166,6 +197,10 @@ pub struct OpenReport {
     pub last_seq: u64,
     /// The last valid record.
     pub last_record: Option<EventRecord>,
+    /// The first record (seq 1, a session's `session.created`), decoded by the same pass
+    /// that verified the file, so that loading a session reads its journal once; `None`
+    /// for an empty journal.
+    pub first_record: Option<EventRecord>,
     /// Set when a torn tail was cut off.
     pub repaired: Option<RepairInfo>,
 }
@@ -209,7 +244,7 @@ impl fmt::Debug for JournalOptions {
     }
 }
 
-/// A cheap-to-clone handle to one journal; one writer thread owns the file.
+/// A cheap-to-clone handle to one journal; one writer task owns the file.
 #[derive(Clone)]
 pub struct Journal {
     inner: Arc<Inner>,
@@ -234,7 +269,7 @@ impl fmt::Debug for Journal {
 
 impl Journal {
     /// Creates a new, empty journal file (mode 0600; fails if it exists), makes its
-    /// directory entry durable, and starts its writer thread.
+    /// directory entry durable, and starts its writer task.
     pub async fn create(path: &Path, opts: JournalOptions) -> Result<Journal, JournalError> {
         let io = Arc::clone(&opts.io);
         let owned = path.to_owned();
@@ -291,13 +326,15 @@ impl Journal {
         let report = OpenReport {
             last_seq: v.last_seq,
             last_record: v.last_record,
+            first_record: v.first_record,
             repaired,
         };
         Ok((journal, report))
     }
 
-    /// Starts the writer thread for `file`, which ends at `len` with record `last_seq`;
-    /// `index` holds sparse seq → offset entries found by the open scan.
+    /// Starts the writer task for `file`, which ends at `len` with record `last_seq`;
+    /// `index` holds sparse seq → offset entries found by the open scan. The task runs on
+    /// the current tokio runtime and holds no thread while the journal is idle.
     fn start(
         path: &Path,
         opts: JournalOptions,
@@ -306,14 +343,16 @@ impl Journal {
         len: u64,
         index: Vec<(u64, u64)>,
     ) -> Result<Journal, JournalError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| JournalError::Io {
+            what: "starting the journal's writer task".to_owned(),
+            source: std::io::Error::other(e),
+        })?;
         let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
         let shared = Arc::new(Shared::new(last_seq, len));
         shared.index().extend(index);
-        let writer = Writer::new(file, rx, Arc::clone(&shared), last_seq, len);
-        std::thread::Builder::new()
-            .name("r1-journal".to_owned())
-            .spawn(move || writer.run())
-            .map_err(open::io_err("starting the journal's writer thread"))?;
+        let writer = Writer::new(file, Arc::clone(&shared), last_seq, len);
+        // Detached: the task ends on its own after a close or once every handle is gone.
+        drop(runtime.spawn(writer::run(writer, rx)));
         Ok(Journal {
             inner: Arc::new(Inner {
                 tx,

@@ -32,6 +32,10 @@ pub struct Verification {
     pub last_seq: u64,
     /// The last good record.
     pub last_record: Option<EventRecord>,
+    /// The first record (seq 1), decoded while the scan had it in hand, so that a caller
+    /// loading a session (whose first record is `session.created`) need not read the
+    /// file again; `None` when the valid prefix is empty.
+    pub first_record: Option<EventRecord>,
     /// What is wrong after the valid prefix, if anything.
     pub damage: Option<Damage>,
 }
@@ -81,7 +85,8 @@ pub(crate) struct Scan {
 /// Reads the whole file once, front to back, in [`SCAN_CHUNK`] reads, and checks every
 /// line: sealed lines by their checksum and a cheap read of their seq, legacy lines by
 /// decoding them; seqs must count up by one from 1, and no legacy line may follow a
-/// sealed one. Only the last good record is fully decoded (for the report).
+/// sealed one. Only the first and the last good records are fully decoded (for the
+/// report); the first one must decode, like the last.
 ///
 /// The valid prefix ends at the first line that breaks a rule. If any line after it is
 /// a valid record on its own (or the breaking line is one, out of order), the damage is
@@ -95,6 +100,8 @@ pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError>
     let mut last_indexed: Option<u64> = None;
     // The last good line, as (start, end without the '\n').
     let mut last_line: Option<(u64, u64)> = None;
+    // The first record, decoded from the chunk in hand (no read of its own).
+    let mut first_record: Option<EventRecord> = None;
     // The first bad line's offset and why; then whether anything valid follows it.
     let mut bad: Option<(u64, String)> = None;
     let mut valid_after_bad = false;
@@ -126,6 +133,16 @@ pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError>
                         Check::Sealed { seq } | Check::Legacy { seq } => {
                             if order.prev_seq.is_none() && seq != 1 {
                                 Err((format!("the first record has seq {seq}, not 1"), true))
+                            } else if order.prev_seq.is_none() {
+                                // A sealed line whose checksum matches but which does not
+                                // decode is not something this crate writes: corruption.
+                                match decode_line(line) {
+                                    Ok((record, _)) => {
+                                        first_record = Some(record);
+                                        order.accept(seq, sealed).map_err(|r| (r, true))
+                                    }
+                                    Err(reason) => Err((reason.to_owned(), true)),
+                                }
                             } else {
                                 order.accept(seq, sealed).map_err(|r| (r, true))
                             }
@@ -167,7 +184,10 @@ pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError>
     let mut valid_len = last_line.map_or(0, |(_, end)| end + 1);
     let mut last_seq = order.prev_seq.unwrap_or(0);
     let mut last_record = None;
-    if let Some((start, end)) = last_line {
+    if let (Some((0, _)), Some(first)) = (last_line, &first_record) {
+        // A journal of one record: its last record is its first, decoded already.
+        last_record = Some(first.clone());
+    } else if let Some((start, end)) = last_line {
         let len = usize::try_from(end - start).map_err(|_| oversized())?;
         let mut line = vec![0u8; len];
         read_exact_at(reader, &mut line, start)
@@ -200,6 +220,7 @@ pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError>
             valid_len,
             last_seq,
             last_record,
+            first_record: first_record.filter(|_| last_seq > 0),
             damage,
         },
         index,

@@ -448,6 +448,99 @@ async fn a_torn_tail_is_cut_off_after_a_broken_copy() {
 }
 
 #[tokio::test]
+async fn open_hands_over_the_first_and_last_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let journal = Journal::create(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    let created = NewRecord::new(EventKind::SessionCreated, "main", json!({ "model": "m" }));
+    let first = journal.append(created, Ack::Durable).await.unwrap();
+    journal.close().await.unwrap();
+
+    // One record: it is both the first and the last.
+    let io = FaultyIo::new();
+    let (journal, report) = Journal::open(&path, io.options()).await.unwrap();
+    assert_eq!(report.first_record.as_ref(), Some(&first));
+    assert_eq!(report.last_record.as_ref(), Some(&first));
+    assert_eq!(
+        io.bytes_read(),
+        std::fs::metadata(&path).unwrap().len(),
+        "the one record is read once"
+    );
+    for i in 0..300 {
+        journal.append(delta(i), Ack::Appended).await.unwrap();
+    }
+    journal.close().await.unwrap();
+
+    let (journal, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.first_record.as_ref(), Some(&first));
+    assert_eq!(report.last_record.as_ref().map(|r| r.seq), Some(301));
+    journal.close().await.unwrap();
+
+    // A torn tail: the report still has both, from what is left.
+    append_raw(&path, b"{\"v\":1,\"se").unwrap();
+    let (journal, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert!(report.repaired.is_some());
+    assert_eq!(report.first_record.as_ref(), Some(&first));
+    assert_eq!(report.last_record.as_ref().map(|r| r.seq), Some(301));
+    journal.close().await.unwrap();
+
+    // A corrupt journal's read-only view reports its first record too.
+    let bytes = std::fs::read(&path).unwrap();
+    let mut damaged = bytes.clone();
+    let mid = line_starts(&bytes)[150] + 20;
+    damaged[mid] ^= 0x01;
+    std::fs::write(&path, &damaged).unwrap();
+    let (_, v) = ReadOnlyJournal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(v.damage.unwrap().kind, DamageKind::Corrupt);
+    assert_eq!(v.first_record.as_ref(), Some(&first));
+
+    // An empty journal has neither.
+    let empty = dir.path().join("empty.ndjson");
+    std::fs::write(&empty, b"").unwrap();
+    let (journal, report) = Journal::open(&empty, JournalOptions::default())
+        .await
+        .unwrap();
+    assert!(report.first_record.is_none() && report.last_record.is_none());
+    journal.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_journal_syncs_and_an_idle_one_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let io = FaultyIo::new();
+    let journal = Journal::create(&path, io.options()).await.unwrap();
+    // Idle between appends: the writer goes back to waiting each time and comes back.
+    for i in 0..5 {
+        journal.append(delta(i), Ack::Appended).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(io.fsync_count(), 0);
+    // Every handle dropped without a close: the writer syncs what was appended.
+    drop(journal);
+    for _ in 0..200 {
+        if io.fsync_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(io.fsync_count(), 1);
+    let (journal, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.last_seq, 5);
+    journal.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_file_with_only_a_partial_first_line_opens_empty() {
     let dir = tempfile::tempdir().unwrap();
     let path = journal_path(&dir);

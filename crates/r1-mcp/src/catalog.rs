@@ -256,6 +256,16 @@ pub(crate) const SPECS: &[Spec] = &[
         schema: schema::<SessionArgs>,
     },
     Spec {
+        name: "r1_session_resume_all",
+        alias: "r1.session.resume.all",
+        title: "Resume every paused session",
+        description: "Resume every `paused` session at once (for example after a daemon restart, which brings live sessions back paused), each exactly as `r1_session_resume` would; ended and errored sessions are left alone. Idempotent: with nothing paused it resumes nothing. Returns `{resumed: [session…], failed: [{id, error_code, error_message}…]}`; a session that cannot be resumed is listed in `failed` and the others still resume.",
+        mutating: true,
+        idempotent: true,
+        destructive: false,
+        schema: schema::<NoArgs>,
+    },
+    Spec {
         name: "r1_session_repair",
         alias: "r1.session.repair",
         title: "Repair a quarantined session",

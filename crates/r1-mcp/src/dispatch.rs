@@ -213,6 +213,16 @@ async fn run(api: &dyn Api, tool: &str, args: Value) -> Result<Outcome, ApiError
                 result,
             }
         }
+        "r1_session_resume_all" => {
+            let _: NoArgs = parse(tool, args)?;
+            Outcome {
+                links: links(
+                    "/v1/sessions/resume".into(),
+                    vec!["/v1/sessions".to_string()],
+                ),
+                result: data(api.session_resume_all().await),
+            }
+        }
         "r1_session_list" => {
             let _: NoArgs = parse(tool, args)?;
             Outcome {

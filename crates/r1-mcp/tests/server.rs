@@ -133,6 +133,12 @@ impl Api for Fake {
     async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
         self.session(id)
     }
+    async fn session_resume_all(&self) -> Result<r1_proto::ResumeAllResult, ApiError> {
+        Ok(r1_proto::ResumeAllResult {
+            resumed: vec![self.session("ses_1")?],
+            failed: Vec::new(),
+        })
+    }
     async fn session_kill(&self, _: &str) -> Result<SessionView, ApiError> {
         unsupported()
     }

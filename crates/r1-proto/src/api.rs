@@ -2,8 +2,8 @@
 
 use crate::{
     Ack, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, RepairResult,
-    SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
-    StartSessionParams,
+    ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionView,
+    ShutdownParams, StartSessionParams,
 };
 
 /// Every operation a client can perform on a daemon. The daemon's hub implements it
@@ -36,6 +36,10 @@ pub trait Api: Send + Sync {
     async fn session_pause(&self, id: &str) -> Result<SessionView, ApiError>;
     /// `session.resume`.
     async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError>;
+    /// `session.resume_all`: resume every `paused` session (ended and errored ones are
+    /// left alone), so one call brings everything back after a daemon restart. Each is
+    /// resumed as `session.resume` would; one that fails is reported, not fatal.
+    async fn session_resume_all(&self) -> Result<ResumeAllResult, ApiError>;
     /// `session.kill`: end the session (idempotent).
     async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError>;
     /// `session.journal`: a page of records from `since_seq`.
@@ -80,6 +84,7 @@ pub const OPERATIONS: &[&str] = &[
     "session.cancel",
     "session.pause",
     "session.resume",
+    "session.resume_all",
     "session.kill",
     "session.journal",
     "session.repair",

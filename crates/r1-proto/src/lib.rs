@@ -16,8 +16,8 @@ pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links};
 pub use event::{BusEvent, EventKind, EventRecord};
 pub use session::{
     ApprovalDecision, ApprovalView, EngineList, EngineView, JournalPage, LaneList, LaneView,
-    RepairResult, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionState,
-    SessionView, StartSessionParams,
+    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult, SessionId,
+    SessionList, SessionState, SessionView, StartSessionParams,
 };
 
 use schemars::JsonSchema;
@@ -142,6 +142,8 @@ pub fn wire_schema() -> serde_json::Value {
         SendMessageResult,
         JournalPage,
         RepairResult,
+        ResumeAllResult,
+        ResumeFailure,
         ApprovalDecision,
         ApprovalView,
         LaneView,

@@ -204,6 +204,27 @@ pub struct RepairResult {
     pub broken_copy: Option<String>,
 }
 
+/// What `session.resume_all` did: every session that was `paused` when it ran is in
+/// exactly one of the two lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResumeAllResult {
+    /// The sessions resumed, as they are now.
+    pub resumed: Vec<SessionView>,
+    /// The paused sessions that could not be resumed, each with why.
+    pub failed: Vec<ResumeFailure>,
+}
+
+/// A paused session `session.resume_all` could not resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResumeFailure {
+    /// The session's id.
+    pub id: String,
+    /// The error its own `session.resume` gave.
+    pub error_code: crate::ErrorCode,
+    /// What went wrong, for people.
+    pub error_message: String,
+}
+
 /// A page of journal records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JournalPage {

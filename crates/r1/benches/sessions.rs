@@ -1,5 +1,7 @@
 //! Session benchmarks (issue 3), against the real daemon: SSE fan-out latency to 100
-//! subscribers, restart time with 1,000 sessions, RSS per idle session. Run with
+//! subscribers, restart time with 1,000 sessions, RSS per idle session; and (session
+//! core rebuilt) the cost of creating 1,000 sessions, and RSS, thread count and restart
+//! time with 10,000 idle sessions. Run with
 //! `cargo bench -p r1 --bench sessions`; journal throughput is in
 //! `cargo bench -p r1-journal`. Figures go to docs/BENCHMARKS.md.
 
@@ -23,7 +25,10 @@ use serde_json::{json, Value};
 
 fn serve(home: &Path) -> (Child, Value) {
     let _ = std::fs::remove_file(home.join("daemon.json"));
-    let child = Command::new(env!("CARGO_BIN_EXE_r1"))
+    // `R1_BIN` runs another build of the daemon (e.g. the previous commit's, for a
+    // before/after table) under the same bench.
+    let bin = std::env::var_os("R1_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_r1").into());
+    let child = Command::new(bin)
         .args(["serve", "--log-level", "warn"])
         .env("R1_HOME", home)
         .stdin(Stdio::null())
@@ -43,17 +48,25 @@ fn serve(home: &Path) -> (Child, Value) {
     }
 }
 
-/// One keep-alive HTTP/1.1 connection over the unix socket.
-struct Conn(UnixStream, Vec<u8>);
+/// One keep-alive HTTP/1.1 connection over the unix socket, with the token (the socket
+/// asks for it too).
+struct Conn(UnixStream, Vec<u8>, String);
 
 impl Conn {
     fn new(sock: &str) -> Conn {
-        Conn(UnixStream::connect(sock).unwrap(), Vec::new())
+        // The token sits beside the socket in the bench's `R1_HOME`.
+        let home = Path::new(sock).parent().unwrap();
+        let token = std::fs::read_to_string(home.join("token")).unwrap();
+        Conn(
+            UnixStream::connect(sock).unwrap(),
+            Vec::new(),
+            token.trim().to_string(),
+        )
     }
 
     fn post(&mut self, path: &str, body: &Value) -> Value {
         let b = body.to_string();
-        let req = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len());
+        let req = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", self.2, b.len());
         self.0.write_all(req.as_bytes()).unwrap();
         self.read()
     }
@@ -86,6 +99,38 @@ fn rss_kb(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
         .unwrap()
+}
+
+/// The daemon's thread count, to check it does not grow with the number of sessions.
+fn threads(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap()
+}
+
+/// Creates `n` sessions over `conns` keep-alive connections at once; returns the wall
+/// time in seconds.
+fn create_sessions(sock: &str, work: &Path, n: usize, conns: usize) -> f64 {
+    let t = Instant::now();
+    let workers: Vec<_> = (0..conns)
+        .map(|k| {
+            let (sock, work) = (sock.to_string(), work.to_path_buf());
+            let share = n / conns + usize::from(k < n % conns);
+            std::thread::spawn(move || {
+                let mut c = Conn::new(&sock);
+                for _ in 0..share {
+                    let v = c.post("/v1/sessions", &json!({"workdir": work}));
+                    assert!(v["id"].is_string(), "create failed: {v}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    t.elapsed().as_secs_f64()
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -202,6 +247,34 @@ fn main() {
         rss_after = rss_kb(reg["pid"].as_u64().unwrap() as u32);
         stop(child, &sock);
     }
+
+    // Creating sessions: 1,000 one after another on one connection, then 1,000 over 8
+    // connections at once (the durable syncs of concurrent creates overlap).
+    let fresh = dir.path().join("h2");
+    let (child, reg) = serve(&fresh);
+    let sock2 = reg["sock"].as_str().unwrap().to_string();
+    let create_seq = create_sessions(&sock2, work.path(), 1000, 1);
+    let create_par = create_sessions(&sock2, work.path(), 1000, 8);
+    // Fill up to 10,000 idle sessions.
+    create_sessions(&sock2, work.path(), 8000, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = reg["pid"].as_u64().unwrap() as u32;
+    let (rss_10k_live, threads_10k_live) = (rss_kb(pid), threads(pid));
+    let t = Instant::now();
+    stop(child, &sock2);
+    let shutdown_10k = t.elapsed().as_secs_f64() * 1e3;
+    let mut restarts_10k = Vec::new();
+    let (mut rss_10k_after, mut threads_10k_after) = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (child, reg) = serve(&fresh);
+        restarts_10k.push(t.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = reg["pid"].as_u64().unwrap() as u32;
+        (rss_10k_after, threads_10k_after) = (rss_kb(pid), threads(pid));
+        stop(child, &sock2);
+    }
+
     println!("| measure | median | p99 | target |");
     println!("|---|---|---|---|");
     println!("| SSE fan-out, 1 session × 100 subscribers, send → receipt, ms ({} samples) | {:.2} | {:.2} | — |", fan.2, fan.0, fan.1);
@@ -221,5 +294,28 @@ fn main() {
     println!(
         "| RSS per idle session, KB | {:.0} | | ≤ 50 |",
         (rss_1000_live.saturating_sub(rss_base)) as f64 / 999.0
+    );
+    println!("| create 1,000 sessions, one connection, s total | {create_seq:.2} | | ≤ 0.3 |");
+    println!(
+        "| create 1,000 sessions, 8 connections at once, s total | {create_par:.2} | | ≤ 0.3 |"
+    );
+    println!(
+        "| RSS with 10,000 idle sessions (created live), MB | {:.1} | | ≤ 80 |",
+        rss_10k_live as f64 / 1024.0
+    );
+    println!(
+        "| daemon threads with 10,000 idle sessions (created live) | {threads_10k_live} | | independent of sessions |"
+    );
+    println!("| graceful shutdown with 10,000 sessions, ms | {shutdown_10k:.0} | | — |");
+    println!(
+        "| restart with 10,000 sessions (spawn → registered, all reloaded), ms | {:.0} | | ≤ 500 |",
+        pct(&mut restarts_10k, 0.5)
+    );
+    println!(
+        "| RSS with 10,000 idle sessions (after restart), MB | {:.1} | | ≤ 80 |",
+        rss_10k_after as f64 / 1024.0
+    );
+    println!(
+        "| daemon threads with 10,000 idle sessions (after restart) | {threads_10k_after} | | independent of sessions |"
     );
 }

@@ -12,12 +12,14 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 /// Run the r1 daemon in the foreground.
 ///
 /// The daemon keeps its state in the state directory (`--home`, `$R1_HOME`, default
-/// `~/.r1`), listens on a unix socket there and on a random loopback TCP port, and
+/// `~/.r1`), listens on a unix socket there and on a loopback TCP port (the previous
+/// daemon's when it is free, so open browser tabs reconnect; else a random one), and
 /// writes `daemon.json` for clients to find it. Stop it with Ctrl-C, SIGTERM or
 /// `r1 ctl shutdown`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TCP port on the loopback address (default: a random free port).
+    /// TCP port on the loopback address (default: the previous daemon's port when it is
+    /// free, else a random free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Loopback address to bind; anything but 127.0.0.1 or ::1 is refused.

@@ -111,10 +111,16 @@ pub enum SessionsVerb {
         /// The session id.
         id: String,
     },
-    /// Resume a paused session.
+    /// Resume a paused session, or with `--all` every paused one (ended and errored
+    /// sessions are left alone). With `--all` the answer lists what was resumed and
+    /// what could not be, with why; the command succeeds even when some could not.
     Resume {
-        /// The session id.
-        id: String,
+        /// The session id (or `--all`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Resume every paused session (`session.resume_all`).
+        #[arg(long)]
+        all: bool,
     },
     /// End the session (idempotent).
     Kill {
@@ -325,8 +331,30 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             show(&post(format!("/v1/sessions/{id}/cancel")).await?, json)
         }
         SessionsVerb::Pause { id } => show(&post(format!("/v1/sessions/{id}/pause")).await?, json),
-        SessionsVerb::Resume { id } => {
+        SessionsVerb::Resume { id: Some(id), .. } => {
             show(&post(format!("/v1/sessions/{id}/resume")).await?, json)
+        }
+        SessionsVerb::Resume { id: None, .. } => {
+            let r = r1_proto::Api::session_resume_all(client)
+                .await
+                .map_err(ClientError::Api)?;
+            if json {
+                output::json(&r);
+            } else if r.resumed.is_empty() && r.failed.is_empty() {
+                output::line("no paused sessions");
+            } else {
+                for v in &r.resumed {
+                    show(v, false);
+                }
+                for f in &r.failed {
+                    output::line(&format!(
+                        "could not resume {}: {} ({})",
+                        f.id,
+                        f.error_message,
+                        f.error_code.as_str()
+                    ));
+                }
+            }
         }
         SessionsVerb::Repair { id } => {
             let r = r1_proto::Api::session_repair(client, &id)

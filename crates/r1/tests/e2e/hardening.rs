@@ -881,8 +881,9 @@ fn a_byte_changed_mid_journal_quarantines_the_session_until_it_is_repaired() {
         "the corrupt journal changed"
     );
     // Other sessions are unaffected.
+    // (It was idle at the shutdown: idle again.)
     let v = d.get(&format!("/v1/sessions/{other}")).json();
-    assert_eq!(v["state"], "paused", "{v}");
+    assert_eq!(v["state"], "idle", "{v}");
     assert_eq!(
         d.post(&format!("/v1/sessions/{other}/resume"), "{}").status,
         200
@@ -900,7 +901,10 @@ fn a_byte_changed_mid_journal_quarantines_the_session_until_it_is_repaired() {
         corrupt,
         "the copy is not the damaged file"
     );
-    assert_eq!(r["session"]["state"], "paused", "{r}");
+    // Cut back mid-turn it comes back paused (the turn closed as interrupted); cut
+    // back between turns, idle.
+    let state = r["session"]["state"].clone();
+    assert!(state == "paused" || state == "idle", "{r}");
     // The session works again, its seqs continuing from the last good record.
     assert_eq!(
         d.post(&format!("/v1/sessions/{id}/resume"), "{}").status,
@@ -928,8 +932,5 @@ fn a_byte_changed_mid_journal_quarantines_the_session_until_it_is_repaired() {
     // And it survives a restart clean.
     drop(d);
     let d = home.serve(&[]);
-    assert_eq!(
-        d.get(&format!("/v1/sessions/{id}")).json()["state"],
-        "paused"
-    );
+    assert_eq!(d.get(&format!("/v1/sessions/{id}")).json()["state"], "idle");
 }

@@ -7,10 +7,13 @@
 
 mod agent;
 mod confinement;
+mod core;
 mod faults;
+mod flow;
 mod foundation;
 mod hardening;
 mod perimeter;
 mod providers;
+mod restart;
 mod sessions;
 mod support;

@@ -1,0 +1,797 @@
+//! The session actor: one tokio task owns a session's state and takes every command on
+//! a channel, in order. For each command it asks the pure rules
+//! ([`crate::transition::transition`]) what to write, journals that, and only then
+//! folds the records into its state and publishes the new view (journal first: a failed
+//! write changes nothing). Everyone else holds a [`Session`] handle, which sends
+//! commands and reads the last published view; no lock guards session state.
+//!
+//! A turn runs as a task of its own (the provider stream, tools in lanes) and talks to
+//! the actor like any client: every record it makes goes through the actor, a tool
+//! call that needs approval asks the actor and waits for the decision, and its end is a
+//! command ([`Msg::TurnEnded`]). A pause, kill or cancel cancels the turn and completes
+//! when its end has been journaled, so no record of a turn follows the record that
+//! stopped it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use r1_engine::{
+    Authorization, ChatMessage, Policy, ProviderRequest, Role, SinkError, ToolCall, ToolResult,
+    TurnOutcome, TurnSink,
+};
+use r1_journal::{Ack, Journal, JournalError, NewRecord};
+use r1_proto::{ApiError, EventKind, EventRecord, SendMessageResult, SessionState};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::fsutil::random_hex;
+use crate::sessions::{journal_error, trim_history, Session};
+use crate::transition::{transition, Command, Core, LaneEntry, Queued, Rec, Stop, TurnEnd};
+use crate::Hub;
+
+/// Commands waiting for one session's actor. The API's callers wait for their answers,
+/// so this bounds how many can pile up behind a slow journal write.
+pub const INBOX: usize = 256;
+/// How often an end of turn that could not be journaled (a full disk) is tried again.
+const RETRY_END: Duration = Duration::from_secs(1);
+/// How much of a tool's result is journaled in `tool.completed` (the model gets the
+/// same bounded text).
+const RESULT_JOURNAL_BYTES: usize = 64 * 1024;
+/// Live output chunks of one tool waiting to be journaled as `lane.delta`.
+const LANE_OUTPUT_QUEUE: usize = 256;
+
+/// What clients see of a session, published by its actor after every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The state.
+    pub state: SessionState,
+    /// Paused by a restart with work to reattach to.
+    pub reattachable: bool,
+    /// Why it is in `error`.
+    pub error: Option<String>,
+    /// The newest journaled seq.
+    pub last_seq: u64,
+    /// Approvals waiting for a decision.
+    pub pending_approvals: Vec<String>,
+    /// The tool lanes.
+    pub lanes: Vec<LaneEntry>,
+}
+
+impl Snapshot {
+    /// The view of `core`.
+    pub fn of(core: &Core) -> Snapshot {
+        Snapshot {
+            state: core.state,
+            reattachable: core.reattachable,
+            error: core.error.clone(),
+            last_seq: core.last_seq,
+            pending_approvals: core.pending_approvals(),
+            lanes: core.lanes.clone(),
+        }
+    }
+}
+
+/// The answer to an API command.
+#[derive(Debug)]
+pub enum Answer {
+    /// Done; the caller reads the new view.
+    Done,
+    /// A send was recorded (or was a repeat).
+    Sent(SendMessageResult),
+}
+
+/// What the actor takes.
+pub enum Msg {
+    /// A command of the API.
+    Api {
+        /// The command.
+        cmd: Command,
+        /// Its answer, sent once the command's effect is visible.
+        reply: oneshot::Sender<Result<Answer, ApiError>>,
+    },
+    /// The running turn asks for a decision on a tool call.
+    Ask {
+        /// The call.
+        call: ToolCall,
+        /// The turn's message.
+        message_id: String,
+        /// The receiver of the decision, once the request is journaled.
+        reply: oneshot::Sender<Result<oneshot::Receiver<bool>, ApiError>>,
+    },
+    /// The running turn records an event.
+    Emit {
+        /// The record.
+        rec: Rec,
+        /// Its seq, once written.
+        reply: oneshot::Sender<Result<u64, ApiError>>,
+    },
+    /// A tool lane started: its cancel token, for `lanes.kill`.
+    LaneStarted {
+        /// The lane.
+        lane: String,
+        /// Cancels the tool.
+        cancel: CancellationToken,
+    },
+    /// `lanes.kill`.
+    KillLane {
+        /// The lane.
+        lane: String,
+        /// Answered once the kill is asked (the lane's status follows).
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// The running turn ended.
+    TurnEnded {
+        /// How.
+        end: TurnEnd,
+        /// The messages the turn added to the conversation.
+        added: Vec<ChatMessage>,
+    },
+    /// The daemon stops: pause (durably) and stop the session's child processes.
+    Shutdown {
+        /// Answered when done.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Starts the actor of `session`, which owns `core` and `history` from now on.
+pub fn spawn(
+    hub: Hub,
+    session: &Arc<Session>,
+    rx: mpsc::Receiver<Msg>,
+    view: watch::Sender<Arc<Snapshot>>,
+    core: Core,
+    history: Vec<ChatMessage>,
+) {
+    let Some(journal) = session.journal.clone() else {
+        return;
+    };
+    let actor = Actor {
+        hub,
+        session: Arc::downgrade(session),
+        tx: session.tx.downgrade(),
+        core,
+        journal,
+        history,
+        view,
+        turn: None,
+        waiters: HashMap::new(),
+        lane_tokens: HashMap::new(),
+        after_turn: Vec::new(),
+        pending_end: None,
+        shutdown_waiters: Vec::new(),
+    };
+    tokio::spawn(actor.run(rx));
+}
+
+struct Actor {
+    hub: Hub,
+    session: Weak<Session>,
+    tx: mpsc::WeakSender<Msg>,
+    core: Core,
+    journal: Journal,
+    history: Vec<ChatMessage>,
+    view: watch::Sender<Arc<Snapshot>>,
+    /// Cancels the running turn's task.
+    turn: Option<CancellationToken>,
+    /// Decisions the running turn waits for, by approval id.
+    waiters: HashMap<String, oneshot::Sender<bool>>,
+    /// Cancel tokens of running tool lanes.
+    lane_tokens: HashMap<String, CancellationToken>,
+    /// Answers owed once the running turn has ended (cancel, pause, kill).
+    after_turn: Vec<oneshot::Sender<Result<Answer, ApiError>>>,
+    /// An end of turn the journal refused (full disk), tried again every second.
+    pending_end: Option<TurnEnd>,
+    /// Shutdown answers owed once the running turn has stopped.
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            let retry = self.pending_end.is_some();
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                () = tokio::time::sleep(RETRY_END), if retry => {
+                    self.journal_turn_end().await;
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { return };
+            match msg {
+                Msg::Api { cmd, reply } => self.api(cmd, reply).await,
+                Msg::Ask {
+                    call,
+                    message_id,
+                    reply,
+                } => {
+                    let approval_id = format!("apr_{}", random_hex(6).unwrap_or_default());
+                    let cmd = Command::AskApproval {
+                        approval_id: approval_id.clone(),
+                        call,
+                        message_id,
+                    };
+                    let answer = match self.step(&cmd).await {
+                        Ok(_) => {
+                            let (tx, rx) = oneshot::channel();
+                            self.waiters.insert(approval_id, tx);
+                            Ok(rx)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Msg::Emit { rec, reply } => {
+                    let seq = self
+                        .step(&Command::Emit(rec))
+                        .await
+                        .map(|(_, seqs)| seqs.last().copied().unwrap_or(0));
+                    let _ = reply.send(seq);
+                }
+                Msg::LaneStarted { lane, cancel } => {
+                    self.lane_tokens.insert(lane, cancel);
+                }
+                Msg::KillLane { lane, reply } => {
+                    let answer = if lane == "main" {
+                        Err(ApiError::validation(
+                            "the main lane cannot be killed; cancel the turn instead",
+                        ))
+                    } else if !self.core.lanes.iter().any(|l| l.lane == lane) {
+                        Err(ApiError::not_found(format!("lane {lane} not found")))
+                    } else {
+                        if let Some(t) = self.lane_tokens.get(&lane) {
+                            t.cancel();
+                        }
+                        Ok(())
+                    };
+                    let _ = reply.send(answer);
+                }
+                Msg::TurnEnded { end, added } => {
+                    self.turn = None;
+                    self.waiters.clear();
+                    self.lane_tokens.clear();
+                    self.history.extend(added);
+                    trim_history(&mut self.history);
+                    self.pending_end = Some(end);
+                    self.journal_turn_end().await;
+                }
+                Msg::Shutdown { reply } => self.shutdown(reply).await,
+            }
+        }
+    }
+
+    /// Runs the rules for `cmd` and journals what they say; the core changes only by
+    /// the records that were written.
+    async fn step(
+        &mut self,
+        cmd: &Command,
+    ) -> Result<(crate::transition::Step, Vec<u64>), ApiError> {
+        let step = transition(&self.core, cmd)?;
+        let seqs = self.journal_records(&step.records).await?;
+        Ok((step, seqs))
+    }
+
+    /// Journals `records` in order, folding each into the core once written, then
+    /// publishes the view. A failed fsync puts the session in `error` for good.
+    async fn journal_records(&mut self, records: &[Rec]) -> Result<Vec<u64>, ApiError> {
+        let mut seqs = Vec::with_capacity(records.len());
+        let mut result = Ok(());
+        for r in records {
+            let ack = if r.durable {
+                Ack::Durable
+            } else {
+                Ack::Appended
+            };
+            match self
+                .journal
+                .append(NewRecord::new(r.kind, r.lane.clone(), r.data.clone()), ack)
+                .await
+            {
+                Ok(rec) => {
+                    seqs.push(rec.seq);
+                    self.core.apply(&rec);
+                    self.announce(&rec);
+                }
+                Err(e) => {
+                    if let JournalError::Failed { reason } = &e {
+                        tracing::error!(session = ?self.id(), "journal failed: {reason}");
+                        self.core.state = SessionState::Error;
+                        self.core.error = Some("the journal failed to sync to disk".into());
+                        if let Some(t) = &self.turn {
+                            t.cancel();
+                        }
+                    }
+                    result = Err(journal_error(&e));
+                    break;
+                }
+            }
+        }
+        let _ = self.view.send(Arc::new(Snapshot::of(&self.core)));
+        result.map(|()| seqs)
+    }
+
+    fn id(&self) -> Option<String> {
+        self.session.upgrade().map(|s| s.id.clone())
+    }
+
+    /// Tells live followers and the daemon bus about a written record.
+    fn announce(&self, rec: &EventRecord) {
+        let Some(s) = self.session.upgrade() else {
+            return;
+        };
+        s.publish(rec);
+        match rec.kind {
+            EventKind::SessionState => {
+                if let Some(state) = rec.data["state"].as_str() {
+                    self.hub
+                        .bus()
+                        .publish("session.state", json!({"session_id": s.id, "state": state}));
+                }
+            }
+            EventKind::SessionEnded => {
+                self.hub
+                    .bus()
+                    .publish("session.ended", json!({"session_id": s.id}));
+            }
+            _ => {}
+        }
+    }
+
+    async fn api(&mut self, cmd: Command, reply: oneshot::Sender<Result<Answer, ApiError>>) {
+        let cmd = match cmd {
+            Command::Approve {
+                approval_id,
+                decision,
+                ..
+            } => Command::Approve {
+                waiter_alive: self.waiters.contains_key(&approval_id),
+                approval_id,
+                decision,
+            },
+            other => other,
+        };
+        let (step, seqs) = match self.step(&cmd).await {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if let Some((message_id, seq)) = step.duplicate {
+            let _ = reply.send(Ok(Answer::Sent(SendMessageResult {
+                message_id,
+                seq,
+                duplicate: true,
+            })));
+            return;
+        }
+        if step.cancel_turn {
+            self.core.stop_with(match &cmd {
+                Command::Pause { reason } => Stop::Pause(reason.clone()),
+                Command::Kill => Stop::Kill,
+                _ => Stop::Cancel,
+            });
+            if let Some(t) = &self.turn {
+                t.cancel();
+            }
+            let _ = self.view.send(Arc::new(Snapshot::of(&self.core)));
+        }
+        if let Some((id, allow)) = &step.deliver {
+            if let Some(w) = self.waiters.remove(id) {
+                let _ = w.send(*allow);
+            }
+        }
+        if let Some(next) = step.start_turn.clone() {
+            self.start_turn(next);
+        }
+        if step.ended {
+            self.end().await;
+        }
+        let answer = match &cmd {
+            Command::Send { message_id, .. } => Answer::Sent(SendMessageResult {
+                message_id: message_id.clone(),
+                seq: seqs.first().copied().unwrap_or(0),
+                duplicate: false,
+            }),
+            _ => Answer::Done,
+        };
+        if step.wait_for_turn && self.turn.is_some() {
+            self.after_turn.push(reply);
+        } else {
+            let _ = reply.send(Ok(answer));
+        }
+    }
+
+    /// Journals the end of the turn that just stopped; on a full disk it stays pending
+    /// (the session shows `busy`, truthfully: the end is not recorded) and is tried
+    /// again every second, so the session works again once space returns.
+    async fn journal_turn_end(&mut self) {
+        let Some(end) = self.pending_end.clone() else {
+            return;
+        };
+        let step = match self.step(&Command::TurnEnded(end)).await {
+            Ok((step, _)) => step,
+            Err(e) if self.core.state == SessionState::Error => {
+                tracing::warn!(session = ?self.id(), "turn end not journaled: {e}");
+                self.pending_end = None;
+                self.core.turn = None;
+                self.answer_stoppers();
+                self.answer_shutdown().await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(session = ?self.id(), "turn end not journaled yet, will retry: {e}");
+                return;
+            }
+        };
+        self.pending_end = None;
+        self.answer_stoppers();
+        if let Some(next) = step.start_turn {
+            self.start_turn(next);
+        }
+        if step.ended {
+            self.end().await;
+        }
+        self.answer_shutdown().await;
+    }
+
+    fn answer_stoppers(&mut self) {
+        for r in self.after_turn.drain(..) {
+            let _ = r.send(Ok(Answer::Done));
+        }
+    }
+
+    async fn answer_shutdown(&mut self) {
+        if self.shutdown_waiters.is_empty() {
+            return;
+        }
+        self.stop_children().await;
+        for r in self.shutdown_waiters.drain(..) {
+            let _ = r.send(());
+        }
+    }
+
+    /// The session ended: its journal closes and its followers drain and stop.
+    async fn end(&mut self) {
+        let _ = self.journal.close().await;
+        if let Some(s) = self.session.upgrade() {
+            s.close_live();
+            if let Some(pool) = s.mcp.get() {
+                pool.shutdown().await;
+            }
+        }
+    }
+
+    /// Daemon shutdown: a session with work in flight (a turn, a pending approval) is
+    /// paused, durably (`session.paused {reason: "daemon shutdown"}`); once its turn has
+    /// stopped, its MCP servers are stopped and the caller is answered. An idle session
+    /// has nothing to pause and journals nothing: it comes back idle.
+    async fn shutdown(&mut self, reply: oneshot::Sender<()>) {
+        let live = matches!(
+            self.core.state,
+            SessionState::Busy | SessionState::WaitingOnApproval
+        ) || self.core.turn.is_some();
+        if live {
+            let (tx, _answer) = oneshot::channel();
+            self.api(
+                Command::Pause {
+                    reason: "daemon shutdown".into(),
+                },
+                tx,
+            )
+            .await;
+        }
+        if self.turn.is_some() {
+            self.shutdown_waiters.push(reply);
+        } else {
+            self.stop_children().await;
+            let _ = reply.send(());
+        }
+    }
+
+    async fn stop_children(&mut self) {
+        if let Some(s) = self.session.upgrade() {
+            if let Some(pool) = s.mcp.get() {
+                pool.shutdown().await;
+            }
+        }
+    }
+
+    /// Starts the turn answering `q` in a task of its own.
+    fn start_turn(&mut self, q: Queued) {
+        let (Some(s), Some(tx)) = (self.session.upgrade(), self.tx.upgrade()) else {
+            return;
+        };
+        let cancel = CancellationToken::new();
+        self.turn = Some(cancel.clone());
+        if let Some(text) = &q.text {
+            self.history
+                .push(ChatMessage::text(Role::User, text.clone()));
+            trim_history(&mut self.history);
+        }
+        let history = self.history.clone();
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let (end, added) = run_turn(&hub, &s, &tx, q, history, &cancel).await;
+            let _ = tx.send(Msg::TurnEnded { end, added }).await;
+        });
+    }
+}
+
+/// One turn: the provider, the tool calls it makes, until the model answers.
+async fn run_turn(
+    hub: &Hub,
+    s: &Arc<Session>,
+    tx: &mpsc::Sender<Msg>,
+    q: Queued,
+    mut history: Vec<ChatMessage>,
+    cancel: &CancellationToken,
+) -> (TurnEnd, Vec<ChatMessage>) {
+    let mut added = Vec::new();
+    let provider = match hub.provider_for(s).await {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                TurnEnd::Failed {
+                    message: e.message,
+                    code: e.code.as_str().to_string(),
+                },
+                added,
+            )
+        }
+    };
+    let sink = Sink {
+        hub,
+        session: s,
+        tx,
+        message_id: q.message_id.clone(),
+        cancel: cancel.clone(),
+    };
+    if let Some((call, allow)) = &q.resume {
+        let result = if *allow {
+            sink.execute(call).await
+        } else {
+            ToolResult {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                content: crate::transition::denial(&call.name),
+                is_error: true,
+            }
+        };
+        let m = ChatMessage {
+            role: Role::User,
+            text: String::new(),
+            tool_calls: Vec::new(),
+            tool_result: Some(result),
+        };
+        history.push(m.clone());
+        added.push(m);
+    }
+    let req = ProviderRequest {
+        model: s.model.clone(),
+        system: Some(crate::agent::system_prompt(s)),
+        messages: history,
+        tools: hub.tools_for(s).await,
+        protected: hub.protected(),
+    };
+    match r1_engine::run_turn(provider.as_ref(), req, &sink, &q.message_id, cancel).await {
+        TurnOutcome::Completed { added: more, .. } => {
+            added.extend(more);
+            (TurnEnd::Completed, added)
+        }
+        TurnOutcome::Cancelled => (TurnEnd::Cancelled, added),
+        TurnOutcome::Failed { message, code } => (
+            TurnEnd::Failed {
+                message,
+                code: code.to_string(),
+            },
+            added,
+        ),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[… {} more bytes not shown]", &s[..end], s.len() - end)
+}
+
+/// What the engine's turn loop calls back into: every record goes through the actor.
+struct Sink<'a> {
+    hub: &'a Hub,
+    session: &'a Arc<Session>,
+    tx: &'a mpsc::Sender<Msg>,
+    message_id: String,
+    cancel: CancellationToken,
+}
+
+impl Sink<'_> {
+    async fn record(
+        &self,
+        kind: EventKind,
+        lane: &str,
+        data: Value,
+        durable: bool,
+    ) -> Result<u64, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        let rec = Rec {
+            kind,
+            lane: lane.to_string(),
+            data,
+            durable,
+        };
+        self.tx
+            .send(Msg::Emit { rec, reply })
+            .await
+            .map_err(|_| ApiError::conflict("the session has stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::conflict("the session has stopped"))?
+    }
+
+    async fn emit_denial(&self, call: &ToolCall, reason: &str) -> Result<(), SinkError> {
+        self.emit(
+            EventKind::ToolCompleted,
+            "main",
+            json!({"call_id": call.id, "tool": call.name, "content": reason, "is_error": true, "denied": true}),
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl TurnSink for Sink<'_> {
+    async fn emit(
+        &self,
+        kind: EventKind,
+        lane: &str,
+        data: Value,
+        durable: bool,
+    ) -> Result<u64, SinkError> {
+        self.record(kind, lane, data, durable)
+            .await
+            .map_err(|e| SinkError::storage(e.message))
+    }
+
+    async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError> {
+        match self.session.policy_for(&call.name) {
+            Policy::Allow => Ok(Authorization::Allow),
+            Policy::Deny => {
+                let reason = format!("the session's policy denies the tool {}", call.name);
+                self.emit_denial(call, &reason).await?;
+                Ok(Authorization::Deny(reason))
+            }
+            Policy::Ask => {
+                let (reply, rx) = oneshot::channel();
+                self.tx
+                    .send(Msg::Ask {
+                        call: call.clone(),
+                        message_id: self.message_id.clone(),
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| SinkError::storage("the session has stopped"))?;
+                let decision = rx
+                    .await
+                    .map_err(|_| SinkError::storage("the session has stopped"))?
+                    .map_err(|e| SinkError::storage(e.message))?;
+                let allowed = tokio::select! {
+                    d = decision => d.unwrap_or(false),
+                    () = self.cancel.cancelled() => false,
+                };
+                if allowed {
+                    Ok(Authorization::Allow)
+                } else {
+                    let reason = crate::transition::denial(&call.name);
+                    if !self.cancel.is_cancelled() {
+                        self.emit_denial(call, &reason).await?;
+                    }
+                    Ok(Authorization::Deny(reason))
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, call: &ToolCall) -> ToolResult {
+        let s = self.session;
+        let lane = format!("tool_{}", random_hex(5).unwrap_or_default());
+        let lane_cancel = self.cancel.child_token();
+        let _ = self
+            .emit(
+                EventKind::LaneCreated,
+                &lane,
+                json!({"lane": lane, "tool": call.name, "call_id": call.id}),
+                false,
+            )
+            .await;
+        let _ = self
+            .tx
+            .send(Msg::LaneStarted {
+                lane: lane.clone(),
+                cancel: lane_cancel.clone(),
+            })
+            .await;
+        let _ = self
+            .emit(EventKind::ToolStarted, &lane, json!({"lane": lane, "call_id": call.id, "tool": call.name, "args": call.arguments}), false)
+            .await;
+        let (out_tx, mut out_rx) = mpsc::channel::<String>(LANE_OUTPUT_QUEUE);
+        let ctx = r1_engine::ToolContext {
+            workdir: std::path::PathBuf::from(&s.workdir),
+            cancel: lane_cancel.clone(),
+            output: Some(out_tx),
+            protected: self.hub.protected(),
+        };
+        // The context owns the output sender: it must drop when the tool finishes so
+        // the forwarder below sees the end of the output.
+        let run = async move {
+            let result = self.hub.run_tool(s, &ctx, call).await;
+            drop(ctx);
+            result
+        };
+        let forward = async {
+            while let Some(chunk) = out_rx.recv().await {
+                let _ = self
+                    .emit(
+                        EventKind::LaneDelta,
+                        &lane,
+                        json!({"lane": lane, "text": chunk}),
+                        false,
+                    )
+                    .await;
+            }
+        };
+        let (result, ()) = tokio::join!(run, forward);
+        let killed = lane_cancel.is_cancelled() && !self.cancel.is_cancelled();
+        let status = if killed {
+            "killed"
+        } else if self.cancel.is_cancelled() {
+            "cancelled"
+        } else if result.is_error {
+            "failed"
+        } else {
+            "done"
+        };
+        if killed {
+            let _ = self
+                .emit(EventKind::LaneKilled, &lane, json!({"lane": lane}), false)
+                .await;
+        }
+        let _ = self
+            .emit(
+                EventKind::LaneStatus,
+                &lane,
+                json!({"lane": lane, "status": status}),
+                false,
+            )
+            .await;
+        let content = truncate(&result.content, RESULT_JOURNAL_BYTES);
+        let _ = self
+            .emit(EventKind::ToolCompleted, &lane, json!({"lane": lane, "call_id": call.id, "tool": call.name, "content": content, "is_error": result.is_error}), false)
+            .await;
+        ToolResult { content, ..result }
+    }
+
+    fn usage(&self, input_tokens: u64, output_tokens: u64) -> Result<(), SinkError> {
+        let s = self.session;
+        let used = s
+            .tokens_used
+            .fetch_add(input_tokens + output_tokens, Ordering::AcqRel)
+            + input_tokens
+            + output_tokens;
+        match s.token_budget {
+            Some(b) if used > b => Err(SinkError {
+                message: format!("the session's token budget of {b} is spent ({used} used); start a new session or raise the budget"),
+                code: "budget_exceeded",
+            }),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,987 @@
+//! The rules of a session, with no I/O: what a command is allowed to do in a given
+//! state, which records it writes, and what the session looks like after them.
+//!
+//! The session actor (`actor.rs`) is the only caller. For every command it asks
+//! [`transition`] for a [`Step`], journals the step's records, and only once they are
+//! written folds them into its [`Core`] with [`Core::apply`] — journal first, so a failed
+//! write changes nothing. The same [`Core::apply`] rebuilds a session from its journal
+//! after a restart, so the state a client sees is always the fold of the records it can
+//! read.
+
+use std::collections::{HashMap, VecDeque};
+
+use r1_engine::ToolCall;
+use r1_proto::{ApiError, ErrorCode, EventKind, EventRecord, SessionState};
+use serde_json::{json, Value};
+
+/// How many accepted messages may wait for their turn in one session.
+pub const MAX_QUEUED: usize = 256;
+/// How many bytes of text may wait for their turn in one session.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// A record the step asks the actor to journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rec {
+    /// What happened.
+    pub kind: EventKind,
+    /// Where: `main` or a tool lane.
+    pub lane: String,
+    /// The payload.
+    pub data: Value,
+    /// Whether it must be fdatasynced before anyone is told (messages, approvals,
+    /// pause/resume, terminal records).
+    pub durable: bool,
+}
+
+impl Rec {
+    fn main(kind: EventKind, data: Value, durable: bool) -> Rec {
+        Rec {
+            kind,
+            lane: "main".into(),
+            data,
+            durable,
+        }
+    }
+
+    fn state(state: SessionState) -> Rec {
+        Rec::main(
+            EventKind::SessionState,
+            json!({"state": state.as_str()}),
+            false,
+        )
+    }
+}
+
+/// An approval as the session knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalEntry {
+    /// `apr_…`.
+    pub id: String,
+    /// The tool call that waits.
+    pub call: ToolCall,
+    /// The user message whose turn asked.
+    pub message_id: String,
+    /// `pending`, `allow` or `deny`.
+    pub status: String,
+}
+
+/// A tool lane as the session knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneEntry {
+    /// `tool_…`.
+    pub lane: String,
+    /// The tool it runs.
+    pub tool: String,
+    /// `running`, `done`, `failed`, `killed`, `cancelled`.
+    pub status: String,
+    /// Kept in views after it ends.
+    pub pinned: bool,
+    /// The seq of its `lane.created`.
+    pub created_seq: u64,
+}
+
+/// A turn waiting to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    /// The user message it answers.
+    pub message_id: String,
+    /// The user's text; `None` for the continuation after an approval was decided
+    /// with no turn waiting for it.
+    pub text: Option<String>,
+    /// The decided call to run (or report denied) first, for a continuation.
+    pub resume: Option<(ToolCall, bool)>,
+}
+
+/// What a session is: the fold of its journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Core {
+    /// The state clients see.
+    pub state: SessionState,
+    /// Paused by a daemon restart, with work to reattach to.
+    pub reattachable: bool,
+    /// Why the session is in `error`.
+    pub error: Option<String>,
+    /// The newest journaled seq.
+    pub last_seq: u64,
+    /// The message whose turn is running.
+    pub turn: Option<String>,
+    /// A pause or kill waits for the running turn to stop before its records go in,
+    /// so no record of the turn follows them.
+    pub stopping: Option<Stop>,
+    /// Accepted messages waiting for their turn, in order.
+    pub queue: VecDeque<Queued>,
+    /// Every approval asked in this session.
+    pub approvals: Vec<ApprovalEntry>,
+    /// Every tool lane.
+    pub lanes: Vec<LaneEntry>,
+    /// `client_message_id` → (`message_id`, seq), for idempotent sends.
+    pub idem: HashMap<String, (String, u64)>,
+    /// Why the session was last paused, while it is paused.
+    pub paused_reason: Option<String>,
+}
+
+/// Why the running turn is being stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// Cancel: the turn ends, the session goes on.
+    Cancel,
+    /// Pause, with its reason.
+    Pause(String),
+    /// Kill: the session ends.
+    Kill,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Core {
+            state: SessionState::Idle,
+            reattachable: false,
+            error: None,
+            last_seq: 0,
+            turn: None,
+            stopping: None,
+            queue: VecDeque::new(),
+            approvals: Vec::new(),
+            lanes: Vec::new(),
+            idem: HashMap::new(),
+            paused_reason: None,
+        }
+    }
+}
+
+/// How a turn ended, as the rules need it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEnd {
+    /// The model answered.
+    Completed,
+    /// It was cancelled (cancel, pause, kill, shutdown).
+    Cancelled,
+    /// The provider or the host failed.
+    Failed {
+        /// For a person.
+        message: String,
+        /// The wire code.
+        code: String,
+    },
+}
+
+/// A command, as data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A user message; `message_id` is chosen by the caller.
+    Send {
+        /// `msg_…`.
+        message_id: String,
+        /// The text.
+        text: String,
+        /// The idempotency key.
+        client_message_id: Option<String>,
+    },
+    /// Stop the running turn.
+    Cancel,
+    /// Pause (stops the running turn, holds the queue).
+    Pause {
+        /// Why.
+        reason: String,
+    },
+    /// Resume a paused session.
+    Resume,
+    /// End the session.
+    Kill,
+    /// Decide an approval.
+    Approve {
+        /// `apr_…`.
+        approval_id: String,
+        /// `allow` or `deny`.
+        decision: String,
+        /// Whether a running turn still waits for this decision.
+        waiter_alive: bool,
+    },
+    /// The running turn asks for a decision on `call`.
+    AskApproval {
+        /// `apr_…`, chosen by the caller.
+        approval_id: String,
+        /// The call.
+        call: ToolCall,
+        /// The user message of the turn.
+        message_id: String,
+    },
+    /// The running turn records an event (text, tool, lane).
+    Emit(Rec),
+    /// Keep a lane in views after it ends.
+    PinLane {
+        /// The lane.
+        lane: String,
+    },
+    /// The running turn ended.
+    TurnEnded(TurnEnd),
+}
+
+/// What a command does: the records to journal and what to do once they are written.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Step {
+    /// Journaled in order, before anything else happens.
+    pub records: Vec<Rec>,
+    /// Start the turn of this queued message.
+    pub start_turn: Option<Queued>,
+    /// Cancel the running turn (its end comes back as [`Command::TurnEnded`]).
+    pub cancel_turn: bool,
+    /// Deliver this decision to the waiting turn.
+    pub deliver: Option<(String, bool)>,
+    /// The command is done only when the running turn has ended.
+    pub wait_for_turn: bool,
+    /// The send was a repeat of an earlier one: (`message_id`, seq).
+    pub duplicate: Option<(String, u64)>,
+    /// The session ended: close the journal.
+    pub ended: bool,
+}
+
+fn crash(core: &Core) -> ApiError {
+    ApiError::new(
+        ErrorCode::CrashRecovery,
+        format!(
+            "the session is in error: {}",
+            core.error.clone().unwrap_or_default()
+        ),
+    )
+}
+
+fn refuse_dead(core: &Core) -> Result<(), ApiError> {
+    match core.state {
+        SessionState::Ended => Err(ApiError::conflict("the session has ended")),
+        SessionState::Error => Err(crash(core)),
+        _ => Ok(()),
+    }
+}
+
+/// The rules: what `cmd` does to a session in `core`. Pure; an `Err` changes nothing.
+pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
+    let mut step = Step::default();
+    match cmd {
+        Command::Send {
+            message_id,
+            text,
+            client_message_id,
+        } => {
+            if let Some(done) = client_message_id.as_ref().and_then(|k| core.idem.get(k)) {
+                step.duplicate = Some(done.clone());
+                return Ok(step);
+            }
+            refuse_dead(core)?;
+            if core.state == SessionState::Paused || matches!(core.stopping, Some(Stop::Pause(_))) {
+                return Err(ApiError::conflict("the session is paused; resume it first"));
+            }
+            if matches!(core.stopping, Some(Stop::Kill)) {
+                return Err(ApiError::conflict("the session is ending"));
+            }
+            let waiting_bytes: usize = core
+                .queue
+                .iter()
+                .map(|q| q.text.as_ref().map_or(0, String::len))
+                .sum();
+            if core.queue.len() >= MAX_QUEUED || waiting_bytes + text.len() > MAX_QUEUED_BYTES {
+                return Err(ApiError::new(
+                    ErrorCode::BudgetExceeded,
+                    format!(
+                        "{} messages ({waiting_bytes} bytes) already wait for their turn in this session; send again when it has caught up",
+                        core.queue.len()
+                    ),
+                ));
+            }
+            step.records.push(Rec::main(
+                EventKind::SessionMessage,
+                json!({"role": "user", "text": text, "message_id": message_id,
+                       "client_message_id": client_message_id}),
+                true,
+            ));
+            let queued = Queued {
+                message_id: message_id.clone(),
+                text: Some(text.clone()),
+                resume: None,
+            };
+            if core.turn.is_none() {
+                // Nothing runs: start the oldest waiting message, which is this one
+                // unless an earlier one was recorded but never started (its start could
+                // not be journaled).
+                let next = core.queue.front().cloned().unwrap_or(queued);
+                step.records.push(busy(&next.message_id));
+                step.start_turn = Some(next);
+            }
+        }
+        Command::Cancel => {
+            if core.turn.is_some() {
+                step.cancel_turn = true;
+                step.wait_for_turn = true;
+            }
+        }
+        Command::Pause { reason } => {
+            refuse_dead(core)?;
+            if core.state == SessionState::Paused
+                || matches!(core.stopping, Some(Stop::Pause(_) | Stop::Kill))
+            {
+                step.wait_for_turn = core.turn.is_some();
+                return Ok(step);
+            }
+            if core.turn.is_some() {
+                step.cancel_turn = true;
+                step.wait_for_turn = true;
+            } else {
+                step.records = pause_records(reason);
+            }
+        }
+        Command::Resume => {
+            refuse_dead(core)?;
+            if core.state != SessionState::Paused {
+                return Ok(step);
+            }
+            step.records
+                .push(Rec::main(EventKind::SessionResumed, json!({}), true));
+            match core.queue.front() {
+                Some(next) => {
+                    step.records.push(busy(&next.message_id));
+                    step.start_turn = Some(next.clone());
+                }
+                None => step.records.push(Rec::state(SessionState::Idle)),
+            }
+        }
+        Command::Kill => {
+            if core.state == SessionState::Ended || matches!(core.stopping, Some(Stop::Kill)) {
+                step.wait_for_turn = core.turn.is_some();
+                return Ok(step);
+            }
+            if core.turn.is_some() {
+                step.cancel_turn = true;
+                step.wait_for_turn = true;
+            } else {
+                step.records = kill_records(core);
+                step.ended = true;
+            }
+        }
+        Command::Approve {
+            approval_id,
+            decision,
+            waiter_alive,
+        } => {
+            if decision != "allow" && decision != "deny" {
+                return Err(ApiError::validation(
+                    "decision must be \"allow\" or \"deny\"",
+                ));
+            }
+            let a = core
+                .approvals
+                .iter()
+                .find(|a| &a.id == approval_id)
+                .ok_or_else(|| ApiError::not_found(format!("approval {approval_id} not found")))?;
+            if a.status != "pending" {
+                return if &a.status == decision {
+                    Ok(step)
+                } else {
+                    Err(ApiError::conflict(format!(
+                        "approval {approval_id} was already decided: {}",
+                        a.status
+                    )))
+                };
+            }
+            if core.state == SessionState::Ended {
+                return Err(ApiError::conflict("the session has ended"));
+            }
+            refuse_dead(core)?;
+            step.records.push(Rec::main(
+                EventKind::ApprovalResolved,
+                json!({"approval_id": approval_id, "decision": decision}),
+                true,
+            ));
+            let allow = decision == "allow";
+            if *waiter_alive && core.turn.as_deref() == Some(a.message_id.as_str()) {
+                step.deliver = Some((approval_id.clone(), allow));
+                if core.state == SessionState::WaitingOnApproval {
+                    step.records.push(Rec::state(SessionState::Busy));
+                }
+            } else {
+                // No turn waits any more (a restart or a pause ended it): the decision
+                // continues the conversation in a new turn.
+                if !allow {
+                    step.records.push(Rec::main(
+                        EventKind::ToolCompleted,
+                        json!({"call_id": a.call.id, "tool": a.call.name,
+                               "content": denial(&a.call.name), "is_error": true, "denied": true}),
+                        false,
+                    ));
+                }
+                let queued = Queued {
+                    message_id: a.message_id.clone(),
+                    text: None,
+                    resume: Some((a.call.clone(), allow)),
+                };
+                let runnable = core.turn.is_none()
+                    && core.queue.is_empty()
+                    && matches!(
+                        core.state,
+                        SessionState::Idle | SessionState::WaitingOnApproval
+                    );
+                if runnable {
+                    step.records.push(busy(&a.message_id));
+                    step.start_turn = Some(queued);
+                } else {
+                    step.records.push(Rec::main(
+                        EventKind::SessionState,
+                        json!({"state": core.state.as_str(), "queued": a.message_id}),
+                        false,
+                    ));
+                }
+            }
+        }
+        Command::AskApproval {
+            approval_id,
+            call,
+            message_id,
+        } => {
+            refuse_dead(core)?;
+            step.records.push(Rec::main(
+                EventKind::ApprovalRequested,
+                json!({"approval_id": approval_id, "tool": call.name, "args": call.arguments,
+                       "call_id": call.id, "reply_to": message_id}),
+                true,
+            ));
+            if core.stopping.is_none() {
+                step.records
+                    .push(Rec::state(SessionState::WaitingOnApproval));
+            }
+        }
+        Command::Emit(rec) => {
+            if core.state == SessionState::Ended {
+                return Err(ApiError::conflict("the session has ended"));
+            }
+            step.records.push(rec.clone());
+        }
+        Command::PinLane { lane } => {
+            let l = core
+                .lanes
+                .iter()
+                .find(|l| &l.lane == lane)
+                .ok_or_else(|| ApiError::not_found(format!("lane {lane} not found")))?;
+            if !l.pinned {
+                step.records.push(Rec {
+                    kind: EventKind::LaneStatus,
+                    lane: lane.clone(),
+                    data: json!({"lane": lane, "status": l.status, "pinned": true}),
+                    durable: false,
+                });
+            }
+        }
+        Command::TurnEnded(end) => {
+            let Some(message_id) = core.turn.clone() else {
+                return Ok(step);
+            };
+            let stop = core.stopping.clone();
+            // A pause keeps the turn's pending approvals: they can be answered later,
+            // and the conversation continues from the decision then.
+            let keep_approvals = matches!(stop, Some(Stop::Pause(_)))
+                && core
+                    .approvals
+                    .iter()
+                    .any(|a| a.status == "pending" && a.message_id == message_id);
+            match end {
+                TurnEnd::Completed => {}
+                TurnEnd::Cancelled => {
+                    if !keep_approvals {
+                        for a in core
+                            .approvals
+                            .iter()
+                            .filter(|a| a.status == "pending" && a.message_id == message_id)
+                        {
+                            step.records.push(Rec::main(
+                                EventKind::ApprovalResolved,
+                                json!({"approval_id": a.id, "decision": "deny",
+                                       "reason": "the turn was cancelled"}),
+                                true,
+                            ));
+                        }
+                        step.records.push(Rec::main(
+                            EventKind::SessionCancelled,
+                            json!({"message_id": message_id}),
+                            true,
+                        ));
+                    }
+                }
+                TurnEnd::Failed { message, code } => step.records.push(Rec::main(
+                    EventKind::SessionError,
+                    json!({"message": message, "code": code, "message_id": message_id}),
+                    true,
+                )),
+            }
+            match stop {
+                Some(Stop::Pause(reason)) => step.records.extend(pause_records(&reason)),
+                Some(Stop::Kill) => {
+                    let mut after = core.clone();
+                    after.turn = None;
+                    step.records.extend(kill_records(&after));
+                    step.ended = true;
+                }
+                Some(Stop::Cancel) | None => match core.queue.front() {
+                    Some(next) => {
+                        step.records.push(busy(&next.message_id));
+                        step.start_turn = Some(next.clone());
+                    }
+                    None => step.records.push(Rec::state(SessionState::Idle)),
+                },
+            }
+        }
+    }
+    Ok(step)
+}
+
+fn busy(message_id: &str) -> Rec {
+    Rec::main(
+        EventKind::SessionState,
+        json!({"state": "busy", "message_id": message_id}),
+        false,
+    )
+}
+
+fn pause_records(reason: &str) -> Vec<Rec> {
+    vec![
+        Rec::main(EventKind::SessionPaused, json!({"reason": reason}), true),
+        Rec::state(SessionState::Paused),
+    ]
+}
+
+fn kill_records(core: &Core) -> Vec<Rec> {
+    if core.state == SessionState::Error {
+        return Vec::new();
+    }
+    vec![Rec::main(EventKind::SessionEnded, json!({}), true)]
+}
+
+/// The tool result a denied call reports to the model.
+pub fn denial(tool: &str) -> String {
+    format!("the user denied the {tool} call")
+}
+
+impl Core {
+    /// Folds one journaled record into the session. Used live, after each write, and on
+    /// load, over the whole journal.
+    pub fn apply(&mut self, r: &EventRecord) {
+        self.last_seq = self.last_seq.max(r.seq);
+        let d = &r.data;
+        let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        match r.kind {
+            EventKind::SessionCreated => self.state = SessionState::Idle,
+            EventKind::SessionMessage if d["role"] == "user" => {
+                let message_id = s("message_id");
+                if let Some(key) = d["client_message_id"].as_str() {
+                    self.idem
+                        .entry(key.to_string())
+                        .or_insert((message_id.clone(), r.seq));
+                }
+                self.queue.push_back(Queued {
+                    message_id,
+                    text: Some(s("text")),
+                    resume: None,
+                });
+            }
+            EventKind::SessionState => {
+                let message_id = d["message_id"].as_str();
+                match d["state"].as_str() {
+                    Some("busy") => {
+                        match message_id {
+                            // A turn starts: its message leaves the queue.
+                            Some(mid) if self.turn.as_deref() != Some(mid) => {
+                                self.queue.retain(|q| q.message_id != mid);
+                                self.turn = Some(mid.to_string());
+                            }
+                            // Journals written before turns named their message: the
+                            // oldest waiting message is the one that started.
+                            None if self.turn.is_none() => {
+                                self.turn = self.queue.pop_front().map(|q| q.message_id);
+                            }
+                            _ => {}
+                        }
+                        self.state = SessionState::Busy;
+                        self.reattachable = false;
+                    }
+                    Some("idle") => {
+                        // Idle is written only once nothing waits.
+                        self.queue.clear();
+                        self.turn = None;
+                        self.stopping = None;
+                        self.state = SessionState::Idle;
+                        self.reattachable = false;
+                    }
+                    Some("waiting_on_approval") => self.state = SessionState::WaitingOnApproval,
+                    Some("paused") => {
+                        self.turn = None;
+                        self.stopping = None;
+                        self.state = SessionState::Paused;
+                    }
+                    Some(_) | None => {}
+                }
+                if let Some(q) = d["queued"].as_str() {
+                    // A decided approval waits behind the running turn or the pause.
+                    if let Some(a) = self.approvals.iter().find(|a| a.message_id == q) {
+                        let allow = a.status == "allow";
+                        self.queue.push_back(Queued {
+                            message_id: q.to_string(),
+                            text: None,
+                            resume: Some((a.call.clone(), allow)),
+                        });
+                    }
+                }
+            }
+            EventKind::SessionPaused => self.paused_reason = Some(s("reason")),
+            EventKind::SessionResumed => {
+                self.reattachable = false;
+                self.paused_reason = None;
+            }
+            EventKind::SessionEnded => {
+                self.state = SessionState::Ended;
+                self.turn = None;
+                self.stopping = None;
+                self.queue.clear();
+            }
+            EventKind::SessionCancelled | EventKind::SessionError if d["interrupted"] == true => {
+                self.turn = None;
+            }
+            EventKind::ApprovalRequested => self.approvals.push(ApprovalEntry {
+                id: s("approval_id"),
+                call: ToolCall {
+                    id: s("call_id"),
+                    name: s("tool"),
+                    arguments: d["args"].clone(),
+                },
+                message_id: s("reply_to"),
+                status: "pending".into(),
+            }),
+            EventKind::ApprovalResolved => {
+                let id = s("approval_id");
+                if let Some(a) = self.approvals.iter_mut().find(|a| a.id == id) {
+                    a.status = s("decision");
+                }
+            }
+            EventKind::LaneCreated => self.lanes.push(LaneEntry {
+                lane: s("lane"),
+                tool: s("tool"),
+                status: "running".into(),
+                pinned: false,
+                created_seq: r.seq,
+            }),
+            EventKind::LaneStatus | EventKind::LaneKilled => {
+                let lane = s("lane");
+                if let Some(l) = self.lanes.iter_mut().find(|l| l.lane == lane) {
+                    if r.kind == EventKind::LaneKilled {
+                        l.status = "killed".into();
+                    } else if let Some(st) = d["status"].as_str() {
+                        l.status = st.to_string();
+                    }
+                    if d["pinned"] == true {
+                        l.pinned = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Remembers why the running turn is being stopped. A kill outranks a pause, and a
+    /// pause a cancel: a weaker stop never replaces a stronger one.
+    pub fn stop_with(&mut self, stop: Stop) {
+        let rank = |s: &Stop| match s {
+            Stop::Cancel => 0,
+            Stop::Pause(_) => 1,
+            Stop::Kill => 2,
+        };
+        if self
+            .stopping
+            .as_ref()
+            .is_none_or(|cur| rank(&stop) > rank(cur))
+        {
+            self.stopping = Some(stop);
+        }
+    }
+
+    /// Ids of the approvals still waiting for a decision.
+    pub fn pending_approvals(&self) -> Vec<String> {
+        self.approvals
+            .iter()
+            .filter(|a| a.status == "pending")
+            .map(|a| a.id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Runs `cmd` as the actor does when every write succeeds: the records are
+    /// "journaled" with the next seqs and folded in; a stop that waits for the turn is
+    /// remembered; a started turn is the running one.
+    fn run(core: &mut Core, cmd: Command) -> Result<Step, ApiError> {
+        let step = transition(core, &cmd)?;
+        for r in &step.records {
+            let rec = EventRecord {
+                v: 1,
+                seq: core.last_seq + 1,
+                at: String::new(),
+                kind: r.kind,
+                lane: r.lane.clone(),
+                data: r.data.clone(),
+            };
+            core.apply(&rec);
+        }
+        if step.cancel_turn {
+            core.stop_with(match cmd {
+                Command::Pause { reason } => Stop::Pause(reason),
+                Command::Kill => Stop::Kill,
+                _ => Stop::Cancel,
+            });
+        }
+        Ok(step)
+    }
+
+    fn send(id: &str) -> Command {
+        Command::Send {
+            message_id: id.into(),
+            text: format!("text of {id}"),
+            client_message_id: Some(format!("k-{id}")),
+        }
+    }
+
+    fn created() -> Core {
+        let mut c = Core::default();
+        c.apply(&EventRecord {
+            v: 1,
+            seq: 1,
+            at: String::new(),
+            kind: EventKind::SessionCreated,
+            lane: "main".into(),
+            data: json!({}),
+        });
+        c
+    }
+
+    #[test]
+    fn a_send_is_busy_before_it_is_answered_and_idle_after_its_turn() {
+        let mut c = created();
+        let step = run(&mut c, send("m1")).unwrap();
+        assert_eq!(c.state, SessionState::Busy);
+        assert_eq!(step.start_turn.unwrap().message_id, "m1");
+        assert_eq!(c.turn.as_deref(), Some("m1"));
+        // A second send while busy is queued, the state stays busy.
+        let step = run(&mut c, send("m2")).unwrap();
+        assert!(step.start_turn.is_none());
+        assert_eq!(c.state, SessionState::Busy);
+        // The first turn ends: the second starts at once, still busy.
+        let step = run(&mut c, Command::TurnEnded(TurnEnd::Completed)).unwrap();
+        assert_eq!(step.start_turn.unwrap().message_id, "m2");
+        assert_eq!(c.state, SessionState::Busy);
+        run(&mut c, Command::TurnEnded(TurnEnd::Completed)).unwrap();
+        assert_eq!(c.state, SessionState::Idle);
+        assert!(c.turn.is_none() && c.queue.is_empty());
+        // The same key again is a duplicate with the original ids, no records.
+        let step = run(&mut c, send("m1")).unwrap();
+        assert_eq!(step.duplicate.as_ref().unwrap().0, "m1");
+        assert!(step.records.is_empty());
+    }
+
+    #[test]
+    fn pause_waits_for_the_turn_and_no_turn_record_follows_it() {
+        let mut c = created();
+        run(&mut c, send("m1")).unwrap();
+        let step = run(
+            &mut c,
+            Command::Pause {
+                reason: "user".into(),
+            },
+        )
+        .unwrap();
+        assert!(step.cancel_turn && step.wait_for_turn && step.records.is_empty());
+        // Sends are refused while the pause waits.
+        assert_eq!(
+            transition(&c, &send("m2")).unwrap_err().code,
+            ErrorCode::Conflict
+        );
+        let step = run(&mut c, Command::TurnEnded(TurnEnd::Cancelled)).unwrap();
+        assert_eq!(step.records.last().unwrap().data["state"], "paused");
+        assert_eq!(c.state, SessionState::Paused);
+        let step = run(&mut c, Command::Resume).unwrap();
+        assert!(step.start_turn.is_none());
+        assert_eq!(c.state, SessionState::Idle);
+    }
+
+    #[test]
+    fn an_approval_decided_after_its_turn_is_gone_continues_in_a_new_turn() {
+        let mut c = created();
+        run(&mut c, send("m1")).unwrap();
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "run_command".into(),
+            arguments: json!({"command": "ls"}),
+        };
+        run(
+            &mut c,
+            Command::AskApproval {
+                approval_id: "a1".into(),
+                call,
+                message_id: "m1".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.state, SessionState::WaitingOnApproval);
+        run(&mut c, Command::Pause { reason: "x".into() }).unwrap();
+        run(&mut c, Command::TurnEnded(TurnEnd::Cancelled)).unwrap();
+        assert_eq!(c.pending_approvals(), ["a1"]);
+        run(&mut c, Command::Resume).unwrap();
+        let step = run(
+            &mut c,
+            Command::Approve {
+                approval_id: "a1".into(),
+                decision: "allow".into(),
+                waiter_alive: false,
+            },
+        )
+        .unwrap();
+        let next = step.start_turn.unwrap();
+        assert!(next.resume.unwrap().1);
+        assert_eq!(c.state, SessionState::Busy);
+        // Deciding again the same way is ok; the other way is a conflict.
+        assert!(transition(
+            &c,
+            &Command::Approve {
+                approval_id: "a1".into(),
+                decision: "allow".into(),
+                waiter_alive: false
+            }
+        )
+        .unwrap()
+        .records
+        .is_empty());
+        assert_eq!(
+            transition(
+                &c,
+                &Command::Approve {
+                    approval_id: "a1".into(),
+                    decision: "deny".into(),
+                    waiter_alive: false
+                }
+            )
+            .unwrap_err()
+            .code,
+            ErrorCode::Conflict
+        );
+    }
+
+    #[test]
+    fn the_waiting_queue_is_bounded() {
+        let mut c = created();
+        run(&mut c, send("running")).unwrap();
+        for i in 0..MAX_QUEUED {
+            run(&mut c, send(&format!("q{i}"))).unwrap();
+        }
+        let e = transition(&c, &send("one-too-many")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BudgetExceeded);
+        assert_eq!(c.queue.len(), MAX_QUEUED);
+        // The turn ends, the next starts: there is room again.
+        run(&mut c, Command::TurnEnded(TurnEnd::Completed)).unwrap();
+        assert!(transition(&c, &send("fits")).is_ok());
+    }
+
+    #[test]
+    fn kill_ends_once_and_refuses_everything_after() {
+        let mut c = created();
+        run(&mut c, send("m1")).unwrap();
+        run(&mut c, Command::Kill).unwrap();
+        let step = run(&mut c, Command::TurnEnded(TurnEnd::Cancelled)).unwrap();
+        assert!(step.ended);
+        assert_eq!(c.state, SessionState::Ended);
+        assert!(run(&mut c, Command::Kill).unwrap().records.is_empty());
+        assert_eq!(
+            transition(&c, &send("m9")).unwrap_err().code,
+            ErrorCode::Conflict
+        );
+        assert_eq!(
+            transition(&c, &Command::Resume).unwrap_err().code,
+            ErrorCode::Conflict
+        );
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            (0u8..6).prop_map(|i| send(&format!("m{i}"))),
+            Just(Command::Cancel),
+            Just(Command::Pause { reason: "p".into() }),
+            Just(Command::Resume),
+            Just(Command::Kill),
+            Just(Command::TurnEnded(TurnEnd::Completed)),
+            Just(Command::TurnEnded(TurnEnd::Cancelled)),
+            Just(Command::TurnEnded(TurnEnd::Failed {
+                message: "boom".into(),
+                code: "internal".into()
+            })),
+        ]
+    }
+
+    proptest! {
+        /// Whatever order commands (and turn ends racing them) arrive in: the state is
+        /// the fold of the records, a running turn means busy or waiting, an idle or
+        /// paused session runs no turn, nothing happens after the end, and a pause is
+        /// never lost: once asked, the session ends up paused or ended.
+        #[test]
+        fn no_transition_is_lost(cmds in proptest::collection::vec(command(), 1..60)) {
+            let mut c = created();
+            let mut journal: Vec<EventRecord> = Vec::new();
+            let mut paused_asked = false;
+            for cmd in cmds {
+                // A turn end only comes from a running turn.
+                if matches!(cmd, Command::TurnEnded(_)) && c.turn.is_none() {
+                    continue;
+                }
+                let before = c.clone();
+                let is_pause = matches!(cmd, Command::Pause { .. });
+                let is_resume = matches!(cmd, Command::Resume);
+                match run(&mut c, cmd) {
+                    Ok(step) => {
+                        for (i, r) in step.records.iter().enumerate() {
+                            journal.push(EventRecord { v: 1, seq: before.last_seq + 1 + i as u64, at: String::new(), kind: r.kind, lane: r.lane.clone(), data: r.data.clone() });
+                        }
+                        if is_pause && before.state != SessionState::Ended && before.state != SessionState::Error {
+                            paused_asked = true;
+                        }
+                        if is_resume && c.state != SessionState::Paused {
+                            paused_asked = false;
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(&c, &before, "a refused command changed the state"),
+                }
+                if before.state == SessionState::Ended {
+                    prop_assert_eq!(c.state, SessionState::Ended);
+                }
+                match c.state {
+                    SessionState::Idle | SessionState::Paused | SessionState::Ended => {
+                        prop_assert!(c.turn.is_none(), "{:?} with a running turn", c.state)
+                    }
+                    SessionState::Busy | SessionState::WaitingOnApproval => {
+                        prop_assert!(c.turn.is_some() || c.stopping.is_some(), "{:?} with no turn", c.state)
+                    }
+                    SessionState::Error => {}
+                }
+                if c.turn.is_none() && c.stopping.is_none() && paused_asked {
+                    prop_assert!(matches!(c.state, SessionState::Paused | SessionState::Ended), "a pause was lost: {:?}", c.state);
+                }
+            }
+            // Replaying the journal gives the same session (what a restart sees),
+            // except what only lives while the daemon runs: the stop being waited on.
+            let mut replayed = created();
+            for r in &journal {
+                replayed.apply(r);
+            }
+            let mut live = c.clone();
+            live.stopping = None;
+            replayed.stopping = None;
+            prop_assert_eq!(replayed.state, live.state);
+            prop_assert_eq!(replayed.turn, live.turn);
+            prop_assert_eq!(replayed.idem, live.idem);
+        }
+    }
+}
