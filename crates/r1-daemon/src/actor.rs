@@ -87,15 +87,16 @@ pub enum Answer {
 pub enum Msg {
     /// A command of the API.
     Api {
-        /// The command.
-        cmd: Command,
+        /// The command (boxed: every inbox allocates its slots at the size of the
+        /// largest message, and there is an inbox per session).
+        cmd: Box<Command>,
         /// Its answer, sent once the command's effect is visible.
         reply: oneshot::Sender<Result<Answer, ApiError>>,
     },
     /// The running turn asks for a decision on a tool call.
     Ask {
         /// The call.
-        call: ToolCall,
+        call: Box<ToolCall>,
         /// The turn's message.
         message_id: String,
         /// The receiver of the decision, once the request is journaled.
@@ -104,7 +105,7 @@ pub enum Msg {
     /// The running turn records an event.
     Emit {
         /// The record.
-        rec: Rec,
+        rec: Box<Rec>,
         /// Its seq, once written.
         reply: oneshot::Sender<Result<u64, ApiError>>,
     },
@@ -201,7 +202,7 @@ impl Actor {
             };
             let Some(msg) = msg else { return };
             match msg {
-                Msg::Api { cmd, reply } => self.api(cmd, reply).await,
+                Msg::Api { cmd, reply } => self.api(*cmd, reply).await,
                 Msg::Ask {
                     call,
                     message_id,
@@ -210,7 +211,7 @@ impl Actor {
                     let approval_id = format!("apr_{}", random_hex(6).unwrap_or_default());
                     let cmd = Command::AskApproval {
                         approval_id: approval_id.clone(),
-                        call,
+                        call: *call,
                         message_id,
                     };
                     let answer = match self.step(&cmd).await {
@@ -225,7 +226,7 @@ impl Actor {
                 }
                 Msg::Emit { rec, reply } => {
                     let seq = self
-                        .step(&Command::Emit(rec))
+                        .step(&Command::Emit(*rec))
                         .await
                         .map(|(_, seqs)| seqs.last().copied().unwrap_or(0));
                     let _ = reply.send(seq);
@@ -621,12 +622,12 @@ impl Sink<'_> {
         durable: bool,
     ) -> Result<u64, ApiError> {
         let (reply, rx) = oneshot::channel();
-        let rec = Rec {
+        let rec = Box::new(Rec {
             kind,
             lane: lane.to_string(),
             data,
             durable,
-        };
+        });
         self.tx
             .send(Msg::Emit { rec, reply })
             .await
@@ -673,7 +674,7 @@ impl TurnSink for Sink<'_> {
                 let (reply, rx) = oneshot::channel();
                 self.tx
                     .send(Msg::Ask {
-                        call: call.clone(),
+                        call: Box::new(call.clone()),
                         message_id: self.message_id.clone(),
                         reply,
                     })

@@ -151,7 +151,10 @@ impl Session {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let gone = || ApiError::conflict(format!("session {} is not running", self.id));
         self.tx
-            .send(crate::actor::Msg::Api { cmd, reply })
+            .send(crate::actor::Msg::Api {
+                cmd: Box::new(cmd),
+                reply,
+            })
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?

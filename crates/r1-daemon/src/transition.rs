@@ -19,6 +19,12 @@ pub const MAX_QUEUED: usize = 256;
 /// How many bytes of text may wait for their turn in one session.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
+/// How many ended, unpinned lanes a session remembers; older ones stay in the journal
+/// only, so a session with a million tool calls does not grow without bound.
+pub const MAX_ENDED_LANES: usize = 512;
+/// How many decided approvals a session remembers (pending ones are always kept).
+pub const MAX_DECIDED_APPROVALS: usize = 512;
+
 /// A record the step asks the actor to journal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rec {
@@ -657,14 +663,28 @@ impl Core {
                 if let Some(a) = self.approvals.iter_mut().find(|a| a.id == id) {
                     a.status = s("decision");
                 }
+                let decided = |a: &ApprovalEntry| a.status != "pending";
+                if self.approvals.iter().filter(|a| decided(a)).count() > MAX_DECIDED_APPROVALS {
+                    if let Some(i) = self.approvals.iter().position(decided) {
+                        self.approvals.remove(i);
+                    }
+                }
             }
-            EventKind::LaneCreated => self.lanes.push(LaneEntry {
-                lane: s("lane"),
-                tool: s("tool"),
-                status: "running".into(),
-                pinned: false,
-                created_seq: r.seq,
-            }),
+            EventKind::LaneCreated => {
+                self.lanes.push(LaneEntry {
+                    lane: s("lane"),
+                    tool: s("tool"),
+                    status: "running".into(),
+                    pinned: false,
+                    created_seq: r.seq,
+                });
+                let ended = |l: &LaneEntry| l.status != "running" && !l.pinned;
+                if self.lanes.iter().filter(|l| ended(l)).count() > MAX_ENDED_LANES {
+                    if let Some(i) = self.lanes.iter().position(ended) {
+                        self.lanes.remove(i);
+                    }
+                }
+            }
             EventKind::LaneStatus | EventKind::LaneKilled => {
                 let lane = s("lane");
                 if let Some(l) = self.lanes.iter_mut().find(|l| l.lane == lane) {
@@ -885,6 +905,53 @@ mod tests {
         // The turn ends, the next starts: there is room again.
         run(&mut c, Command::TurnEnded(TurnEnd::Completed)).unwrap();
         assert!(transition(&c, &send("fits")).is_ok());
+    }
+
+    #[test]
+    fn lanes_and_approvals_are_bounded() {
+        let mut c = created();
+        let rec = |seq: u64, kind: EventKind, data: Value| EventRecord {
+            v: 1,
+            seq,
+            at: String::new(),
+            kind,
+            lane: "main".into(),
+            data,
+        };
+        let mut seq = 1;
+        for i in 0..(MAX_ENDED_LANES + 100) {
+            seq += 1;
+            c.apply(&rec(
+                seq,
+                EventKind::LaneCreated,
+                json!({"lane": format!("l{i}"), "tool": "t"}),
+            ));
+            seq += 1;
+            c.apply(&rec(
+                seq,
+                EventKind::LaneStatus,
+                json!({"lane": format!("l{i}"), "status": "done"}),
+            ));
+            seq += 1;
+            c.apply(&rec(
+                seq,
+                EventKind::ApprovalRequested,
+                json!({"approval_id": format!("a{i}"), "tool": "t", "reply_to": "m"}),
+            ));
+            seq += 1;
+            c.apply(&rec(
+                seq,
+                EventKind::ApprovalResolved,
+                json!({"approval_id": format!("a{i}"), "decision": "allow"}),
+            ));
+        }
+        assert!(c.lanes.len() <= MAX_ENDED_LANES + 1, "{}", c.lanes.len());
+        assert!(c.approvals.len() <= MAX_DECIDED_APPROVALS + 1);
+        // The newest are the ones kept.
+        assert_eq!(
+            c.lanes.last().unwrap().lane,
+            format!("l{}", MAX_ENDED_LANES + 99)
+        );
     }
 
     #[test]

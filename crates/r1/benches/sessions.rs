@@ -25,6 +25,14 @@ use serde_json::{json, Value};
 
 fn serve(home: &Path) -> (Child, Value) {
     let _ = std::fs::remove_file(home.join("daemon.json"));
+    // The fan-out below opens 100 subscribers of one session, above the default cap.
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::set_permissions(home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(
+        home.join("daemon.toml"),
+        "[limits]\nmax_subscribers_per_session = 128\n",
+    )
+    .unwrap();
     // `R1_BIN` runs another build of the daemon (e.g. the previous commit's, for a
     // before/after table) under the same bench.
     let bin = std::env::var_os("R1_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_r1").into());
@@ -184,6 +192,7 @@ fn main() {
                 let mut got = 0;
                 while got < messages {
                     let n = s.read(&mut chunk).unwrap();
+                    assert!(n > 0, "the daemon closed a subscriber's stream");
                     let now = Instant::now();
                     buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
                     while let Some(pos) = buf.find("\n\n") {

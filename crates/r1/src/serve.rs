@@ -61,8 +61,12 @@ pub fn run(home: &Path, args: ServeArgs) -> i32 {
         rotate_token: args.rotate_token,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    // Blocking work (journal batches, file reads) runs on a pool capped well below
+    // tokio's default of 512, so thousands of sessions loading at once never mean
+    // hundreds of threads; they queue for the pool instead.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .build()
     {
         Ok(rt) => rt,

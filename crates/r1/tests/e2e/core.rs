@@ -10,13 +10,23 @@ use serde_json::{json, Value};
 use crate::sessions::{records, start};
 use crate::support::*;
 
+/// Sends a message; a 429 (too many messages already wait for their turn) is the
+/// session's backpressure, and a well-behaved client waits and sends again.
 fn send(d: &Daemon, id: &str, text: &str) -> Value {
-    let r = d.post(
-        &format!("/v1/sessions/{id}/messages"),
-        &json!({ "text": text }).to_string(),
-    );
-    assert_eq!(r.status, 202, "{}", r.body);
-    r.json()
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = d.post(
+            &format!("/v1/sessions/{id}/messages"),
+            &json!({ "text": text }).to_string(),
+        );
+        if r.status == 429 && Instant::now() < deadline {
+            assert_eq!(r.json()["error_code"], "budget_exceeded");
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        assert_eq!(r.status, 202, "{}", r.body);
+        return r.json();
+    }
 }
 
 fn state(d: &Daemon, id: &str) -> String {
