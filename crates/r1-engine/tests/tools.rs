@@ -426,10 +426,16 @@ fn live_members(pgid: libc::pid_t) -> Vec<String> {
     live
 }
 
-/// Asserts the group has no live member at once, and no member at all (`kill(-pgid, 0)`
-/// fails with ESRCH) once the orphaned zombies have been reaped by init.
+/// Asserts the group has no live member within moments (SIGKILL is delivered
+/// asynchronously: a killed process can show as running until it is next scheduled,
+/// which on a loaded machine takes a little while), and no member at all
+/// (`kill(-pgid, 0)` fails with ESRCH) once the orphaned zombies have been reaped by init.
 async fn assert_group_gone(pgid: libc::pid_t) {
     assert!(pgid > 1);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !live_members(pgid).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(
         live_members(pgid),
         Vec::<String>::new(),
