@@ -950,13 +950,27 @@ fn read_first_record(path: &Path) -> Option<EventRecord> {
     serde_json::from_str(&line).ok()
 }
 
+/// What one message of the context costs in memory, roughly: its text, a tool result's
+/// content, and the fixed size of the message and its allocations. Counting the fixed
+/// part matters: a long chat of short messages is mostly overhead.
+fn context_cost(m: &ChatMessage) -> usize {
+    const PER_MESSAGE: usize = 256;
+    m.text.len()
+        + m.tool_result.as_ref().map_or(0, |r| r.content.len())
+        + m.tool_calls
+            .iter()
+            .map(|c| c.name.len() + c.id.len() + c.arguments.to_string().len())
+            .sum::<usize>()
+        + PER_MESSAGE
+}
+
 /// Drops the oldest messages until the context fits [`HISTORY_BYTES`] (the newest
 /// message always stays).
 pub(crate) fn trim_history(history: &mut Vec<ChatMessage>) {
-    let mut total: usize = history.iter().map(|m| m.text.len()).sum();
+    let mut total: usize = history.iter().map(context_cost).sum();
     let mut drop = 0;
     while total > HISTORY_BYTES && drop + 1 < history.len() {
-        total -= history[drop].text.len();
+        total -= context_cost(&history[drop]);
         drop += 1;
     }
     history.drain(..drop);
