@@ -674,17 +674,13 @@ impl Hub {
                         self.sessions().journal_opts.clone(),
                     )
                     .await
-                    .ok()
-                    .map(|(r, _)| r),
+                    .ok(),
                     _ => None,
                 };
-                let first = match &readonly {
-                    Some(r) => r
-                        .read_from(1, 1)
-                        .await
-                        .ok()
-                        .and_then(|v| v.into_iter().next()),
-                    None => None,
+                // The verification pass already decoded the first record.
+                let (readonly, first) = match readonly {
+                    Some((r, v)) => (Some(r), v.first_record),
+                    None => (None, None),
                 };
                 let meta = first
                     .or_else(|| read_first_record(&path))

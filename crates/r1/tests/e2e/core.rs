@@ -121,29 +121,8 @@ fn pause_racing_the_end_of_a_turn_is_never_lost() {
 
 #[test]
 fn a_full_disk_mid_turn_leaves_the_session_usable_once_space_returns() {
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount is needed for this test");
-    assert!(ok.success(), "mounting a tmpfs needs root (as CI has)");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
-    let home = Home {
-        _dir: tempfile::tempdir().unwrap(),
-        path: mnt.join("h"),
-    };
+    let tmpfs = TmpfsHome::new();
+    let (home, mnt) = (&tmpfs.home, &tmpfs.mnt);
     let work = tempfile::tempdir().unwrap();
     let d = home.serve(&["--log-level", "warn"]);
     let id = start(&d, work.path());

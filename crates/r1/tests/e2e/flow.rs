@@ -9,7 +9,6 @@
 //! size (default 100,000).
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,12 +18,6 @@ use r1_proto::{EventKind, EventRecord};
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-fn write_config(home: &Home, toml: &str) {
-    std::fs::create_dir_all(&home.path).unwrap();
-    std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(home.path.join("daemon.toml"), toml).unwrap();
-}
 
 fn start_session(d: &Daemon, workdir: &std::path::Path) -> String {
     let r = d.post("/v1/sessions", &json!({ "workdir": workdir }).to_string());
@@ -37,15 +30,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 fn subscribers(d: &Daemon) -> u64 {

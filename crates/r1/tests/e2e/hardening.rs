@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{raw_tcp, read_some, wait_until, Daemon, Home, Resp};
+use crate::support::{raw_tcp, read_some, wait_until, write_config, Daemon, Home, Resp};
 
 /// Lets this test process hold a thousand sockets (the soft limit is often 1024).
 fn raise_nofile() {
@@ -25,12 +25,6 @@ fn raise_nofile() {
         lim.rlim_cur = lim.rlim_max.min(65536);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-}
-
-fn write_config(home: &Home, toml: &str) {
-    std::fs::create_dir_all(&home.path).unwrap();
-    std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(home.path.join("daemon.toml"), toml).unwrap();
 }
 
 fn start_session(d: &Daemon, workdir: &str) -> String {

@@ -526,32 +526,8 @@ fn torn_tail_is_repaired_and_corrupt_middle_is_quarantined() {
 #[test]
 fn a_full_disk_is_a_clear_error_and_recovers_when_space_returns() {
     // A real full disk: R1_HOME on a small tmpfs.
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount is needed for this test");
-    assert!(
-        ok.success(),
-        "mounting a tmpfs failed; this test needs root (as CI has)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
-    let home = Home {
-        _dir: tempfile::tempdir().unwrap(),
-        path: mnt.join("h"),
-    };
+    let tmpfs = TmpfsHome::new();
+    let (home, mnt) = (&tmpfs.home, &tmpfs.mnt);
     let work = tempfile::tempdir().unwrap();
     let d = home.serve(&["--log-level", "warn"]);
     let id = start(&d, work.path());
@@ -651,31 +627,13 @@ fn idempotent_sends_race_and_survive_restart() {
     assert_eq!(count(&records(&d, &id), "session.message", Some("user")), 1);
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
-        .unwrap()
-}
-
 #[test]
 fn a_stalled_subscriber_is_dropped_and_others_keep_pace() {
     let home = Home::new();
     let work = tempfile::tempdir().unwrap();
     // A short grace, so the stalled reader is dropped while the burst still runs, however
     // fast or slow the machine is (the default is 5 s).
-    std::fs::create_dir_all(&home.path).unwrap();
-    std::fs::set_permissions(
-        &home.path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    std::fs::write(
-        home.path.join("daemon.toml"),
-        "[limits]\nslow_subscriber_grace_ms = 200\n",
-    )
-    .unwrap();
+    write_config(&home, "[limits]\nslow_subscriber_grace_ms = 200\n");
     let d = home.serve(&["--log-level", "warn"]);
     let id = start(&d, work.path());
     // The stalled reader: a small receive buffer, and it never reads.

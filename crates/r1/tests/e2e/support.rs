@@ -352,3 +352,62 @@ pub fn serve_pids(home: &Path) -> Vec<u32> {
     }
     pids
 }
+
+/// Writes `daemon.toml` into a home that does not exist yet (created 0700, as the daemon
+/// wants it).
+pub fn write_config(home: &Home, toml: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(&home.path).unwrap();
+    std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(home.path.join("daemon.toml"), toml).unwrap();
+}
+
+/// The resident set of a process, in kB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// A home on a 2 MB tmpfs of its own, for real full-disk tests (mounting needs root, as
+/// CI has). The tmpfs is unmounted when the value is dropped.
+pub struct TmpfsHome {
+    pub home: Home,
+    pub mnt: PathBuf,
+    _base: tempfile::TempDir,
+}
+
+impl TmpfsHome {
+    pub fn new() -> TmpfsHome {
+        let base = tempfile::tempdir().unwrap();
+        let mnt = base.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .expect("mount is needed for this test");
+        assert!(
+            ok.success(),
+            "mounting a tmpfs failed; this test needs root (as CI has)"
+        );
+        let home = Home {
+            _dir: tempfile::tempdir().unwrap(),
+            path: mnt.join("h"),
+        };
+        TmpfsHome {
+            home,
+            mnt,
+            _base: base,
+        }
+    }
+}
+
+impl Drop for TmpfsHome {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
