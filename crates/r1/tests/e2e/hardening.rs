@@ -333,11 +333,8 @@ fn oversized_messages_are_refused_on_http_websocket_and_mcp_and_nothing_is_lost(
         .unwrap()
         .contains("max_message_bytes"));
     // A body over the request limit is 413 before it is read.
-    let big = "b".repeat(3 * 1024 * 1024);
-    let r = d.post(
-        &format!("/v1/sessions/{id}/messages"),
-        &json!({ "text": big }).to_string(),
-    );
+    let r =
+        crate::support::post_declaring(&d, &format!("/v1/sessions/{id}/messages"), 3 * 1024 * 1024);
     assert_eq!(r.status, 413);
 
     // MCP: the same limit, the same code.

@@ -248,11 +248,7 @@ fn credentials_and_content_type() {
     let r = d.post("/v1/shutdown", "{not json");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error_code"], "validation");
-    let big = format!(
-        "{{\"grace_s\": 1, \"pad\": \"{}\"}}",
-        "x".repeat(2 * 1024 * 1024)
-    );
-    let r = d.post("/v1/shutdown", &big);
+    let r = post_declaring(&d, "/v1/shutdown", 2 * 1024 * 1024 + 100);
     assert_eq!(r.status, 413);
     assert!(alive(d.pid()));
 

@@ -411,3 +411,18 @@ impl Drop for TmpfsHome {
         let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
     }
 }
+
+/// An authenticated POST that declares a body of `len` bytes and sends none of it: the
+/// daemon must refuse it (413) from the headers alone. Sending the body too would race
+/// the daemon closing the connection after its early answer (a reset can eat the reply).
+pub fn post_declaring(d: &Daemon, path: &str, len: usize) -> Resp {
+    raw_tcp_patient(
+        d.port(),
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+            d.port(),
+            d.token()
+        ),
+        Duration::from_secs(20),
+    )
+}
