@@ -98,7 +98,7 @@ pub enum Msg {
         /// The call.
         call: Box<ToolCall>,
         /// The turn's message.
-        message_id: String,
+        message_id: Box<str>,
         /// The receiver of the decision, once the request is journaled.
         reply: oneshot::Sender<Result<oneshot::Receiver<bool>, ApiError>>,
     },
@@ -112,23 +112,21 @@ pub enum Msg {
     /// A tool lane started: its cancel token, for `lanes.kill`.
     LaneStarted {
         /// The lane.
-        lane: String,
+        lane: Box<str>,
         /// Cancels the tool.
         cancel: CancellationToken,
     },
     /// `lanes.kill`.
     KillLane {
         /// The lane.
-        lane: String,
+        lane: Box<str>,
         /// Answered once the kill is asked (the lane's status follows).
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
     /// The running turn ended.
     TurnEnded {
-        /// How.
-        end: TurnEnd,
-        /// The messages the turn added to the conversation.
-        added: Vec<ChatMessage>,
+        /// How it ended, and the messages the turn added to the conversation.
+        ended: Box<(TurnEnd, Vec<ChatMessage>)>,
     },
     /// The daemon stops: pause (durably) and stop the session's child processes.
     Shutdown {
@@ -141,7 +139,7 @@ pub enum Msg {
 pub fn spawn(
     hub: Hub,
     session: &Arc<Session>,
-    rx: mpsc::Receiver<Msg>,
+    rx: flume::Receiver<Msg>,
     view: watch::Sender<Arc<Snapshot>>,
     core: Core,
     history: Vec<ChatMessage>,
@@ -170,7 +168,7 @@ pub fn spawn(
 struct Actor {
     hub: Hub,
     session: Weak<Session>,
-    tx: mpsc::WeakSender<Msg>,
+    tx: flume::WeakSender<Msg>,
     core: Core,
     journal: Journal,
     history: Vec<ChatMessage>,
@@ -190,19 +188,21 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    async fn run(mut self, rx: flume::Receiver<Msg>) {
         loop {
             let retry = self.pending_end.is_some();
             let msg = tokio::select! {
-                m = rx.recv() => m,
+                m = rx.recv_async() => m.ok(),
                 () = tokio::time::sleep(RETRY_END), if retry => {
-                    self.journal_turn_end().await;
+                    Box::pin(self.journal_turn_end()).await;
                     continue;
                 }
             };
             let Some(msg) = msg else { return };
             match msg {
-                Msg::Api { cmd, reply } => self.api(*cmd, reply).await,
+                // Each handler's future is boxed: the actor's own future (allocated for
+                // every session, idle or not) stays the size of its idle loop.
+                Msg::Api { cmd, reply } => Box::pin(self.api(*cmd, reply)).await,
                 Msg::Ask {
                     call,
                     message_id,
@@ -212,9 +212,9 @@ impl Actor {
                     let cmd = Command::AskApproval {
                         approval_id: approval_id.clone(),
                         call: *call,
-                        message_id,
+                        message_id: message_id.into(),
                     };
-                    let answer = match self.step(&cmd).await {
+                    let answer = match Box::pin(self.step(&cmd)).await {
                         Ok(_) => {
                             let (tx, rx) = oneshot::channel();
                             self.waiters.insert(approval_id, tx);
@@ -225,40 +225,40 @@ impl Actor {
                     let _ = reply.send(answer);
                 }
                 Msg::Emit { rec, reply } => {
-                    let seq = self
-                        .step(&Command::Emit(*rec))
+                    let seq = Box::pin(self.step(&Command::Emit(*rec)))
                         .await
                         .map(|(_, seqs)| seqs.last().copied().unwrap_or(0));
                     let _ = reply.send(seq);
                 }
                 Msg::LaneStarted { lane, cancel } => {
-                    self.lane_tokens.insert(lane, cancel);
+                    self.lane_tokens.insert(lane.into(), cancel);
                 }
                 Msg::KillLane { lane, reply } => {
-                    let answer = if lane == "main" {
+                    let answer = if &*lane == "main" {
                         Err(ApiError::validation(
                             "the main lane cannot be killed; cancel the turn instead",
                         ))
-                    } else if !self.core.lanes.iter().any(|l| l.lane == lane) {
+                    } else if !self.core.lanes.iter().any(|l| *l.lane == *lane) {
                         Err(ApiError::not_found(format!("lane {lane} not found")))
                     } else {
-                        if let Some(t) = self.lane_tokens.get(&lane) {
+                        if let Some(t) = self.lane_tokens.get(&*lane) {
                             t.cancel();
                         }
                         Ok(())
                     };
                     let _ = reply.send(answer);
                 }
-                Msg::TurnEnded { end, added } => {
+                Msg::TurnEnded { ended } => {
+                    let (end, added) = *ended;
                     self.turn = None;
                     self.waiters.clear();
                     self.lane_tokens.clear();
                     self.history.extend(added);
                     trim_history(&mut self.history);
                     self.pending_end = Some(end);
-                    self.journal_turn_end().await;
+                    Box::pin(self.journal_turn_end()).await;
                 }
-                Msg::Shutdown { reply } => self.shutdown(reply).await,
+                Msg::Shutdown { reply } => Box::pin(self.shutdown(reply)).await,
             }
         }
     }
@@ -516,7 +516,8 @@ impl Actor {
         let hub = self.hub.clone();
         tokio::spawn(async move {
             let (end, added) = run_turn(&hub, &s, &tx, q, history, &cancel).await;
-            let _ = tx.send(Msg::TurnEnded { end, added }).await;
+            let ended = Box::new((end, added));
+            let _ = tx.send_async(Msg::TurnEnded { ended }).await;
         });
     }
 }
@@ -525,7 +526,7 @@ impl Actor {
 async fn run_turn(
     hub: &Hub,
     s: &Arc<Session>,
-    tx: &mpsc::Sender<Msg>,
+    tx: &flume::Sender<Msg>,
     q: Queued,
     mut history: Vec<ChatMessage>,
     cancel: &CancellationToken,
@@ -608,7 +609,7 @@ fn truncate(s: &str, max: usize) -> String {
 struct Sink<'a> {
     hub: &'a Hub,
     session: &'a Arc<Session>,
-    tx: &'a mpsc::Sender<Msg>,
+    tx: &'a flume::Sender<Msg>,
     message_id: String,
     cancel: CancellationToken,
 }
@@ -629,7 +630,7 @@ impl Sink<'_> {
             durable,
         });
         self.tx
-            .send(Msg::Emit { rec, reply })
+            .send_async(Msg::Emit { rec, reply })
             .await
             .map_err(|_| ApiError::conflict("the session has stopped"))?;
         rx.await
@@ -673,9 +674,9 @@ impl TurnSink for Sink<'_> {
             Policy::Ask => {
                 let (reply, rx) = oneshot::channel();
                 self.tx
-                    .send(Msg::Ask {
+                    .send_async(Msg::Ask {
                         call: Box::new(call.clone()),
-                        message_id: self.message_id.clone(),
+                        message_id: self.message_id.as_str().into(),
                         reply,
                     })
                     .await
@@ -715,8 +716,8 @@ impl TurnSink for Sink<'_> {
             .await;
         let _ = self
             .tx
-            .send(Msg::LaneStarted {
-                lane: lane.clone(),
+            .send_async(Msg::LaneStarted {
+                lane: lane.as_str().into(),
                 cancel: lane_cancel.clone(),
             })
             .await;

@@ -155,8 +155,8 @@ impl Hub {
         s.journal()?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         let gone = || ApiError::conflict(format!("session {id} is not running"));
-        s.tx.send(crate::actor::Msg::KillLane {
-            lane: lane.to_string(),
+        s.tx.send_async(crate::actor::Msg::KillLane {
+            lane: lane.into(),
             reply,
         })
         .await

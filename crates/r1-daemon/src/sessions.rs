@@ -20,7 +20,7 @@ use r1_proto::{
     SendMessageResult, SessionList, SessionState, SessionView, StartSessionParams,
 };
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch, OnceCell};
+use tokio::sync::{watch, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use crate::fsutil::{now_rfc3339, random_hex};
@@ -34,6 +34,11 @@ const HISTORY_BYTES: usize = 256 * 1024;
 const RETENTION_PERIOD: Duration = Duration::from_secs(600);
 /// How many journals are opened at once on start.
 const RELOAD_CONCURRENCY: usize = 64;
+/// At most this many blocking threads check and fold journals at daemon start.
+const RELOAD_WORKERS: usize = 4;
+/// While a journal is folded at load, the conversation is trimmed whenever it reaches
+/// this many messages.
+const TRIM_EVERY: usize = 4096;
 
 /// The longest engine name a session may ask for.
 const MAX_ENGINE_BYTES: usize = 64;
@@ -96,7 +101,7 @@ pub struct Session {
     /// ever written through it.
     pub(crate) readonly: OnceCell<r1_journal::ReadOnlyJournal>,
     /// The inbox of the session's actor (`crate::actor`), which owns its state.
-    pub(crate) tx: mpsc::Sender<crate::actor::Msg>,
+    pub(crate) tx: flume::Sender<crate::actor::Msg>,
     /// What the actor last published: read without asking it.
     view: watch::Receiver<Arc<crate::actor::Snapshot>>,
     /// Per-tool policy overrides chosen at start.
@@ -151,7 +156,7 @@ impl Session {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let gone = || ApiError::conflict(format!("session {} is not running", self.id));
         self.tx
-            .send(crate::actor::Msg::Api {
+            .send_async(crate::actor::Msg::Api {
                 cmd: Box::new(cmd),
                 reply,
             })
@@ -595,7 +600,24 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&s.id);
         drop(s);
-        self.reload_one(id.to_string()).await;
+        let path = self
+            .state()
+            .path("sessions")
+            .join(id)
+            .join("journal.ndjson");
+        let opts = self.sessions().journal_opts.clone();
+        let owned = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_journal(&owned, opts))
+            .await
+            .map_err(|_| ApiError::internal("the session could not be loaded again"))?;
+        match loaded {
+            Ok(l) => {
+                if let Some(l) = self.settle(id, l) {
+                    self.reload_one(id.to_string(), &path, Ok(l)).await;
+                }
+            }
+            Err(e) => self.reload_one(id.to_string(), &path, Err(e)).await,
+        }
         let s = self.session(id)?;
         self.bus().publish(
             "session.repaired",
@@ -623,7 +645,7 @@ impl Hub {
             .for_each_concurrent(RELOAD_CONCURRENCY, |s| async move {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 if s.tx
-                    .send(crate::actor::Msg::Shutdown { reply })
+                    .send_async(crate::actor::Msg::Shutdown { reply })
                     .await
                     .is_ok()
                 {
@@ -638,13 +660,52 @@ impl Hub {
     /// error (never re-run), and each gets a `daemon.reloaded` record.
     pub async fn reload_sessions(&self) {
         crate::index::SessionIndex::retire_legacy(self.state().root());
-        let ids = crate::index::SessionIndex::list(&self.state().path("sessions"));
+        let dir = self.state().path("sessions");
+        let ids = crate::index::SessionIndex::list(&dir);
         let count = ids.len();
+        // Checking and folding journals is file work: it runs on a few blocking threads,
+        // each taking a share of the sessions, so that a restart costs one hand-off per
+        // share rather than one per journal.
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, RELOAD_WORKERS);
+        let share = count.div_ceil(workers).max(1);
+        let mut jobs = Vec::new();
+        for part in ids.chunks(share) {
+            let part = part.to_vec();
+            let dir = dir.clone();
+            let opts = self.sessions().journal_opts.clone();
+            let hub = self.clone();
+            // Each job settles the sessions that need nothing more; the rest (quarantined
+            // or interrupted) come back for the async work their restart needs.
+            jobs.push(tokio::task::spawn_blocking(move || {
+                let mut rest = Vec::new();
+                for id in part {
+                    let path = dir.join(&id).join("journal.ndjson");
+                    match load_journal(&path, opts.clone()) {
+                        Ok(l) => {
+                            if let Some(l) = hub.settle(&id, l) {
+                                rest.push((id, path, Ok(l)));
+                            }
+                        }
+                        Err(e) => rest.push((id, path, Err(e))),
+                    }
+                }
+                rest
+            }));
+        }
+        let mut loaded = Vec::new();
+        for job in jobs {
+            match job.await {
+                Ok(part) => loaded.extend(part),
+                Err(e) => tracing::error!("a session load job failed: {e}"),
+            }
+        }
         let hub = self.clone();
-        futures_util::stream::iter(ids)
-            .for_each_concurrent(RELOAD_CONCURRENCY, |id| {
+        futures_util::stream::iter(loaded)
+            .for_each_concurrent(RELOAD_CONCURRENCY, |(id, path, l)| {
                 let hub = hub.clone();
-                async move { hub.reload_one(id).await }
+                async move { hub.reload_one(id, &path, l).await }
             })
             .await;
         if count > 0 {
@@ -656,21 +717,18 @@ impl Hub {
         tracing::info!(sessions = count, "sessions reloaded");
     }
 
-    async fn reload_one(&self, id: String) {
-        let path = self
-            .state()
-            .path("sessions")
-            .join(&id)
-            .join("journal.ndjson");
-        let opened = Journal::open(&path, self.sessions().journal_opts.clone()).await;
-        let (journal, report) = match opened {
-            Ok(x) => x,
+    /// Brings back a session [`Hub::settle`] did not take: quarantined when its journal
+    /// could not be opened; otherwise paused, with the records of what the restart
+    /// interrupted.
+    async fn reload_one(&self, id: String, path: &Path, loaded: Result<Loaded, JournalError>) {
+        let loaded = match loaded {
+            Ok(l) => l,
             Err(e) => {
                 tracing::error!(session = %id, "quarantined: {e}");
                 // Corruption before the tail: the records before it stay readable.
                 let readonly = match &e {
                     JournalError::Corrupt { .. } => r1_journal::ReadOnlyJournal::open(
-                        &path,
+                        path,
                         self.sessions().journal_opts.clone(),
                     )
                     .await
@@ -683,7 +741,7 @@ impl Hub {
                     None => (None, None),
                 };
                 let meta = first
-                    .or_else(|| read_first_record(&path))
+                    .or_else(|| read_first_record(path))
                     .filter(|r| r.kind == EventKind::SessionCreated)
                     .map(|r| r.data)
                     .unwrap_or(Value::Null);
@@ -701,64 +759,14 @@ impl Hub {
                 return;
             }
         };
-        if let Some(r) = &report.repaired {
-            tracing::warn!(session = %id, truncated = r.truncated_bytes, copy = %r.broken_copy.display(), "torn journal tail repaired");
-        }
-        // Load replays the journal once: the session's state and its conversation are
-        // the fold of its records.
-        let mut core = Core::default();
-        let mut history = Vec::new();
-        let mut meta = Value::Null;
-        let mut since = 1;
-        loop {
-            let page = match journal.read_from(since, 4096).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(session = %id, "cannot read the journal: {e}");
-                    break;
-                }
-            };
-            let Some(last) = page.last().map(|r| r.seq) else {
-                break;
-            };
-            for r in &page {
-                if r.seq == 1 && r.kind == EventKind::SessionCreated {
-                    meta = r.data.clone();
-                }
-                core.apply(r);
-                crate::agent::apply_to_history(r, &mut history);
-            }
-            since = last + 1;
-        }
-        trim_history(&mut history);
-        if meta.is_null() {
-            self.insert_session(
-                &id,
-                &Value::Null,
-                None,
-                Core::default(),
-                Vec::new(),
-                Some("quarantined: the journal does not start with session.created".into()),
-            );
-            return;
-        }
-        if core.state == SessionState::Ended {
-            let _ = journal.close().await;
-            self.insert_session(&id, &meta, Some(journal), core, Vec::new(), None);
-            return;
-        }
-        // What the restart interrupted. An idle session (or one paused only by the
-        // shutdown) comes back as it was; a turn cut off mid-way is closed as an error
-        // and never re-run; a pending approval keeps the session paused, reattachable.
-        let in_flight = core.turn.is_some()
-            || matches!(
-                core.state,
-                SessionState::Busy | SessionState::WaitingOnApproval
-            );
-        let pending = core.pending_approvals().len();
-        // A turn the last daemon paused on its way out: reattachable, like one cut off.
-        let paused_at_shutdown = core.state == SessionState::Paused
-            && core.paused_reason.as_deref() == Some("daemon shutdown");
+        let Loaded {
+            journal,
+            mut core,
+            history,
+            meta,
+            ..
+        } = loaded;
+        let (in_flight, pending, _) = interruption(&core);
         let mut records = Vec::new();
         if in_flight && pending == 0 {
             records.push((
@@ -767,19 +775,17 @@ impl Hub {
                        "message_id": core.turn}),
             ));
         }
-        if in_flight || pending > 0 || paused_at_shutdown {
-            if core.state != SessionState::Paused {
-                records.push((
-                    EventKind::SessionPaused,
-                    json!({"reason": "daemon restart"}),
-                ));
-                records.push((EventKind::SessionState, json!({"state": "paused"})));
-            }
+        if core.state != SessionState::Paused {
             records.push((
-                EventKind::DaemonReloaded,
-                json!({"daemon_id": self.info().id, "pending_approvals": pending}),
+                EventKind::SessionPaused,
+                json!({"reason": "daemon restart"}),
             ));
+            records.push((EventKind::SessionState, json!({"state": "paused"})));
         }
+        records.push((
+            EventKind::DaemonReloaded,
+            json!({"daemon_id": self.info().id, "pending_approvals": pending}),
+        ));
         for (kind, data) in records {
             match journal
                 .append(NewRecord::new(kind, "main", data), Ack::Durable)
@@ -792,10 +798,57 @@ impl Hub {
                 }
             }
         }
-        if in_flight || pending > 0 || paused_at_shutdown {
-            core.reattachable = true;
-        }
+        core.reattachable = true;
         self.insert_session(&id, &meta, Some(journal), core, history, None);
+    }
+
+    /// Puts a loaded session in the table when its restart needs no record (an idle or
+    /// ended session, or one whose journal does not start right); returns it when it
+    /// does (a turn or an approval the restart interrupted), for [`Hub::reload_one`].
+    /// Synchronous, so the load jobs settle most sessions themselves.
+    fn settle(&self, id: &str, loaded: Loaded) -> Option<Loaded> {
+        if let Some(r) = &loaded.repaired {
+            tracing::warn!(session = %id, truncated = r.truncated_bytes, copy = %r.broken_copy.display(), "torn journal tail repaired");
+        }
+        if loaded.meta.is_null() {
+            self.insert_session(
+                id,
+                &Value::Null,
+                None,
+                Core::default(),
+                Vec::new(),
+                Some("quarantined: the journal does not start with session.created".into()),
+            );
+            return None;
+        }
+        if loaded.core.state == SessionState::Ended {
+            // Nothing is written to an ended session: its writer stops (in the
+            // background), and its journal stays readable.
+            let journal = loaded.journal.clone();
+            tokio::spawn(async move { journal.close().await });
+            self.insert_session(
+                id,
+                &loaded.meta,
+                Some(loaded.journal),
+                loaded.core,
+                Vec::new(),
+                None,
+            );
+            return None;
+        }
+        let (in_flight, pending, paused_at_shutdown) = interruption(&loaded.core);
+        if in_flight || pending > 0 || paused_at_shutdown {
+            return Some(loaded);
+        }
+        self.insert_session(
+            id,
+            &loaded.meta,
+            Some(loaded.journal),
+            loaded.core,
+            loaded.history,
+            None,
+        );
+        None
     }
 
     /// Retention: removes ended sessions whose journal was last written longer ago than
@@ -880,7 +933,7 @@ impl Hub {
             core.error = error;
         }
         let runs = journal.is_some() && core.state != SessionState::Error;
-        let (tx, rx) = mpsc::channel(crate::actor::INBOX);
+        let (tx, rx) = flume::bounded(crate::actor::INBOX);
         let (view_tx, view) = watch::channel(Arc::new(crate::actor::Snapshot::of(&core)));
         let s = Arc::new(Session {
             id: id.to_string(),
@@ -910,6 +963,63 @@ impl Hub {
             .insert(id.to_string(), s.clone());
         s
     }
+}
+
+/// What a restart interrupted in a session, from its state: a turn in flight, how many
+/// approvals were pending, and whether the last daemon paused a turn on its way out.
+/// An idle session (or one paused only by the shutdown) comes back as it was; a turn
+/// cut off mid-way is closed as an error and never re-run; a pending approval keeps
+/// the session paused, reattachable.
+fn interruption(core: &Core) -> (bool, usize, bool) {
+    let in_flight = core.turn.is_some()
+        || matches!(
+            core.state,
+            SessionState::Busy | SessionState::WaitingOnApproval
+        );
+    let pending = core.pending_approvals().len();
+    // A turn the last daemon paused on its way out: reattachable, like one cut off.
+    let paused_at_shutdown = core.state == SessionState::Paused
+        && core.paused_reason.as_deref() == Some("daemon shutdown");
+    (in_flight, pending, paused_at_shutdown)
+}
+
+/// A session's journal, opened, and the fold of its records.
+struct Loaded {
+    journal: Journal,
+    /// The torn tail open cut off, if any.
+    repaired: Option<r1_journal::RepairInfo>,
+    core: Core,
+    history: Vec<ChatMessage>,
+    /// The data of its `session.created`; null when the journal does not start with it.
+    meta: Value,
+}
+
+/// Opens a session's journal and folds its records into the session's state and its
+/// conversation in the one pass that checks the file. Blocking.
+fn load_journal(path: &Path, opts: JournalOptions) -> Result<Loaded, JournalError> {
+    let mut core = Core::default();
+    let mut history = Vec::new();
+    let mut meta = Value::Null;
+    let mut fold = |r: EventRecord| {
+        if r.seq == 1 && r.kind == EventKind::SessionCreated {
+            meta = r.data.clone();
+        }
+        core.apply(&r);
+        crate::agent::apply_to_history(&r, &mut history);
+        // Keep the conversation bounded while a long journal is read.
+        if history.len() >= TRIM_EVERY {
+            trim_history(&mut history);
+        }
+    };
+    let (journal, report) = Journal::open_replaying(path, opts, &mut fold)?;
+    trim_history(&mut history);
+    Ok(Loaded {
+        journal,
+        repaired: report.repaired,
+        core,
+        history,
+        meta,
+    })
 }
 
 /// Reads a policy map from the wire (`allow`, `ask`, `deny` per tool).

@@ -100,7 +100,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use r1_proto::{EventKind, EventRecord};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub use crate::io::{JournalFile, JournalIo, JournalReader, RealIo};
 pub use crate::open::{Damage, DamageKind, Verification};
@@ -251,7 +251,7 @@ pub struct Journal {
 }
 
 struct Inner {
-    tx: mpsc::Sender<Msg>,
+    tx: flume::Sender<Msg>,
     shared: Arc<Shared>,
     io: Arc<dyn JournalIo>,
     path: PathBuf,
@@ -299,28 +299,32 @@ impl Journal {
     ) -> Result<(Journal, OpenReport), JournalError> {
         let io = Arc::clone(&opts.io);
         let owned = path.to_owned();
-        let (file, scan, repaired) = blocking(move || {
-            let scan = scan_file(io.as_ref(), &owned)?;
-            let v = &scan.verification;
-            if let Some(err) = v.corrupt_error() {
-                return Err(err);
-            }
-            if v.damage.is_some() || v.valid_len < v.file_len {
-                let (file, broken_copy) = open::cut_back(io.as_ref(), &owned, v.valid_len)?;
-                let info = RepairInfo {
-                    truncated_bytes: v.file_len - v.valid_len,
-                    broken_copy,
-                    recovered_last_seq: v.last_seq,
-                };
-                Ok((file, scan, Some(info)))
-            } else {
-                let file = io
-                    .open_append(&owned, false)
-                    .map_err(open::io_err("opening the journal to append"))?;
-                Ok((file, scan, None))
-            }
-        })
-        .await?;
+        let opened = blocking(move || check_and_open(io.as_ref(), &owned, None)).await?;
+        Journal::started(path, opts, opened)
+    }
+
+    /// Opens an existing journal like [`Journal::open`], handing every record of it to
+    /// `each`, in seq order, during the one pass that checks the file: loading a
+    /// session reads its journal once. `each` may have seen records of a journal that
+    /// then fails to open as corrupt; the caller drops what it built from them.
+    ///
+    /// Blocking: call it on a blocking thread of a tokio runtime (the writer task is
+    /// started on that runtime).
+    pub fn open_replaying(
+        path: &Path,
+        opts: JournalOptions,
+        each: &mut dyn FnMut(EventRecord),
+    ) -> Result<(Journal, OpenReport), JournalError> {
+        let opened = check_and_open(opts.io.as_ref(), path, Some(each))?;
+        Journal::started(path, opts, opened)
+    }
+
+    /// Starts the writer of a journal [`check_and_open`] opened, and reports.
+    fn started(
+        path: &Path,
+        opts: JournalOptions,
+        (file, scan, repaired): Opened,
+    ) -> Result<(Journal, OpenReport), JournalError> {
         let v = scan.verification;
         let journal = Journal::start(path, opts, file, v.last_seq, v.valid_len, scan.index)?;
         let report = OpenReport {
@@ -347,7 +351,7 @@ impl Journal {
             what: "starting the journal's writer task".to_owned(),
             source: std::io::Error::other(e),
         })?;
-        let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
+        let (tx, rx) = flume::bounded(opts.channel_capacity.max(1));
         let shared = Arc::new(Shared::new(last_seq, len));
         shared.index().extend(index);
         let writer = Writer::new(file, Arc::clone(&shared), last_seq, len);
@@ -381,11 +385,11 @@ impl Journal {
         };
         let (reply, answer) = oneshot::channel();
         let msg = Msg::Append {
-            record: rec,
+            record: Box::new(rec),
             ack,
             reply,
         };
-        if self.inner.tx.send(msg).await.is_err() {
+        if self.inner.tx.send_async(msg).await.is_err() {
             return Err(self.gone());
         }
         answer.await.unwrap_or_else(|_| Err(self.gone()))
@@ -425,7 +429,13 @@ impl Journal {
     /// [`JournalError::Closed`]; closing again returns `Ok`.
     pub async fn close(&self) -> Result<(), JournalError> {
         let (reply, answer) = oneshot::channel();
-        if self.inner.tx.send(Msg::Close { reply }).await.is_err() {
+        if self
+            .inner
+            .tx
+            .send_async(Msg::Close { reply })
+            .await
+            .is_err()
+        {
             return self.closed_result();
         }
         match answer.await {
@@ -483,7 +493,7 @@ impl ReadOnlyJournal {
     ) -> Result<(ReadOnlyJournal, Verification), JournalError> {
         let io = Arc::clone(&opts.io);
         let owned = path.to_owned();
-        let scan = blocking(move || scan_file(io.as_ref(), &owned)).await?;
+        let scan = blocking(move || scan_file(io.as_ref(), &owned, None)).await?;
         let v = scan.verification;
         let shared = Arc::new(Shared::new(v.last_seq, v.valid_len));
         shared.index().extend(scan.index);
@@ -552,7 +562,7 @@ pub async fn repair(path: &Path, opts: JournalOptions) -> Result<RepairReport, J
     let io = opts.io;
     let owned = path.to_owned();
     blocking(move || {
-        let v = scan_file(io.as_ref(), &owned)?.verification;
+        let v = scan_file(io.as_ref(), &owned, None)?.verification;
         if v.damage.is_none() && v.valid_len == v.file_len {
             return Ok(RepairReport {
                 last_seq: v.last_seq,
@@ -574,11 +584,47 @@ pub async fn repair(path: &Path, opts: JournalOptions) -> Result<RepairReport, J
 }
 
 /// Opens `path` read-only and scans it whole.
-fn scan_file(io: &dyn JournalIo, path: &Path) -> Result<open::Scan, JournalError> {
+fn scan_file(
+    io: &dyn JournalIo,
+    path: &Path,
+    each: Option<&mut dyn FnMut(EventRecord)>,
+) -> Result<open::Scan, JournalError> {
     let mut reader = io
         .open_read(path)
         .map_err(open::io_err("opening the journal"))?;
-    open::scan(reader.as_mut())
+    open::scan(reader.as_mut(), each)
+}
+
+/// A journal file opened to append, the scan that checked it, and the repair of its
+/// torn tail, if any.
+type Opened = (Box<dyn JournalFile>, open::Scan, Option<RepairInfo>);
+
+/// Checks the whole journal (handing its records to `each`), refuses a corrupt one,
+/// cuts a torn tail back (after a `.broken` copy), and opens the file to append.
+fn check_and_open(
+    io: &dyn JournalIo,
+    path: &Path,
+    each: Option<&mut dyn FnMut(EventRecord)>,
+) -> Result<Opened, JournalError> {
+    let scan = scan_file(io, path, each)?;
+    let v = &scan.verification;
+    if let Some(err) = v.corrupt_error() {
+        return Err(err);
+    }
+    if v.damage.is_some() || v.valid_len < v.file_len {
+        let (file, broken_copy) = open::cut_back(io, path, v.valid_len)?;
+        let info = RepairInfo {
+            truncated_bytes: v.file_len - v.valid_len,
+            broken_copy,
+            recovered_last_seq: v.last_seq,
+        };
+        Ok((file, scan, Some(info)))
+    } else {
+        let file = io
+            .open_append(path, false)
+            .map_err(open::io_err("opening the journal to append"))?;
+        Ok((file, scan, None))
+    }
 }
 
 /// Runs blocking file work off the async threads.

@@ -91,7 +91,15 @@ pub(crate) struct Scan {
 /// The valid prefix ends at the first line that breaks a rule. If any line after it is
 /// a valid record on its own (or the breaking line is one, out of order), the damage is
 /// [`DamageKind::Corrupt`]; otherwise it is a [`DamageKind::TornTail`].
-pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError> {
+///
+/// With `each`, every record of the valid prefix is decoded and handed to it in seq
+/// order as the scan passes it (a record that passes its checksum but does not decode
+/// is then corruption, as the first one always is). When the scan ends in corruption,
+/// `each` has seen records the caller must not trust.
+pub(crate) fn scan(
+    reader: &mut dyn JournalReader,
+    mut each: Option<&mut dyn FnMut(EventRecord)>,
+) -> Result<Scan, JournalError> {
     let file_len = reader
         .len()
         .map_err(io_err("reading the journal's length"))?;
@@ -131,25 +139,38 @@ pub(crate) fn scan(reader: &mut dyn JournalReader) -> Result<Scan, JournalError>
                     let verdict = match check {
                         Check::Bad(reason) => Err((reason.to_owned(), false)),
                         Check::Sealed { seq } | Check::Legacy { seq } => {
-                            if order.prev_seq.is_none() && seq != 1 {
+                            let first = order.prev_seq.is_none();
+                            if first && seq != 1 {
                                 Err((format!("the first record has seq {seq}, not 1"), true))
-                            } else if order.prev_seq.is_none() {
+                            } else if first || each.is_some() {
                                 // A sealed line whose checksum matches but which does not
                                 // decode is not something this crate writes: corruption.
                                 match decode_line(line) {
-                                    Ok((record, _)) => {
-                                        first_record = Some(record);
-                                        order.accept(seq, sealed).map_err(|r| (r, true))
-                                    }
+                                    Ok((record, _)) => order
+                                        .accept(seq, sealed)
+                                        .map(|()| Some(record))
+                                        .map_err(|r| (r, true)),
                                     Err(reason) => Err((reason.to_owned(), true)),
                                 }
                             } else {
-                                order.accept(seq, sealed).map_err(|r| (r, true))
+                                order
+                                    .accept(seq, sealed)
+                                    .map(|()| None)
+                                    .map_err(|r| (r, true))
                             }
                         }
                     };
                     match verdict {
-                        Ok(()) => {
+                        Ok(record) => {
+                            match (record, first_record.is_none(), each.as_deref_mut()) {
+                                (Some(r), true, Some(f)) => {
+                                    first_record = Some(r.clone());
+                                    f(r);
+                                }
+                                (Some(r), true, None) => first_record = Some(r),
+                                (Some(r), false, Some(f)) => f(r),
+                                _ => {}
+                            }
                             let seq = order.prev_seq.unwrap_or(0);
                             if last_indexed.is_none_or(|i| at >= i + INDEX_STRIDE) {
                                 index.push((seq, at));

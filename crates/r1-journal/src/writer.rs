@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use r1_proto::EventRecord;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::io::{copy_io_error, is_no_space, JournalFile};
 use crate::parse::{seal, RECORD_VERSION};
@@ -73,7 +73,9 @@ pub(crate) type AppendReply = oneshot::Sender<Result<EventRecord, JournalError>>
 pub(crate) enum Msg {
     /// Append one record and answer once `ack` is reached.
     Append {
-        record: NewRecord,
+        /// Boxed: every journal's channel allocates its first block of slots at the
+        /// size of the largest message, idle or not.
+        record: Box<NewRecord>,
         ack: Ack,
         reply: AppendReply,
     },
@@ -95,9 +97,6 @@ struct Staged {
 /// back: a journal under sustained load keeps its thread for a while (no hand-off per
 /// batch), but other journals waiting for a blocking thread get a turn.
 const BATCHES_PER_JOB: usize = 64;
-/// The batch buffer's capacity kept while a journal is idle; a larger one is freed when
-/// the writer goes idle, so that an idle journal costs a few KB, not its peak batch.
-const IDLE_BUF_CAPACITY: usize = 4 * 1024;
 /// How long a job keeps its pool thread after the channel ran dry, yielding the CPU and
 /// looking again: appenders just answered usually send their next record within a few
 /// microseconds, and catching it here saves the two thread wake-ups of handing the
@@ -127,9 +126,9 @@ enum Flow {
 /// the batch, and goes on with the next batch while messages keep arriving (up to
 /// [`BATCHES_PER_JOB`]); then it hands both back and the task waits again. Order and
 /// contiguous seqs follow from there being one writer per file and one job at a time.
-pub(crate) async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
+pub(crate) async fn run(mut writer: Writer, mut rx: flume::Receiver<Msg>) {
     loop {
-        let Some(first) = rx.recv().await else {
+        let Ok(first) = rx.recv_async().await else {
             // Every handle is gone without a close: sync what was appended. No one is
             // left to hear of a failure, but it is recorded all the same.
             let shared = Arc::clone(&writer.shared);
@@ -154,7 +153,11 @@ pub(crate) async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
                 writer = back;
                 rx = back_rx;
             }
-            Ok((_, _, Flow::Stop)) => return,
+            Ok((back, back_rx, Flow::Stop)) => {
+                drop(back);
+                answer_after_stop(&back_rx, &shared).await;
+                return;
+            }
             Err(e) => {
                 // The job panicked or the runtime is shutting down: the file went with
                 // it, so the journal cannot go on. Waiters of the lost batch see their
@@ -169,8 +172,25 @@ pub(crate) async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
+/// Answers whatever handles send after the writer stopped (the file is closed), until
+/// the last handle is gone: a channel keeps the messages queued in it while a sender
+/// lives, so a message that raced the stop would otherwise wait forever.
+async fn answer_after_stop(rx: &flume::Receiver<Msg>, shared: &Shared) {
+    while let Ok(msg) = rx.recv_async().await {
+        let failed = shared.failed_error();
+        match msg {
+            Msg::Append { reply, .. } => {
+                let _ = reply.send(Err(failed.unwrap_or(JournalError::Closed)));
+            }
+            Msg::Close { reply } => {
+                let _ = reply.send(failed.map_or(Ok(()), Err));
+            }
+        }
+    }
+}
+
 /// Waits up to [`LINGER`] for a message, yielding the CPU between looks.
-fn linger(rx: &mut mpsc::Receiver<Msg>) -> Option<Msg> {
+fn linger(rx: &mut flume::Receiver<Msg>) -> Option<Msg> {
     let start = Instant::now();
     loop {
         std::thread::yield_now();
@@ -226,7 +246,7 @@ impl Writer {
     /// answers them all (group commit); repeats while messages keep arriving, up to
     /// [`BATCHES_PER_JOB`] batches, waiting up to [`LINGER`] for them on a hot journal
     /// ([`HOT`]). A close ends the job with a sync and [`Flow::Stop`].
-    fn work(&mut self, first: Msg, rx: &mut mpsc::Receiver<Msg>) -> Flow {
+    fn work(&mut self, first: Msg, rx: &mut flume::Receiver<Msg>) -> Flow {
         let mut next = Some(first);
         let hot = self.last_job_end.is_some_and(|end| end.elapsed() < HOT);
         for batch in 0..BATCHES_PER_JOB {
@@ -252,9 +272,10 @@ impl Writer {
                 return Flow::Stop;
             }
         }
-        if self.buf.capacity() > IDLE_BUF_CAPACITY {
-            self.buf = Vec::new();
-        }
+        // An idle journal keeps no buffers: there is one per session, and allocating
+        // them again costs nothing next to the job's write.
+        self.buf = Vec::new();
+        self.staged = Vec::new();
         self.last_job_end = Some(Instant::now());
         Flow::Idle
     }
@@ -272,7 +293,7 @@ impl Writer {
     fn stage(&mut self, msg: Msg) -> Option<oneshot::Sender<Result<(), JournalError>>> {
         let (new, ack, reply) = match msg {
             Msg::Close { reply } => return Some(reply),
-            Msg::Append { record, ack, reply } => (record, ack, reply),
+            Msg::Append { record, ack, reply } => (*record, ack, reply),
         };
         if let Some(err) = self.shared.failed_error() {
             let _ = reply.send(Err(err));

@@ -156,6 +156,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("h");
     let work = tempfile::tempdir().unwrap();
+    // `R1_BENCH_ONLY=10k` runs only the create / 10,000-session part.
+    if std::env::var("R1_BENCH_ONLY").as_deref() == Ok("10k") {
+        ten_thousand(dir.path(), work.path());
+        return;
+    }
 
     // SSE fan-out: 100 subscribers of one session; latency from the start of a send to
     // each subscriber's receipt of that user message.
@@ -257,33 +262,6 @@ fn main() {
         stop(child, &sock);
     }
 
-    // Creating sessions: 1,000 one after another on one connection, then 1,000 over 8
-    // connections at once (the durable syncs of concurrent creates overlap).
-    let fresh = dir.path().join("h2");
-    let (child, reg) = serve(&fresh);
-    let sock2 = reg["sock"].as_str().unwrap().to_string();
-    let create_seq = create_sessions(&sock2, work.path(), 1000, 1);
-    let create_par = create_sessions(&sock2, work.path(), 1000, 8);
-    // Fill up to 10,000 idle sessions.
-    create_sessions(&sock2, work.path(), 8000, 8);
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = reg["pid"].as_u64().unwrap() as u32;
-    let (rss_10k_live, threads_10k_live) = (rss_kb(pid), threads(pid));
-    let t = Instant::now();
-    stop(child, &sock2);
-    let shutdown_10k = t.elapsed().as_secs_f64() * 1e3;
-    let mut restarts_10k = Vec::new();
-    let (mut rss_10k_after, mut threads_10k_after) = (0, 0);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let (child, reg) = serve(&fresh);
-        restarts_10k.push(t.elapsed().as_secs_f64() * 1e3);
-        std::thread::sleep(Duration::from_millis(300));
-        let pid = reg["pid"].as_u64().unwrap() as u32;
-        (rss_10k_after, threads_10k_after) = (rss_kb(pid), threads(pid));
-        stop(child, &sock2);
-    }
-
     println!("| measure | median | p99 | target |");
     println!("|---|---|---|---|");
     println!("| SSE fan-out, 1 session × 100 subscribers, send → receipt, ms ({} samples) | {:.2} | {:.2} | — |", fan.2, fan.0, fan.1);
@@ -304,6 +282,39 @@ fn main() {
         "| RSS per idle session, KB | {:.0} | | ≤ 50 |",
         (rss_1000_live.saturating_sub(rss_base)) as f64 / 999.0
     );
+    ten_thousand(dir.path(), work.path());
+}
+
+/// Creating sessions (1,000 on one connection, then 1,000 over 8 at once), then RSS,
+/// threads, shutdown and restart with 10,000 idle sessions.
+fn ten_thousand(dir: &Path, work: &Path) {
+    // Creating sessions: 1,000 one after another on one connection, then 1,000 over 8
+    // connections at once (the durable syncs of concurrent creates overlap).
+    let fresh = dir.join("h2");
+    let (child, reg) = serve(&fresh);
+    let sock2 = reg["sock"].as_str().unwrap().to_string();
+    let create_seq = create_sessions(&sock2, work, 1000, 1);
+    let create_par = create_sessions(&sock2, work, 1000, 8);
+    // Fill up to 10,000 idle sessions.
+    create_sessions(&sock2, work, 8000, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = reg["pid"].as_u64().unwrap() as u32;
+    let (rss_10k_live, threads_10k_live) = (rss_kb(pid), threads(pid));
+    let t = Instant::now();
+    stop(child, &sock2);
+    let shutdown_10k = t.elapsed().as_secs_f64() * 1e3;
+    let mut restarts_10k = Vec::new();
+    let (mut rss_10k_after, mut threads_10k_after) = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (child, reg) = serve(&fresh);
+        restarts_10k.push(t.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = reg["pid"].as_u64().unwrap() as u32;
+        (rss_10k_after, threads_10k_after) = (rss_kb(pid), threads(pid));
+        stop(child, &sock2);
+    }
+
     println!("| create 1,000 sessions, one connection, s total | {create_seq:.2} | | ≤ 0.3 |");
     println!(
         "| create 1,000 sessions, 8 connections at once, s total | {create_par:.2} | | ≤ 0.3 |"
