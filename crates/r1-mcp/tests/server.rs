@@ -384,6 +384,14 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names.len(), 7, "{names:?}");
+    for t in tools["result"]["tools"].as_array().unwrap() {
+        assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
+        assert!(
+            !t["inputSchema"].to_string().contains("\"null\""),
+            "{}",
+            t["name"]
+        );
+    }
     assert!(!names.iter().any(|n| n == "r1_session_start"));
 
     let listed = post(

@@ -13,8 +13,23 @@
 //!   OpenAPI document are generated from.
 //!
 //! The drift guarantee: an operation declared here without a handler in the daemon's
-//! `impl Api for Hub` (or in `r1-client`'s `impl Api for Client`) does not compile, so
-//! a declared operation can never be a silent 404 on one surface.
+//! `impl Api for Hub` does not compile, so a declared operation can never be a silent
+//! 404 on one surface (`r1-client` gets every method from [`Remote`]). This doctest is
+//! the guarantee as a test: an `Api` that handles only the handshake is refused.
+//!
+//! ```compile_fail,E0046
+//! struct HalfDaemon;
+//!
+//! #[async_trait::async_trait]
+//! impl r1_proto::Api for HalfDaemon {
+//!     async fn handshake(
+//!         &self,
+//!         _: r1_proto::EmptyParams,
+//!     ) -> Result<r1_proto::Handshake, r1_proto::ApiError> {
+//!         Err(r1_proto::ApiError::internal("only the handshake"))
+//!     }
+//! }
+//! ```
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
