@@ -244,12 +244,11 @@ export function rawRequest(url, { method = "GET", headers = {}, body } = {}) {
   });
 }
 
-/** The operation names valid for data-api: r1_proto::OPERATIONS plus the login and transport. */
+/** The operation names valid for data-api: the catalog's methods plus the login and transport. */
 export async function operations() {
-  const src = await readFile(join(REPO, "crates", "r1-proto", "src", "api.rs"), "utf8");
-  const m = /pub const OPERATIONS:\s*&\[&str\]\s*=\s*&\[([\s\S]*?)\];/.exec(src);
-  if (!m) throw new Error("OPERATIONS not found in crates/r1-proto/src/api.rs");
-  const ops = new Set([...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]));
+  const src = await readFile(join(REPO, "crates", "r1-proto", "src", "catalog.rs"), "utf8");
+  const ops = new Set([...src.matchAll(/^\s*method:\s*"([^"]+)",/gm)].map((x) => x[1]));
+  if (ops.size === 0) throw new Error("no operations found in crates/r1-proto/src/catalog.rs");
   ops.add("auth.exchange");
   ops.add("subscribe");
   return ops;

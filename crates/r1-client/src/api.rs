@@ -1,17 +1,17 @@
-//! [`Api`] over HTTP: every operation maps to its route.
+//! [`Api`](r1_proto::Api) over HTTP: `Client` is a [`Remote`], so every catalog
+//! operation is one generic call that fills the operation's path template from its
+//! params and sends the rest as the query string (GET, DELETE) or the JSON body
+//! (POST). No operation has code of its own here.
 
 use http::Method;
-use r1_proto::{
-    Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
-    RepairResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionView,
-    ShutdownParams, StartSessionParams,
-};
+use r1_proto::{ApiError, HttpMethod, OperationInfo, Remote};
+use serde_json::{Map, Value};
 
-use crate::{Client, ClientError};
+use crate::{Client, ClientError, EventStream};
 
 /// Maps a client failure to the wire's codes: an unreachable or incompatible daemon is
 /// `crash_recovery` / `schema_version`, an untrusted file `permission_denied`.
-fn api_err(e: ClientError) -> ApiError {
+pub(crate) fn api_err(e: ClientError) -> ApiError {
     use r1_proto::ErrorCode;
     match e {
         ClientError::Api(e) => e,
@@ -28,159 +28,102 @@ fn api_err(e: ClientError) -> ApiError {
     }
 }
 
-const NO_BODY: Option<&()> = None;
-const EMPTY: Option<&serde_json::Value> = Some(&serde_json::Value::Null);
-
 #[async_trait::async_trait]
-impl Api for Client {
-    async fn handshake(&self) -> Result<Handshake, ApiError> {
-        self.call(Method::GET, "/v1/handshake", NO_BODY)
-            .await
-            .map_err(api_err)
+impl Remote for Client {
+    async fn call_op(&self, op: &'static OperationInfo, params: Value) -> Result<Value, ApiError> {
+        self.call_operation(op, params).await.map_err(api_err)
     }
+}
 
-    async fn health(&self) -> Result<Health, ApiError> {
-        self.call(Method::GET, "/v1/health", NO_BODY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {
-        self.call(Method::POST, "/v1/shutdown", Some(&params))
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_start(&self, params: StartSessionParams) -> Result<SessionView, ApiError> {
-        self.call(Method::POST, "/v1/sessions", Some(&params))
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_list(&self) -> Result<SessionList, ApiError> {
-        self.call(Method::GET, "/v1/sessions", NO_BODY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_get(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.call(Method::GET, &format!("/v1/sessions/{id}"), NO_BODY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_send(
+impl Client {
+    /// Calls the catalog operation `op` with `params` (a JSON object), keeping the
+    /// client's own error (for the CLI's exit codes).
+    pub async fn call_operation(
         &self,
-        id: &str,
-        params: SendMessageParams,
-    ) -> Result<SendMessageResult, ApiError> {
-        self.call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/messages"),
-            Some(&params),
-        )
-        .await
-        .map_err(api_err)
-    }
-
-    async fn session_cancel(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.call(Method::POST, &format!("/v1/sessions/{id}/cancel"), EMPTY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_pause(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.call(Method::POST, &format!("/v1/sessions/{id}/pause"), EMPTY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.call(Method::POST, &format!("/v1/sessions/{id}/resume"), EMPTY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_resume_all(&self) -> Result<ResumeAllResult, ApiError> {
-        self.call(Method::POST, "/v1/sessions/resume", EMPTY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.call(Method::DELETE, &format!("/v1/sessions/{id}"), EMPTY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_repair(&self, id: &str) -> Result<RepairResult, ApiError> {
-        self.call(Method::POST, &format!("/v1/sessions/{id}/repair"), EMPTY)
-            .await
-            .map_err(api_err)
-    }
-
-    async fn session_journal(
-        &self,
-        id: &str,
-        since_seq: u64,
-        limit: usize,
-    ) -> Result<JournalPage, ApiError> {
-        self.call(
-            Method::GET,
-            &format!("/v1/sessions/{id}/journal?since_seq={since_seq}&limit={limit}"),
-            NO_BODY,
-        )
-        .await
-        .map_err(api_err)
-    }
-
-    async fn session_approve(
-        &self,
-        id: &str,
-        approval_id: &str,
-        decision: &str,
-    ) -> Result<SessionView, ApiError> {
-        let body = ApprovalDecision {
-            decision: decision.to_string(),
+        op: &'static OperationInfo,
+        params: Value,
+    ) -> Result<Value, ClientError> {
+        let mut fields = match params {
+            Value::Object(m) => m,
+            _ => Map::new(),
         };
-        self.call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/approvals/{approval_id}"),
-            Some(&body),
+        let path = op
+            .fill_path(&Value::Object(fields.clone()))
+            .map_err(ClientError::Api)?;
+        for f in op.path_fields() {
+            fields.remove(f);
+        }
+        match op.http_method {
+            HttpMethod::Post => {
+                self.call(Method::POST, &path, Some(&Value::Object(fields)))
+                    .await
+            }
+            HttpMethod::Get => {
+                self.call(Method::GET, &with_query(path, &fields), NO_BODY)
+                    .await
+            }
+            HttpMethod::Delete => {
+                self.call(Method::DELETE, &with_query(path, &fields), NO_BODY)
+                    .await
+            }
+        }
+    }
+
+    /// Opens a session's event stream (SSE) from `since_seq`: a transport route, not
+    /// a catalog operation.
+    pub async fn session_events(
+        &self,
+        session_id: &str,
+        since_seq: u64,
+    ) -> Result<EventStream, ClientError> {
+        let id = r1_proto::catalog::percent_encode(session_id);
+        self.stream(
+            &format!("/v1/sessions/{id}/events?since_seq={since_seq}"),
+            &[],
         )
         .await
-        .map_err(api_err)
     }
 
-    async fn lanes_list(&self, id: &str) -> Result<LaneList, ApiError> {
-        self.call(Method::GET, &format!("/v1/sessions/{id}/lanes"), NO_BODY)
-            .await
-            .map_err(api_err)
+    /// Swaps the daemon's token for a fresh one (`POST /v1/auth/rotate`).
+    pub async fn rotate_token(&self) -> Result<r1_proto::Ack, ClientError> {
+        self.call(Method::POST, "/v1/auth/rotate", NO_BODY).await
     }
 
-    async fn lane_kill(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
-        self.call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/lanes/{lane}/kill"),
-            EMPTY,
-        )
-        .await
-        .map_err(api_err)
+    /// Mints a single-use browser login code (`POST /v1/auth/code`): the code and its
+    /// lifetime in seconds.
+    pub async fn mint_login_code(&self) -> Result<(String, u64), ClientError> {
+        let v: Value = self
+            .call(
+                Method::POST,
+                "/v1/auth/code",
+                Some(&Value::Object(Map::new())),
+            )
+            .await?;
+        let code = v["code"]
+            .as_str()
+            .ok_or_else(|| ClientError::Protocol("no login code in the answer".into()))?;
+        Ok((code.to_string(), v["expires_in_s"].as_u64().unwrap_or(60)))
     }
+}
 
-    async fn lane_pin(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
-        self.call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/lanes/{lane}/pin"),
-            EMPTY,
-        )
-        .await
-        .map_err(api_err)
-    }
+const NO_BODY: Option<&()> = None;
 
-    async fn engines_list(&self) -> Result<EngineList, ApiError> {
-        self.call(Method::GET, "/v1/engines", NO_BODY)
-            .await
-            .map_err(api_err)
+/// `path` with `fields` as its query string (strings as they are, other values as
+/// JSON), each part percent-encoded.
+fn with_query(path: String, fields: &Map<String, Value>) -> String {
+    if fields.is_empty() {
+        return path;
     }
+    let enc = r1_proto::catalog::percent_encode;
+    let query: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{}={}", enc(k), enc(&v))
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
 }

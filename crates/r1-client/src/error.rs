@@ -38,10 +38,17 @@ impl ClientError {
     /// incompatible daemon, 4 for an unreachable one, 5 for an untrusted file or port.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Api(_) | ClientError::Protocol(_) => 1,
+            ClientError::Api(e) => e.cli_exit_code(),
+            ClientError::Protocol(_) => 1,
             ClientError::Incompatible { .. } => 3,
             ClientError::Unreachable(_) => 4,
             ClientError::Untrusted(_) => 5,
         }
+    }
+}
+
+impl From<ApiError> for ClientError {
+    fn from(e: ApiError) -> Self {
+        ClientError::Api(e)
     }
 }

@@ -180,12 +180,13 @@ impl Hub {
         Ok(lanes_of(&s))
     }
 
-    /// `lanes.pin`.
-    pub async fn pin_lane(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
+    /// `lanes.pin`: pins (or, with `pinned` false, unpins) a lane.
+    pub async fn pin_lane(&self, id: &str, lane: &str, pinned: bool) -> Result<LaneList, ApiError> {
         let s = self.session(id)?;
         s.journal()?;
         s.command(Command::PinLane {
             lane: lane.to_string(),
+            pinned,
         })
         .await
         .map_err(|e| match e.code {

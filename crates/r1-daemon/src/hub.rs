@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use r1_proto::{
-    Ack, Api, ApiError, EngineList, Handshake, Health, JournalPage, LaneList, RepairResult,
-    ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionView,
-    ShutdownParams, StartSessionParams, PROTOCOL,
+    Ack, Api, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
+    JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
+    ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView,
+    ShutdownParams, StartSessionParams, TailParams, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -331,13 +332,15 @@ impl Hub {
     }
 }
 
+/// The daemon's handler of every catalog operation. A declared operation without a
+/// method here does not compile: that is how the catalog cannot drift from the daemon.
 #[async_trait::async_trait]
 impl Api for Hub {
-    async fn handshake(&self) -> Result<Handshake, ApiError> {
+    async fn handshake(&self, _: EmptyParams) -> Result<Handshake, ApiError> {
         Ok(self.handshake_now())
     }
 
-    async fn health(&self) -> Result<Health, ApiError> {
+    async fn health(&self, _: EmptyParams) -> Result<Health, ApiError> {
         Ok(Health {
             status: if self.inner.shutdown.is_cancelled() {
                 "stopping".into()
@@ -361,79 +364,110 @@ impl Api for Hub {
         self.start_session(params).await
     }
 
-    async fn session_list(&self) -> Result<SessionList, ApiError> {
+    async fn session_list(&self, _: EmptyParams) -> Result<SessionList, ApiError> {
         Ok(self.list_sessions())
     }
 
-    async fn session_get(&self, id: &str) -> Result<SessionView, ApiError> {
-        Ok(self.session(id)?.view())
+    async fn session_get(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        Ok(self.session(&p.session_id)?.view())
     }
 
-    async fn session_send(
-        &self,
-        id: &str,
-        params: SendMessageParams,
-    ) -> Result<SendMessageResult, ApiError> {
-        self.send_message(id, params).await
+    async fn session_send(&self, p: SendMessageParams) -> Result<SendMessageResult, ApiError> {
+        let id = p.session_id.clone();
+        self.send_message(&id, p).await
     }
 
-    async fn session_cancel(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.cancel_session(id).await
+    async fn session_cancel(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        self.cancel_session(&p.session_id).await
     }
 
-    async fn session_pause(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.pause_session(id, "client request").await
+    async fn session_pause(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        self.pause_session(&p.session_id, "client request").await
     }
 
-    async fn session_resume(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.resume_session(id).await
+    async fn session_resume(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        self.resume_session(&p.session_id).await
     }
 
-    async fn session_resume_all(&self) -> Result<ResumeAllResult, ApiError> {
+    async fn session_resume_all(&self, _: EmptyParams) -> Result<ResumeAllResult, ApiError> {
         Ok(self.resume_all().await)
     }
 
-    async fn session_kill(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.kill_session(id).await
+    async fn session_kill(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        self.kill_session(&p.session_id).await
     }
 
-    async fn session_repair(&self, id: &str) -> Result<RepairResult, ApiError> {
-        self.repair_session(id).await
+    async fn session_journal(&self, p: JournalParams) -> Result<JournalPage, ApiError> {
+        let limit = page_limit(p.limit);
+        self.journal_page(&p.session_id, p.since_seq.unwrap_or(1), limit)
+            .await
     }
 
-    async fn session_journal(
-        &self,
-        id: &str,
-        since_seq: u64,
-        limit: usize,
-    ) -> Result<JournalPage, ApiError> {
-        self.journal_page(id, since_seq, limit).await
+    async fn session_tail(&self, p: TailParams) -> Result<JournalPage, ApiError> {
+        let wait = Duration::from_millis(p.wait_ms.unwrap_or(0).min(TAIL_MAX_WAIT_MS));
+        let deadline = tokio::time::Instant::now() + wait;
+        let limit = page_limit(p.limit);
+        loop {
+            let page = self.journal_page(&p.session_id, p.since_seq, limit).await?;
+            let now = tokio::time::Instant::now();
+            if !page.records.is_empty() || now >= deadline {
+                return Ok(page);
+            }
+            tokio::time::sleep(TAIL_POLL.min(deadline - now)).await;
+        }
     }
 
-    async fn session_approve(
-        &self,
-        id: &str,
-        approval_id: &str,
-        decision: &str,
-    ) -> Result<SessionView, ApiError> {
-        self.approve(id, approval_id, decision).await
+    async fn session_repair(&self, p: SessionRef) -> Result<RepairResult, ApiError> {
+        self.repair_session(&p.session_id).await
     }
 
-    async fn lanes_list(&self, id: &str) -> Result<LaneList, ApiError> {
-        self.lane_list(id).await
+    async fn session_approve(&self, p: ApproveParams) -> Result<SessionView, ApiError> {
+        self.approve(&p.session_id, &p.approval_id, p.decision.as_str())
+            .await
     }
 
-    async fn lane_kill(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
-        self.kill_lane(id, lane).await
+    async fn lanes_list(&self, p: SessionRef) -> Result<LaneList, ApiError> {
+        self.lane_list(&p.session_id).await
     }
 
-    async fn lane_pin(&self, id: &str, lane: &str) -> Result<LaneList, ApiError> {
-        self.pin_lane(id, lane).await
+    async fn lanes_get(&self, p: LaneRef) -> Result<LaneView, ApiError> {
+        self.lane_list(&p.session_id)
+            .await?
+            .lanes
+            .into_iter()
+            .find(|l| l.lane == p.lane_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "lane {} not found in session {}",
+                    p.lane_id, p.session_id
+                ))
+            })
     }
 
-    async fn engines_list(&self) -> Result<EngineList, ApiError> {
+    async fn lanes_kill(&self, p: LaneRef) -> Result<LaneList, ApiError> {
+        self.kill_lane(&p.session_id, &p.lane_id).await
+    }
+
+    async fn lanes_pin(&self, p: PinLaneParams) -> Result<LaneList, ApiError> {
+        self.pin_lane(&p.session_id, &p.lane_id, p.pinned).await
+    }
+
+    async fn engines_list(&self, _: EmptyParams) -> Result<EngineList, ApiError> {
         Ok(EngineList {
             engines: crate::engines::views(self.engine_list(), self.default_engine_name()),
         })
     }
+}
+
+/// How often `session.tail` looks at the journal again while it waits: below what an
+/// agent notices, and one small read per tick for the daemon.
+const TAIL_POLL: Duration = Duration::from_millis(50);
+/// The longest `session.tail` waits: a minute keeps one call under the request
+/// timeouts MCP clients commonly use.
+const TAIL_MAX_WAIT_MS: u64 = 60_000;
+
+/// A journal page's size: 1000 records unless asked, clamped to what the journal
+/// serves at once.
+fn page_limit(limit: Option<u64>) -> usize {
+    usize::try_from(limit.unwrap_or(1000)).unwrap_or(usize::MAX)
 }

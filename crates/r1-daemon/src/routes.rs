@@ -1,23 +1,26 @@
-//! The route table of `/v1`, shared by both listeners.
+//! The route table of `/v1`, shared by both listeners: every catalog operation at the
+//! path `r1_proto::OPERATIONS` declares, through one generic handler, and the
+//! transport routes (event streams, WebSocket, MCP, metrics, auth, OpenAPI) by hand.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use r1_proto::{
-    Ack, Api, ApiError, ApprovalDecision, EngineList, Handshake, Health, JournalPage, LaneList,
-    RepairResult, SendMessageParams, SendMessageResult, SessionList, SessionView, ShutdownParams,
-    StartSessionParams,
-};
+use r1_proto::{Ack, ApiError, HttpMethod, Idempotency, OperationInfo, Request, OPERATIONS};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
@@ -36,31 +39,28 @@ pub const TOO_SLOW: &str =
 
 /// The routes with the middleware every listener shares.
 fn base(hub: Hub) -> Router {
-    Router::new()
-        .route("/v1/handshake", get(handshake))
-        .route("/v1/health", get(health))
+    let mut router = Router::new()
         .route("/v1/metrics", get(metrics_text))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/events", get(bus_events))
         .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/shutdown", post(shutdown))
         .route("/v1/auth/rotate", post(rotate_token))
         .route("/v1/auth/code", post(mint_code))
         .route("/v1/auth/exchange", post(exchange_code))
-        .route("/v1/sessions", post(start_session).get(list_sessions))
-        .route("/v1/sessions/resume", post(resume_all_sessions))
-        .route("/v1/sessions/{id}", get(get_session).delete(kill_session))
-        .route("/v1/sessions/{id}/messages", post(send_message))
-        .route("/v1/sessions/{id}/cancel", post(cancel_session))
-        .route("/v1/sessions/{id}/pause", post(pause_session))
-        .route("/v1/sessions/{id}/resume", post(resume_session))
-        .route("/v1/sessions/{id}/journal", get(session_journal))
-        .route("/v1/sessions/{id}/repair", post(repair_session))
-        .route("/v1/sessions/{id}/events", get(session_events))
-        .route("/v1/sessions/{id}/approvals/{approval_id}", post(approve))
-        .route("/v1/sessions/{id}/lanes", get(list_lanes))
-        .route("/v1/sessions/{id}/lanes/{lane}/kill", post(kill_lane))
-        .route("/v1/sessions/{id}/lanes/{lane}/pin", post(pin_lane))
-        .route("/v1/engines", get(list_engines))
+        .route("/v1/sessions/{session_id}/events", get(session_events));
+    for op in OPERATIONS {
+        let handler =
+            move |state, path, headers, query, req| call(op, state, path, headers, query, req);
+        router = router.route(
+            op.path,
+            match op.http_method {
+                HttpMethod::Get => get(handler),
+                HttpMethod::Post => post(handler),
+                HttpMethod::Delete => delete(handler),
+            },
+        );
+    }
+    router
         .nest_service(
             "/mcp",
             r1_mcp::http_service(std::sync::Arc::new(hub.clone()), hub.config().mcp.caps),
@@ -74,6 +74,110 @@ fn base(hub: Hub) -> Router {
         ))
         .layer(middleware::from_fn(render_envelopes))
         .with_state(hub)
+}
+
+/// The one handler of every catalog operation: the path's fields and the query string
+/// (GET, DELETE) or the JSON body (POST) become one params object, which is parsed
+/// and dispatched exactly as a WebSocket or MCP call is. A keyed-idempotent operation
+/// also takes its key from an `Idempotency-Key` header, and answers a repeat 200.
+async fn call(
+    op: &'static OperationInfo,
+    State(hub): State<Hub>,
+    Path(path): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    req: axum::extract::Request,
+) -> Result<Response, HttpError> {
+    let mut params = if op.http_method.has_body() {
+        match JsonBody::<Value>::from_request(req, &()).await?.0 {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            _ => return Err(ApiError::validation("the JSON body must be an object").into()),
+        }
+    } else {
+        query_params(op, query.as_deref())?
+    };
+    for (k, v) in path {
+        if params.contains_key(&k) {
+            return Err(ApiError::validation(format!("`{k}` is given by the path")).into());
+        }
+        params.insert(k, Value::String(v));
+    }
+    if let Idempotency::Keyed(field) = op.idempotency {
+        if let (false, Some(k)) = (params.contains_key(field), headers.get("idempotency-key")) {
+            let k = k
+                .to_str()
+                .map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?;
+            params.insert(field.into(), Value::String(k.into()));
+        }
+    }
+    let req = Request::parse(op.method, Value::Object(params))?;
+    let result = r1_proto::dispatch(&hub, req).await?;
+    let repeat = matches!(op.idempotency, Idempotency::Keyed(_)) && result["duplicate"] == true;
+    let status = if repeat { 200 } else { op.status };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    Ok((status, Json(result)).into_response())
+}
+
+/// The query string as params: each value typed as the params schema declares the
+/// field (integer, boolean), so `?since_seq=5` is the number 5; a value that is not
+/// what the schema says stays a string and fails the params check.
+fn query_params(op: &OperationInfo, query: Option<&str>) -> Result<Map<String, Value>, HttpError> {
+    let mut out = Map::new();
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(out);
+    };
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::validation("the query string is malformed"))?,
+    )
+    .map_err(|_| ApiError::validation("the query string is malformed"))?;
+    let types = query_types(op);
+    for (k, v) in pairs {
+        let typed = match types.get(k.as_str()).map(String::as_str) {
+            Some("integer") => v.parse::<u64>().map(Value::from).ok(),
+            Some("boolean") => v.parse::<bool>().map(Value::from).ok(),
+            _ => None,
+        };
+        out.insert(k, typed.unwrap_or(Value::String(v)));
+    }
+    Ok(out)
+}
+
+/// The JSON type of each params field of `op`, computed once per operation.
+fn query_types(op: &OperationInfo) -> &'static HashMap<String, String> {
+    static TYPES: OnceLock<HashMap<&'static str, HashMap<String, String>>> = OnceLock::new();
+    static NONE: OnceLock<HashMap<String, String>> = OnceLock::new();
+    TYPES
+        .get_or_init(|| {
+            OPERATIONS
+                .iter()
+                .map(|op| {
+                    let schema = (op.params_schema)();
+                    let types = schema["properties"]
+                        .as_object()
+                        .map(|props| {
+                            props
+                                .iter()
+                                .filter_map(|(k, v)| {
+                                    Some((k.clone(), v["type"].as_str()?.to_string()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (op.method, types)
+                })
+                .collect()
+        })
+        .get(op.method)
+        .unwrap_or_else(|| NONE.get_or_init(HashMap::new))
+}
+
+/// `GET /v1/openapi.json`: the OpenAPI 3.1 document of the catalog, generated once.
+async fn openapi() -> Json<Value> {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    Json(DOC.get_or_init(r1_proto::openapi::document).clone())
 }
 
 /// The router of the unix socket: the peer's uid was checked on accept, and every
@@ -96,14 +200,6 @@ pub fn tcp_router(hub: Hub, port: u16) -> Router {
         .layer(middleware::from_fn(perimeter::security_headers))
 }
 
-async fn handshake(State(hub): State<Hub>) -> Result<Json<Handshake>, HttpError> {
-    Ok(Json(hub.handshake().await?))
-}
-
-async fn health(State(hub): State<Hub>) -> Result<Json<Health>, HttpError> {
-    Ok(Json(hub.health().await?))
-}
-
 async fn metrics_text(State(hub): State<Hub>) -> Response {
     let mut body = hub.metrics().render(hub.live_sessions());
     body.push_str(&format!(
@@ -118,13 +214,6 @@ async fn metrics_text(State(hub): State<Hub>) -> Response {
         body,
     )
         .into_response()
-}
-
-async fn shutdown(
-    State(hub): State<Hub>,
-    JsonBody(params): JsonBody<ShutdownParams>,
-) -> Result<Json<Ack>, HttpError> {
-    Ok(Json(hub.shutdown(params).await?))
 }
 
 async fn rotate_token(State(hub): State<Hub>) -> Result<Json<Ack>, HttpError> {
@@ -181,8 +270,11 @@ where
                     }
                     Err(End::TooSlow) => (final_word(TOO_SLOW), true),
                     Err(End::Failed(reason)) => {
-                        let data = serde_json::json!({"code": "journal_unreadable", "reason": reason});
-                        (final_word(&data.to_string()), true)
+                        let e = ApiError::new(
+                            r1_proto::ErrorCode::CrashRecovery,
+                            format!("the journal cannot be read: {reason}"),
+                        );
+                        (final_word(&e.sse_error_data("")), true)
                     }
                 },
                 _ = tick.tick() => (Bytes::from_static(b": keep-alive\n\n"), false),
@@ -228,92 +320,6 @@ async fn bus_events(
     Ok(sse_from(frames))
 }
 
-async fn start_session(
-    State(hub): State<Hub>,
-    JsonBody(params): JsonBody<StartSessionParams>,
-) -> Result<(StatusCode, Json<SessionView>), HttpError> {
-    Ok((StatusCode::CREATED, Json(hub.session_start(params).await?)))
-}
-
-async fn list_sessions(State(hub): State<Hub>) -> Result<Json<SessionList>, HttpError> {
-    Ok(Json(hub.session_list().await?))
-}
-
-async fn get_session(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<SessionView>, HttpError> {
-    Ok(Json(hub.session_get(&id).await?))
-}
-
-async fn kill_session(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<SessionView>, HttpError> {
-    Ok(Json(hub.session_kill(&id).await?))
-}
-
-async fn cancel_session(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<SessionView>, HttpError> {
-    Ok(Json(hub.session_cancel(&id).await?))
-}
-
-async fn repair_session(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<RepairResult>, HttpError> {
-    Ok(Json(hub.session_repair(&id).await?))
-}
-
-async fn pause_session(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<SessionView>, HttpError> {
-    Ok(Json(hub.session_pause(&id).await?))
-}
-
-async fn resume_session(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<SessionView>, HttpError> {
-    Ok(Json(hub.session_resume(&id).await?))
-}
-
-/// `POST /v1/sessions/resume`: `session.resume_all`. A static segment, so it never
-/// shadows a session id (ids are `ses_…`).
-async fn resume_all_sessions(
-    State(hub): State<Hub>,
-) -> Result<Json<r1_proto::ResumeAllResult>, HttpError> {
-    Ok(Json(hub.session_resume_all().await?))
-}
-
-/// `POST /v1/sessions/{id}/messages`: 202 for a new message, 200 for a repeat of an
-/// earlier one with the same `client_message_id` (or `Idempotency-Key` header).
-async fn send_message(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(mut params): JsonBody<SendMessageParams>,
-) -> Result<(StatusCode, Json<SendMessageResult>), HttpError> {
-    if params.client_message_id.is_none() {
-        if let Some(k) = headers.get("idempotency-key") {
-            let k = k
-                .to_str()
-                .map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?;
-            params.client_message_id = Some(k.to_string());
-        }
-    }
-    let r = hub.session_send(&id, params).await?;
-    let status = if r.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok((status, Json(r)))
-}
-
 /// Parses `?name=<u64>` from a raw query string; absent is `None`.
 fn query_u64(query: &Option<String>, name: &str) -> Result<Option<u64>, ApiError> {
     let Some(q) = query else { return Ok(None) };
@@ -326,17 +332,6 @@ fn query_u64(query: &Option<String>, name: &str) -> Result<Option<u64>, ApiError
         }
     }
     Ok(None)
-}
-
-async fn session_journal(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Json<JournalPage>, HttpError> {
-    let since = query_u64(&q, "since_seq")?.unwrap_or(1);
-    let limit = query_u64(&q, "limit")?.unwrap_or(1000);
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    Ok(Json(hub.session_journal(&id, since, limit).await?))
 }
 
 /// `GET /v1/sessions/{id}/events`: SSE replay from `?since_seq=N` (inclusive) or after
@@ -365,42 +360,6 @@ async fn session_events(
         CancellationToken::new(),
     )?;
     Ok(sse_from(frames))
-}
-
-async fn approve(
-    State(hub): State<Hub>,
-    Path((id, approval_id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<ApprovalDecision>,
-) -> Result<Json<SessionView>, HttpError> {
-    Ok(Json(
-        hub.session_approve(&id, &approval_id, &body.decision)
-            .await?,
-    ))
-}
-
-async fn list_lanes(
-    State(hub): State<Hub>,
-    Path(id): Path<String>,
-) -> Result<Json<LaneList>, HttpError> {
-    Ok(Json(hub.lanes_list(&id).await?))
-}
-
-async fn kill_lane(
-    State(hub): State<Hub>,
-    Path((id, lane)): Path<(String, String)>,
-) -> Result<Json<LaneList>, HttpError> {
-    Ok(Json(hub.lane_kill(&id, &lane).await?))
-}
-
-async fn pin_lane(
-    State(hub): State<Hub>,
-    Path((id, lane)): Path<(String, String)>,
-) -> Result<Json<LaneList>, HttpError> {
-    Ok(Json(hub.lane_pin(&id, &lane).await?))
-}
-
-async fn list_engines(State(hub): State<Hub>) -> Result<Json<EngineList>, HttpError> {
-    Ok(Json(hub.engines_list().await?))
 }
 
 /// Everything outside `/v1` and `/mcp` is a UI asset (GET) or a 404 envelope.

@@ -214,10 +214,12 @@ pub enum Command {
     },
     /// The running turn records an event (text, tool, lane).
     Emit(Rec),
-    /// Keep a lane in views after it ends.
+    /// Keep a lane in views after it ends (or, unpinned, let it go).
     PinLane {
         /// The lane.
         lane: String,
+        /// Pin (true) or unpin (false).
+        pinned: bool,
     },
     /// The running turn ended.
     TurnEnded(TurnEnd),
@@ -460,17 +462,17 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
             }
             step.records.push(rec.clone());
         }
-        Command::PinLane { lane } => {
+        Command::PinLane { lane, pinned } => {
             let l = core
                 .lanes
                 .iter()
                 .find(|l| &l.lane == lane)
                 .ok_or_else(|| ApiError::not_found(format!("lane {lane} not found")))?;
-            if !l.pinned {
+            if l.pinned != *pinned {
                 step.records.push(Rec {
                     kind: EventKind::LaneStatus,
                     lane: lane.clone(),
-                    data: json!({"lane": lane, "status": l.status, "pinned": true}),
+                    data: json!({"lane": lane, "status": l.status, "pinned": pinned}),
                     durable: false,
                 });
             }
@@ -693,8 +695,8 @@ impl Core {
                     } else if let Some(st) = d["status"].as_str() {
                         l.status = st.to_string();
                     }
-                    if d["pinned"] == true {
-                        l.pinned = true;
+                    if let Some(pinned) = d["pinned"].as_bool() {
+                        l.pinned = pinned;
                     }
                 }
             }

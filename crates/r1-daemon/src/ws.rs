@@ -1,6 +1,6 @@
-//! `/v1/ws`: JSON-RPC 2.0 over WebSocket. The same operations as the HTTP routes, as
-//! methods (`session.start`, `session.send`, …), plus `subscribe`/`unsubscribe`;
-//! events arrive as `$/event` notifications.
+//! `/v1/ws`: JSON-RPC 2.0 over WebSocket. Every catalog operation is a method by its
+//! dotted name (`session.start`, `session.send`, …), parsed and dispatched by the
+//! catalog, plus `subscribe`/`unsubscribe`; events arrive as `$/event` notifications.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, Stream, StreamExt};
-use r1_proto::{Api, ApiError, ErrorCode, PROTOCOL};
+use r1_proto::{ApiError, Request, PROTOCOL};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -328,7 +328,7 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
             Some(Ok(Message::Text(t))) => t.to_string(),
             Some(Ok(Message::Binary(_))) => {
                 if !out.push_now(
-                    rpc_error(Value::Null, -32600, "binary frames are not JSON-RPC", None).into(),
+                    rpc_error(Value::Null, -32600, "binary frames are not JSON-RPC").into(),
                 ) {
                     slow.cancel();
                 }
@@ -387,21 +387,9 @@ impl From<RpcReply> for Message {
     }
 }
 
-fn rpc_error(id: Value, code: i64, message: &str, error_code: Option<ErrorCode>) -> RpcReply {
-    let mut err = json!({"code": code, "message": message});
-    if let Some(c) = error_code {
-        err["data"] = json!({"error_code": c.as_str()});
-    }
-    RpcReply(json!({"jsonrpc": "2.0", "id": id, "error": err}))
-}
-
-fn api_error(id: Value, e: &ApiError) -> Value {
-    rpc_error(id, -32000, &e.message, Some(e.code)).0
-}
-
-fn params<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
-    let v = if v.is_null() { json!({}) } else { v.clone() };
-    serde_json::from_value(v).map_err(|e| ApiError::validation(format!("invalid params: {e}")))
+/// A JSON-RPC protocol error (parse error, invalid request, unknown method).
+fn rpc_error(id: Value, code: i64, message: &str) -> RpcReply {
+    RpcReply(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
 }
 
 fn str_param(v: &Value, key: &str) -> Result<String, ApiError> {
@@ -416,7 +404,7 @@ impl Conn {
     async fn handle(&mut self, text: &str) -> Option<Value> {
         let req: Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(_) => return Some(rpc_error(Value::Null, -32700, "parse error: not JSON", None).0),
+            Err(_) => return Some(rpc_error(Value::Null, -32700, "parse error: not JSON").0),
         };
         let id = req.get("id").cloned();
         let Some(method) = req.get("method").and_then(Value::as_str) else {
@@ -425,152 +413,51 @@ impl Conn {
                     id.unwrap_or(Value::Null),
                     -32600,
                     "invalid request: no method",
-                    None,
                 )
                 .0,
             );
         };
         let p = req.get("params").cloned().unwrap_or(Value::Null);
-        let result = self.call(method, &p).await;
+        let result = self.call(method, p).await;
         let id = id?;
         Some(match result {
             Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
-            Err(Some(e)) => api_error(id, &e),
-            Err(None) => rpc_error(id, -32601, &format!("method not found: {method}"), None).0,
+            Err(Some(e)) => json!({"jsonrpc": "2.0", "id": id, "error": e.jsonrpc_error(method)}),
+            Err(None) => rpc_error(id, -32601, &format!("method not found: {method}")).0,
         })
     }
 
-    /// Runs one method; `Err(None)` means no such method.
-    async fn call(&mut self, method: &str, p: &Value) -> Result<Value, Option<ApiError>> {
-        let hub = self.hub.clone();
-        let v = match method {
-            "daemon.info" | "daemon.handshake" => to_value(hub.handshake().await),
-            "daemon.health" => to_value(hub.health().await),
-            "daemon.shutdown" => match params(p) {
-                Ok(sp) => to_value(hub.shutdown(sp).await),
-                Err(e) => Err(e),
-            },
-            "session.start" => match params(p) {
-                Ok(sp) => to_value(hub.session_start(sp).await),
-                Err(e) => Err(e),
-            },
-            "session.list" => to_value(hub.session_list().await),
-            "session.get" => {
-                self.with_id(p, |h, id| async move { to_value(h.session_get(&id).await) })
-                    .await
-            }
-            "session.send" => {
-                let id = str_param(p, "session_id");
-                let sp = params::<SendParams>(p);
-                match (id, sp) {
-                    (Ok(id), Ok(sp)) => to_value(
-                        hub.session_send(
-                            &id,
-                            r1_proto::SendMessageParams {
-                                text: sp.text,
-                                client_message_id: sp.client_message_id,
-                            },
-                        )
-                        .await,
-                    ),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                }
-            }
-            "session.cancel" => {
-                self.with_id(
-                    p,
-                    |h, id| async move { to_value(h.session_cancel(&id).await) },
-                )
-                .await
-            }
-            "session.pause" => {
-                self.with_id(
-                    p,
-                    |h, id| async move { to_value(h.session_pause(&id).await) },
-                )
-                .await
-            }
-            "session.resume" => {
-                self.with_id(
-                    p,
-                    |h, id| async move { to_value(h.session_resume(&id).await) },
-                )
-                .await
-            }
-            "session.resume_all" => to_value(hub.session_resume_all().await),
-            "session.repair" => {
-                self.with_id(
-                    p,
-                    |h, id| async move { to_value(h.session_repair(&id).await) },
-                )
-                .await
-            }
-            "session.kill" => {
-                self.with_id(
-                    p,
-                    |h, id| async move { to_value(h.session_kill(&id).await) },
-                )
-                .await
-            }
-            "session.journal" => {
-                let id = str_param(p, "session_id");
-                let since = p.get("since_seq").and_then(Value::as_u64).unwrap_or(1);
-                let limit = p.get("limit").and_then(Value::as_u64).unwrap_or(1000) as usize;
-                match id {
-                    Ok(id) => to_value(hub.session_journal(&id, since, limit).await),
-                    Err(e) => Err(e),
-                }
-            }
-            "session.approve" => {
-                match (
-                    str_param(p, "session_id"),
-                    str_param(p, "approval_id"),
-                    str_param(p, "decision"),
-                ) {
-                    (Ok(id), Ok(a), Ok(d)) => to_value(hub.session_approve(&id, &a, &d).await),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-                }
-            }
-            "lanes.list" => {
-                self.with_id(p, |h, id| async move { to_value(h.lanes_list(&id).await) })
-                    .await
-            }
-            "lanes.kill" | "lanes.pin" => {
-                match (str_param(p, "session_id"), str_param(p, "lane")) {
-                    (Ok(id), Ok(lane)) if method == "lanes.kill" => {
-                        to_value(hub.lane_kill(&id, &lane).await)
-                    }
-                    (Ok(id), Ok(lane)) => to_value(hub.lane_pin(&id, &lane).await),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                }
-            }
-            "engines.list" => to_value(hub.engines_list().await),
-            "subscribe" => self.subscribe(p),
-            "unsubscribe" => {
-                let sub = str_param(p, "subscription");
-                match sub {
-                    Ok(s) => match self.subs.remove(&s) {
-                        Some(h) => {
-                            h.abort();
-                            Ok(json!({"ok": true}))
-                        }
-                        None => Err(ApiError::not_found(format!("no subscription {s}"))),
-                    },
-                    Err(e) => Err(e),
-                }
-            }
-            _ => return Err(None),
+    /// Runs one method: a catalog operation, or a subscription method of this
+    /// connection; `Err(None)` means no such method.
+    async fn call(&mut self, method: &str, p: Value) -> Result<Value, Option<ApiError>> {
+        match method {
+            "subscribe" => return self.subscribe(&p).map_err(Some),
+            "unsubscribe" => return self.unsubscribe(&p).map_err(Some),
+            _ => {}
+        }
+        // `daemon.info` is the name older clients probe with.
+        let method = if method == "daemon.info" {
+            "daemon.handshake"
+        } else {
+            method
         };
-        v.map_err(Some)
+        if r1_proto::operation(method).is_none() {
+            return Err(None);
+        }
+        let req = Request::parse(method, p).map_err(Some)?;
+        r1_proto::dispatch(&self.hub, req).await.map_err(Some)
     }
 
-    async fn with_id<F, Fut>(&self, p: &Value, f: F) -> Result<Value, ApiError>
-    where
-        F: FnOnce(Hub, String) -> Fut,
-        Fut: std::future::Future<Output = Result<Value, ApiError>>,
-    {
-        let id = str_param(p, "session_id")?;
-        f(self.hub.clone(), id).await
+    /// `unsubscribe {subscription}`: stops one subscription of this connection.
+    fn unsubscribe(&mut self, p: &Value) -> Result<Value, ApiError> {
+        let s = str_param(p, "subscription")?;
+        match self.subs.remove(&s) {
+            Some(h) => {
+                h.abort();
+                Ok(json!({"ok": true}))
+            }
+            None => Err(ApiError::not_found(format!("no subscription {s}"))),
+        }
     }
 
     /// `subscribe {session_id?, since_seq?}`: a session's records, or the daemon bus
@@ -666,19 +553,4 @@ fn event_message(prefix: &str, f: &Frame) -> Message {
     m.push_str(record);
     m.push_str("}}");
     Message::Text(m.into())
-}
-
-#[derive(serde::Deserialize)]
-struct SendParams {
-    #[allow(dead_code)]
-    session_id: String,
-    text: String,
-    #[serde(default)]
-    client_message_id: Option<String>,
-}
-
-fn to_value<T: serde::Serialize>(r: Result<T, ApiError>) -> Result<Value, ApiError> {
-    r.and_then(|v| {
-        serde_json::to_value(v).map_err(|_| ApiError::internal("could not encode the result"))
-    })
 }

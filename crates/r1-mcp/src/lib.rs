@@ -1,6 +1,7 @@
 //! r1 as an MCP server (DESIGN §8).
 //!
-//! One catalog of tools, written once against [`r1_proto::Api`], served over stdio
+//! The catalog's operations as MCP tools, generated from `r1_proto::OPERATIONS` and
+//! called through `r1_proto::dispatch` on any [`r1_proto::Api`], served over stdio
 //! (`r1 mcp serve`, through `r1-client`) and as streamable HTTP (`/mcp` in the
 //! daemon, through [`http_service`]). Tool names use underscores (`r1_session_start`);
 //! the dotted names (`r1.session.start`) are accepted as aliases on `tools/call`. Every
@@ -13,7 +14,7 @@ mod dispatch;
 mod server;
 
 pub use catalog::{catalog, print_tools, ToolHints, ToolInfo};
-pub use dispatch::call_tool;
+pub use dispatch::{call_tool, call_tool_result};
 pub use server::{http_service, serve_stdio, HttpService, R1McpServer};
 
 /// The MCP protocol revision the server advertises.
@@ -34,6 +35,17 @@ impl Caps {
     /// Whether a tool that is (not) `mutating` is listed and callable.
     pub fn allows(self, mutating: bool) -> bool {
         !mutating || self == Caps::Write
+    }
+
+    /// Whether the tool of `op` is listed and callable: read operations always,
+    /// write operations under [`Caps::Write`]; debug operations (none yet) never, as
+    /// there are no debug caps.
+    pub fn allows_op(self, op: &r1_proto::OperationInfo) -> bool {
+        match op.capability {
+            r1_proto::Capability::Read => true,
+            r1_proto::Capability::Write => self == Caps::Write,
+            r1_proto::Capability::Debug => false,
+        }
     }
 
     /// The spelling in flags and config files: `read` or `write`.

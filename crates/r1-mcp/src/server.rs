@@ -15,7 +15,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
-use crate::{call_tool, catalog, Caps, McpError, ToolInfo};
+use crate::{call_tool_result, catalog, Caps, McpError, ToolInfo};
 
 /// The MCP protocol revision this server implements and advertises.
 const PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_11_25;
@@ -50,6 +50,7 @@ fn to_rmcp_tool(info: ToolInfo) -> Tool {
         .destructive(info.hints.destructive)
         .open_world(false);
     Tool::new(info.name, info.description, Arc::new(info.input_schema))
+        .with_raw_output_schema(Arc::new(info.output_schema))
         .with_title(info.title)
         .with_annotations(annotations)
 }
@@ -88,14 +89,11 @@ impl ServerHandler for R1McpServer {
             .arguments
             .map(serde_json::Value::Object)
             .unwrap_or(serde_json::Value::Null);
-        let envelope = call_tool(self.api.as_ref(), self.caps, &request.name, args).await;
         // A failed call is still a tool result (`isError`), not a protocol error, so the
         // agent reads the envelope and its error code.
-        let result = if envelope["ok"] == serde_json::Value::Bool(true) {
-            CallToolResult::structured(envelope)
-        } else {
-            CallToolResult::structured_error(envelope)
-        };
+        let result = call_tool_result(self.api.as_ref(), self.caps, &request.name, args).await;
+        let result: CallToolResult = serde_json::from_value(result)
+            .map_err(|e| ErrorData::internal_error(format!("tool result: {e}"), None))?;
         Ok(result.into())
     }
 }

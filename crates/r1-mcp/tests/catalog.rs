@@ -19,10 +19,16 @@ fn is_wire_name(name: &str) -> bool {
 #[test]
 fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
     let tools = catalog(Caps::Write);
-    assert_eq!(tools.len(), 15);
+    assert_eq!(tools.len(), 18);
     for t in &tools {
         assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
         assert_eq!(t.alias, t.name.replace('_', "."), "alias of {}", t.name);
+        assert_eq!(t.output_schema["type"], "object", "{}", t.name);
+        assert!(
+            t.output_schema["properties"]["data"].is_object(),
+            "{}",
+            t.name
+        );
         assert!(
             !t.title.is_empty() && t.description.len() > 40,
             "{}",
@@ -48,7 +54,8 @@ fn read_caps_hide_the_mutating_tools() {
             "r1_lanes_list",
             "r1_lanes_get",
             "r1_bus_tail",
-            "r1_bus_replay"
+            "r1_bus_replay",
+            "r1_engines_list"
         ]
     );
     assert_eq!(Caps::default(), Caps::Read);
@@ -87,7 +94,10 @@ fn input_schemas_describe_required_fields() {
     let decision = &approve.input_schema["properties"]["decision"];
     assert!(decision.to_string().contains("allow") && decision.to_string().contains("deny"));
     let plain: serde_json::Value = serde_json::from_str(&print_tools(Caps::Read, false)).unwrap();
-    assert_eq!(plain["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(plain["tools"].as_array().unwrap().len(), 7);
+    let pin = tools.iter().find(|t| t.name == "r1_lanes_pin").unwrap();
+    assert_eq!(pin.input_schema["properties"]["pinned"]["type"], "boolean");
+    assert!(pin.input_schema["properties"].get("lane_id").is_some());
     assert_eq!(plain["tools"][0]["annotations"]["readOnlyHint"], true);
 }
 
@@ -104,4 +114,48 @@ fn committed_catalog_page_matches_the_tools() {
         "docs/AGENTIC-API-CATALOG.md is out of date with the r1-mcp catalog; run \
          `R1_BLESS=1 cargo test -p r1-mcp --test catalog` and commit it"
     );
+}
+
+/// The names in the web UI's `data-api` attributes (`data-api="x"` in HTML,
+/// `"data-api": "x"` in the script).
+fn ui_operations() -> Vec<String> {
+    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let mut names = Vec::new();
+    for file in ["index.html", "app.js"] {
+        let text = std::fs::read_to_string(web.join(file)).unwrap();
+        for marker in ["data-api=\"", "\"data-api\": \""] {
+            for (i, _) in text.match_indices(marker) {
+                let rest = &text[i + marker.len()..];
+                let name = &rest[..rest.find('"').unwrap()];
+                // The comment that explains the attribute names no operation.
+                if !name.starts_with('<') {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// UI parity: every action the web UI offers is a catalog operation with an MCP tool
+/// (`subscribe` is the WebSocket's own method: agents read events with
+/// `r1_bus_tail`).
+#[test]
+fn every_ui_action_is_an_operation_and_a_tool() {
+    let names = ui_operations();
+    assert!(names.len() >= 10, "{names:?}");
+    let tools = catalog(Caps::Write);
+    for name in &names {
+        if name == "subscribe" {
+            continue;
+        }
+        let op = r1_proto::operation(name)
+            .unwrap_or_else(|| panic!("data-api={name:?} is not in r1_proto::OPERATIONS"));
+        assert!(
+            tools.iter().any(|t| t.operation.method == op.method),
+            "data-api={name:?} has no MCP tool"
+        );
+    }
 }

@@ -13,13 +13,16 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the resource's state (409).
     Conflict,
-    /// The request would rewrite history that is append-only (409).
+    /// The request would rewrite history that is append-only (409). Reserved: no
+    /// operation can address a journal record to rewrite it, so nothing produces it.
     AppendOnlyViolation,
     /// The caller is not allowed to do this (403).
     PermissionDenied,
     /// A configured budget was exhausted (429).
     BudgetExceeded,
-    /// The operation did not finish in time (504).
+    /// The operation did not finish in time (504). Reserved: no operation has a
+    /// deadline of its own yet (a long-poll that runs out answers an empty page, and a
+    /// client's own time-out is its transport error, not this code).
     Timeout,
     /// The resource is unavailable while it recovers from a crash or storage fault (503).
     CrashRecovery,
@@ -126,6 +129,60 @@ impl ApiError {
                 related: Vec::new(),
                 deprecations: Vec::new(),
             },
+        }
+    }
+}
+
+/// The JSON-RPC error code of every [`ApiError`] (the implementation-defined server
+/// error range); the wire code is in `data.error_code`.
+pub const JSONRPC_API_ERROR: i64 = -32000;
+
+/// The mappings from an [`ApiError`] to each transport's wire form. Every transport
+/// calls these; none builds its own error JSON.
+impl ApiError {
+    /// The JSON-RPC 2.0 `error` object: code [`JSONRPC_API_ERROR`], the message, and
+    /// the envelope as `data`.
+    pub fn jsonrpc_error(&self, self_link: &str) -> serde_json::Value {
+        serde_json::json!({
+            "code": JSONRPC_API_ERROR,
+            "message": self.message,
+            "data": self.envelope(self_link),
+        })
+    }
+
+    /// The MCP tool result: `isError: true`, the envelope as `structuredContent` and
+    /// as one JSON text item.
+    pub fn mcp_tool_result(&self, links: Links) -> serde_json::Value {
+        let env = ErrorEnvelope {
+            links,
+            ..self.envelope("")
+        };
+        let env = serde_json::to_value(env).unwrap_or_default();
+        serde_json::json!({
+            "content": [{"type": "text", "text": env.to_string()}],
+            "structuredContent": env,
+            "isError": true,
+        })
+    }
+
+    /// The `data` of an SSE `event: error` frame that ends a stream: the envelope.
+    pub fn sse_error_data(&self, self_link: &str) -> String {
+        serde_json::to_string(&self.envelope(self_link)).unwrap_or_default()
+    }
+
+    /// The exit code of a CLI command that failed with this error. An error the
+    /// daemon answered (it carries the HTTP status it came with) is 1, whatever its
+    /// code. One the client raised itself, before any answer, tells scripts why: 3
+    /// for an incompatible daemon (`schema_version`), 4 for an unreachable one
+    /// (`crash_recovery`), 5 for a file or listener that is not the user's
+    /// (`permission_denied`).
+    pub fn cli_exit_code(&self) -> i32 {
+        match (self.status, self.code) {
+            (Some(_), _) => 1,
+            (None, ErrorCode::SchemaVersion) => 3,
+            (None, ErrorCode::CrashRecovery) => 4,
+            (None, ErrorCode::PermissionDenied) => 5,
+            (None, _) => 1,
         }
     }
 }

@@ -6,18 +6,24 @@
 //! every operation a client can perform. This crate does no I/O; the JSON Schema of the
 //! wire types is generated from it (see [`wire_schema`]) and committed.
 
-mod api;
+pub mod catalog;
 mod error;
 mod event;
+pub mod openapi;
+pub mod schema;
 mod session;
 
-pub use api::{Api, OPERATIONS};
-pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links};
+pub use catalog::{
+    dispatch, operation, operation_for_tool, Api, Capability, HttpMethod, Idempotency, McpTool,
+    OperationInfo, Remote, Request, OPERATIONS,
+};
+pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links, JSONRPC_API_ERROR};
 pub use event::{BusEvent, EventKind, EventRecord};
 pub use session::{
-    ApprovalDecision, ApprovalView, EngineList, EngineView, JournalPage, LaneList, LaneView,
-    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult, SessionId,
-    SessionList, SessionState, SessionView, StartSessionParams,
+    ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
+    JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
+    ResumeFailure, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionRef,
+    SessionState, SessionView, StartSessionParams, TailParams,
 };
 
 use schemars::JsonSchema;
@@ -140,11 +146,18 @@ pub fn wire_schema() -> serde_json::Value {
         StartSessionParams,
         SendMessageParams,
         SendMessageResult,
+        EmptyParams,
+        SessionRef,
+        JournalParams,
+        TailParams,
+        ApproveParams,
+        Decision,
+        LaneRef,
+        PinLaneParams,
         JournalPage,
         RepairResult,
         ResumeAllResult,
         ResumeFailure,
-        ApprovalDecision,
         ApprovalView,
         LaneView,
         LaneList,

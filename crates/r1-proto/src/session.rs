@@ -50,8 +50,10 @@ pub struct SessionView {
     /// The engine (provider) name.
     pub engine: String,
     /// The model, if the engine has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// A title for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// The state.
     pub state: SessionState,
@@ -99,14 +101,6 @@ pub struct StartSessionParams {
     pub token_budget: Option<u64>,
 }
 
-/// The body of `POST /v1/sessions/{id}/approvals/{approval_id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalDecision {
-    /// `allow` or `deny`.
-    pub decision: String,
-}
-
 /// One approval of a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalView {
@@ -126,6 +120,7 @@ pub struct LaneView {
     /// The lane id.
     pub lane: String,
     /// The tool running in it (absent for `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     /// `running`, `done`, `failed`, `killed` or `waiting`.
     pub status: String,
@@ -150,6 +145,7 @@ pub struct EngineView {
     /// `echo`, `openai`, `anthropic` or `exec`.
     pub kind: String,
     /// The default model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Whether it can be used now (e.g. its key variable is set).
     pub available: bool,
@@ -164,17 +160,6 @@ pub struct EngineView {
 pub struct EngineList {
     /// Every engine.
     pub engines: Vec<EngineView>,
-}
-
-/// The body of `POST /v1/sessions/{id}/messages`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SendMessageParams {
-    /// The message text.
-    pub text: String,
-    /// An idempotency key: the same key again returns the original ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_message_id: Option<String>,
 }
 
 /// The answer of a send.
@@ -232,4 +217,139 @@ pub struct JournalPage {
     pub records: Vec<EventRecord>,
     /// The seq to ask for next.
     pub next_seq: u64,
+}
+
+/// The params of an operation that takes none: `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyParams {}
+
+/// The params of an operation on one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRef {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+}
+
+impl SessionRef {
+    /// A reference to the session `id`.
+    pub fn new(id: impl Into<String>) -> SessionRef {
+        SessionRef {
+            session_id: id.into(),
+        }
+    }
+}
+
+/// The params of `session.send` (`POST /v1/sessions/{session_id}/messages`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageParams {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The message text.
+    pub text: String,
+    /// An idempotency key of your choice: sending again with the same key returns the
+    /// original `message_id` (with `duplicate: true`) instead of posting the message
+    /// twice. Over HTTP the `Idempotency-Key` header may carry it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+}
+
+/// The params of `session.journal`: a page of records without waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalParams {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The first journal seq to return (records are numbered from 1; the default, 1,
+    /// replays the whole session). Pass the previous page's `next_seq` to go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_seq: Option<u64>,
+    /// The most records to return (default 1000, at most 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// The params of `session.tail`: a page of records, waiting for the first one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TailParams {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The first journal seq to return (records are numbered from 1); pass the
+    /// previous answer's `next_seq` to continue where it ended.
+    pub since_seq: u64,
+    /// How long to wait for a record when there is none yet, in milliseconds
+    /// (default 0, at most 60000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    /// The most records to return (default 1000, at most 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// A decision on a pending approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Let the tool call run.
+    Allow,
+    /// Refuse the tool call; the model is told it was denied.
+    Deny,
+}
+
+impl Decision {
+    /// The wire spelling: `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// The params of `session.approve`
+/// (`POST /v1/sessions/{session_id}/approvals/{approval_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveParams {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The approval id (`apr_…`), from the session's `pending_approvals` or an
+    /// `approval.requested` record.
+    pub approval_id: String,
+    /// `allow` or `deny`.
+    pub decision: Decision,
+}
+
+/// The params of an operation on one lane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneRef {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The lane id: `main` or a tool lane (`tool_…`) from `lanes.list` (`lane` is
+    /// accepted as an alias).
+    #[serde(alias = "lane")]
+    pub lane_id: String,
+}
+
+/// The params of `lanes.pin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinLaneParams {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The lane id: a tool lane (`tool_…`) from `lanes.list` (`lane` is accepted as an
+    /// alias).
+    #[serde(alias = "lane")]
+    pub lane_id: String,
+    /// True (the default) to pin the lane, false to unpin it.
+    #[serde(default = "yes")]
+    pub pinned: bool,
+}
+
+fn yes() -> bool {
+    true
 }

@@ -4,10 +4,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use http::Method;
 use r1_client::{ClientError, ConnectOptions, SseReader};
 use r1_proto::{
-    EventKind, EventRecord, SendMessageParams, SendMessageResult, SessionView, StartSessionParams,
+    Api, ApproveParams, Decision, EventKind, EventRecord, SendMessageParams, SessionRef,
+    SessionView, StartSessionParams,
 };
 use tokio::sync::mpsc;
 
@@ -51,11 +51,7 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
     let opts = ConnectOptions::new(home);
     let client = r1_client::connect_or_spawn(&opts).await?;
     let session: SessionView = match &args.session {
-        Some(id) => {
-            client
-                .call(Method::GET, &format!("/v1/sessions/{id}"), None::<&()>)
-                .await?
-        }
+        Some(id) => client.session_get(SessionRef::new(id.as_str())).await?,
         None => {
             let workdir = match &args.workdir {
                 Some(w) => std::path::absolute(w).unwrap_or_else(|_| w.clone()),
@@ -70,9 +66,7 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                 policy: None,
                 token_budget: None,
             };
-            client
-                .call(Method::POST, "/v1/sessions", Some(&params))
-                .await?
+            client.session_start(params).await?
         }
     };
     eprintln!(
@@ -90,12 +84,7 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
         }
     });
     let since = session.last_seq + 1;
-    let body = client
-        .stream(
-            &format!("/v1/sessions/{}/events?since_seq={since}", session.id),
-            &[],
-        )
-        .await?;
+    let body = client.session_events(&session.id, since).await?;
     let mut events = SseReader::new(body);
     let mut pending: Vec<String> = Vec::new();
     let mut asking: Option<String> = None;
@@ -110,18 +99,16 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                 Some(l) if asking.is_some() => {
                     let approval = asking.take().unwrap_or_default();
                     let answer = l.trim().to_ascii_lowercase();
-                    let decision = if answer == "y" || answer == "yes" { "allow" } else { "deny" };
-                    let _: SessionView = client
-                        .call(Method::POST, &format!("/v1/sessions/{}/approvals/{approval}", session.id), Some(&serde_json::json!({"decision": decision})))
-                        .await?;
-                    eprintln!("({decision})");
+                    let decision = if answer == "y" || answer == "yes" { Decision::Allow } else { Decision::Deny };
+                    let p = ApproveParams { session_id: session.id.clone(), approval_id: approval, decision };
+                    client.session_approve(p).await?;
+                    eprintln!("({})", decision.as_str());
                 }
                 Some(l) if l.trim().is_empty() => {}
                 Some(l) if l.trim() == "/quit" => input_open = false,
                 Some(text) => {
-                    let r: SendMessageResult = client
-                        .call(Method::POST, &format!("/v1/sessions/{}/messages", session.id), Some(&SendMessageParams { text, client_message_id: None }))
-                        .await?;
+                    let p = SendMessageParams { session_id: session.id.clone(), text, client_message_id: None };
+                    let r = client.session_send(p).await?;
                     pending.push(r.message_id);
                 }
             },

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use r1_client::{ClientError, ConnectOptions};
-use r1_proto::{Ack, ShutdownParams};
+use r1_proto::{Api, EmptyParams, ShutdownParams};
 
 use crate::output;
 
@@ -79,9 +79,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
         Verb::Sessions(verb) => return crate::sessions_cmd::run(&opts, verb, args.json).await,
         Verb::Engines => {
             let client = r1_client::connect_or_spawn(&opts).await?;
-            let l: r1_proto::EngineList = client
-                .call(http::Method::GET, "/v1/engines", None::<&()>)
-                .await?;
+            let l = client.engines_list(EmptyParams {}).await?;
             if args.json {
                 output::json(&l);
             } else {
@@ -121,9 +119,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
         }
         Verb::Health => {
             let client = r1_client::connect_or_spawn(&opts).await?;
-            let h: r1_proto::Health = client
-                .call(http::Method::GET, "/v1/health", None::<&()>)
-                .await?;
+            let h = client.health(EmptyParams {}).await?;
             if args.json {
                 output::json(&h);
             } else {
@@ -139,13 +135,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
         }
         Verb::RotateToken => {
             let client = r1_client::connect_or_spawn(&opts).await?;
-            let ack: Ack = client
-                .call(
-                    http::Method::POST,
-                    "/v1/auth/rotate",
-                    Some(&serde_json::json!({})),
-                )
-                .await?;
+            let ack = client.rotate_token().await?;
             if args.json {
                 output::json(&ack);
             } else {
@@ -173,15 +163,8 @@ async fn shutdown(opts: &ConnectOptions, grace: u64, json: bool) -> Result<(), C
         Err(e) => return Err(e),
     };
     let pid = client.registration().pid;
-    let _: Ack = client
-        .call(
-            http::Method::POST,
-            "/v1/shutdown",
-            Some(&ShutdownParams {
-                grace_s: Some(grace),
-            }),
-        )
-        .await?;
+    let grace_s = Some(grace);
+    client.shutdown(ShutdownParams { grace_s }).await?;
     // Wait until the process is gone, bounded by the grace period plus a margin.
     let deadline = Instant::now() + Duration::from_secs(grace + 5);
     while Instant::now() < deadline && process_alive(pid) {

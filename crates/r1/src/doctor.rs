@@ -5,7 +5,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use clap::Args;
-use http::Method;
 use r1_client::ConnectOptions;
 use serde::Serialize;
 
@@ -127,8 +126,8 @@ pub fn run(home: &Path, args: DoctorArgs) -> i32 {
                         reg.pid, reg.version, reg.sock, reg.url
                     ),
                 });
-                let engines: Result<r1_proto::EngineList, _> =
-                    rt.block_on(client.call(Method::GET, "/v1/engines", None::<&()>));
+                use r1_proto::Api;
+                let engines = rt.block_on(client.engines_list(r1_proto::EmptyParams {}));
                 if let Ok(l) = engines {
                     for e in l.engines {
                         checks.push(Check {

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use clap::Args;
-use http::Method;
 use r1_client::{ClientError, ConnectOptions};
 
 use crate::output;
@@ -38,10 +37,7 @@ pub fn run(home: &Path, args: OpenArgs) -> i32 {
 
 async fn open(home: &Path, args: &OpenArgs) -> Result<(), ClientError> {
     let client = r1_client::connect_or_spawn(&ConnectOptions::new(home)).await?;
-    let minted: serde_json::Value = client
-        .call(Method::POST, "/v1/auth/code", Some(&serde_json::json!({})))
-        .await?;
-    let code = minted["code"].as_str().unwrap_or_default();
+    let (code, _) = client.mint_login_code().await?;
     let url = format!("{}/#code={code}", client.registration().url);
     if args.print_url {
         output::line(&url);

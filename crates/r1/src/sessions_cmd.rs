@@ -4,11 +4,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use http::Method;
 use r1_client::{Client, ClientError, ConnectOptions, SseReader};
 use r1_proto::{
-    EventKind, EventRecord, SendMessageParams, SendMessageResult, SessionList, SessionView,
-    StartSessionParams,
+    Api, ApproveParams, Decision, EmptyParams, EventKind, EventRecord, LaneRef, PinLaneParams,
+    SendMessageParams, SessionRef, SessionView, StartSessionParams,
 };
 
 use crate::output;
@@ -76,6 +75,9 @@ pub enum SessionsVerb {
         id: String,
         /// The lane id.
         lane: String,
+        /// Unpin the lane instead.
+        #[arg(long)]
+        unpin: bool,
     },
     /// Send a message; with `--wait`, wait for the answer and print it.
     Send {
@@ -160,17 +162,16 @@ fn show(v: &SessionView, json: bool) {
 /// Decides a pending approval.
 async fn decide(
     client: &Client,
-    id: &str,
-    approval_id: &str,
-    decision: &str,
+    session_id: String,
+    approval_id: String,
+    decision: Decision,
 ) -> Result<SessionView, ClientError> {
-    client
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{id}/approvals/{approval_id}"),
-            Some(&serde_json::json!({ "decision": decision })),
-        )
-        .await
+    let p = ApproveParams {
+        session_id,
+        approval_id,
+        decision,
+    };
+    Ok(client.session_approve(p).await?)
 }
 
 fn lanes(l: r1_proto::LaneList, json: bool) {
@@ -192,16 +193,11 @@ fn lanes(l: r1_proto::LaneList, json: bool) {
 /// Runs a sessions verb.
 pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Result<(), ClientError> {
     let client = r1_client::connect_or_spawn(opts).await?;
-    let none = None::<&()>;
     let client = &client;
-    let post = |path: String| async move {
-        client
-            .call::<SessionView>(Method::POST, &path, Some(&serde_json::json!({})))
-            .await
-    };
+    let at = SessionRef::new;
     match verb {
         SessionsVerb::List => {
-            let l: SessionList = client.call(Method::GET, "/v1/sessions", none).await?;
+            let l = client.session_list(EmptyParams {}).await?;
             if json {
                 output::json(&l);
             } else if l.sessions.is_empty() {
@@ -213,10 +209,7 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             }
         }
         SessionsVerb::Get { id } => {
-            let v: SessionView = client
-                .call(Method::GET, &format!("/v1/sessions/{id}"), none)
-                .await?;
-            show(&v, json);
+            show(&client.session_get(at(id)).await?, json);
         }
         SessionsVerb::Start {
             workdir,
@@ -246,10 +239,7 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 policy: (!map.is_empty()).then_some(map),
                 token_budget,
             };
-            let v: SessionView = client
-                .call(Method::POST, "/v1/sessions", Some(&params))
-                .await?;
-            show(&v, json);
+            show(&client.session_start(params).await?, json);
         }
         SessionsVerb::Send {
             id,
@@ -258,16 +248,11 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             wait,
         } => {
             let params = SendMessageParams {
+                session_id: id.clone(),
                 text,
                 client_message_id,
             };
-            let r: SendMessageResult = client
-                .call(
-                    Method::POST,
-                    &format!("/v1/sessions/{id}/messages"),
-                    Some(&params),
-                )
-                .await?;
+            let r = client.session_send(params).await?;
             if wait {
                 let answer = wait_for_reply(client, &id, &r.message_id, r.seq).await?;
                 if json {
@@ -295,49 +280,37 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
         } => {
             follow(opts, Some(client), &id, since_seq, until.as_deref(), json).await?;
         }
-        SessionsVerb::Approve { id, approval_id } => {
-            show(&decide(client, &id, &approval_id, "allow").await?, json)
-        }
-        SessionsVerb::Deny { id, approval_id } => {
-            show(&decide(client, &id, &approval_id, "deny").await?, json)
-        }
-        SessionsVerb::Lanes { id } => lanes(
-            client
-                .call(Method::GET, &format!("/v1/sessions/{id}/lanes"), none)
-                .await?,
+        SessionsVerb::Approve { id, approval_id } => show(
+            &decide(client, id, approval_id, Decision::Allow).await?,
             json,
         ),
-        SessionsVerb::KillLane { id, lane } => lanes(
-            client
-                .call(
-                    Method::POST,
-                    &format!("/v1/sessions/{id}/lanes/{lane}/kill"),
-                    Some(&serde_json::json!({})),
-                )
-                .await?,
+        SessionsVerb::Deny { id, approval_id } => show(
+            &decide(client, id, approval_id, Decision::Deny).await?,
             json,
         ),
-        SessionsVerb::PinLane { id, lane } => lanes(
-            client
-                .call(
-                    Method::POST,
-                    &format!("/v1/sessions/{id}/lanes/{lane}/pin"),
-                    Some(&serde_json::json!({})),
-                )
-                .await?,
-            json,
-        ),
-        SessionsVerb::Cancel { id } => {
-            show(&post(format!("/v1/sessions/{id}/cancel")).await?, json)
+        SessionsVerb::Lanes { id } => lanes(client.lanes_list(at(id)).await?, json),
+        SessionsVerb::KillLane { id, lane } => {
+            let lane = LaneRef {
+                session_id: id,
+                lane_id: lane,
+            };
+            lanes(client.lanes_kill(lane).await?, json)
         }
-        SessionsVerb::Pause { id } => show(&post(format!("/v1/sessions/{id}/pause")).await?, json),
+        SessionsVerb::PinLane { id, lane, unpin } => {
+            let pin = PinLaneParams {
+                session_id: id,
+                lane_id: lane,
+                pinned: !unpin,
+            };
+            lanes(client.lanes_pin(pin).await?, json)
+        }
+        SessionsVerb::Cancel { id } => show(&client.session_cancel(at(id)).await?, json),
+        SessionsVerb::Pause { id } => show(&client.session_pause(at(id)).await?, json),
         SessionsVerb::Resume { id: Some(id), .. } => {
-            show(&post(format!("/v1/sessions/{id}/resume")).await?, json)
+            show(&client.session_resume(at(id)).await?, json)
         }
         SessionsVerb::Resume { id: None, .. } => {
-            let r = r1_proto::Api::session_resume_all(client)
-                .await
-                .map_err(ClientError::Api)?;
+            let r = client.session_resume_all(EmptyParams {}).await?;
             if json {
                 output::json(&r);
             } else if r.resumed.is_empty() && r.failed.is_empty() {
@@ -357,9 +330,7 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             }
         }
         SessionsVerb::Repair { id } => {
-            let r = r1_proto::Api::session_repair(client, &id)
-                .await
-                .map_err(ClientError::Api)?;
+            let r = client.session_repair(at(id)).await?;
             if json {
                 output::json(&r);
             } else if r.repaired {
@@ -378,16 +349,7 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 ));
             }
         }
-        SessionsVerb::Kill { id } => {
-            let v: SessionView = client
-                .call(
-                    Method::DELETE,
-                    &format!("/v1/sessions/{id}"),
-                    Some(&serde_json::json!({})),
-                )
-                .await?;
-            show(&v, json);
-        }
+        SessionsVerb::Kill { id } => show(&client.session_kill(at(id)).await?, json),
     }
     Ok(())
 }
@@ -400,9 +362,7 @@ pub async fn wait_for_reply(
     message_id: &str,
     since: u64,
 ) -> Result<String, ClientError> {
-    let body = client
-        .stream(&format!("/v1/sessions/{id}/events?since_seq={since}"), &[])
-        .await?;
+    let body = client.session_events(id, since).await?;
     let mut reader = SseReader::new(body);
     while let Some(frame) = reader.next().await {
         let frame = frame?;
@@ -467,10 +427,7 @@ async fn follow(
                 }
             },
         };
-        let body = match c
-            .stream(&format!("/v1/sessions/{id}/events?since_seq={next}"), &[])
-            .await
-        {
+        let body = match c.session_events(id, next).await {
             Ok(b) => b,
             Err(e @ ClientError::Api(_)) => return Err(e),
             Err(_) => {

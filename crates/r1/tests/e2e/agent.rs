@@ -336,6 +336,19 @@ fn run_command_streams_into_a_lane_and_kills_whole_process_groups() {
             .json()["lanes"][1]["pinned"],
         true
     );
+    // `pinned: false` unpins, and the lane says so.
+    let unpinned = d.post(
+        &format!("/v1/sessions/{id}/lanes/{lane}/pin"),
+        r#"{"pinned": false}"#,
+    );
+    assert_eq!(
+        unpinned.json()["lanes"][1]["pinned"],
+        false,
+        "{}",
+        unpinned.body
+    );
+    let got = d.get(&format!("/v1/sessions/{id}/lanes/{lane}")).json();
+    assert_eq!(got["pinned"], false, "{got}");
     wait_until(Duration::from_secs(5), "idle", || {
         state(&d, &id)["state"] == "idle"
     });

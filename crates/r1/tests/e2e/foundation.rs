@@ -417,7 +417,8 @@ fn rotate_token_is_live_and_clients_follow_it() {
     opts.spawn = false;
     let client = rt.block_on(r1_client::connect(&opts)).unwrap();
     use r1_proto::Api;
-    rt.block_on(client.health()).unwrap();
+    rt.block_on(client.health(r1_proto::EmptyParams {}))
+        .unwrap();
 
     let out = home.run_json(&["ctl", "rotate-token"]);
     assert_eq!(out["ok"], true);
@@ -434,7 +435,8 @@ fn rotate_token_is_live_and_clients_follow_it() {
     assert_eq!(with(&old), 401);
     assert_eq!(with(&new), 200);
     // The long-lived client re-reads the token on 401 without being told.
-    rt.block_on(client.health()).unwrap();
+    rt.block_on(client.health(r1_proto::EmptyParams {}))
+        .unwrap();
     // And `serve --rotate-token` replaces it at start.
     drop(d);
     let d = home.serve(&["--rotate-token"]);

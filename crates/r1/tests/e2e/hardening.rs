@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{raw_tcp, read_some, wait_until, write_config, Daemon, Home, Resp};
+use crate::support::{
+    raw_tcp, read_some, wait_until, write_config, ws_call, ws_connect, Daemon, Home, Resp,
+};
 
 /// Lets this test process hold a thousand sockets (the soft limit is often 1024).
 fn raise_nofile() {
@@ -255,61 +257,6 @@ fn duplicate_and_foreign_framing_is_refused() {
 }
 
 // ---- 4. Limits on every input, the same on every transport ----
-
-/// A WebSocket on the daemon's TCP port, authenticated by subprotocol.
-async fn ws_connect(
-    d: &Daemon,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://127.0.0.1:{}/v1/ws", d.port())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        format!("r1.proto.v1, r1.bearer, {}", d.token())
-            .parse()
-            .unwrap(),
-    );
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(64 << 20));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
-        .await
-        .unwrap();
-    ws
-}
-
-async fn ws_call(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    id: u64,
-    method: &str,
-    params: Value,
-) -> Value {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    ws.send(Message::Text(
-        json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["id"] == json!(id) {
-                return v;
-            }
-        }
-    }
-}
 
 #[test]
 fn oversized_messages_are_refused_on_http_websocket_and_mcp_and_nothing_is_lost() {

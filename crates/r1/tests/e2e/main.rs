@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::zombie_processes)]
 
 mod agent;
+mod catalog;
 mod confinement;
 mod core;
 mod faults;

@@ -165,13 +165,11 @@ fn fifty_sessions_hundred_messages_and_twenty_followers() {
                 let c = client.clone();
                 async move {
                     use r1_proto::Api;
-                    c.session_send(
-                        &id,
-                        r1_proto::SendMessageParams {
-                            text: format!("m{n}"),
-                            client_message_id: None,
-                        },
-                    )
+                    c.session_send(r1_proto::SendMessageParams {
+                        session_id: id,
+                        text: format!("m{n}"),
+                        client_message_id: None,
+                    })
                     .await
                 }
             })

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The `r1` binary under test.
 pub fn bin() -> PathBuf {
@@ -425,4 +425,60 @@ pub fn post_declaring(d: &Daemon, path: &str, len: usize) -> Resp {
         ),
         Duration::from_secs(20),
     )
+}
+
+/// A WebSocket on the daemon's TCP port, authenticated by subprotocol.
+pub async fn ws_connect(
+    d: &Daemon,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{}/v1/ws", d.port())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("r1.proto.v1, r1.bearer, {}", d.token())
+            .parse()
+            .unwrap(),
+    );
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(64 << 20));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
+        .await
+        .unwrap();
+    ws
+}
+
+/// One JSON-RPC call over `ws`: the reply whose id is `id`.
+pub async fn ws_call(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Text(
+        json!({"jsonrpc":"2.0","id":id,"method":method,"params":params})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    }
 }
