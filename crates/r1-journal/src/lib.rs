@@ -11,8 +11,9 @@
 //! The daemon keeps one journal open per session, and most sessions are idle most of the
 //! time, so an idle journal must cost no OS thread and only a few KB (a thread per
 //! journal was 1,006 threads and ~18 KB of RSS each for 1,000 sessions). The writer is a
-//! tokio task: idle, it is a parked future holding the file, a small batch buffer and the
-//! channel's receiver. When a record arrives it moves its state and the receiver into
+//! tokio task: idle, it is a parked future holding the file and the channel's receiver
+//! (a `flume` channel, which allocates nothing while empty; its messages are boxed, and
+//! an idle writer keeps no batch buffer). When a record arrives it moves its state and the receiver into
 //! one `spawn_blocking` job, which writes batch after batch while records keep arriving
 //! (up to 64 batches, so one busy journal cannot keep a pool thread from the others),
 //! then hands them back. On a hot journal (jobs back to back) a job whose channel ran
