@@ -120,10 +120,56 @@ pub struct Core {
     pub approvals: Vec<ApprovalEntry>,
     /// Every tool lane.
     pub lanes: Vec<LaneEntry>,
-    /// `client_message_id` → (`message_id`, seq), for idempotent sends.
-    pub idem: HashMap<String, (String, u64)>,
+    /// `client_message_id` → (`message_id`, seq), for idempotent sends: the newest
+    /// [`IDEM_KEYS`] keys.
+    pub idem: IdemKeys,
     /// Why the session was last paused, while it is paused.
     pub paused_reason: Option<String>,
+}
+
+/// How many idempotency keys a session remembers: a send repeated with one of its
+/// newest this-many keys gets the first answer; an older key is a new message. Bounds a
+/// session's memory however many keyed messages it takes.
+pub const IDEM_KEYS: usize = 10_000;
+
+/// The idempotency keys of a session's sends, the oldest forgotten past [`IDEM_KEYS`].
+/// Keys go in journal order, so the live fold and a replay forget the same ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdemKeys {
+    map: HashMap<String, (String, u64)>,
+    order: VecDeque<String>,
+}
+
+impl IdemKeys {
+    /// The message and seq first sent with `key`, if it is remembered.
+    pub fn get(&self, key: &str) -> Option<&(String, u64)> {
+        self.map.get(key)
+    }
+
+    /// Remembers `key` for `message_id` at `seq`, unless it is remembered already.
+    pub fn insert(&mut self, key: &str, message_id: &str, seq: u64) {
+        if self.map.contains_key(key) {
+            return;
+        }
+        self.map
+            .insert(key.to_owned(), (message_id.to_owned(), seq));
+        self.order.push_back(key.to_owned());
+        while self.order.len() > IDEM_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 /// Why the running turn is being stopped.
@@ -149,7 +195,7 @@ impl Default for Core {
             queue: VecDeque::new(),
             approvals: Vec::new(),
             lanes: Vec::new(),
-            idem: HashMap::new(),
+            idem: IdemKeys::default(),
             paused_reason: None,
         }
     }
@@ -578,9 +624,7 @@ impl Core {
             EventKind::SessionMessage if d["role"] == "user" => {
                 let message_id = s("message_id");
                 if let Some(key) = d["client_message_id"].as_str() {
-                    self.idem
-                        .entry(key.to_string())
-                        .or_insert((message_id.clone(), r.seq));
+                    self.idem.insert(key, &message_id, r.seq);
                 }
                 self.queue.push_back(Queued {
                     message_id,
@@ -735,6 +779,22 @@ impl Core {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn idempotency_keys_are_bounded_and_forget_the_oldest_first() {
+        let mut keys = IdemKeys::default();
+        for i in 0..IDEM_KEYS + 5 {
+            keys.insert(&format!("k{i}"), &format!("msg_{i}"), i as u64 + 1);
+        }
+        assert_eq!(keys.len(), IDEM_KEYS);
+        assert!(keys.get("k0").is_none() && keys.get("k4").is_none());
+        assert_eq!(keys.get("k5"), Some(&("msg_5".to_string(), 6)));
+        // A key seen again keeps its first answer and does not move.
+        keys.insert("k5", "msg_other", 99);
+        assert_eq!(keys.get("k5"), Some(&("msg_5".to_string(), 6)));
+        keys.insert("new", "msg_new", 100);
+        assert!(keys.get("k5").is_none(), "k5 was the oldest");
+    }
 
     /// Runs `cmd` as the actor does when every write succeeds: the records are
     /// "journaled" with the next seqs and folded in; a stop that waits for the turn is

@@ -130,7 +130,8 @@ pub struct EventRecord {
 /// One event of the daemon bus (`GET /v1/events`, `bus/events.ndjson`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BusEvent {
-    /// Position in this daemon run's bus, from 1.
+    /// Position in the daemon's bus, from 1; it goes on counting across daemon
+    /// restarts (the bus file is its record), so `Last-Event-ID` stays meaningful.
     pub seq: u64,
     /// RFC 3339 time with milliseconds, UTC.
     pub at: String,

@@ -295,6 +295,28 @@ fn ten_thousand(dir: &Path, work: &Path) {
     let sock2 = reg["sock"].as_str().unwrap().to_string();
     let create_seq = create_sessions(&sock2, work, 1000, 1);
     let create_par = create_sessions(&sock2, work, 1000, 8);
+    // The disk's floor: one small write + fdatasync, as a durable create needs at least
+    // one, in the same directory as the state.
+    let sync_ms = {
+        let f = std::fs::File::create(dir.join("sync-probe")).unwrap();
+        let t = Instant::now();
+        for _ in 0..200 {
+            (&f).write_all(&[b'x'; 200]).unwrap();
+            f.sync_data().unwrap();
+        }
+        t.elapsed().as_secs_f64() * 1e3 / 200.0
+    };
+    // The same one-connection create with the state directory on tmpfs, where a sync
+    // costs nothing: the daemon's own cost per create, apart from the disk's.
+    let create_tmpfs = Path::new("/dev/shm").is_dir().then(|| {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let home = shm.path().join("h");
+        let (child, reg) = serve(&home);
+        let sock = reg["sock"].as_str().unwrap().to_string();
+        let t = create_sessions(&sock, work, 1000, 1);
+        stop(child, &sock);
+        t
+    });
     // Fill up to 10,000 idle sessions.
     create_sessions(&sock2, work, 8000, 8);
     std::thread::sleep(Duration::from_millis(500));
@@ -319,6 +341,10 @@ fn ten_thousand(dir: &Path, work: &Path) {
     println!(
         "| create 1,000 sessions, 8 connections at once, s total | {create_par:.2} | | ≤ 0.3 |"
     );
+    println!("| one write + fdatasync on this disk, ms | {sync_ms:.2} | | — |");
+    if let Some(t) = create_tmpfs {
+        println!("| create 1,000 sessions, one connection, state on tmpfs (no sync cost), s total | {t:.2} | | — |");
+    }
     println!(
         "| RSS with 10,000 idle sessions (created live), MB | {:.1} | | ≤ 80 |",
         rss_10k_live as f64 / 1024.0
