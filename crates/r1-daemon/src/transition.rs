@@ -160,16 +160,6 @@ impl IdemKeys {
             }
         }
     }
-
-    /// How many keys are remembered.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 /// Why the running turn is being stopped.
@@ -786,7 +776,7 @@ mod tests {
         for i in 0..IDEM_KEYS + 5 {
             keys.insert(&format!("k{i}"), &format!("msg_{i}"), i as u64 + 1);
         }
-        assert_eq!(keys.len(), IDEM_KEYS);
+        assert_eq!((keys.map.len(), keys.order.len()), (IDEM_KEYS, IDEM_KEYS));
         assert!(keys.get("k0").is_none() && keys.get("k4").is_none());
         assert_eq!(keys.get("k5"), Some(&("msg_5".to_string(), 6)));
         // A key seen again keeps its first answer and does not move.
