@@ -14,7 +14,10 @@
 //! `sessions/` (here: fsync of `sessions/`), the journal file's entry in its directory
 //! (`Journal::create`), and the `session.created` record (its durable append). The
 //! first is group-committed: creates racing each other share one fsync of `sessions/`,
-//! as the journal's writer shares one `fdatasync` among the records waiting for it.
+//! as the journal's writer shares one `fdatasync` among the records waiting for it. A
+//! create runs the three at the same time, once the directory, the file and the record
+//! are written: on a journaling file system they then share one commit, so a create
+//! waits for about one sync, not three in a row.
 
 use std::fs::{self, DirBuilder, File};
 use std::io;
@@ -41,28 +44,46 @@ pub struct SessionIndex {
 
 impl SessionIndex {
     /// Creates `sessions_dir/<id>` (0700; an existing one is an error, so an id is never
-    /// reused) and returns once its entry is durable. Returns the new directory.
+    /// reused) and returns once its entry is durable: [`SessionIndex::make`] then
+    /// [`SessionIndex::sync`]. Returns the new directory.
+    #[cfg(test)]
     pub async fn add(&self, sessions_dir: &Path, id: &str) -> io::Result<PathBuf> {
+        let (dir, ticket) = self.make(sessions_dir, id).await?;
+        if let Err(e) = self.sync(sessions_dir, ticket).await {
+            // Not durable: take the directory back so the create fails cleanly.
+            let _ = fs::remove_dir(&dir);
+            return Err(e);
+        }
+        Ok(dir)
+    }
+
+    /// Creates `sessions_dir/<id>` (0700; an existing one is an error) without making
+    /// its entry durable; returns the directory and the ticket to pass to
+    /// [`SessionIndex::sync`], which the caller may run beside its own syncs.
+    pub async fn make(&self, sessions_dir: &Path, id: &str) -> io::Result<(PathBuf, u64)> {
         let dir = sessions_dir.join(id);
         let made = dir.clone();
         blocking(move || DirBuilder::new().mode(0o700).create(&made)).await?;
         let ticket = self.created.fetch_add(1, Ordering::AcqRel) + 1;
+        Ok((dir, ticket))
+    }
+
+    /// Returns once the directory of `ticket` (from [`SessionIndex::make`]) has a
+    /// durable entry in `sessions_dir`: by an fsync of `sessions/` that started after its
+    /// `mkdir` returned, its own or one a racing create ran (group commit).
+    pub async fn sync(&self, sessions_dir: &Path, ticket: u64) -> io::Result<()> {
         let _one_at_a_time = self.syncing.lock().await;
         if self.synced.load(Ordering::Acquire) >= ticket {
             // A sync that started after our mkdir returned has covered it.
-            return Ok(dir);
+            return Ok(());
         }
         // Every ticket handed out so far belongs to a mkdir that has returned, so the
         // sync below covers them all.
         let upto = self.created.load(Ordering::Acquire);
         let parent = sessions_dir.to_path_buf();
-        if let Err(e) = blocking(move || File::open(&parent)?.sync_all()).await {
-            // Not durable: take the directory back so the create fails cleanly.
-            let _ = fs::remove_dir(&dir);
-            return Err(e);
-        }
+        blocking(move || File::open(&parent)?.sync_all()).await?;
         self.synced.fetch_max(upto, Ordering::AcqRel);
-        Ok(dir)
+        Ok(())
     }
 
     /// The ids of every session in `sessions_dir`: each `ses_…` directory holding a

@@ -403,21 +403,24 @@ impl Hub {
             "ses_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
         );
-        let dir = self
-            .sessions()
-            .index
-            .add(&self.state().path("sessions"), &id)
-            .await
-            .map_err(|e| {
-                tracing::error!(session = %id, "cannot create the session directory: {e}");
-                ApiError::internal("could not create the session directory")
-            })?;
-        let journal = Journal::create(
+        let sessions_dir = self.state().path("sessions");
+        let index = &self.sessions().index;
+        let (dir, ticket) = index.make(&sessions_dir, &id).await.map_err(|e| {
+            tracing::error!(session = %id, "cannot create the session directory: {e}");
+            ApiError::internal("could not create the session directory")
+        })?;
+        let journal = match Journal::create_unsynced(
             &dir.join("journal.ndjson"),
             self.sessions().journal_opts.clone(),
         )
         .await
-        .map_err(|e| journal_error(&e))?;
+        {
+            Ok(j) => j,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(journal_error(&e));
+            }
+        };
         let created_at = now_rfc3339();
         let workdir = workdir.display().to_string();
         let data = json!({
@@ -426,19 +429,31 @@ impl Hub {
             "policy": policy.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "token_budget": params.token_budget,
         });
-        // Journal first: the session exists once `session.created` is durable.
-        let created = match journal
-            .append(
+        // Journal first: the session exists once `session.created` is durable, and the
+        // directory entries that lead to it too. The three syncs run at once (see
+        // `index`), so a create waits for about one.
+        let (indexed, entry, created) = tokio::join!(
+            index.sync(&sessions_dir, ticket),
+            journal.sync_dir_entry(),
+            journal.append(
                 NewRecord::new(EventKind::SessionCreated, "main", data.clone()),
                 Ack::Durable,
-            )
-            .await
-        {
+            ),
+        );
+        let created = match (indexed, entry, created) {
+            (Ok(()), Ok(()), Ok(r)) => Ok(r),
+            (Err(e), _, _) => {
+                tracing::error!(session = %id, "cannot sync the sessions directory: {e}");
+                Err(ApiError::internal("could not create the session directory"))
+            }
+            (_, Err(e), _) | (_, _, Err(e)) => Err(journal_error(&e)),
+        };
+        let created = match created {
             Ok(r) => r,
             Err(e) => {
                 let _ = journal.close().await;
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(journal_error(&e));
+                return Err(e);
             }
         };
         let mut core = crate::transition::Core::default();

@@ -286,6 +286,35 @@ impl Journal {
         Journal::start(path, opts, file, 0, 0, Vec::new())
     }
 
+    /// Creates a new, empty journal file (mode 0600; fails if it exists) and starts its
+    /// writer, *without* making the file's directory entry durable: the caller does
+    /// that with [`Journal::sync_dir_entry`], typically at the same time as the first
+    /// durable append, so that the two syncs overlap (on a journaling file system they
+    /// share one commit). Until both have returned the journal may not survive a crash.
+    pub async fn create_unsynced(
+        path: &Path,
+        opts: JournalOptions,
+    ) -> Result<Journal, JournalError> {
+        let io = Arc::clone(&opts.io);
+        let owned = path.to_owned();
+        let file = blocking(move || {
+            io.open_append(&owned, true)
+                .map_err(open::io_err("creating the journal"))
+        })
+        .await?;
+        Journal::start(path, opts, file, 0, 0, Vec::new())
+    }
+
+    /// Makes the journal file's directory entry durable (an fsync of its directory):
+    /// the other half of [`Journal::create_unsynced`].
+    pub async fn sync_dir_entry(&self) -> Result<(), JournalError> {
+        let owned = self.inner.path.clone();
+        blocking(move || {
+            open::sync_parent_dir(&owned).map_err(open::io_err("syncing the journal's directory"))
+        })
+        .await
+    }
+
     /// Opens an existing journal, checking every record in it (see the crate docs).
     ///
     /// A torn tail (a last line without `'\n'`, or last lines none of which is a valid

@@ -679,11 +679,14 @@ fn a_stalled_subscriber_is_dropped_and_others_keep_pace() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut all = Vec::new();
-    let _ = stalled.read_to_end(&mut all);
+    // Dropped means closed: the read ends (EOF) instead of timing out on a live stream.
+    // The final word is there when the socket had room for it; on a loaded machine the
+    // burst outlasts the write timeout, which closes the stalled socket without one.
+    let closed = stalled.read_to_end(&mut all).is_ok();
     let text = String::from_utf8_lossy(&all);
     assert!(
-        text.contains("stream.dropped"),
-        "no drop reason seen by the stalled reader"
+        closed || text.contains("stream.dropped"),
+        "the stalled reader was neither closed nor told it was dropped"
     );
 }
 
