@@ -67,10 +67,10 @@ async function call(kind, name, args) {
   const flags = ["--method", "tools/call", "--tool-name", name];
   if (pairs.length) flags.push("--tool-arg", ...pairs);
   const result = await inspector([...target, ...flags], env);
-  const env_ = result.structuredContent;
-  assert.ok(env_, `${name}: no structuredContent in ${JSON.stringify(result)}`);
-  assert.equal(Boolean(result.isError), env_.ok !== true, JSON.stringify(result));
-  return env_;
+  const envelope = result.structuredContent;
+  assert.ok(envelope, `${name}: no structuredContent in ${JSON.stringify(result)}`);
+  assert.equal(Boolean(result.isError), envelope.ok !== true, JSON.stringify(result));
+  return envelope;
 }
 
 for (const kind of Object.keys(targets)) {
