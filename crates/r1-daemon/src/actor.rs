@@ -22,14 +22,20 @@ use r1_engine::{
     TurnOutcome, TurnSink,
 };
 use r1_journal::{Ack, Journal, JournalError, NewRecord};
-use r1_proto::{ApiError, EventKind, EventRecord, SendMessageResult, SessionState};
-use serde_json::{json, Value};
+use r1_proto::events::{
+    bus, LaneCreated, LaneDelta, LaneKilled, LaneStatusChanged, ToolCompleted, ToolStarted,
+};
+use r1_proto::{
+    ApiError, EventData, EventKind, EventRecord, LaneStatus, SendMessageResult, SessionState,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::fsutil::random_hex;
 use crate::sessions::{journal_error, trim_history, Session};
-use crate::transition::{transition, Command, Core, LaneEntry, Queued, Rec, Stop, TurnEnd};
+use crate::transition::{
+    denied_call, transition, Command, Core, LaneEntry, Queued, Rec, Stop, TurnEnd,
+};
 use crate::Hub;
 
 /// Commands waiting for one session's actor. The API's callers wait for their answers,
@@ -325,16 +331,17 @@ impl Actor {
         s.publish(rec);
         match rec.kind {
             EventKind::SessionState => {
-                if let Some(state) = rec.data["state"].as_str() {
-                    self.hub
-                        .bus()
-                        .publish("session.state", json!({"session_id": s.id, "state": state}));
+                if let Ok(EventData::SessionState(d)) = rec.event() {
+                    self.hub.bus().publish(&bus::SessionStateChanged {
+                        session_id: s.id.clone(),
+                        state: d.state,
+                    });
                 }
             }
             EventKind::SessionEnded => {
-                self.hub
-                    .bus()
-                    .publish("session.ended", json!({"session_id": s.id}));
+                self.hub.bus().publish(&bus::SessionEnded {
+                    session_id: s.id.clone(),
+                });
             }
             _ => {}
         }
@@ -615,20 +622,9 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    async fn record(
-        &self,
-        kind: EventKind,
-        lane: &str,
-        data: Value,
-        durable: bool,
-    ) -> Result<u64, ApiError> {
+    async fn record(&self, lane: &str, event: EventData, durable: bool) -> Result<u64, ApiError> {
         let (reply, rx) = oneshot::channel();
-        let rec = Box::new(Rec {
-            kind,
-            lane: lane.to_string(),
-            data,
-            durable,
-        });
+        let rec = Box::new(Rec::new(lane, event, durable));
         self.tx
             .send_async(Msg::Emit { rec, reply })
             .await
@@ -638,27 +634,16 @@ impl Sink<'_> {
     }
 
     async fn emit_denial(&self, call: &ToolCall, reason: &str) -> Result<(), SinkError> {
-        self.emit(
-            EventKind::ToolCompleted,
-            "main",
-            json!({"call_id": call.id, "tool": call.name, "content": reason, "is_error": true, "denied": true}),
-            false,
-        )
-        .await
-        .map(|_| ())
+        self.emit("main", denied_call(call, reason.to_string()).into(), false)
+            .await
+            .map(|_| ())
     }
 }
 
 #[async_trait::async_trait]
 impl TurnSink for Sink<'_> {
-    async fn emit(
-        &self,
-        kind: EventKind,
-        lane: &str,
-        data: Value,
-        durable: bool,
-    ) -> Result<u64, SinkError> {
-        self.record(kind, lane, data, durable)
+    async fn emit(&self, lane: &str, event: EventData, durable: bool) -> Result<u64, SinkError> {
+        self.record(lane, event, durable)
             .await
             .map_err(|e| SinkError::storage(e.message))
     }
@@ -708,9 +693,13 @@ impl TurnSink for Sink<'_> {
         let lane_cancel = self.cancel.child_token();
         let _ = self
             .emit(
-                EventKind::LaneCreated,
                 &lane,
-                json!({"lane": lane, "tool": call.name, "call_id": call.id}),
+                LaneCreated {
+                    lane: lane.clone(),
+                    tool: call.name.clone(),
+                    call_id: call.id.clone(),
+                }
+                .into(),
                 false,
             )
             .await;
@@ -722,7 +711,18 @@ impl TurnSink for Sink<'_> {
             })
             .await;
         let _ = self
-            .emit(EventKind::ToolStarted, &lane, json!({"lane": lane, "call_id": call.id, "tool": call.name, "args": call.arguments}), false)
+            .emit(
+                &lane,
+                ToolStarted {
+                    lane: Some(lane.clone()),
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    args: call.arguments.clone(),
+                    external: false,
+                }
+                .into(),
+                false,
+            )
             .await;
         let (out_tx, mut out_rx) = mpsc::channel::<String>(LANE_OUTPUT_QUEUE);
         let ctx = r1_engine::ToolContext {
@@ -742,9 +742,12 @@ impl TurnSink for Sink<'_> {
             while let Some(chunk) = out_rx.recv().await {
                 let _ = self
                     .emit(
-                        EventKind::LaneDelta,
                         &lane,
-                        json!({"lane": lane, "text": chunk}),
+                        LaneDelta {
+                            lane: lane.clone(),
+                            text: chunk,
+                        }
+                        .into(),
                         false,
                     )
                     .await;
@@ -753,30 +756,47 @@ impl TurnSink for Sink<'_> {
         let (result, ()) = tokio::join!(run, forward);
         let killed = lane_cancel.is_cancelled() && !self.cancel.is_cancelled();
         let status = if killed {
-            "killed"
+            LaneStatus::Killed
         } else if self.cancel.is_cancelled() {
-            "cancelled"
+            LaneStatus::Cancelled
         } else if result.is_error {
-            "failed"
+            LaneStatus::Failed
         } else {
-            "done"
+            LaneStatus::Done
         };
         if killed {
             let _ = self
-                .emit(EventKind::LaneKilled, &lane, json!({"lane": lane}), false)
+                .emit(&lane, LaneKilled { lane: lane.clone() }.into(), false)
                 .await;
         }
         let _ = self
             .emit(
-                EventKind::LaneStatus,
                 &lane,
-                json!({"lane": lane, "status": status}),
+                LaneStatusChanged {
+                    lane: lane.clone(),
+                    status,
+                    pinned: None,
+                }
+                .into(),
                 false,
             )
             .await;
         let content = truncate(&result.content, RESULT_JOURNAL_BYTES);
         let _ = self
-            .emit(EventKind::ToolCompleted, &lane, json!({"lane": lane, "call_id": call.id, "tool": call.name, "content": content, "is_error": result.is_error}), false)
+            .emit(
+                &lane,
+                ToolCompleted {
+                    lane: Some(lane.clone()),
+                    call_id: call.id.clone(),
+                    tool: Some(call.name.clone()),
+                    content: content.clone(),
+                    is_error: result.is_error,
+                    denied: false,
+                    external: false,
+                }
+                .into(),
+                false,
+            )
             .await;
         ToolResult { content, ..result }
     }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use r1_engine::{ChatMessage, Policy, Role, ToolCall, ToolResult};
-use r1_proto::{ApiError, EventKind, EventRecord, LaneList, LaneView, SessionView};
+use r1_proto::events::SessionMessage;
+use r1_proto::{
+    ApiError, EventData, EventKind, EventRecord, LaneList, LaneStatus, LaneView, SessionView,
+};
 
 use crate::sessions::Session;
 use crate::transition::Command;
@@ -36,27 +39,28 @@ pub(crate) fn system_prompt(s: &Session) -> String {
 
 /// Folds one record into the conversation a provider is given.
 pub(crate) fn apply_to_history(r: &EventRecord, history: &mut Vec<ChatMessage>) {
-    let d = &r.data;
-    let text = d["text"].as_str().unwrap_or_default().to_string();
-    match r.kind {
-        EventKind::SessionMessage if d["role"] == "user" => {
-            history.push(ChatMessage::text(Role::User, text))
+    if !matches!(r.kind, EventKind::SessionMessage | EventKind::ToolCompleted) {
+        return;
+    }
+    match r.event() {
+        Ok(EventData::SessionMessage(SessionMessage::User(m))) => {
+            history.push(ChatMessage::text(Role::User, m.text))
         }
-        EventKind::SessionMessage if d["role"] == "assistant" => history.push(ChatMessage {
+        Ok(EventData::SessionMessage(SessionMessage::Assistant(m))) => history.push(ChatMessage {
             role: Role::Assistant,
-            text,
-            tool_calls: serde_json::from_value(d["tool_calls"].clone()).unwrap_or_default(),
+            text: m.text,
+            tool_calls: m.tool_calls,
             tool_result: None,
         }),
-        EventKind::ToolCompleted if d["external"] != true => history.push(ChatMessage {
+        Ok(EventData::ToolCompleted(d)) if !d.external => history.push(ChatMessage {
             role: Role::User,
             text: String::new(),
             tool_calls: Vec::new(),
             tool_result: Some(ToolResult {
-                call_id: d["call_id"].as_str().unwrap_or_default().to_string(),
-                name: d["tool"].as_str().unwrap_or_default().to_string(),
-                content: d["content"].as_str().unwrap_or_default().to_string(),
-                is_error: d["is_error"].as_bool().unwrap_or(false),
+                call_id: d.call_id,
+                name: d.tool.unwrap_or_default(),
+                content: d.content,
+                is_error: d.is_error,
             }),
         }),
         _ => {}
@@ -171,7 +175,7 @@ impl Hub {
             s.snapshot()
                 .lanes
                 .iter()
-                .any(|l| l.lane == lane && l.status == "running")
+                .any(|l| l.lane == lane && l.status == LaneStatus::Running)
         };
         let deadline = tokio::time::Instant::now() + LANE_KILL_WAIT;
         while running(&s) && tokio::time::Instant::now() < deadline {
@@ -212,7 +216,7 @@ fn lanes_of(s: &Session) -> LaneList {
     lanes.extend(snap.lanes.iter().map(|l| LaneView {
         lane: l.lane.clone(),
         tool: Some(l.tool.clone()),
-        status: l.status.clone(),
+        status: l.status.as_str().to_string(),
         pinned: l.pinned,
         created_seq: l.created_seq,
     }));

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::Stream;
+use r1_proto::events::bus::BusPayload;
 use r1_proto::BusEvent;
 use tokio_util::sync::CancellationToken;
 
@@ -140,7 +141,12 @@ impl Bus {
     /// Publishes one event. Sequence numbering, the ring, the file and the fan-out
     /// happen under one lock so every subscriber sees the same order; no subscriber
     /// can block it (a full queue skips, see `session_stream`).
-    pub fn publish(&self, kind: &str, data: serde_json::Value) {
+    pub fn publish<E: BusPayload>(&self, event: &E) {
+        self.publish_raw(E::KIND, event.to_value());
+    }
+
+    /// Publishes one event of any kind and payload (tests, and kinds with no type).
+    fn publish_raw(&self, kind: &str, data: serde_json::Value) {
         let mut inner = self.lock();
         inner.seq = inner.seq.saturating_add(1);
         let ev = BusEvent {
@@ -308,7 +314,7 @@ mod tests {
         // and the seq must come from the rotated file's tail.
         let mut k = 0;
         loop {
-            bus.publish("test", serde_json::json!({ "pad": big }));
+            bus.publish_raw("test", serde_json::json!({ "pad": big }));
             k += 1;
             if std::fs::metadata(&path).unwrap().len() == 0 {
                 break;
@@ -320,7 +326,7 @@ mod tests {
         let again = Bus::open(&path);
         assert_eq!(again.head(), k, "the seq continues from the rotated file");
         for _ in 0..3 {
-            again.publish("test", serde_json::json!({}));
+            again.publish_raw("test", serde_json::json!({}));
         }
         drop(again);
         assert_eq!(Bus::open(&path).head(), k + 3, "and from the live file");

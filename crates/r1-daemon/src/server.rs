@@ -202,17 +202,19 @@ pub async fn serve_with(
         Ok(sandbox) => tracing::warn!("{}", sandbox.detail),
         Err(e) => tracing::warn!("cannot probe the sandbox: {e}"),
     }
-    hub.bus().publish(
-        "daemon.started",
-        serde_json::json!({"daemon_id": info.id, "pid": info.pid, "version": info.version}),
-    );
+    hub.bus().publish(&r1_proto::events::bus::DaemonStarted {
+        daemon_id: info.id.clone(),
+        pid: info.pid,
+        version: info.version.clone(),
+    });
 
     tokio::spawn(watch_registration(hub.clone()));
     tokio::spawn(watch_signals(hub.clone(), signals));
 
     stop.cancelled().await;
-    hub.bus()
-        .publish("daemon.stopping", serde_json::json!({"daemon_id": info.id}));
+    hub.bus().publish(&r1_proto::events::bus::DaemonStopping {
+        daemon_id: info.id.clone(),
+    });
     let grace = hub.grace();
     // Every live session journals `session.paused` (durable) and stops its children
     // before the listeners drain, so a restart knows exactly where each one was.

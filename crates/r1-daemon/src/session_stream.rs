@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::Stream;
 use r1_journal::Journal;
-use r1_proto::{ApiError, EventKind, EventRecord, SessionState};
-use serde_json::json;
+use r1_proto::events::SessionResync;
+use r1_proto::{ApiError, EventData, EventKind, EventRecord, SessionState};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -313,11 +313,12 @@ fn resync(next_seq: u64, last_seq: u64) -> Arc<Frame> {
         at: crate::fsutil::now_rfc3339(),
         kind: EventKind::SessionResync,
         lane: "main".into(),
-        data: json!({
-            "next_seq": next_seq,
-            "last_seq": last_seq,
-            "reason": "the journal's head is behind the position you asked for; records were recovered or repaired; continue from next_seq",
-        }),
+        data: EventData::from(SessionResync {
+            next_seq,
+            last_seq,
+            reason: "the journal's head is behind the position you asked for; records were recovered or repaired; continue from next_seq".into(),
+        })
+        .to_value(),
     })
 }
 

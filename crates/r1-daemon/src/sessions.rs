@@ -15,11 +15,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use r1_engine::{ChatMessage, Policy, Provider};
 use r1_journal::{Ack, Journal, JournalError, JournalOptions, NewRecord};
-use r1_proto::{
-    ApiError, ErrorCode, EventKind, EventRecord, JournalPage, RepairResult, SendMessageParams,
-    SendMessageResult, SessionList, SessionState, SessionView, StartSessionParams,
+use r1_proto::events::{
+    bus, DaemonReloaded, SessionCreated, SessionError, SessionPaused, SessionStateChanged,
 };
-use serde_json::{json, Value};
+use r1_proto::{
+    ApiError, ErrorCode, EventData, EventKind, EventRecord, JournalPage, RepairResult,
+    SendMessageParams, SendMessageResult, SessionList, SessionState, SessionView,
+    StartSessionParams,
+};
+use serde_json::Value;
 use tokio::sync::{watch, OnceCell};
 use tokio_util::sync::CancellationToken;
 
@@ -423,12 +427,17 @@ impl Hub {
         };
         let created_at = now_rfc3339();
         let workdir = workdir.display().to_string();
-        let data = json!({
-            "id": id, "workdir": workdir, "engine": engine, "model": params.model,
-            "title": params.title, "created_at": created_at,
-            "policy": policy.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "token_budget": params.token_budget,
-        });
+        let data = EventData::from(SessionCreated {
+            id: id.clone(),
+            workdir: workdir.clone(),
+            engine: engine.clone(),
+            model: params.model.clone(),
+            title: params.title.clone(),
+            created_at,
+            policy: policy.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            token_budget: params.token_budget,
+        })
+        .to_value();
         // Journal first: the session exists once `session.created` is durable, and the
         // directory entries that lead to it too. The three syncs run at once (see
         // `index`), so a create waits for about one.
@@ -459,10 +468,11 @@ impl Hub {
         let mut core = crate::transition::Core::default();
         core.apply(&created);
         let session = self.insert_session(&id, &data, Some(journal), core, Vec::new(), None);
-        self.bus().publish(
-            "session.created",
-            json!({"session_id": id, "workdir": workdir, "engine": engine}),
-        );
+        self.bus().publish(&bus::SessionCreated {
+            session_id: id,
+            workdir,
+            engine,
+        });
         Ok(session.view())
     }
 
@@ -634,10 +644,11 @@ impl Hub {
             Err(e) => self.reload_one(id.to_string(), &path, Err(e)).await,
         }
         let s = self.session(id)?;
-        self.bus().publish(
-            "session.repaired",
-            json!({"session_id": id, "last_seq": report.last_seq, "dropped_bytes": report.dropped_bytes}),
-        );
+        self.bus().publish(&bus::SessionRepaired {
+            session_id: id.to_string(),
+            last_seq: report.last_seq,
+            dropped_bytes: report.dropped_bytes,
+        });
         Ok(RepairResult {
             session: s.view(),
             repaired: !report.was_healthy(),
@@ -724,10 +735,10 @@ impl Hub {
             })
             .await;
         if count > 0 {
-            self.bus().publish(
-                "daemon.reloaded",
-                json!({"daemon_id": self.info().id, "sessions": count}),
-            );
+            self.bus().publish(&bus::DaemonReloaded {
+                daemon_id: self.info().id.clone(),
+                sessions: count as u64,
+            });
         }
         tracing::info!(sessions = count, "sessions reloaded");
     }
@@ -782,28 +793,47 @@ impl Hub {
             ..
         } = loaded;
         let (in_flight, pending, _) = interruption(&core);
-        let mut records = Vec::new();
+        let mut records: Vec<EventData> = Vec::new();
         if in_flight && pending == 0 {
-            records.push((
-                EventKind::SessionError,
-                json!({"message": "interrupted by daemon restart", "interrupted": true,
-                       "message_id": core.turn}),
-            ));
+            records.push(
+                SessionError {
+                    message: "interrupted by daemon restart".into(),
+                    code: None,
+                    message_id: core.turn.clone(),
+                    interrupted: true,
+                }
+                .into(),
+            );
         }
         if core.state != SessionState::Paused {
-            records.push((
-                EventKind::SessionPaused,
-                json!({"reason": "daemon restart"}),
-            ));
-            records.push((EventKind::SessionState, json!({"state": "paused"})));
+            records.push(
+                SessionPaused {
+                    reason: "daemon restart".into(),
+                }
+                .into(),
+            );
+            records.push(
+                SessionStateChanged {
+                    state: SessionState::Paused,
+                    message_id: None,
+                    queued: None,
+                }
+                .into(),
+            );
         }
-        records.push((
-            EventKind::DaemonReloaded,
-            json!({"daemon_id": self.info().id, "pending_approvals": pending}),
-        ));
-        for (kind, data) in records {
+        records.push(
+            DaemonReloaded {
+                daemon_id: self.info().id.clone(),
+                pending_approvals: pending as u64,
+            }
+            .into(),
+        );
+        for event in records {
             match journal
-                .append(NewRecord::new(kind, "main", data), Ack::Durable)
+                .append(
+                    NewRecord::new(event.kind(), "main", event.to_value()),
+                    Ack::Durable,
+                )
                 .await
             {
                 Ok(r) => core.apply(&r),

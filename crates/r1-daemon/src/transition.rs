@@ -11,8 +11,15 @@
 use std::collections::{HashMap, VecDeque};
 
 use r1_engine::ToolCall;
-use r1_proto::{ApiError, ErrorCode, EventKind, EventRecord, SessionState};
-use serde_json::{json, Value};
+use r1_proto::events::{
+    ApprovalRequested, ApprovalResolved, LaneStatusChanged, SessionCancelled, SessionEnded,
+    SessionError, SessionMessage, SessionPaused, SessionResumed, SessionStateChanged,
+    ToolCompleted, UserMessage,
+};
+use r1_proto::{
+    ApiError, Decision, ErrorCode, EventData, EventKind, EventRecord, LaneStatus, SessionState,
+};
+use serde_json::Value;
 
 /// How many accepted messages may wait for their turn in one session.
 pub const MAX_QUEUED: usize = 256;
@@ -40,19 +47,28 @@ pub struct Rec {
 }
 
 impl Rec {
-    fn main(kind: EventKind, data: Value, durable: bool) -> Rec {
+    /// A record of `event` in `lane`.
+    pub fn new(lane: &str, event: impl Into<EventData>, durable: bool) -> Rec {
+        let event = event.into();
         Rec {
-            kind,
-            lane: "main".into(),
-            data,
+            kind: event.kind(),
+            lane: lane.to_string(),
+            data: event.to_value(),
             durable,
         }
     }
 
+    fn main(event: impl Into<EventData>, durable: bool) -> Rec {
+        Rec::new("main", event, durable)
+    }
+
     fn state(state: SessionState) -> Rec {
         Rec::main(
-            EventKind::SessionState,
-            json!({"state": state.as_str()}),
+            SessionStateChanged {
+                state,
+                message_id: None,
+                queued: None,
+            },
             false,
         )
     }
@@ -78,8 +94,8 @@ pub struct LaneEntry {
     pub lane: String,
     /// The tool it runs.
     pub tool: String,
-    /// `running`, `done`, `failed`, `killed`, `cancelled`.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: LaneStatus,
     /// Kept in views after it ends.
     pub pinned: bool,
     /// The seq of its `lane.created`.
@@ -333,9 +349,11 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                 ));
             }
             step.records.push(Rec::main(
-                EventKind::SessionMessage,
-                json!({"role": "user", "text": text, "message_id": message_id,
-                       "client_message_id": client_message_id}),
+                SessionMessage::User(UserMessage {
+                    text: text.clone(),
+                    message_id: message_id.clone(),
+                    client_message_id: client_message_id.clone(),
+                }),
                 true,
             ));
             let queued = Queued {
@@ -378,8 +396,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
             if core.state != SessionState::Paused {
                 return Ok(step);
             }
-            step.records
-                .push(Rec::main(EventKind::SessionResumed, json!({}), true));
+            step.records.push(Rec::main(SessionResumed {}, true));
             match core.queue.front() {
                 Some(next) => {
                     step.records.push(busy(&next.message_id));
@@ -431,8 +448,15 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
             }
             refuse_dead(core)?;
             step.records.push(Rec::main(
-                EventKind::ApprovalResolved,
-                json!({"approval_id": approval_id, "decision": decision}),
+                ApprovalResolved {
+                    approval_id: approval_id.clone(),
+                    decision: if decision == "allow" {
+                        Decision::Allow
+                    } else {
+                        Decision::Deny
+                    },
+                    reason: None,
+                },
                 true,
             ));
             let allow = decision == "allow";
@@ -445,12 +469,8 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                 // No turn waits any more (a restart or a pause ended it): the decision
                 // continues the conversation in a new turn.
                 if !allow {
-                    step.records.push(Rec::main(
-                        EventKind::ToolCompleted,
-                        json!({"call_id": a.call.id, "tool": a.call.name,
-                               "content": denial(&a.call.name), "is_error": true, "denied": true}),
-                        false,
-                    ));
+                    step.records
+                        .push(Rec::main(denied_call(&a.call, denial(&a.call.name)), false));
                 }
                 let queued = Queued {
                     message_id: a.message_id.clone(),
@@ -468,8 +488,11 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                     step.start_turn = Some(queued);
                 } else {
                     step.records.push(Rec::main(
-                        EventKind::SessionState,
-                        json!({"state": core.state.as_str(), "queued": a.message_id}),
+                        SessionStateChanged {
+                            state: core.state,
+                            message_id: None,
+                            queued: Some(a.message_id.clone()),
+                        },
                         false,
                     ));
                 }
@@ -482,9 +505,13 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
         } => {
             refuse_dead(core)?;
             step.records.push(Rec::main(
-                EventKind::ApprovalRequested,
-                json!({"approval_id": approval_id, "tool": call.name, "args": call.arguments,
-                       "call_id": call.id, "reply_to": message_id}),
+                ApprovalRequested {
+                    approval_id: approval_id.clone(),
+                    tool: call.name.clone(),
+                    args: call.arguments.clone(),
+                    call_id: call.id.clone(),
+                    reply_to: message_id.clone(),
+                },
                 true,
             ));
             if core.stopping.is_none() {
@@ -505,12 +532,15 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                 .find(|l| &l.lane == lane)
                 .ok_or_else(|| ApiError::not_found(format!("lane {lane} not found")))?;
             if l.pinned != *pinned {
-                step.records.push(Rec {
-                    kind: EventKind::LaneStatus,
-                    lane: lane.clone(),
-                    data: json!({"lane": lane, "status": l.status, "pinned": pinned}),
-                    durable: false,
-                });
+                step.records.push(Rec::new(
+                    lane,
+                    LaneStatusChanged {
+                        lane: lane.clone(),
+                        status: l.status,
+                        pinned: Some(*pinned),
+                    },
+                    false,
+                ));
             }
         }
         Command::TurnEnded(end) => {
@@ -535,22 +565,29 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                             .filter(|a| a.status == "pending" && a.message_id == message_id)
                         {
                             step.records.push(Rec::main(
-                                EventKind::ApprovalResolved,
-                                json!({"approval_id": a.id, "decision": "deny",
-                                       "reason": "the turn was cancelled"}),
+                                ApprovalResolved {
+                                    approval_id: a.id.clone(),
+                                    decision: Decision::Deny,
+                                    reason: Some("the turn was cancelled".into()),
+                                },
                                 true,
                             ));
                         }
                         step.records.push(Rec::main(
-                            EventKind::SessionCancelled,
-                            json!({"message_id": message_id}),
+                            SessionCancelled {
+                                message_id: message_id.clone(),
+                            },
                             true,
                         ));
                     }
                 }
                 TurnEnd::Failed { message, code } => step.records.push(Rec::main(
-                    EventKind::SessionError,
-                    json!({"message": message, "code": code, "message_id": message_id}),
+                    SessionError {
+                        message: message.clone(),
+                        code: Some(code.clone()),
+                        message_id: Some(message_id.clone()),
+                        interrupted: false,
+                    },
                     true,
                 )),
             }
@@ -577,15 +614,23 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
 
 fn busy(message_id: &str) -> Rec {
     Rec::main(
-        EventKind::SessionState,
-        json!({"state": "busy", "message_id": message_id}),
+        SessionStateChanged {
+            state: SessionState::Busy,
+            message_id: Some(message_id.to_string()),
+            queued: None,
+        },
         false,
     )
 }
 
 fn pause_records(reason: &str) -> Vec<Rec> {
     vec![
-        Rec::main(EventKind::SessionPaused, json!({"reason": reason}), true),
+        Rec::main(
+            SessionPaused {
+                reason: reason.to_string(),
+            },
+            true,
+        ),
         Rec::state(SessionState::Paused),
     ]
 }
@@ -594,7 +639,7 @@ fn kill_records(core: &Core) -> Vec<Rec> {
     if core.state == SessionState::Error {
         return Vec::new();
     }
-    vec![Rec::main(EventKind::SessionEnded, json!({}), true)]
+    vec![Rec::main(SessionEnded {}, true)]
 }
 
 /// The tool result a denied call reports to the model.
@@ -602,35 +647,56 @@ pub fn denial(tool: &str) -> String {
     format!("the user denied the {tool} call")
 }
 
+/// The `tool.completed` of a call that never ran, with the reason the model is told.
+pub fn denied_call(call: &ToolCall, reason: String) -> ToolCompleted {
+    ToolCompleted {
+        lane: None,
+        call_id: call.id.clone(),
+        tool: Some(call.name.clone()),
+        content: reason,
+        is_error: true,
+        denied: true,
+        external: false,
+    }
+}
+
 impl Core {
     /// Folds one journaled record into the session. Used live, after each write, and on
-    /// load, over the whole journal.
+    /// load, over the whole journal. A record whose payload does not parse (no daemon
+    /// wrote one) only moves `last_seq`, as unknown fields did before payloads were typed.
     pub fn apply(&mut self, r: &EventRecord) {
         self.last_seq = self.last_seq.max(r.seq);
-        let d = &r.data;
-        let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
-        match r.kind {
-            EventKind::SessionCreated => self.state = SessionState::Idle,
-            EventKind::SessionMessage if d["role"] == "user" => {
-                let message_id = s("message_id");
-                if let Some(key) = d["client_message_id"].as_str() {
-                    self.idem.insert(key, &message_id, r.seq);
+        let event = match r.event() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(
+                    seq = r.seq,
+                    kind = r.kind.as_str(),
+                    "unreadable record: {e}"
+                );
+                return;
+            }
+        };
+        match event {
+            EventData::SessionCreated(_) => self.state = SessionState::Idle,
+            EventData::SessionMessage(SessionMessage::User(m)) => {
+                if let Some(key) = m.client_message_id {
+                    self.idem.insert(&key, &m.message_id, r.seq);
                 }
                 self.queue.push_back(Queued {
-                    message_id,
-                    text: Some(s("text")),
+                    message_id: m.message_id,
+                    text: Some(m.text),
                     resume: None,
                 });
             }
-            EventKind::SessionState => {
-                let message_id = d["message_id"].as_str();
-                match d["state"].as_str() {
-                    Some("busy") => {
-                        match message_id {
+            EventData::SessionState(d) => {
+                match d.state {
+                    SessionState::Busy => {
+                        match d.message_id {
                             // A turn starts: its message leaves the queue.
-                            Some(mid) if self.turn.as_deref() != Some(mid) => {
+                            Some(mid) if self.turn.as_deref() != Some(mid.as_str()) => {
                                 self.queue.retain(|q| q.message_id != mid);
-                                self.turn = Some(mid.to_string());
+                                self.turn = Some(mid);
                             }
                             // Journals written before turns named their message: the
                             // oldest waiting message is the one that started.
@@ -642,7 +708,7 @@ impl Core {
                         self.state = SessionState::Busy;
                         self.reattachable = false;
                     }
-                    Some("idle") => {
+                    SessionState::Idle => {
                         // Idle is written only once nothing waits.
                         self.queue.clear();
                         self.turn = None;
@@ -650,54 +716,53 @@ impl Core {
                         self.state = SessionState::Idle;
                         self.reattachable = false;
                     }
-                    Some("waiting_on_approval") => self.state = SessionState::WaitingOnApproval,
-                    Some("paused") => {
+                    SessionState::WaitingOnApproval => self.state = SessionState::WaitingOnApproval,
+                    SessionState::Paused => {
                         self.turn = None;
                         self.stopping = None;
                         self.state = SessionState::Paused;
                     }
-                    Some(_) | None => {}
+                    // Never journaled as a state: `session.ended` ends a session, and
+                    // `error` is what a failed journal shows.
+                    SessionState::Ended | SessionState::Error => {}
                 }
-                if let Some(q) = d["queued"].as_str() {
+                if let Some(q) = d.queued {
                     // A decided approval waits behind the running turn or the pause.
                     if let Some(a) = self.approvals.iter().find(|a| a.message_id == q) {
                         let allow = a.status == "allow";
                         self.queue.push_back(Queued {
-                            message_id: q.to_string(),
+                            message_id: q,
                             text: None,
                             resume: Some((a.call.clone(), allow)),
                         });
                     }
                 }
             }
-            EventKind::SessionPaused => self.paused_reason = Some(s("reason")),
-            EventKind::SessionResumed => {
+            EventData::SessionPaused(d) => self.paused_reason = Some(d.reason),
+            EventData::SessionResumed(_) => {
                 self.reattachable = false;
                 self.paused_reason = None;
             }
-            EventKind::SessionEnded => {
+            EventData::SessionEnded(_) => {
                 self.state = SessionState::Ended;
                 self.turn = None;
                 self.stopping = None;
                 self.queue.clear();
             }
-            EventKind::SessionCancelled | EventKind::SessionError if d["interrupted"] == true => {
-                self.turn = None;
-            }
-            EventKind::ApprovalRequested => self.approvals.push(ApprovalEntry {
-                id: s("approval_id"),
+            EventData::SessionError(d) if d.interrupted => self.turn = None,
+            EventData::ApprovalRequested(d) => self.approvals.push(ApprovalEntry {
+                id: d.approval_id,
                 call: ToolCall {
-                    id: s("call_id"),
-                    name: s("tool"),
-                    arguments: d["args"].clone(),
+                    id: d.call_id,
+                    name: d.tool,
+                    arguments: d.args,
                 },
-                message_id: s("reply_to"),
+                message_id: d.reply_to,
                 status: "pending".into(),
             }),
-            EventKind::ApprovalResolved => {
-                let id = s("approval_id");
-                if let Some(a) = self.approvals.iter_mut().find(|a| a.id == id) {
-                    a.status = s("decision");
+            EventData::ApprovalResolved(d) => {
+                if let Some(a) = self.approvals.iter_mut().find(|a| a.id == d.approval_id) {
+                    a.status = d.decision.as_str().to_string();
                 }
                 let decided = |a: &ApprovalEntry| a.status != "pending";
                 if self.approvals.iter().filter(|a| decided(a)).count() > MAX_DECIDED_APPROVALS {
@@ -706,30 +771,30 @@ impl Core {
                     }
                 }
             }
-            EventKind::LaneCreated => {
+            EventData::LaneCreated(d) => {
                 self.lanes.push(LaneEntry {
-                    lane: s("lane"),
-                    tool: s("tool"),
-                    status: "running".into(),
+                    lane: d.lane,
+                    tool: d.tool,
+                    status: LaneStatus::Running,
                     pinned: false,
                     created_seq: r.seq,
                 });
-                let ended = |l: &LaneEntry| l.status != "running" && !l.pinned;
+                let ended = |l: &LaneEntry| l.status != LaneStatus::Running && !l.pinned;
                 if self.lanes.iter().filter(|l| ended(l)).count() > MAX_ENDED_LANES {
                     if let Some(i) = self.lanes.iter().position(ended) {
                         self.lanes.remove(i);
                     }
                 }
             }
-            EventKind::LaneStatus | EventKind::LaneKilled => {
-                let lane = s("lane");
-                if let Some(l) = self.lanes.iter_mut().find(|l| l.lane == lane) {
-                    if r.kind == EventKind::LaneKilled {
-                        l.status = "killed".into();
-                    } else if let Some(st) = d["status"].as_str() {
-                        l.status = st.to_string();
-                    }
-                    if let Some(pinned) = d["pinned"].as_bool() {
+            EventData::LaneKilled(d) => {
+                if let Some(l) = self.lanes.iter_mut().find(|l| l.lane == d.lane) {
+                    l.status = LaneStatus::Killed;
+                }
+            }
+            EventData::LaneStatus(d) => {
+                if let Some(l) = self.lanes.iter_mut().find(|l| l.lane == d.lane) {
+                    l.status = d.status;
+                    if let Some(pinned) = d.pinned {
                         l.pinned = pinned;
                     }
                 }
@@ -769,6 +834,7 @@ impl Core {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn idempotency_keys_are_bounded_and_forget_the_oldest_first() {

@@ -39,16 +39,9 @@ pub enum Role {
     Assistant,
 }
 
-/// A tool call the model made, with its arguments parsed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCall {
-    /// The provider's id for the call (echoed back with the result).
-    pub id: String,
-    /// The tool name, e.g. `read_file`.
-    pub name: String,
-    /// The arguments as JSON (an object).
-    pub arguments: Value,
-}
+/// A tool call the model made, with its arguments parsed; the same type an assistant
+/// message records.
+pub use r1_proto::events::ToolCall;
 
 /// One message of the conversation context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

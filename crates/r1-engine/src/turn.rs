@@ -1,7 +1,10 @@
 //! The turn loop: one user message in, events out, with tool calls in between.
 
 use futures_util::{FutureExt, StreamExt};
-use r1_proto::EventKind;
+use r1_proto::events::{
+    AssistantMessage, SessionDelta, SessionMessage, TokenUsage, ToolCompleted, ToolStarted,
+};
+use r1_proto::EventData;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -52,13 +55,7 @@ pub enum Authorization {
 #[async_trait::async_trait]
 pub trait TurnSink: Send + Sync {
     /// Records one event in `lane`; `durable` asks for fdatasync before returning.
-    async fn emit(
-        &self,
-        kind: EventKind,
-        lane: &str,
-        data: Value,
-        durable: bool,
-    ) -> Result<u64, SinkError>;
+    async fn emit(&self, lane: &str, event: EventData, durable: bool) -> Result<u64, SinkError>;
 
     /// Decides whether `call` may run, waiting for a client when the policy says ask.
     async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError>;
@@ -130,7 +127,7 @@ pub async fn run_turn(
         };
         let mut text = String::new();
         let mut calls: Vec<PendingCall> = Vec::new();
-        let mut usage = Value::Null;
+        let mut usage = None;
         // An item read ahead while coalescing deltas, handled on the next pass.
         let mut held: Option<Option<Result<ProviderEvent, ProviderError>>> = None;
         loop {
@@ -163,11 +160,11 @@ pub async fn run_turn(
                         }
                     }
                     text.push_str(&d);
-                    let data = json!({"text": d, "reply_to": message_id});
-                    if let Err(e) = sink
-                        .emit(EventKind::SessionDelta, "main", data, false)
-                        .await
-                    {
+                    let data = SessionDelta {
+                        text: d,
+                        reply_to: message_id.to_string(),
+                    };
+                    if let Err(e) = sink.emit("main", data.into(), false).await {
                         return failed(e.message, e.code);
                     }
                 }
@@ -188,7 +185,10 @@ pub async fn run_turn(
                     input_tokens,
                     output_tokens,
                 } => {
-                    usage = json!({"input_tokens": input_tokens, "output_tokens": output_tokens});
+                    usage = Some(TokenUsage {
+                        input_tokens,
+                        output_tokens,
+                    });
                     if let Err(e) = sink.usage(input_tokens, output_tokens) {
                         return failed(e.message, e.code);
                     }
@@ -198,9 +198,14 @@ pub async fn run_turn(
                     name,
                     arguments,
                 } => {
-                    let data =
-                        json!({"call_id": id, "tool": name, "args": arguments, "external": true});
-                    if let Err(e) = sink.emit(EventKind::ToolStarted, "main", data, false).await {
+                    let data = ToolStarted {
+                        lane: None,
+                        call_id: id,
+                        tool: name,
+                        args: arguments,
+                        external: true,
+                    };
+                    if let Err(e) = sink.emit("main", data.into(), false).await {
                         return failed(e.message, e.code);
                     }
                 }
@@ -209,11 +214,16 @@ pub async fn run_turn(
                     content,
                     is_error,
                 } => {
-                    let data = json!({"call_id": id, "content": content, "is_error": is_error, "external": true});
-                    if let Err(e) = sink
-                        .emit(EventKind::ToolCompleted, "main", data, false)
-                        .await
-                    {
+                    let data = ToolCompleted {
+                        lane: None,
+                        call_id: id,
+                        tool: None,
+                        content,
+                        is_error,
+                        denied: false,
+                        external: true,
+                    };
+                    if let Err(e) = sink.emit("main", data.into(), false).await {
                         return failed(e.message, e.code);
                     }
                 }
@@ -236,17 +246,13 @@ pub async fn run_turn(
                 name: c.name,
             })
             .collect();
-        let data = json!({
-            "role": "assistant",
-            "text": text,
-            "reply_to": message_id,
-            "usage": usage,
-            "tool_calls": calls,
+        let data = SessionMessage::Assistant(AssistantMessage {
+            text: text.clone(),
+            reply_to: message_id.to_string(),
+            usage,
+            tool_calls: calls.clone(),
         });
-        if let Err(e) = sink
-            .emit(EventKind::SessionMessage, "main", data, false)
-            .await
-        {
+        if let Err(e) = sink.emit("main", data.into(), false).await {
             return failed(e.message, e.code);
         }
         let step = ChatMessage {

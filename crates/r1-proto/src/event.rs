@@ -67,6 +67,29 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 19] = [
+        EventKind::SessionCreated,
+        EventKind::SessionMessage,
+        EventKind::SessionDelta,
+        EventKind::SessionState,
+        EventKind::ToolStarted,
+        EventKind::ToolCompleted,
+        EventKind::ApprovalRequested,
+        EventKind::ApprovalResolved,
+        EventKind::LaneCreated,
+        EventKind::LaneDelta,
+        EventKind::LaneStatus,
+        EventKind::LaneKilled,
+        EventKind::SessionPaused,
+        EventKind::SessionResumed,
+        EventKind::SessionCancelled,
+        EventKind::SessionEnded,
+        EventKind::SessionError,
+        EventKind::DaemonReloaded,
+        EventKind::SessionResync,
+    ];
+
     /// The wire spelling, e.g. `session.delta`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -123,7 +146,8 @@ pub struct EventRecord {
     pub kind: EventKind,
     /// The lane it happened in; `main` for the conversation.
     pub lane: String,
-    /// Kind-specific payload.
+    /// Kind-specific payload: one type per kind, in `docs/events.schema.json`
+    /// (`session.paused` carries a `SessionPaused`).
     pub data: serde_json::Value,
 }
 
@@ -136,8 +160,8 @@ pub struct BusEvent {
     /// RFC 3339 time with milliseconds, UTC.
     pub at: String,
     /// `daemon.started`, `daemon.reloaded`, `daemon.stopping`, `session.created`,
-    /// `session.state` or `session.ended`.
+    /// `session.state`, `session.ended` or `session.repaired`.
     pub kind: String,
-    /// Kind-specific payload.
+    /// Kind-specific payload: one type per kind, in `docs/events.schema.json`.
     pub data: serde_json::Value,
 }

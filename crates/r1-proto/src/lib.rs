@@ -9,6 +9,7 @@
 pub mod catalog;
 mod error;
 mod event;
+pub mod events;
 pub mod openapi;
 pub mod schema;
 mod session;
@@ -19,6 +20,7 @@ pub use catalog::{
 };
 pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links, JSONRPC_API_ERROR};
 pub use event::{BusEvent, EventKind, EventRecord};
+pub use events::{Event, EventData, LaneStatus, ToolPolicy};
 pub use session::{
     ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,

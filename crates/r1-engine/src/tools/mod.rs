@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -25,17 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::sandbox::Protected;
 use crate::{ToolCall, ToolResult, ToolSpec};
 
-/// What happens when the model calls a tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// Run it without asking.
-    Allow,
-    /// Ask a client for approval first.
-    Ask,
-    /// Refuse it; the model is told so.
-    Deny,
-}
+/// What happens when the model calls a tool; `session.created` records it per tool.
+pub use r1_proto::ToolPolicy as Policy;
 
 /// The policy a tool gets when nothing is configured: reading is allowed, anything that
 /// changes the workdir or runs a program asks first. Unknown tools ask, because a tool we

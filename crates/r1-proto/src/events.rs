@@ -1,0 +1,610 @@
+//! The payload of every journal record and daemon bus event, one type per kind.
+//!
+//! An [`EventRecord`]'s `data` is the JSON of the struct its [`EventKind`] names
+//! (`session.paused` carries a [`SessionPaused`]); [`EventData`] holds any of them, and
+//! [`Event`] ties each struct to its kind, so a producer cannot write a payload under
+//! the wrong kind. The JSON is the one journals have always held: fields that older
+//! daemons did not write are `#[serde(default)]`, so old journals still load. Optional
+//! fields written as `null` stay `null` (readers treat `null` and absent alike).
+//!
+//! The JSON Schema of all of them ([`events_schema`]) is committed as
+//! `docs/events.schema.json` for the web UI and SDKs; a test fails when it drifts.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Decision, EventKind, EventRecord, SessionState};
+
+/// A journal record payload: its type names its kind.
+pub trait Event: Serialize + DeserializeOwned + JsonSchema + Into<EventData> {
+    /// The kind a record of this payload has.
+    const KIND: EventKind;
+}
+
+/// The JSON of a payload. Every payload is made of strings, numbers, booleans, JSON
+/// values and string-keyed maps, which always serialize, so the `Null` fallback is
+/// never taken; it exists because a long-running server does not panic.
+fn to_json<T: Serialize + ?Sized>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// What a tool is allowed to do in a session, from its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolPolicy {
+    /// Run it without asking.
+    Allow,
+    /// Ask a client for approval first.
+    Ask,
+    /// Refuse it; the model is told so.
+    Deny,
+}
+
+/// Where a tool lane is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LaneStatus {
+    /// The tool runs.
+    Running,
+    /// The tool finished.
+    Done,
+    /// The tool finished with an error.
+    Failed,
+    /// A client killed the lane.
+    Killed,
+    /// The turn the lane belonged to was cancelled.
+    Cancelled,
+}
+
+impl LaneStatus {
+    /// The wire spelling, e.g. `running`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaneStatus::Running => "running",
+            LaneStatus::Done => "done",
+            LaneStatus::Failed => "failed",
+            LaneStatus::Killed => "killed",
+            LaneStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A tool call the model made, as an assistant message records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolCall {
+    /// The provider's id for the call.
+    pub id: String,
+    /// The tool name, e.g. `read_file`.
+    pub name: String,
+    /// The arguments as JSON (an object).
+    pub arguments: Value,
+}
+
+/// The tokens a provider reported for one model call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenUsage {
+    /// Tokens sent to the model.
+    pub input_tokens: u64,
+    /// Tokens the model produced.
+    pub output_tokens: u64,
+}
+
+/// `session.created`: the first record of every journal, with what the session was
+/// started with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionCreated {
+    /// The session id, `ses_…`.
+    pub id: String,
+    /// The absolute working directory the agent is confined to.
+    pub workdir: String,
+    /// The engine (provider) name.
+    pub engine: String,
+    /// The model, `null` when the engine has none configured.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The title, `null` when none was given.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// The tool policies set for this session, by tool name.
+    #[serde(default)]
+    pub policy: BTreeMap<String, ToolPolicy>,
+    /// The token budget, `null` for none.
+    #[serde(default)]
+    pub token_budget: Option<u64>,
+}
+
+/// `session.message`: a whole message of the conversation, told apart by `role`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum SessionMessage {
+    /// A message a client sent (durable).
+    User(UserMessage),
+    /// One step of the model's answer: its text and the tool calls it makes.
+    Assistant(AssistantMessage),
+}
+
+/// A user message, `"role": "user"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserMessage {
+    /// The text.
+    pub text: String,
+    /// The message id, `msg_…`; its turn's records name it in `reply_to` or
+    /// `message_id`.
+    pub message_id: String,
+    /// The client's idempotency key, `null` when none was given.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+}
+
+/// An assistant message, `"role": "assistant"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AssistantMessage {
+    /// The text of this step (the deltas before it, joined).
+    pub text: String,
+    /// The user message this answers.
+    #[serde(default)]
+    pub reply_to: String,
+    /// The tokens the provider reported, `null` when it reported none.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    /// The tool calls the model makes in this step; empty for a final answer.
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// `session.delta`: a piece of assistant text as it streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionDelta {
+    /// The text, to append to what came before.
+    pub text: String,
+    /// The user message this answers.
+    #[serde(default)]
+    pub reply_to: String,
+}
+
+/// `session.state`: the session changed state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionStateChanged {
+    /// The new state.
+    pub state: SessionState,
+    /// With `busy`: the user message whose turn starts. Absent in journals written
+    /// before turns named their message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// A decided approval's message whose continuation waits behind the running turn
+    /// or the pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<String>,
+}
+
+/// `tool.started`: a tool call started, in its lane, or in `main` for a tool the
+/// provider runs itself (`external`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolStarted {
+    /// The lane the tool runs in; absent for an external tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// The provider's id for the call.
+    pub call_id: String,
+    /// The tool name.
+    pub tool: String,
+    /// The arguments as JSON.
+    #[serde(default)]
+    pub args: Value,
+    /// The provider ran the tool itself (an exec agent); r1 only records it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
+}
+
+/// `tool.completed`: a tool call finished, was denied, or an external tool reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolCompleted {
+    /// The lane the tool ran in; absent for a denied or an external call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// The provider's id for the call.
+    pub call_id: String,
+    /// The tool name; absent for an external tool's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The result the model is given (truncated in the journal when very long).
+    #[serde(default)]
+    pub content: String,
+    /// The tool failed (or was denied).
+    #[serde(default)]
+    pub is_error: bool,
+    /// The call never ran: a policy or a client denied it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub denied: bool,
+    /// The provider ran the tool itself (an exec agent); r1 only records it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
+}
+
+/// `approval.requested`: a tool call waits for a client's decision (durable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalRequested {
+    /// The approval id, `apr_…`, to decide with `session.approve`.
+    pub approval_id: String,
+    /// The tool that asks.
+    pub tool: String,
+    /// The tool's arguments.
+    #[serde(default)]
+    pub args: Value,
+    /// The provider's id for the call.
+    #[serde(default)]
+    pub call_id: String,
+    /// The user message whose turn asks.
+    #[serde(default)]
+    pub reply_to: String,
+}
+
+/// `approval.resolved`: an approval was decided (durable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalResolved {
+    /// The approval id.
+    pub approval_id: String,
+    /// The decision.
+    pub decision: Decision,
+    /// Why r1 decided it itself (the turn was cancelled); absent when a client did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `lane.created`: a tool lane was opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneCreated {
+    /// The lane id, `tool_…`.
+    pub lane: String,
+    /// The tool it runs.
+    pub tool: String,
+    /// The provider's id for the call.
+    #[serde(default)]
+    pub call_id: String,
+}
+
+/// `lane.delta`: output of a lane's tool as it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneDelta {
+    /// The lane id.
+    pub lane: String,
+    /// The output, to append to what came before.
+    pub text: String,
+}
+
+/// `lane.status`: a lane ended, or was pinned or unpinned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneStatusChanged {
+    /// The lane id.
+    pub lane: String,
+    /// The lane's status.
+    pub status: LaneStatus,
+    /// Set when a client pinned (`true`) or unpinned (`false`) the lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+}
+
+/// `lane.killed`: a client killed a lane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneKilled {
+    /// The lane id.
+    pub lane: String,
+}
+
+/// `session.paused`: the session was paused (durable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionPaused {
+    /// Why: a client's reason, `shutdown`, or `daemon restart`.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `session.resumed`: the session was resumed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionResumed {}
+
+/// `session.cancelled`: the turn in progress was cancelled (durable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionCancelled {
+    /// The user message whose turn was cancelled.
+    #[serde(default)]
+    pub message_id: String,
+}
+
+/// `session.ended`: the session ended (durable, terminal).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionEnded {}
+
+/// `session.error`: a turn failed, or a daemon restart interrupted it (durable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionError {
+    /// For a person.
+    pub message: String,
+    /// The wire error code (`internal`, `budget_exceeded`, …); absent for an
+    /// interruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The user message whose turn failed; `null` when no turn was known, absent in
+    /// journals written before interruptions named it.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// A daemon restart interrupted the turn (it is not re-run).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub interrupted: bool,
+}
+
+/// `daemon.reloaded`: a daemon started and reloaded this session (paused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DaemonReloaded {
+    /// The id of the daemon run that reloaded it.
+    pub daemon_id: String,
+    /// How many approvals still wait for a decision.
+    #[serde(default)]
+    pub pending_approvals: u64,
+}
+
+/// `session.resync`: sent to a follower only, never journaled. The journal was
+/// repaired past the point the follower had seen, so it must refetch from `next_seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionResync {
+    /// The seq to continue from.
+    pub next_seq: u64,
+    /// The journal's newest seq.
+    pub last_seq: u64,
+    /// For a person.
+    pub reason: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Declares the payload type of every record kind once: the [`Event`] impls, the
+/// [`EventData`] enum, and its parsing, all from one list. A kind missing from the
+/// list does not compile (the match in [`EventData::parse`] is exhaustive).
+macro_rules! events {
+    ($($kind:ident => $ty:ident),* $(,)?) => {
+        $(
+            impl Event for $ty {
+                const KIND: EventKind = EventKind::$kind;
+            }
+            impl From<$ty> for EventData {
+                fn from(e: $ty) -> EventData {
+                    EventData::$kind(e)
+                }
+            }
+        )*
+
+        /// The payload of a record, typed by its kind.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventData {
+            $(
+                #[doc = concat!("A [`", stringify!($ty), "`].")]
+                $kind($ty),
+            )*
+        }
+
+        impl EventData {
+            /// The kind of record this payload belongs to.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(EventData::$kind(_) => EventKind::$kind,)*
+                }
+            }
+
+            /// The JSON written as a record's `data`.
+            pub fn to_value(&self) -> Value {
+                match self {
+                    $(EventData::$kind(e) => to_json(e),)*
+                }
+            }
+
+            /// Reads the `data` of a record of `kind`.
+            pub fn parse(kind: EventKind, data: &Value) -> Result<EventData, serde_json::Error> {
+                Ok(match kind {
+                    $(EventKind::$kind => EventData::$kind(<$ty>::deserialize(data)?),)*
+                })
+            }
+        }
+
+        /// The JSON Schema of each kind's payload, by kind name, with their subschemas
+        /// added to `gen`'s definitions.
+        fn record_schemas(gen: &mut schemars::SchemaGenerator) -> Vec<(EventKind, &'static str, Value)> {
+            vec![$(
+                (EventKind::$kind, stringify!($ty), gen.subschema_for::<$ty>().to_value()),
+            )*]
+        }
+    };
+}
+
+events! {
+    SessionCreated => SessionCreated,
+    SessionMessage => SessionMessage,
+    SessionDelta => SessionDelta,
+    SessionState => SessionStateChanged,
+    ToolStarted => ToolStarted,
+    ToolCompleted => ToolCompleted,
+    ApprovalRequested => ApprovalRequested,
+    ApprovalResolved => ApprovalResolved,
+    LaneCreated => LaneCreated,
+    LaneDelta => LaneDelta,
+    LaneStatus => LaneStatusChanged,
+    LaneKilled => LaneKilled,
+    SessionPaused => SessionPaused,
+    SessionResumed => SessionResumed,
+    SessionCancelled => SessionCancelled,
+    SessionEnded => SessionEnded,
+    SessionError => SessionError,
+    DaemonReloaded => DaemonReloaded,
+    SessionResync => SessionResync,
+}
+
+impl EventData {
+    /// Reads the payload of `r`.
+    pub fn from_record(r: &EventRecord) -> Result<EventData, serde_json::Error> {
+        EventData::parse(r.kind, &r.data)
+    }
+}
+
+impl EventRecord {
+    /// This record's payload, typed by its kind.
+    pub fn event(&self) -> Result<EventData, serde_json::Error> {
+        EventData::from_record(self)
+    }
+}
+
+/// The payloads of the daemon bus (`GET /v1/events`), one type per kind.
+pub mod bus {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    use crate::SessionState;
+
+    /// A bus event payload: its type names its kind.
+    pub trait BusPayload: Serialize + JsonSchema {
+        /// The bus event kind, e.g. `session.created`.
+        const KIND: &'static str;
+
+        /// The JSON published as the event's `data`.
+        fn to_value(&self) -> serde_json::Value {
+            super::to_json(self)
+        }
+    }
+
+    /// `daemon.started`: a daemon started and accepts connections.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct DaemonStarted {
+        /// The daemon run id.
+        pub daemon_id: String,
+        /// The daemon's process id.
+        pub pid: u32,
+        /// The daemon's version.
+        pub version: String,
+    }
+
+    /// `daemon.stopping`: the daemon begins a graceful shutdown.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct DaemonStopping {
+        /// The daemon run id.
+        pub daemon_id: String,
+    }
+
+    /// `daemon.reloaded`: the daemon reloaded the sessions it found at start.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct DaemonReloaded {
+        /// The daemon run id.
+        pub daemon_id: String,
+        /// How many sessions were reloaded.
+        pub sessions: u64,
+    }
+
+    /// `session.created`: a session was started.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct SessionCreated {
+        /// The session id.
+        pub session_id: String,
+        /// Its working directory.
+        pub workdir: String,
+        /// Its engine.
+        pub engine: String,
+    }
+
+    /// `session.state`: a session changed state.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct SessionStateChanged {
+        /// The session id.
+        pub session_id: String,
+        /// The new state.
+        pub state: SessionState,
+    }
+
+    /// `session.ended`: a session ended.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct SessionEnded {
+        /// The session id.
+        pub session_id: String,
+    }
+
+    /// `session.repaired`: a session's journal was repaired and the session reloaded.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct SessionRepaired {
+        /// The session id.
+        pub session_id: String,
+        /// The newest seq kept.
+        pub last_seq: u64,
+        /// How many bytes of a torn or corrupt tail were dropped.
+        pub dropped_bytes: u64,
+    }
+
+    macro_rules! bus_events {
+        ($($name:literal => $ty:ident),* $(,)?) => {
+            $(impl BusPayload for $ty {
+                const KIND: &'static str = $name;
+            })*
+
+            /// Every bus event kind, in the order the schema lists them.
+            pub const KINDS: &[&str] = &[$($name),*];
+
+            /// The JSON Schema of each bus kind's payload, by kind name.
+            pub(super) fn schemas(gen: &mut schemars::SchemaGenerator) -> Vec<(&'static str, &'static str, serde_json::Value)> {
+                vec![$(($name, stringify!($ty), gen.subschema_for::<$ty>().to_value()),)*]
+            }
+        };
+    }
+
+    bus_events! {
+        "daemon.started" => DaemonStarted,
+        "daemon.stopping" => DaemonStopping,
+        "daemon.reloaded" => DaemonReloaded,
+        "session.created" => SessionCreated,
+        "session.state" => SessionStateChanged,
+        "session.ended" => SessionEnded,
+        "session.repaired" => SessionRepaired,
+    }
+}
+
+/// The JSON Schema of the events, committed as `docs/events.schema.json`.
+///
+/// The document validates one journal record (a line of `journal.ndjson`, or a record
+/// of `GET /v1/sessions/{id}/events`): `oneOf` a branch per kind, each the
+/// [`EventRecord`] envelope with its `kind` fixed and its `data` the kind's payload.
+/// `records` and `bus` map each kind name to its payload's schema, for code
+/// generators; bus events (`GET /v1/events`) are [`crate::BusEvent`]s.
+pub fn events_schema() -> Value {
+    let mut gen = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    let envelope = gen.subschema_for::<EventRecord>().to_value();
+    let bus_envelope = gen.subschema_for::<crate::BusEvent>().to_value();
+    let mut records = serde_json::Map::new();
+    let mut branches = Vec::new();
+    for (kind, name, schema) in record_schemas(&mut gen) {
+        records.insert(kind.as_str().to_string(), schema.clone());
+        branches.push(serde_json::json!({
+            "title": name,
+            "allOf": [envelope],
+            "properties": {"kind": {"const": kind.as_str()}, "data": schema},
+        }));
+    }
+    let mut bus_kinds = serde_json::Map::new();
+    for (kind, _, schema) in bus::schemas(&mut gen) {
+        bus_kinds.insert(kind.to_string(), schema);
+    }
+    let defs = gen.take_definitions(true);
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "r1 events",
+        "description": "One r1 journal record (a line of journal.ndjson, or a record a session follower receives). `records` maps each record kind to its payload, `bus` each daemon bus event kind (GET /v1/events, an envelope BusEvent) to its payload.",
+        "oneOf": branches,
+        "records": records,
+        "bus": bus_kinds,
+        "envelope": {"EventRecord": envelope, "BusEvent": bus_envelope},
+        "$defs": defs,
+    })
+}
