@@ -403,6 +403,44 @@ impl Hub {
             "ses_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
         );
+        // A worktree asked for becomes the workdir; if the session cannot be created
+        // after it, it is removed again, so nothing is left half-made.
+        let Some(spec) = params.worktree.as_ref().and_then(|w| w.spec()) else {
+            return self
+                .create_session(id, workdir, engine, policy, &params, None)
+                .await;
+        };
+        let wt = self
+            .worktrees()
+            .create(&workdir, &id, params.title.clone(), spec)
+            .await?;
+        let r = self
+            .create_session(
+                id,
+                PathBuf::from(&wt.path),
+                engine,
+                policy,
+                &params,
+                Some(&wt.id),
+            )
+            .await;
+        if r.is_err() {
+            self.worktrees().discard(&wt.id).await;
+        }
+        r
+    }
+
+    /// Creates the session `id` in `workdir` (already checked), its journal and its
+    /// actor.
+    async fn create_session(
+        &self,
+        id: String,
+        workdir: PathBuf,
+        engine: String,
+        policy: HashMap<String, Policy>,
+        params: &StartSessionParams,
+        worktree_id: Option<&str>,
+    ) -> Result<SessionView, ApiError> {
         let dir = self
             .sessions()
             .index
@@ -420,12 +458,15 @@ impl Hub {
         .map_err(|e| journal_error(&e))?;
         let created_at = now_rfc3339();
         let workdir = workdir.display().to_string();
-        let data = json!({
+        let mut data = json!({
             "id": id, "workdir": workdir, "engine": engine, "model": params.model,
             "title": params.title, "created_at": created_at,
             "policy": policy.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "token_budget": params.token_budget,
         });
+        if let Some(wt) = worktree_id {
+            data["worktree_id"] = json!(wt);
+        }
         // Journal first: the session exists once `session.created` is durable.
         let created = match journal
             .append(
