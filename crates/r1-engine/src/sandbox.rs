@@ -654,3 +654,32 @@ mod linux {
         .map_or(0, |(_, n)| n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_worktrees_hole_is_open_and_the_rest_of_the_state_directory_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().canonicalize().unwrap().join(".r1");
+        std::fs::create_dir_all(state.join("worktrees/wt_1")).unwrap();
+        std::fs::create_dir_all(state.join("sessions")).unwrap();
+        let p = Protected::for_state_dir(&state, &[]);
+        assert_eq!(p.covering(&state.join("worktrees/wt_1/src/a.rs")), None);
+        assert_eq!(p.covering(&state.join("worktrees")), None);
+        assert_eq!(
+            p.covering(&state.join("sessions/x")),
+            Some(ProtectedKind::StateDir)
+        );
+        assert_eq!(p.covering(&state), Some(ProtectedKind::StateDir));
+        assert_eq!(p.covering(&state.join("token")), Some(ProtectedKind::Token));
+        // A name that merely starts like the hole is not in it.
+        assert_eq!(
+            p.covering(&state.join("worktrees-other")),
+            Some(ProtectedKind::StateDir)
+        );
+    }
+}

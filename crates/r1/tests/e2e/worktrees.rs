@@ -425,6 +425,19 @@ fn the_registry_survives_a_restart() {
         d.get(&format!("/v1/sessions/{s}")).json()["workdir"],
         before["path"]
     );
+
+    // A long diff is cut at 200 KiB unless `full`, on every surface.
+    let big: String = (0..30_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(p.join("big.txt"), &big).unwrap();
+    let id = after["id"].as_str().unwrap();
+    let cut = d.get(&format!("/v1/worktrees/{id}/diff")).json();
+    assert_eq!(cut["truncated"], true);
+    assert_eq!(cut["diff"].as_str().unwrap().len(), 200 * 1024);
+    let total = cut["total_bytes"].as_u64().unwrap();
+    assert!(total > 200 * 1024);
+    let full = home.run_json(&["ctl", "worktrees", "diff", id, "--full"]);
+    assert_eq!(full["truncated"], false);
+    assert_eq!(full["diff"].as_str().unwrap().len() as u64, total);
 }
 
 #[test]
