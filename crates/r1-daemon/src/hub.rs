@@ -9,7 +9,9 @@ use r1_proto::{
     Ack, Api, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
     ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView,
-    ShutdownParams, StartSessionParams, TailParams, PROTOCOL,
+    ShutdownParams, StartSessionParams, TailParams, WorktreeCleanParams, WorktreeDiff,
+    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
+    WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -83,6 +85,8 @@ struct HubInner {
     /// The daemon's own files (state directory, token, `--token-file`), out of every
     /// tool's and sandboxed child's reach.
     protected: Arc<r1_engine::Protected>,
+    /// The session worktrees and their registry (`$R1_HOME/worktrees`).
+    worktrees: crate::worktree::Worktrees,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -104,6 +108,8 @@ impl Hub {
     ) -> Hub {
         let extra: Vec<std::path::PathBuf> =
             token_file.map(|p| p.to_path_buf()).into_iter().collect();
+        // Made before the protected set, which leaves it out by its canonical path.
+        let worktrees = crate::worktree::Worktrees::load(state.path("worktrees"));
         let protected = Arc::new(r1_engine::Protected::for_state_dir(state.root(), &extra));
         let bus = Bus::open(&state.path("bus/events.ndjson"));
         // `StateDir::read_config` already refused a config whose engines do not resolve.
@@ -130,6 +136,7 @@ impl Hub {
                 default_engine,
                 subscribers,
                 protected,
+                worktrees,
             }),
         }
     }
@@ -265,6 +272,10 @@ impl Hub {
     /// The name of the default engine.
     pub fn default_engine_name(&self) -> &str {
         &self.inner.default_engine
+    }
+
+    pub(crate) fn worktrees(&self) -> &crate::worktree::Worktrees {
+        &self.inner.worktrees
     }
 
     pub(crate) fn sessions_table(&self) -> &Sessions {
@@ -456,6 +467,31 @@ impl Api for Hub {
         Ok(EngineList {
             engines: crate::engines::views(self.engine_list(), self.default_engine_name()),
         })
+    }
+
+    async fn worktree_list(&self, p: WorktreeListParams) -> Result<WorktreeList, ApiError> {
+        Ok(WorktreeList {
+            worktrees: self.worktrees().list(p.session_id.as_deref()).await,
+        })
+    }
+
+    async fn worktree_diff(&self, p: WorktreeDiffParams) -> Result<WorktreeDiff, ApiError> {
+        self.worktrees()
+            .diff(&p.worktree_id, p.full.unwrap_or(false))
+            .await
+    }
+
+    async fn worktree_merge(
+        &self,
+        p: WorktreeMergeParams,
+    ) -> Result<WorktreeMergeResult, ApiError> {
+        self.worktrees().merge(&p.worktree_id, p.strategy).await
+    }
+
+    async fn worktree_clean(&self, p: WorktreeCleanParams) -> Result<WorktreeView, ApiError> {
+        self.worktrees()
+            .clean(&p.worktree_id, p.force.unwrap_or(false))
+            .await
     }
 }
 

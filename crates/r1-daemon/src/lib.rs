@@ -20,6 +20,7 @@ mod sessions;
 mod state;
 mod subscribers;
 mod transition;
+mod worktree;
 mod ws;
 
 pub use hub::{DaemonInfo, Hub};

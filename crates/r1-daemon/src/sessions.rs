@@ -407,6 +407,44 @@ impl Hub {
             "ses_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
         );
+        // A worktree asked for becomes the workdir; if the session cannot be created
+        // after it, it is removed again, so nothing is left half-made.
+        let Some(spec) = params.worktree.as_ref().and_then(|w| w.spec()) else {
+            return self
+                .create_session(id, workdir, engine, policy, &params, None)
+                .await;
+        };
+        let wt = self
+            .worktrees()
+            .create(&workdir, &id, params.title.clone(), spec)
+            .await?;
+        let r = self
+            .create_session(
+                id,
+                PathBuf::from(&wt.path),
+                engine,
+                policy,
+                &params,
+                Some(&wt.id),
+            )
+            .await;
+        if r.is_err() {
+            self.worktrees().discard(&wt.id).await;
+        }
+        r
+    }
+
+    /// Creates the session `id` in `workdir` (already checked), its journal and its
+    /// actor.
+    async fn create_session(
+        &self,
+        id: String,
+        workdir: PathBuf,
+        engine: String,
+        policy: HashMap<String, Policy>,
+        params: &StartSessionParams,
+        worktree_id: Option<&str>,
+    ) -> Result<SessionView, ApiError> {
         let sessions_dir = self.state().path("sessions");
         let index = &self.sessions().index;
         let (dir, ticket) = index.make(&sessions_dir, &id).await.map_err(|e| {
@@ -436,6 +474,7 @@ impl Hub {
             created_at,
             policy: policy.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             token_budget: params.token_budget,
+            worktree_id: worktree_id.map(str::to_string),
         })
         .to_value();
         // Journal first: the session exists once `session.created` is durable, and the

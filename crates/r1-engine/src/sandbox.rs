@@ -28,6 +28,10 @@ pub struct Protected {
     dirs: Vec<PathBuf>,
     /// Canonical files: the token, wherever it is configured.
     files: Vec<PathBuf>,
+    /// Canonical directories inside a protected directory that are not protected: the
+    /// session worktrees the daemon checks out under its state directory, which are
+    /// sessions' workdirs. A protected file inside one stays protected.
+    holes: Vec<PathBuf>,
 }
 
 impl Protected {
@@ -48,14 +52,29 @@ impl Protected {
         out
     }
 
-    /// The daemon's protected set: its state directory, the token in it, and any other
-    /// token file it was given (`r1 serve --token-file`).
+    /// The daemon's protected set: its state directory (but for its `worktrees`
+    /// directory, where session worktrees are checked out), the token in it, and any
+    /// other token file it was given (`r1 serve --token-file`).
     pub fn for_state_dir(state_dir: &Path, token_files: &[PathBuf]) -> Protected {
         let token = state_dir.join("token");
         Protected::new(
             [state_dir.to_path_buf()],
             std::iter::once(token).chain(token_files.iter().cloned()),
         )
+        .with_hole(&state_dir.join("worktrees"))
+    }
+
+    /// Leaves `dir` (inside a protected directory) out of the protection: tools and
+    /// sandboxed children may use it like any other directory.
+    pub fn with_hole(mut self, dir: &Path) -> Protected {
+        push_unique(&mut self.holes, canonical(dir));
+        self
+    }
+
+    /// True when `path` is inside a protected directory and not inside a hole of it.
+    fn fenced_dir(&self, path: &Path) -> bool {
+        self.dirs.iter().any(|d| path.starts_with(d))
+            && !self.holes.iter().any(|h| path.starts_with(h))
     }
 
     /// The protected directories, canonical.
@@ -83,7 +102,7 @@ impl Protected {
     pub(crate) fn covering(&self, path: &Path) -> Option<ProtectedKind> {
         if self.files.iter().any(|f| path == f) {
             Some(ProtectedKind::Token)
-        } else if self.dirs.iter().any(|d| path.starts_with(d)) {
+        } else if self.fenced_dir(path) {
             Some(ProtectedKind::StateDir)
         } else {
             None
@@ -389,9 +408,8 @@ mod linux {
                 }
             }
             let ids = protected.identities();
-            let fences: Vec<PathBuf> = protected.all().cloned().collect();
             let mut rules = Vec::new();
-            carve(&mut rules, Path::new("/"), read_rights(), &fences, &ids);
+            carve(&mut rules, Path::new("/"), read_rights(), protected, &ids);
             let mut write_roots: Vec<PathBuf> = vec![workdir.to_path_buf()];
             write_roots.extend(writable.iter().cloned());
             write_roots.push(PathBuf::from("/tmp"));
@@ -403,7 +421,7 @@ mod linux {
             for root in write_roots {
                 // A grant on a symlink would be a grant on its target: use the real path.
                 if let Ok(real) = root.canonicalize() {
-                    carve(&mut rules, &real, handled(), &fences, &ids);
+                    carve(&mut rules, &real, handled(), protected, &ids);
                 }
             }
             let device = AccessFs::ReadFile
@@ -412,7 +430,7 @@ mod linux {
                 | AccessFs::IoctlDev
                 | AccessFs::ReadDir;
             for dev in DEVICES {
-                carve(&mut rules, Path::new(dev), device, &fences, &ids);
+                carve(&mut rules, Path::new(dev), device, protected, &ids);
             }
 
             let mut ruleset = Ruleset::default()
@@ -426,10 +444,12 @@ mod linux {
         }
     }
 
-    /// Grants `access` on `root`, except on `fences` and what is below them: when a
-    /// fence lies strictly below `root`, `root` itself gets nothing and each of its
+    /// Grants `access` on `root`, except on the protected paths and what is below them
+    /// (but for the holes): when a protected path lies strictly below `root`, or `root`
+    /// is protected with a hole below it, `root` itself gets nothing and each of its
     /// children is considered instead, so the recursion only follows the way down to
-    /// the fences and the number of rules stays small (the siblings along that path).
+    /// the fences and the holes and the number of rules stays small (the siblings along
+    /// that path).
     /// Symlinks get no rule (Landlock judges an access by the real path, so a link's
     /// target keeps the rights of where it really is; a rule on a link would be a rule on
     /// its target). Entries are opened with `O_PATH | O_NOFOLLOW`, and a file that is
@@ -439,19 +459,25 @@ mod linux {
         rules: &mut Vec<(File, BitFlags<AccessFs>)>,
         root: &Path,
         access: BitFlags<AccessFs>,
-        fences: &[PathBuf],
+        protected: &Protected,
         ids: &Identities,
     ) {
-        if fences.iter().any(|f| root.starts_with(f)) {
+        let fenced = protected.fenced_dir(root) || protected.files.iter().any(|f| root == f);
+        let hole_below = protected
+            .holes
+            .iter()
+            .any(|h| h.starts_with(root) && h != root);
+        if fenced && !hole_below {
             return;
         }
-        if fences.iter().any(|f| f.starts_with(root)) {
+        let fence_below = protected.all().any(|f| f.starts_with(root) && f != root);
+        if fenced || fence_below {
             // An unreadable directory on the way gives nothing: failing closed.
             let Ok(entries) = std::fs::read_dir(root) else {
                 return;
             };
             for entry in entries.flatten() {
-                carve(rules, &root.join(entry.file_name()), access, fences, ids);
+                carve(rules, &root.join(entry.file_name()), access, protected, ids);
             }
             return;
         }
@@ -626,5 +652,34 @@ mod linux {
         .into_iter()
         .find(|(a, _)| *a == abi)
         .map_or(0, |(_, n)| n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_worktrees_hole_is_open_and_the_rest_of_the_state_directory_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().canonicalize().unwrap().join(".r1");
+        std::fs::create_dir_all(state.join("worktrees/wt_1")).unwrap();
+        std::fs::create_dir_all(state.join("sessions")).unwrap();
+        let p = Protected::for_state_dir(&state, &[]);
+        assert_eq!(p.covering(&state.join("worktrees/wt_1/src/a.rs")), None);
+        assert_eq!(p.covering(&state.join("worktrees")), None);
+        assert_eq!(
+            p.covering(&state.join("sessions/x")),
+            Some(ProtectedKind::StateDir)
+        );
+        assert_eq!(p.covering(&state), Some(ProtectedKind::StateDir));
+        assert_eq!(p.covering(&state.join("token")), Some(ProtectedKind::Token));
+        // A name that merely starts like the hole is not in it.
+        assert_eq!(
+            p.covering(&state.join("worktrees-other")),
+            Some(ProtectedKind::StateDir)
+        );
     }
 }

@@ -197,6 +197,30 @@ impl Api for Fake {
     async fn engines_list(&self, _: EmptyParams) -> Result<EngineList, ApiError> {
         unsupported()
     }
+    async fn worktree_list(
+        &self,
+        _: r1_proto::WorktreeListParams,
+    ) -> Result<r1_proto::WorktreeList, ApiError> {
+        unsupported()
+    }
+    async fn worktree_diff(
+        &self,
+        _: r1_proto::WorktreeDiffParams,
+    ) -> Result<r1_proto::WorktreeDiff, ApiError> {
+        unsupported()
+    }
+    async fn worktree_merge(
+        &self,
+        _: r1_proto::WorktreeMergeParams,
+    ) -> Result<r1_proto::WorktreeMergeResult, ApiError> {
+        unsupported()
+    }
+    async fn worktree_clean(
+        &self,
+        _: r1_proto::WorktreeCleanParams,
+    ) -> Result<r1_proto::WorktreeView, ApiError> {
+        unsupported()
+    }
 }
 
 #[tokio::test]
@@ -383,7 +407,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

@@ -39,7 +39,8 @@ use crate::{
     Ack, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
     SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams,
+    StartSessionParams, TailParams, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -804,6 +805,73 @@ operations! {
         mcp: mcp("r1_engines_list", "r1.engines.list"),
         related: [],
         title: "List engines",
+    }
+
+    /// List the git worktrees of sessions started with `worktree` (all of them, or one
+    /// session's): id, session, repo, path, branch, base commit, head commit, whether it
+    /// has uncommitted changes (`dirty`), `ahead`/`behind` (commits relative to the base
+    /// branch's current tip) and state (`active`, `merged`, `cleaned`). Read-only.
+    WorktreeList worktree_list {
+        method: "worktree.list",
+        http: Get "/v1/worktrees" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: WorktreeListParams,
+        result: WorktreeList,
+        mcp: mcp("r1_worktree_list", "r1.worktree.list"),
+        related: [],
+        title: "List worktrees",
+    }
+
+    /// The unified diff of a worktree against its base commit: its commits, its
+    /// uncommitted and its untracked changes together (`data.diff`), with one stat per
+    /// file (`data.files`). Cut at 200 KiB unless `full` (`data.truncated`). Read-only.
+    WorktreeDiff worktree_diff {
+        method: "worktree.diff",
+        http: Get "/v1/worktrees/{worktree_id}/diff" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: WorktreeDiffParams,
+        result: WorktreeDiff,
+        mcp: mcp("r1_worktree_diff", "r1.worktree.diff"),
+        related: ["/v1/worktrees"],
+        title: "Diff a worktree",
+    }
+
+    /// Merge a worktree's branch into its base branch in the repository's checkout,
+    /// after committing its pending changes on its branch (message: the session's
+    /// title). `strategy`: `ff-only` (only if the base branch has not moved), `squash`
+    /// (one new commit) or `ours` (a merge commit; conflicting hunks take the base
+    /// branch's side). On a conflict, a non-fast-forward, or uncommitted changes in the
+    /// checkout to the same files, nothing changes and the error is `conflict` naming
+    /// the files. Returns the worktree (state `merged`) and the base branch's new commit.
+    /// NOT idempotent: a second call merges whatever the branch has gained since.
+    WorktreeMerge worktree_merge {
+        method: "worktree.merge",
+        http: Post "/v1/worktrees/{worktree_id}/merge" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: WorktreeMergeParams,
+        result: WorktreeMergeResult,
+        mcp: mcp("r1_worktree_merge", "r1.worktree.merge"),
+        related: ["/v1/worktrees", "/v1/worktrees/{worktree_id}/diff"],
+        title: "Merge a worktree",
+    }
+
+    /// Remove a worktree from disk, and its branch once merged. A worktree with
+    /// uncommitted changes is refused (`conflict`) unless `force`; an unmerged branch is
+    /// kept unless `force`, which deletes it and its work. Idempotent: cleaning a
+    /// cleaned worktree is ok. Returns the worktree (state `cleaned`).
+    WorktreeClean worktree_clean {
+        method: "worktree.clean",
+        http: Post "/v1/worktrees/{worktree_id}/clean" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: WorktreeCleanParams,
+        result: WorktreeView,
+        mcp: mcp_destructive("r1_worktree_clean", "r1.worktree.clean"),
+        related: ["/v1/worktrees"],
+        title: "Clean a worktree",
     }
 }
 

@@ -117,6 +117,10 @@ pub struct SessionCreated {
     /// The token budget, `null` for none.
     #[serde(default)]
     pub token_budget: Option<u64>,
+    /// The worktree (`wt_…`) the session works in, when it was started with one;
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree_id: Option<String>,
 }
 
 /// `session.message`: a whole message of the conversation, told apart by `role`.

@@ -13,6 +13,7 @@ pub mod events;
 pub mod openapi;
 pub mod schema;
 mod session;
+mod worktree;
 
 pub use catalog::{
     dispatch, operation, operation_for_tool, Api, Capability, HttpMethod, Idempotency, McpTool,
@@ -26,6 +27,11 @@ pub use session::{
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
     ResumeFailure, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionRef,
     SessionState, SessionView, StartSessionParams, TailParams,
+};
+pub use worktree::{
+    DiffFileStat, MergeStrategy, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeRequest,
+    WorktreeSpec, WorktreeState, WorktreeView,
 };
 
 use schemars::JsonSchema;

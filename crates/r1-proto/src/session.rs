@@ -99,6 +99,12 @@ pub struct StartSessionParams {
     /// `budget_exceeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_budget: Option<u64>,
+    /// Work in a new git worktree of the repository `workdir` is in: `true`, or
+    /// `{branch?, base?}`. The worktree (branch `r1/<short session id>` from `HEAD` by
+    /// default) is made under the daemon's state directory and becomes the session's
+    /// workdir; see `r1_worktree_list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::WorktreeRequest>,
 }
 
 /// One approval of a session.

@@ -65,6 +65,7 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                 title: Some("r1 chat".into()),
                 policy: None,
                 token_budget: None,
+                worktree: None,
             };
             client.session_start(params).await?
         }

@@ -49,6 +49,9 @@ enum Verb {
     /// Sessions: list, get, start, send, follow, cancel, pause, resume, kill, approve, deny, lanes.
     #[command(subcommand)]
     Sessions(crate::sessions_cmd::SessionsVerb),
+    /// Session worktrees: list, diff, merge, clean.
+    #[command(subcommand)]
+    Worktrees(crate::worktrees_cmd::WorktreesVerb),
 }
 
 /// Runs a `ctl` verb; returns the exit code.
@@ -77,6 +80,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
     match args.verb {
         Verb::Shutdown { grace } => return shutdown(&opts, grace, args.json).await,
         Verb::Sessions(verb) => return crate::sessions_cmd::run(&opts, verb, args.json).await,
+        Verb::Worktrees(verb) => return crate::worktrees_cmd::run(&opts, verb, args.json).await,
         Verb::Engines => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let l = client.engines_list(EmptyParams {}).await?;

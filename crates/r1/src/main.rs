@@ -8,6 +8,7 @@ mod open_cmd;
 mod output;
 mod serve;
 mod sessions_cmd;
+mod worktrees_cmd;
 
 use std::path::PathBuf;
 

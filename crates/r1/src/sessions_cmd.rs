@@ -7,7 +7,7 @@ use clap::Subcommand;
 use r1_client::{Client, ClientError, ConnectOptions, SseReader};
 use r1_proto::{
     Api, ApproveParams, Decision, EmptyParams, EventKind, EventRecord, LaneRef, PinLaneParams,
-    SendMessageParams, SessionRef, SessionView, StartSessionParams,
+    SendMessageParams, SessionRef, SessionView, StartSessionParams, WorktreeRequest, WorktreeSpec,
 };
 
 use crate::output;
@@ -42,6 +42,16 @@ pub enum SessionsVerb {
         /// A token budget for the session.
         #[arg(long)]
         token_budget: Option<u64>,
+        /// Work in a new git worktree of the repository `--workdir` is in (checked out
+        /// under the daemon's state directory; see `r1 ctl worktrees`).
+        #[arg(long)]
+        worktree: bool,
+        /// The worktree's new branch (default `r1/<short session id>`).
+        #[arg(long, requires = "worktree")]
+        branch: Option<String>,
+        /// What the worktree starts from (default the repository's `HEAD`).
+        #[arg(long, requires = "worktree")]
+        base: Option<String>,
     },
     /// Allow a pending tool call.
     Approve {
@@ -218,6 +228,9 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             title,
             policy,
             token_budget,
+            worktree,
+            branch,
+            base,
         } => {
             let mut map = std::collections::BTreeMap::new();
             for p in policy {
@@ -238,6 +251,13 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 title,
                 policy: (!map.is_empty()).then_some(map),
                 token_budget,
+                worktree: worktree.then(|| {
+                    if branch.is_none() && base.is_none() {
+                        WorktreeRequest::Enabled(true)
+                    } else {
+                        WorktreeRequest::Spec(WorktreeSpec { branch, base })
+                    }
+                }),
             };
             show(&client.session_start(params).await?, json);
         }

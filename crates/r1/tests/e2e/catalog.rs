@@ -53,6 +53,11 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "lanes.get" => json!({"session_id": main, "lane_id": "main"}),
         "lanes.kill" => json!({"session_id": main, "lane_id": "tool_none"}),
         "lanes.pin" => json!({"session_id": main, "lane": "tool_none", "pinned": false}),
+        // No worktree exists here: every surface answers the same `not_found`
+        // (`worktrees.rs` covers them on real repositories).
+        "worktree.diff" => json!({"worktree_id": "wt_none", "full": false}),
+        "worktree.merge" => json!({"worktree_id": "wt_none", "strategy": "ff-only"}),
+        "worktree.clean" => json!({"worktree_id": "wt_none", "force": false}),
         _ => json!({"session_id": main}),
     })
 }

@@ -13,7 +13,7 @@ use crate::support::*;
 
 /// Runs one built-in tool through the echo engine (`/tool <name> <json>`, or `/run` for
 /// commands) and returns its `tool.completed` record's data.
-fn tool(d: &Daemon, id: &str, message: &str) -> Value {
+pub fn tool(d: &Daemon, id: &str, message: &str) -> Value {
     let before = records(d, id)
         .iter()
         .filter(|r| r["kind"] == "tool.completed")

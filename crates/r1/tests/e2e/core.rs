@@ -66,7 +66,10 @@ fn a_send_answered_202_never_reads_idle_before_its_reply_is_journaled() {
             assert!(
                 replied(&d, &id, seq, mid),
                 "send {n} read idle before its reply was journaled; the journal from seq {seq}: {}",
-                d.get(&format!("/v1/sessions/{id}/journal?since_seq={seq}&limit=20")).body
+                d.get(&format!(
+                    "/v1/sessions/{id}/journal?since_seq={seq}&limit=20"
+                ))
+                .body
             );
         }
     }

@@ -18,3 +18,4 @@ mod providers;
 mod restart;
 mod sessions;
 mod support;
+mod worktrees;
