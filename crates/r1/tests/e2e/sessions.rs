@@ -892,8 +892,14 @@ fn cancel_pause_resume_and_replay_from_since_seq() {
     // (The turn's closing state record may land between the two reads.)
     let want = recs[n as usize - 1..].to_vec();
     assert_eq!(got[..want.len()], want[..]);
-    // Asking past the head gets an explicit resync, not silence.
-    let head = recs.len() as u64;
+    // Asking past the head gets an explicit resync, not silence. The head is read once
+    // the turn's closing state record is in (it may land after the reply was seen).
+    wait_until(Duration::from_secs(10), "idle after the reply", || {
+        d.get(&format!("/v1/sessions/{id}")).json()["state"] == "idle"
+    });
+    let head = d.get(&format!("/v1/sessions/{id}")).json()["last_seq"]
+        .as_u64()
+        .unwrap();
     let mut s = open_sse(
         &d,
         &format!("/v1/sessions/{id}/events?since_seq={}", head + 50),
