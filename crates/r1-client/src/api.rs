@@ -15,9 +15,9 @@ pub(crate) fn api_err(e: ClientError) -> ApiError {
     use r1_proto::ErrorCode;
     match e {
         ClientError::Api(e) => e,
-        ClientError::Unreachable(_) => ApiError::new(
+        ClientError::Unreachable(why) => ApiError::new(
             ErrorCode::CrashRecovery,
-            "the r1 daemon cannot be reached; it may be restarting, try again",
+            format!("the r1 daemon cannot be reached ({why}); it may be restarting, try again"),
         ),
         ClientError::Incompatible { .. } => ApiError::new(ErrorCode::SchemaVersion, e.to_string()),
         ClientError::Untrusted(m) => ApiError::new(ErrorCode::PermissionDenied, m),

@@ -94,7 +94,7 @@ impl Client {
         }
         Ok(match &self.transport {
             Transport::Unix(path) => {
-                let s = UnixStream::connect(path).await.map_err(|e| {
+                let s = connect_unix(path).await.map_err(|e| {
                     ClientError::Unreachable(format!("cannot connect to {}: {e}", path.display()))
                 })?;
                 // The token goes only to a listener running as this user, as on TCP.
@@ -278,5 +278,29 @@ fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, Cl
         Err(_) => Err(ClientError::Protocol(format!(
             "status {status} without an error envelope"
         ))),
+    }
+}
+
+/// How long a connect to the unix socket keeps trying while the daemon's listen queue
+/// is full (a burst of connections on a loaded machine), before it reports the error.
+const FULL_BACKLOG_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Connects to the daemon's unix socket. A full listen queue makes a unix `connect`
+/// fail at once with `EAGAIN` (unlike TCP, which waits); that is a burst, not a missing
+/// daemon, so it is tried again for up to [`FULL_BACKLOG_PATIENCE`].
+async fn connect_unix(path: &Path) -> std::io::Result<UnixStream> {
+    let deadline = std::time::Instant::now() + FULL_BACKLOG_PATIENCE;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match UnixStream::connect(path).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
