@@ -671,16 +671,13 @@ impl Hub {
             .join("journal.ndjson");
         let opts = self.sessions().journal_opts.clone();
         let owned = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_journal(&owned, opts))
+        let hub = self.clone();
+        let key = id.to_string();
+        let rest = tokio::task::spawn_blocking(move || hub.load_and_settle(&key, &owned, opts))
             .await
             .map_err(|_| ApiError::internal("the session could not be loaded again"))?;
-        match loaded {
-            Ok(l) => {
-                if let Some(l) = self.settle(id, l) {
-                    self.reload_one(id.to_string(), &path, Ok(l)).await;
-                }
-            }
-            Err(e) => self.reload_one(id.to_string(), &path, Err(e)).await,
+        if let Some(rest) = rest {
+            self.reload_one(id.to_string(), &path, rest).await;
         }
         let s = self.session(id)?;
         self.bus().publish(&bus::SessionRepaired {
@@ -744,19 +741,13 @@ impl Hub {
             // Each job settles the sessions that need nothing more; the rest (quarantined
             // or interrupted) come back for the async work their restart needs.
             jobs.push(tokio::task::spawn_blocking(move || {
-                let mut rest = Vec::new();
-                for id in part {
-                    let path = dir.join(&id).join("journal.ndjson");
-                    match load_journal(&path, opts.clone()) {
-                        Ok(l) => {
-                            if let Some(l) = hub.settle(&id, l) {
-                                rest.push((id, path, Ok(l)));
-                            }
-                        }
-                        Err(e) => rest.push((id, path, Err(e))),
-                    }
-                }
-                rest
+                part.into_iter()
+                    .filter_map(|id| {
+                        let path = dir.join(&id).join("journal.ndjson");
+                        let rest = hub.load_and_settle(&id, &path, opts.clone())?;
+                        Some((id, path, rest))
+                    })
+                    .collect::<Vec<_>>()
             }));
         }
         let mut loaded = Vec::new();
@@ -884,6 +875,21 @@ impl Hub {
         }
         core.reattachable = true;
         self.insert_session(&id, &meta, Some(journal), core, history, None);
+    }
+
+    /// Loads the session `id` from its journal at `path` and settles it (blocking);
+    /// returns what [`Hub::reload_one`] must still do: a quarantine or an interrupted
+    /// session.
+    fn load_and_settle(
+        &self,
+        id: &str,
+        path: &Path,
+        opts: JournalOptions,
+    ) -> Option<Result<Loaded, JournalError>> {
+        match load_journal(path, opts) {
+            Ok(l) => self.settle(id, l).map(Ok),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Puts a loaded session in the table when its restart needs no record (an idle or

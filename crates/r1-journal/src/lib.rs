@@ -272,18 +272,9 @@ impl Journal {
     /// Creates a new, empty journal file (mode 0600; fails if it exists), makes its
     /// directory entry durable, and starts its writer task.
     pub async fn create(path: &Path, opts: JournalOptions) -> Result<Journal, JournalError> {
-        let io = Arc::clone(&opts.io);
-        let owned = path.to_owned();
-        let file = blocking(move || {
-            let file = io
-                .open_append(&owned, true)
-                .map_err(open::io_err("creating the journal"))?;
-            open::sync_parent_dir(&owned)
-                .map_err(open::io_err("syncing the journal's directory"))?;
-            Ok(file)
-        })
-        .await?;
-        Journal::start(path, opts, file, 0, 0, Vec::new())
+        let journal = Journal::create_unsynced(path, opts).await?;
+        journal.sync_dir_entry().await?;
+        Ok(journal)
     }
 
     /// Creates a new, empty journal file (mode 0600; fails if it exists) and starts its
