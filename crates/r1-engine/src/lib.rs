@@ -14,6 +14,7 @@ mod sandbox;
 mod sse;
 mod tools;
 mod turn;
+pub mod verify;
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use echo::EchoProvider;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod openapi;
 pub mod schema;
 mod session;
+mod verify;
 mod worktree;
 
 pub use catalog::{
@@ -28,6 +29,7 @@ pub use session::{
     ResumeFailure, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionRef,
     SessionState, SessionView, StartSessionParams, TailParams,
 };
+pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use worktree::{
     DiffFileStat, MergeStrategy, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
     WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeRequest,

@@ -45,7 +45,98 @@ pub(crate) async fn run_command(
         )));
     }
     let timeout_s = timeout_s.min(MAX_TIMEOUT_S);
-    let deadline = Instant::now() + Duration::from_secs_f64(timeout_s);
+    let timeout = Duration::from_secs_f64(timeout_s);
+    let run = run_shell(ctx, command, timeout, KEEP_BYTES).await?;
+    let output = run.output;
+
+    match run.end {
+        End::Exited => {
+            let exit = run.status.unwrap_or_default();
+            let head = describe(exit);
+            let report = format!("{head}\n{output}");
+            if exit.success() {
+                Ok(report)
+            } else {
+                Err(ToolError::Failed(report))
+            }
+        }
+        End::TimedOut => {
+            let head = match run.status {
+                Some(exit) => format!(
+                    "{}, but its output stayed open until the timeout of {timeout_s} s \
+                     (a process it started left its process group); killed",
+                    describe(exit)
+                ),
+                None => format!(
+                    "command timed out after {timeout_s} s; it and every process it started were killed"
+                ),
+            };
+            Err(ToolError::Failed(format!("{head}\n{output}")))
+        }
+        End::Cancelled => Err(ToolError::Failed(format!(
+            "command cancelled; it and every process it started were killed\n{output}"
+        ))),
+        End::WaitFailed(e) => Err(ToolError::io(
+            format!("lost track of the command (its process group was killed)\n{output}"),
+            e,
+        )),
+    }
+}
+
+/// Why a shell could not be started.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShellError {
+    /// Building the sandbox's rules failed unexpectedly.
+    #[error("cannot prepare the sandbox: {0}")]
+    Prepare(String),
+    /// The sandbox refuses to run anything (for example, a protected file has a second
+    /// name it cannot cover).
+    #[error("{0}")]
+    Refused(String),
+    /// `sh` could not be started.
+    #[error("cannot start `sh`: {0}")]
+    Spawn(std::io::Error),
+    /// The shell started but has no process id to make a group of.
+    #[error("the command started but has no process id")]
+    NoPid,
+}
+
+impl From<ShellError> for ToolError {
+    fn from(err: ShellError) -> ToolError {
+        match err {
+            ShellError::Prepare(_) | ShellError::NoPid => ToolError::Failed(err.to_string()),
+            ShellError::Refused(why) => ToolError::Refused(why),
+            ShellError::Spawn(e) => ToolError::io("cannot start `sh`", e),
+        }
+    }
+}
+
+/// How a shell run went: how it ended, its exit status when it exited, and the end of
+/// its output.
+#[derive(Debug)]
+pub(crate) struct ShellOutcome {
+    /// How the wait ended.
+    pub(crate) end: End,
+    /// The shell's exit status, when it exited (it may have exited and still have hit
+    /// the timeout, when a process it started held its output open).
+    pub(crate) status: Option<ExitStatus>,
+    /// The last `keep_bytes` of stdout and stderr interleaved, with a note of what was
+    /// cut; `(no output)` when there was none.
+    pub(crate) output: String,
+}
+
+/// Runs `command` with `sh -c` in the workdir: in a process group of its own, with the
+/// daemon's secrets removed from its environment, confined by the sandbox, its output
+/// streamed to [`ToolContext::output`] as it comes and its last `keep_bytes` kept. The
+/// whole group is killed when the shell exits, on timeout, on cancellation and when
+/// this future is dropped.
+pub(crate) async fn run_shell(
+    ctx: &ToolContext,
+    command: &str,
+    timeout: Duration,
+    keep_bytes: usize,
+) -> Result<ShellOutcome, ShellError> {
+    let deadline = Instant::now() + timeout;
 
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -67,18 +158,16 @@ pub(crate) async fn run_command(
     let confinement =
         tokio::task::spawn_blocking(move || Confinement::build(&workdir, &[], &protected))
             .await
-            .map_err(|e| ToolError::Failed(format!("cannot prepare the sandbox: {e}")))?
-            .map_err(|e| ToolError::Refused(e.to_string()))?;
+            .map_err(|e| ShellError::Prepare(e.to_string()))?
+            .map_err(|e| ShellError::Refused(e.to_string()))?;
     if let Some(confinement) = confinement {
         confine_child(&mut cmd, confinement);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ToolError::io("cannot start `sh`", e))?;
+    let mut child = cmd.spawn().map_err(ShellError::Spawn)?;
     let pgid = child
         .id()
         .and_then(|pid| libc::pid_t::try_from(pid).ok())
-        .ok_or_else(|| ToolError::Failed("the command started but has no process id".to_owned()))?;
+        .ok_or(ShellError::NoPid)?;
     // From here on, however this function ends (even by its future being dropped), the
     // group is killed.
     let mut group = GroupGuard { pgid, armed: true };
@@ -93,7 +182,7 @@ pub(crate) async fn run_command(
     }
     drop(chunk_tx);
 
-    let mut kept = Tail::default();
+    let mut kept = Tail::new(keep_bytes);
     let mut watcher = ctx.output.clone();
     let mut status: Option<ExitStatus> = None;
     let mut streams_open = true;
@@ -152,47 +241,23 @@ pub(crate) async fn run_command(
     while let Ok(chunk) = chunks.try_recv() {
         kept.push(&chunk);
     }
-    let output = kept.render();
-
-    match end {
-        End::Exited => {
-            let exit = status.unwrap_or_default();
-            let head = describe(exit);
-            let report = format!("{head}\n{output}");
-            if exit.success() {
-                Ok(report)
-            } else {
-                Err(ToolError::Failed(report))
-            }
-        }
-        End::TimedOut => {
-            let head = match status {
-                Some(exit) => format!(
-                    "{}, but its output stayed open until the timeout of {timeout_s} s \
-                     (a process it started left its process group); killed",
-                    describe(exit)
-                ),
-                None => format!(
-                    "command timed out after {timeout_s} s; it and every process it started were killed"
-                ),
-            };
-            Err(ToolError::Failed(format!("{head}\n{output}")))
-        }
-        End::Cancelled => Err(ToolError::Failed(format!(
-            "command cancelled; it and every process it started were killed\n{output}"
-        ))),
-        End::WaitFailed(e) => Err(ToolError::io(
-            format!("lost track of the command (its process group was killed)\n{output}"),
-            e,
-        )),
-    }
+    Ok(ShellOutcome {
+        end,
+        status,
+        output: kept.render(),
+    })
 }
 
 /// How the wait for the command ended.
-enum End {
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The shell exited and its output closed.
     Exited,
+    /// The timeout passed first; the group was killed.
     TimedOut,
+    /// The context was cancelled first; the group was killed.
     Cancelled,
+    /// Waiting for the shell failed; the group was killed.
     WaitFailed(std::io::Error),
 }
 
@@ -291,27 +356,35 @@ impl Utf8Chunks {
     }
 }
 
-/// The last [`KEEP_BYTES`] of the output, and how much was dropped before them.
-#[derive(Default)]
+/// The last `keep` bytes of the output, and how much was dropped before them.
 struct Tail {
     text: String,
     dropped: usize,
+    keep: usize,
 }
 
 impl Tail {
+    fn new(keep: usize) -> Tail {
+        Tail {
+            text: String::new(),
+            dropped: 0,
+            keep,
+        }
+    }
+
     fn push(&mut self, chunk: &str) {
         self.text.push_str(chunk);
         // Trimming only past twice the limit keeps the copying amortised.
-        if self.text.len() > 2 * KEEP_BYTES {
+        if self.text.len() > 2 * self.keep {
             self.trim();
         }
     }
 
     fn trim(&mut self) {
-        if self.text.len() <= KEEP_BYTES {
+        if self.text.len() <= self.keep {
             return;
         }
-        let mut cut = self.text.len() - KEEP_BYTES;
+        let mut cut = self.text.len() - self.keep;
         while !self.text.is_char_boundary(cut) {
             cut += 1;
         }

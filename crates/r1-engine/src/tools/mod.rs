@@ -8,9 +8,9 @@
 //! with their whole group on timeout or cancellation. The daemon never changes its own
 //! current directory: every path is made absolute against [`ToolContext::workdir`].
 
-mod command;
+pub(crate) mod command;
 mod fs;
-mod path;
+pub(crate) mod path;
 mod search;
 
 use std::path::PathBuf;
@@ -47,7 +47,7 @@ pub struct ToolContext {
     /// Cancelling it stops the tool; a running command is killed with its whole process
     /// group.
     pub cancel: CancellationToken,
-    /// Where `run_command` streams its output (stdout and stderr, interleaved as the
+    /// Where `run_command` (and a verify run) streams its output (stdout and stderr, interleaved as the
     /// chunks arrive) while it runs. `None` when nobody watches.
     pub output: Option<mpsc::Sender<String>>,
     /// The daemon's own files (state directory, token): the file tools refuse them even
