@@ -122,6 +122,11 @@ pub enum Msg {
         /// Cancels the tool.
         cancel: CancellationToken,
     },
+    /// A lane outside any turn (a verify command) ended: forget its cancel token.
+    LaneEnded {
+        /// The lane.
+        lane: Box<str>,
+    },
     /// `lanes.kill`.
     KillLane {
         /// The lane.
@@ -239,6 +244,9 @@ impl Actor {
                 Msg::LaneStarted { lane, cancel } => {
                     self.lane_tokens.insert(lane.into(), cancel);
                 }
+                Msg::LaneEnded { lane } => {
+                    self.lane_tokens.remove(&*lane);
+                }
                 Msg::KillLane { lane, reply } => {
                     let answer = if &*lane == "main" {
                         Err(ApiError::validation(
@@ -258,7 +266,9 @@ impl Actor {
                     let (end, added) = *ended;
                     self.turn = None;
                     self.waiters.clear();
-                    self.lane_tokens.clear();
+                    // The turn's tool lanes are over; a verify lane runs on its own.
+                    self.lane_tokens
+                        .retain(|lane, _| !lane.starts_with("tool_"));
                     self.history.extend(added);
                     trim_history(&mut self.history);
                     self.pending_end = Some(end);

@@ -68,6 +68,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// The JSON records `<prefix>….json` of a registry directory `dir` (created 0700 if
+/// missing), each parsed as `T`. Leftover temporary files of [`write_atomic`] are
+/// removed; a record that cannot be read is logged (as `what`) and left alone.
+pub fn load_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    prefix: &str,
+    what: &str,
+) -> Vec<T> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Err(e) = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        tracing::error!("cannot create {}: {e}", dir.display());
+    }
+    let mut records = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return records;
+    };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_atomic_temp_name(&name) || name.ends_with(".index.tmp") {
+            let _ = fs::remove_file(&p);
+            continue;
+        }
+        if !(name.starts_with(prefix) && name.ends_with(".json")) {
+            continue;
+        }
+        match fs::read(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(r) => records.push(r),
+            Err(e) => tracing::warn!("{what} record {} unreadable: {e}", p.display()),
+        }
+    }
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_atomic_temp_name;

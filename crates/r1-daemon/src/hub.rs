@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use r1_proto::{
     Ack, Api, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
-    JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
+    JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
+    MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
     ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView,
-    ShutdownParams, StartSessionParams, TailParams, WorktreeCleanParams, WorktreeDiff,
-    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
-    WorktreeView, PROTOCOL,
+    ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep,
+    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
+    WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,8 @@ struct HubInner {
     protected: Arc<r1_engine::Protected>,
     /// The session worktrees and their registry (`$R1_HOME/worktrees`).
     worktrees: crate::worktree::Worktrees,
+    /// The missions, their queue and worker pool (`$R1_HOME/missions`).
+    missions: crate::missions::Missions,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -110,6 +113,8 @@ impl Hub {
             token_file.map(|p| p.to_path_buf()).into_iter().collect();
         // Made before the protected set, which leaves it out by its canonical path.
         let worktrees = crate::worktree::Worktrees::load(state.path("worktrees"));
+        let missions =
+            crate::missions::Missions::load(state.path("missions"), config.missions.workers);
         let protected = Arc::new(r1_engine::Protected::for_state_dir(state.root(), &extra));
         let bus = Bus::open(&state.path("bus/events.ndjson"));
         // `StateDir::read_config` already refused a config whose engines do not resolve.
@@ -137,6 +142,7 @@ impl Hub {
                 subscribers,
                 protected,
                 worktrees,
+                missions,
             }),
         }
     }
@@ -276,6 +282,10 @@ impl Hub {
 
     pub(crate) fn worktrees(&self) -> &crate::worktree::Worktrees {
         &self.inner.worktrees
+    }
+
+    pub(crate) fn missions(&self) -> &crate::missions::Missions {
+        &self.inner.missions
     }
 
     pub(crate) fn sessions_table(&self) -> &Sessions {
@@ -491,6 +501,41 @@ impl Api for Hub {
     async fn worktree_clean(&self, p: WorktreeCleanParams) -> Result<WorktreeView, ApiError> {
         self.worktrees()
             .clean(&p.worktree_id, p.force.unwrap_or(false))
+            .await
+    }
+
+    async fn mission_create(&self, p: MissionCreateParams) -> Result<MissionView, ApiError> {
+        self.create_mission(p).await
+    }
+
+    async fn mission_list(&self, p: MissionListParams) -> Result<MissionList, ApiError> {
+        Ok(self.list_missions(&p))
+    }
+
+    async fn mission_get(&self, p: MissionRef) -> Result<MissionView, ApiError> {
+        self.get_mission(&p.mission_id).await
+    }
+
+    async fn mission_cancel(&self, p: MissionRef) -> Result<MissionView, ApiError> {
+        self.cancel_mission(&p.mission_id).await
+    }
+
+    async fn mission_resume(&self, p: MissionRef) -> Result<MissionView, ApiError> {
+        self.resume_mission(&p.mission_id).await
+    }
+
+    async fn verify_build(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {
+        self.verify(VerifyStep::Build, p, self.shutdown_token().child_token())
+            .await
+    }
+
+    async fn verify_test(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {
+        self.verify(VerifyStep::Test, p, self.shutdown_token().child_token())
+            .await
+    }
+
+    async fn verify_lint(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {
+        self.verify(VerifyStep::Lint, p, self.shutdown_token().child_token())
             .await
     }
 }

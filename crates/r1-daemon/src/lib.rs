@@ -12,6 +12,7 @@ mod fsutil;
 mod hub;
 mod index;
 mod metrics;
+mod missions;
 mod perimeter;
 mod routes;
 mod server;
@@ -20,6 +21,7 @@ mod sessions;
 mod state;
 mod subscribers;
 mod transition;
+mod verify;
 mod worktree;
 mod ws;
 

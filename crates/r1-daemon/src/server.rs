@@ -145,6 +145,7 @@ pub async fn serve_with(
     );
     hub.reload_sessions().await;
     tokio::spawn(hub.clone().retention_task());
+    tokio::spawn(hub.clone().mission_scheduler());
 
     let stop = hub.shutdown_token().clone();
     let limits = &hub.config().limits;

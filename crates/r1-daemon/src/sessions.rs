@@ -149,6 +149,51 @@ impl Session {
         self.view.borrow().clone()
     }
 
+    /// A receiver of every view the actor publishes from now on.
+    pub(crate) fn watch_view(&self) -> watch::Receiver<Arc<crate::actor::Snapshot>> {
+        self.view.clone()
+    }
+
+    /// Tokens the session's turns have used.
+    pub(crate) fn tokens(&self) -> u64 {
+        self.tokens_used.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Journals `rec` through the session's actor (as a running turn does) and returns
+    /// its seq.
+    pub(crate) async fn emit(&self, rec: crate::transition::Rec) -> Result<u64, ApiError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || ApiError::conflict(format!("session {} has stopped", self.id));
+        self.tx
+            .send_async(crate::actor::Msg::Emit {
+                rec: Box::new(rec),
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Tells the actor that a lane outside any turn (a verify command) can be killed
+    /// with `cancel`.
+    pub(crate) async fn lane_started(&self, lane: &str, cancel: CancellationToken) {
+        let _ = self
+            .tx
+            .send_async(crate::actor::Msg::LaneStarted {
+                lane: lane.into(),
+                cancel,
+            })
+            .await;
+    }
+
+    /// Tells the actor that a lane outside any turn has ended.
+    pub(crate) async fn lane_ended(&self, lane: &str) {
+        let _ = self
+            .tx
+            .send_async(crate::actor::Msg::LaneEnded { lane: lane.into() })
+            .await;
+    }
+
     /// Sends an API command to the session's actor and waits for its answer, which
     /// comes once the command's effect is visible to every client.
     pub(crate) async fn command(
@@ -362,7 +407,7 @@ impl Hub {
             .cloned()
     }
 
-    fn validate_workdir(&self, workdir: &str) -> Result<PathBuf, ApiError> {
+    pub(crate) fn validate_workdir(&self, workdir: &str) -> Result<PathBuf, ApiError> {
         let p = Path::new(workdir);
         if !p.is_absolute() {
             return Err(ApiError::validation(format!(
@@ -584,9 +629,11 @@ impl Hub {
         .await
     }
 
-    /// `session.resume`.
+    /// `session.resume`; a mission a restart paused in this session is queued again.
     pub async fn resume_session(&self, id: &str) -> Result<SessionView, ApiError> {
-        self.command_view(id, Command::Resume).await
+        let view = self.command_view(id, Command::Resume).await?;
+        self.missions().session_resumed(id).await;
+        Ok(view)
     }
 
     /// `session.kill`: ends the session (idempotent).

@@ -273,6 +273,15 @@ impl StateDir {
                         path: path.display().to_string(),
                         message,
                     })?;
+                if !(1..=64).contains(&config.missions.workers) {
+                    return Err(StartError::Config {
+                        path: path.display().to_string(),
+                        message: format!(
+                            "[missions] workers must be between 1 and 64, not {}",
+                            config.missions.workers
+                        ),
+                    });
+                }
                 Ok(config)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
@@ -403,6 +412,30 @@ pub struct Config {
     /// Input, connection and subscriber limits (`[limits]`).
     #[serde(default)]
     pub limits: Limits,
+    /// The mission worker pool (`[missions]`).
+    #[serde(default)]
+    pub missions: MissionsConfig,
+}
+
+/// `[missions]` in `daemon.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissionsConfig {
+    /// How many missions run at once (default 2, 1 to 64); the others wait queued.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+impl Default for MissionsConfig {
+    fn default() -> Self {
+        MissionsConfig {
+            workers: default_workers(),
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    2
 }
 
 /// `[limits]` in `daemon.toml`: every input, connection and subscriber bound, the same

@@ -283,36 +283,10 @@ impl Worktrees {
     /// The registry in `dir` (created 0700 if missing), with every record found there.
     /// A record that cannot be read is logged and left alone.
     pub(crate) fn load(dir: PathBuf) -> Worktrees {
-        use std::os::unix::fs::DirBuilderExt;
-        if let Err(e) = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-        {
-            tracing::error!("cannot create {}: {e}", dir.display());
-        }
-        let mut records = BTreeMap::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let p = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if crate::fsutil::is_atomic_temp_name(&name) || name.ends_with(".index.tmp") {
-                    let _ = std::fs::remove_file(&p);
-                    continue;
-                }
-                if !(name.starts_with("wt_") && name.ends_with(".json")) {
-                    continue;
-                }
-                match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| {
-                    serde_json::from_slice::<WorktreeRecord>(&b).map_err(|e| e.to_string())
-                }) {
-                    Ok(r) => {
-                        records.insert(r.id.clone(), r);
-                    }
-                    Err(e) => tracing::warn!("worktree record {} unreadable: {e}", p.display()),
-                }
-            }
-        }
+        let records = crate::fsutil::load_records::<WorktreeRecord>(&dir, "wt_", "worktree")
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         Worktrees {
             dir,
             records: Mutex::new(records),
@@ -320,7 +294,7 @@ impl Worktrees {
         }
     }
 
-    fn get(&self, id: &str) -> Result<WorktreeRecord, ApiError> {
+    pub(crate) fn get(&self, id: &str) -> Result<WorktreeRecord, ApiError> {
         self.records
             .lock()
             .map_err(|_| ApiError::internal("worktree registry unavailable"))?

@@ -28,8 +28,21 @@ pub async fn call_tool_result(
     name: &str,
     args: Value,
 ) -> Value {
-    let fallback = || links(format!("/mcp/tools/{name}"), Vec::new());
-    let Some(op) = r1_proto::operation_for_tool(name) else {
+    let (op, args, deprecation) = match crate::legacy::resolve(name, &args) {
+        Some(Ok(l)) => (r1_proto::operation(l.method), l.params, Some(l.deprecation)),
+        Some(Err(e)) => {
+            let mut l = links(format!("/mcp/tools/{name}"), Vec::new());
+            l.deprecations.push(crate::legacy::note(name));
+            return e.mcp_tool_result(l);
+        }
+        None => (r1_proto::operation_for_tool(name), args, None),
+    };
+    let fallback = || {
+        let mut l = links(format!("/mcp/tools/{name}"), Vec::new());
+        l.deprecations.extend(deprecation.clone());
+        l
+    };
+    let Some(op) = op else {
         let e = ApiError::not_found(format!(
             "there is no tool named `{name}`; tools/list shows the tools this server offers"
         ));
@@ -49,16 +62,21 @@ pub async fn call_tool_result(
         Ok(req) => req,
         Err(e) => return e.mcp_tool_result(fallback()),
     };
+    let with_note = |mut l: Links| {
+        l.deprecations.extend(deprecation.clone());
+        l
+    };
     match dispatch(api, req).await {
         Ok(data) => {
-            let env = json!({"ok": true, "links": links_of(op, &args, &data), "data": data});
+            let links = with_note(links_of(op, &args, &data));
+            let env = json!({"ok": true, "links": links, "data": data});
             json!({
                 "content": [{"type": "text", "text": env.to_string()}],
                 "structuredContent": env,
                 "isError": false,
             })
         }
-        Err(e) => e.mcp_tool_result(links_of(op, &args, &Value::Null)),
+        Err(e) => e.mcp_tool_result(with_note(links_of(op, &args, &Value::Null))),
     }
 }
 

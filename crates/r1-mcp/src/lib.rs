@@ -11,6 +11,7 @@
 
 mod catalog;
 mod dispatch;
+mod legacy;
 mod server;
 
 pub use catalog::{catalog, print_tools, ToolHints, ToolInfo};

@@ -221,6 +221,54 @@ impl Api for Fake {
     ) -> Result<r1_proto::WorktreeView, ApiError> {
         unsupported()
     }
+    async fn mission_create(
+        &self,
+        _: r1_proto::MissionCreateParams,
+    ) -> Result<r1_proto::MissionView, ApiError> {
+        unsupported()
+    }
+    async fn mission_list(
+        &self,
+        _: r1_proto::MissionListParams,
+    ) -> Result<r1_proto::MissionList, ApiError> {
+        unsupported()
+    }
+    async fn mission_get(
+        &self,
+        _: r1_proto::MissionRef,
+    ) -> Result<r1_proto::MissionView, ApiError> {
+        unsupported()
+    }
+    async fn mission_cancel(
+        &self,
+        _: r1_proto::MissionRef,
+    ) -> Result<r1_proto::MissionView, ApiError> {
+        unsupported()
+    }
+    async fn mission_resume(
+        &self,
+        _: r1_proto::MissionRef,
+    ) -> Result<r1_proto::MissionView, ApiError> {
+        unsupported()
+    }
+    async fn verify_build(
+        &self,
+        _: r1_proto::VerifyParams,
+    ) -> Result<r1_proto::VerifyResult, ApiError> {
+        unsupported()
+    }
+    async fn verify_test(
+        &self,
+        _: r1_proto::VerifyParams,
+    ) -> Result<r1_proto::VerifyResult, ApiError> {
+        unsupported()
+    }
+    async fn verify_lint(
+        &self,
+        _: r1_proto::VerifyParams,
+    ) -> Result<r1_proto::VerifyResult, ApiError> {
+        unsupported()
+    }
 }
 
 #[tokio::test]
@@ -407,7 +455,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

@@ -37,10 +37,12 @@ use serde_json::Value;
 
 use crate::{
     Ack, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
-    JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
+    JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
+    MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
     SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
+    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
+    WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -872,6 +874,137 @@ operations! {
         mcp: mcp_destructive("r1_worktree_clean", "r1.worktree.clean"),
         related: ["/v1/worktrees"],
         title: "Clean a worktree",
+    }
+
+    /// Queue a mission: `spec.prompt` is sent to a new session of its own in `spec.workdir`
+    /// (in a new git worktree unless `spec.worktree` is false) once one of the daemon's
+    /// workers is free (`[missions] workers`, default 2); when the session's turn ends,
+    /// the `spec.verify` steps (`build`, `test`, `lint`) run in its worktree. State:
+    /// `queued`, `running`, `verifying`, then `succeeded`, `failed` or `cancelled`.
+    /// NOT idempotent: every call queues another mission. Returns the mission; follow
+    /// it with `r1_mission_get` or the `mission.*` events of `/v1/events`.
+    MissionCreate mission_create {
+        method: "mission.create",
+        http: Post "/v1/missions" => 201,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: MissionCreateParams,
+        result: MissionView,
+        mcp: mcp("r1_mission_create", "r1.mission.create"),
+        related: ["/v1/missions"],
+        created: "/v1/missions/{id}",
+        title: "Queue a mission",
+    }
+
+    /// List missions, oldest first: all of them, those a session asked for or runs
+    /// (`session_id`), or those in one `state`. Read-only.
+    MissionList mission_list {
+        method: "mission.list",
+        http: Get "/v1/missions" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: MissionListParams,
+        result: MissionList,
+        mcp: mcp("r1_mission_list", "r1.mission.list"),
+        related: [],
+        title: "List missions",
+    }
+
+    /// Get a mission: its state, session, worktree, verify results, timings, tokens
+    /// used and the tail of its session's log. Read-only.
+    MissionGet mission_get {
+        method: "mission.get",
+        http: Get "/v1/missions/{mission_id}" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: MissionRef,
+        result: MissionView,
+        mcp: mcp("r1_mission_get", "r1.mission.get"),
+        related: ["/v1/missions"],
+        title: "Get a mission",
+    }
+
+    /// Cancel a mission: a queued one never starts; a running one's turn is cancelled
+    /// and its lanes (verify commands too) are killed; its worktree is kept. Idempotent:
+    /// cancelling a finished mission returns it unchanged. Returns the mission.
+    MissionCancel mission_cancel {
+        method: "mission.cancel",
+        http: Post "/v1/missions/{mission_id}/cancel" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: MissionRef,
+        result: MissionView,
+        mcp: mcp_destructive("r1_mission_cancel", "r1.mission.cancel"),
+        related: ["/v1/missions", "/v1/missions/{mission_id}"],
+        title: "Cancel a mission",
+    }
+
+    /// Resume a mission a daemon restart paused: it is queued again and continues in
+    /// its session (resuming that session) when a worker is free. Idempotent: a
+    /// mission that is not paused is returned unchanged. Returns the mission.
+    MissionResume mission_resume {
+        method: "mission.resume",
+        http: Post "/v1/missions/{mission_id}/resume" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: MissionRef,
+        result: MissionView,
+        mcp: mcp("r1_mission_resume", "r1.mission.resume"),
+        related: ["/v1/missions", "/v1/missions/{mission_id}"],
+        title: "Resume a paused mission",
+    }
+
+    /// Build the project in a worktree (`worktree_id`) or a session's workdir
+    /// (`session_id`) with its own command: `[build]` of `.r1/verify.toml`, else
+    /// detected (`cargo build`, `go build ./...`, `npm run build`, `make build`). The
+    /// output streams to a new lane of the session (`lane.delta`); the result is
+    /// journaled (`verify.completed`). NOT idempotent: every call runs the command
+    /// again. Returns `{ok, exit_code, duration_ms, command, summary, failures}`.
+    VerifyBuild verify_build {
+        method: "verify.build",
+        http: Post "/v1/verify/build" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: VerifyParams,
+        result: VerifyResult,
+        mcp: mcp("r1_verify_build", "r1.verify.build"),
+        related: ["/v1/sessions/{session_id}/lanes"],
+        title: "Build a worktree",
+    }
+
+    /// Run the project's tests in a worktree (`worktree_id`) or a session's workdir
+    /// (`session_id`): `[test]` of `.r1/verify.toml`, else detected (`cargo test`,
+    /// `pytest`, `go test ./...`, `npm test`, `make test`). The output streams to a new
+    /// lane of the session; failing tests are parsed from the tool's machine output
+    /// into `failures`. NOT idempotent: every call runs the tests again. Returns `{ok,
+    /// exit_code, duration_ms, command, summary, failures}`.
+    VerifyTest verify_test {
+        method: "verify.test",
+        http: Post "/v1/verify/test" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: VerifyParams,
+        result: VerifyResult,
+        mcp: mcp("r1_verify_test", "r1.verify.test"),
+        related: ["/v1/sessions/{session_id}/lanes"],
+        title: "Test a worktree",
+    }
+
+    /// Lint the project in a worktree (`worktree_id`) or a session's workdir
+    /// (`session_id`): `[lint]` of `.r1/verify.toml`, else detected (`cargo clippy`,
+    /// `ruff check`, `go vet ./...`, `npm run lint`, `make lint`). The output streams to
+    /// a new lane of the session. NOT idempotent: every call runs the linter again.
+    /// Returns `{ok, exit_code, duration_ms, command, summary, failures}`.
+    VerifyLint verify_lint {
+        method: "verify.lint",
+        http: Post "/v1/verify/lint" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: VerifyParams,
+        result: VerifyResult,
+        mcp: mcp("r1_verify_lint", "r1.verify.lint"),
+        related: ["/v1/sessions/{session_id}/lanes"],
+        title: "Lint a worktree",
     }
 }
 

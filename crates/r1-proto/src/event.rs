@@ -64,11 +64,14 @@ pub enum EventKind {
     /// point the follower had seen, so it must refetch from `data.next_seq`.
     #[serde(rename = "session.resync")]
     SessionResync,
+    /// A verify command (build, test, lint) finished, with what it found (durable).
+    #[serde(rename = "verify.completed")]
+    VerifyCompleted,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::SessionCreated,
         EventKind::SessionMessage,
         EventKind::SessionDelta,
@@ -88,6 +91,7 @@ impl EventKind {
         EventKind::SessionError,
         EventKind::DaemonReloaded,
         EventKind::SessionResync,
+        EventKind::VerifyCompleted,
     ];
 
     /// The wire spelling, e.g. `session.delta`.
@@ -112,6 +116,7 @@ impl EventKind {
             EventKind::SessionError => "session.error",
             EventKind::DaemonReloaded => "daemon.reloaded",
             EventKind::SessionResync => "session.resync",
+            EventKind::VerifyCompleted => "verify.completed",
         }
     }
 
@@ -128,6 +133,7 @@ impl EventKind {
                 | EventKind::SessionEnded
                 | EventKind::SessionCancelled
                 | EventKind::SessionError
+                | EventKind::VerifyCompleted
         )
     }
 }
@@ -160,7 +166,7 @@ pub struct BusEvent {
     /// RFC 3339 time with milliseconds, UTC.
     pub at: String,
     /// `daemon.started`, `daemon.reloaded`, `daemon.stopping`, `session.created`,
-    /// `session.state`, `session.ended` or `session.repaired`.
+    /// `session.state`, `session.ended`, `session.repaired` or a `mission.*` kind.
     pub kind: String,
     /// Kind-specific payload: one type per kind, in `docs/events.schema.json`.
     pub data: serde_json::Value,

@@ -365,6 +365,10 @@ pub struct SessionResync {
     pub reason: String,
 }
 
+/// `verify.completed`: a verify command (build, test, lint) ran in a lane of this
+/// session; the record is its whole result, so a restart does not lose it.
+pub type VerifyCompleted = crate::VerifyResult;
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -447,6 +451,7 @@ events! {
     SessionError => SessionError,
     DaemonReloaded => DaemonReloaded,
     SessionResync => SessionResync,
+    VerifyCompleted => VerifyCompleted,
 }
 
 impl EventData {
@@ -562,6 +567,62 @@ pub mod bus {
         };
     }
 
+    /// `mission.queued`: a mission was created and waits for a worker.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct MissionQueued {
+        /// The mission id.
+        pub mission_id: String,
+        /// Its title.
+        pub title: String,
+    }
+
+    /// `mission.started`: a worker took a mission and its session runs.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct MissionStarted {
+        /// The mission id.
+        pub mission_id: String,
+        /// Its session.
+        pub session_id: String,
+        /// Its worktree, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub worktree_id: Option<String>,
+    }
+
+    /// `mission.verified`: one verify step of a mission finished.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct MissionVerified {
+        /// The mission id.
+        pub mission_id: String,
+        /// `build`, `test` or `lint`.
+        pub step: crate::VerifyStep,
+        /// Whether it passed.
+        pub ok: bool,
+        /// Its one-line summary.
+        pub summary: String,
+    }
+
+    /// `mission.paused`: a daemon restart stopped a running mission; it waits for
+    /// `mission.resume`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct MissionPaused {
+        /// The mission id.
+        pub mission_id: String,
+        /// Why.
+        pub reason: String,
+    }
+
+    /// `mission.finished`: a mission reached `succeeded`, `failed` or `cancelled`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct MissionFinished {
+        /// The mission id.
+        pub mission_id: String,
+        /// The final state.
+        pub state: crate::MissionState,
+        /// Why it failed or was cancelled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
+
     bus_events! {
         "daemon.started" => DaemonStarted,
         "daemon.stopping" => DaemonStopping,
@@ -570,6 +631,11 @@ pub mod bus {
         "session.state" => SessionStateChanged,
         "session.ended" => SessionEnded,
         "session.repaired" => SessionRepaired,
+        "mission.queued" => MissionQueued,
+        "mission.started" => MissionStarted,
+        "mission.verified" => MissionVerified,
+        "mission.paused" => MissionPaused,
+        "mission.finished" => MissionFinished,
     }
 }
 

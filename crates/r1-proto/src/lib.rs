@@ -10,6 +10,7 @@ pub mod catalog;
 mod error;
 mod event;
 pub mod events;
+mod mission;
 pub mod openapi;
 pub mod schema;
 mod session;
@@ -23,6 +24,10 @@ pub use catalog::{
 pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links, JSONRPC_API_ERROR};
 pub use event::{BusEvent, EventKind, EventRecord};
 pub use events::{Event, EventData, LaneStatus, ToolPolicy};
+pub use mission::{
+    MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionSpec, MissionState,
+    MissionTimings, MissionView,
+};
 pub use session::{
     ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,

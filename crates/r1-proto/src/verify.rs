@@ -70,6 +70,8 @@ pub struct VerifyFailure {
 /// The answer of `verify.build`, `verify.test` and `verify.lint`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct VerifyResult {
+    /// `build`, `test` or `lint`.
+    pub step: VerifyStep,
     /// True when the command exited with code 0.
     pub ok: bool,
     /// The command's exit code; absent when it was killed (by a signal, the timeout or
@@ -85,4 +87,10 @@ pub struct VerifyResult {
     pub summary: String,
     /// What the command's machine-readable output says failed; empty when it offers none.
     pub failures: Vec<VerifyFailure>,
+    /// The session it ran in (empty when it ran outside a session).
+    #[serde(default)]
+    pub session_id: String,
+    /// The session's lane its output streamed to (`verify_…`).
+    #[serde(default)]
+    pub lane: String,
 }

@@ -173,6 +173,7 @@ const OLD_RECORDS: &[&str] = &[
     r#"{"v":1,"seq":21,"at":"x","kind":"session.error","lane":"main","data":{"interrupted":true,"message":"interrupted by daemon restart","message_id":null}}"#,
     r#"{"v":1,"seq":22,"at":"x","kind":"daemon.reloaded","lane":"main","data":{"daemon_id":"d1","pending_approvals":1}}"#,
     r#"{"v":1,"seq":22,"at":"x","kind":"session.resync","lane":"main","data":{"last_seq":3,"next_seq":4,"reason":"repaired"}}"#,
+    r#"{"v":1,"seq":23,"at":"x","kind":"verify.completed","lane":"verify_ab12c","data":{"step":"test","ok":false,"exit_code":101,"duration_ms":1200,"command":"cargo test","summary":"1 test failed: t::a","failures":[{"file":"src/lib.rs","line":3,"test":"t::a","message":"assertion failed"}],"session_id":"ses_1","lane":"verify_ab12c"}}"#,
 ];
 
 /// Lines older daemons wrote with fields left out: they parse, with defaults.

@@ -52,6 +52,33 @@ enum Verb {
     /// Session worktrees: list, diff, merge, clean.
     #[command(subcommand)]
     Worktrees(crate::worktrees_cmd::WorktreesVerb),
+    /// Missions: create, list, get, cancel, resume, watch.
+    #[command(subcommand)]
+    Missions(crate::missions_cmd::MissionsVerb),
+    /// Run the project's build, test or lint command in a worktree (exit 1 when it
+    /// fails).
+    #[command(subcommand)]
+    Verify(crate::missions_cmd::VerifyVerb),
+}
+
+/// Why a `ctl` verb did not succeed.
+enum CtlError {
+    /// The daemon could not be reached or refused.
+    Client(ClientError),
+    /// It ran and reported failure (a failing verify): exit with this code.
+    Exit(i32),
+}
+
+impl From<ClientError> for CtlError {
+    fn from(e: ClientError) -> CtlError {
+        CtlError::Client(e)
+    }
+}
+
+impl From<r1_proto::ApiError> for CtlError {
+    fn from(e: r1_proto::ApiError) -> CtlError {
+        CtlError::Client(e.into())
+    }
 }
 
 /// Runs a `ctl` verb; returns the exit code.
@@ -69,18 +96,26 @@ pub fn run(home: &Path, args: CtlArgs) -> i32 {
     let json = args.json;
     match rt.block_on(dispatch(home, args)) {
         Ok(()) => 0,
-        Err(e) => output::fail(&e, json),
+        Err(CtlError::Client(e)) => output::fail(&e, json),
+        Err(CtlError::Exit(code)) => code,
     }
 }
 
-async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), ClientError> {
+async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
     let mut opts = ConnectOptions::new(home);
     opts.tcp = args.tcp;
     opts.spawn = !args.no_spawn;
     match args.verb {
-        Verb::Shutdown { grace } => return shutdown(&opts, grace, args.json).await,
-        Verb::Sessions(verb) => return crate::sessions_cmd::run(&opts, verb, args.json).await,
-        Verb::Worktrees(verb) => return crate::worktrees_cmd::run(&opts, verb, args.json).await,
+        Verb::Shutdown { grace } => return Ok(shutdown(&opts, grace, args.json).await?),
+        Verb::Sessions(verb) => return Ok(crate::sessions_cmd::run(&opts, verb, args.json).await?),
+        Verb::Worktrees(verb) => {
+            return Ok(crate::worktrees_cmd::run(&opts, verb, args.json).await?)
+        }
+        Verb::Missions(verb) => return Ok(crate::missions_cmd::run(&opts, verb, args.json).await?),
+        Verb::Verify(verb) => {
+            let ok = crate::missions_cmd::run_verify(&opts, verb, args.json).await?;
+            return if ok { Ok(()) } else { Err(CtlError::Exit(1)) };
+        }
         Verb::Engines => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let l = client.engines_list(EmptyParams {}).await?;

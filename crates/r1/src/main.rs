@@ -4,6 +4,7 @@ mod chat;
 mod ctl;
 mod doctor;
 mod mcp_cmd;
+mod missions_cmd;
 mod open_cmd;
 mod output;
 mod serve;

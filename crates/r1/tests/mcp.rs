@@ -265,7 +265,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tools"].as_array().unwrap().len(), 9);
+    assert_eq!(doc["tools"].as_array().unwrap().len(), 11);
 }
 
 /// The committed catalog page, which `--print-tools --markdown` must reproduce.

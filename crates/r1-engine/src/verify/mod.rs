@@ -532,12 +532,15 @@ pub async fn run(
     let summary = summarize(plan.step, ok, &shell, timeout, duration, &failures);
     failures.truncate(MAX_FAILURES);
     Ok(VerifyResult {
+        step: plan.step,
         ok,
         exit_code,
         duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
         command: plan.command.clone(),
         summary,
         failures,
+        session_id: String::new(),
+        lane: String::new(),
     })
 }
 

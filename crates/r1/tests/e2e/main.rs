@@ -13,6 +13,7 @@ mod faults;
 mod flow;
 mod foundation;
 mod hardening;
+mod missions;
 mod perimeter;
 mod providers;
 mod restart;

@@ -84,7 +84,7 @@ fn ids_of(list: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn state_of(d: &Daemon, id: &str) -> String {
+pub(crate) fn state_of(d: &Daemon, id: &str) -> String {
     d.get(&format!("/v1/sessions/{id}")).json()["state"]
         .as_str()
         .unwrap()
@@ -97,7 +97,7 @@ fn pause(d: &Daemon, id: &str) {
 }
 
 /// An MCP `tools/call` over the daemon's `/mcp`; returns the structured envelope.
-fn mcp_call(d: &Daemon, tool: &str, args: Value) -> Value {
+pub(crate) fn mcp_call(d: &Daemon, tool: &str, args: Value) -> Value {
     let p = d.port();
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": tool, "arguments": args}})

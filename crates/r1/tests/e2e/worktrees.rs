@@ -12,7 +12,7 @@ use crate::confinement::tool;
 use crate::support::*;
 
 /// Runs git in `dir` and returns its stdout; the test fails if git does.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -30,7 +30,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A repository with one commit on `main` (README.md), its own identity.
-fn repo() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn repo() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().canonicalize().unwrap().join("repo");
     std::fs::create_dir(&repo).unwrap();
