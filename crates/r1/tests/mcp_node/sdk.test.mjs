@@ -18,6 +18,10 @@ import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
 import { R1_BIN, printedTools, startDaemon, until } from "./lib.mjs";
 
 let daemon;
@@ -223,6 +227,65 @@ for (const kind of Object.keys(transports)) {
       assert.equal(missing.ok, false);
       assert.equal(missing.error_code, "not_found", JSON.stringify(missing));
       assert.equal(typeof missing.error_message, "string");
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/** A git repository with one commit, in the daemon's scratch area. */
+function gitRepo(name) {
+  const repo = join(daemon.workdir, name);
+  mkdirSync(repo);
+  const git = (...args) => execFileSync("git", ["-C", repo, ...args], { encoding: "utf8" });
+  git("init", "-q", "-b", "main");
+  git("config", "user.name", "Test");
+  git("config", "user.email", "test@example.com");
+  writeFileSync(join(repo, "README.md"), "hello\n");
+  git("add", "README.md");
+  git("commit", "-q", "-m", "first");
+  return repo;
+}
+
+for (const kind of Object.keys(transports)) {
+  test(`SDK over ${kind}: legacy build_from_sow queues a mission and says what replaces it`, async () => {
+    const client = await connect(kind, new AjvJsonSchemaValidator());
+    try {
+      const repo = gitRepo(`legacy-${kind}`);
+      // The legacy names are not listed, but they answer under both spellings.
+      const { tools } = await client.listTools();
+      assert.ok(!tools.some((t) => t.name.includes("build_from_sow")));
+      const ids = [];
+      for (const name of ["build_from_sow", "stoke_build_from_sow"]) {
+        const r = await client.callTool({ name, arguments: { repo_root: repo, sow: `changelog ${kind}` } });
+        const env = r.structuredContent;
+        assert.equal(env.ok, true, JSON.stringify(env));
+        assert.match(env.data.id, /^ms_/);
+        assert.equal(env.data.executor, "local");
+        assert.equal(env.links.self, `/v1/missions/${env.data.id}`);
+        assert.match(env.links.deprecations[0], /r1\.mission\.create/);
+        ids.push(env.data.id);
+      }
+      // The replacement tools (listed, validated against their outputSchema) follow it.
+      for (const mission_id of ids) {
+        const done = await until(
+          async () => {
+            const r = await client.callTool({ name: "r1_mission_get", arguments: { mission_id } });
+            const m = r.structuredContent.data;
+            return m.state === "succeeded" && m;
+          },
+          { what: `mission ${mission_id} to succeed` },
+        );
+        assert.match(done.worktree_id, /^wt_/);
+        assert.ok(done.log_tail.some((l) => l.includes(`changelog ${kind}`)), JSON.stringify(done));
+      }
+      const status = await client.callTool({ name: "get_mission_status", arguments: { mission_id: ids[0] } });
+      assert.equal(status.structuredContent.data.state, "succeeded");
+      assert.match(status.structuredContent.links.deprecations[0], /r1\.mission\.get/);
+      const bad = await client.callTool({ name: "build_from_sow", arguments: { sow: "x" } });
+      assert.equal(bad.isError, true);
+      assert.equal(bad.structuredContent.error_code, "validation");
+      assert.match(bad.structuredContent.error_message, /repo_root/);
     } finally {
       await client.close();
     }
