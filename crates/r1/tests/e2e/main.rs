@@ -16,6 +16,7 @@ mod hardening;
 mod perimeter;
 mod providers;
 mod restart;
+mod service;
 mod sessions;
 mod support;
 mod worktrees;
