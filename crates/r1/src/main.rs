@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon in the foreground (clients start it on demand, detached).
+    /// Run the daemon in the foreground (clients start it on demand, detached), or
+    /// install it as a login service (--install, --uninstall, --status).
     Serve(serve::ServeArgs),
     /// Control the daemon: discover, health, shutdown, rotate-token, sessions.
     Ctl(ctl::CtlArgs),

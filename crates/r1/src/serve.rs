@@ -24,17 +24,17 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 pub struct ServeArgs {
     /// TCP port on the loopback address (default: the previous daemon's port when it is
     /// free, else a random free port).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "service")]
     port: u16,
     /// Loopback address to bind; anything but 127.0.0.1 or ::1 is refused.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", conflicts_with = "service")]
     bind: IpAddr,
     /// Adopt the token stored in this file (the token never goes on the command line).
     /// The file must be a regular file you own with mode 0600, not a symlink.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "service")]
     token_file: Option<PathBuf>,
     /// Replace the stored token with a fresh one before starting.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "service")]
     rotate_token: bool,
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, default_value = "info", env = "R1_LOG")]
@@ -43,11 +43,12 @@ pub struct ServeArgs {
     /// accepts, print exactly one JSON line on stdout,
     /// {"event":"daemon.listening","url","port","sock","pid","version","protocol"},
     /// and nothing else on stdout, ever (logs stay on stderr). See docs/EMBEDDING.md.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "service")]
     emit_port_stdout: bool,
     /// Install r1 as a login service running this binary's `serve` (a systemd user
     /// unit on Linux, a launchd agent on macOS), then reload the service manager.
-    /// Installing again is safe: an unchanged unit is left alone.
+    /// Installing again is safe: an unchanged unit is left alone. The service runs
+    /// `serve` with the defaults and this state directory (--home / R1_HOME).
     #[arg(long, group = "service")]
     install: bool,
     /// With --install: also enable the service and start it now.

@@ -300,6 +300,8 @@ fn service_flags_need_their_partners() {
         &["--json"][..],
         &["--install", "--uninstall"][..],
         &["--status", "--install"][..],
+        &["--install", "--port", "7777"][..],
+        &["--install", "--emit-port-stdout"][..],
     ] {
         let out = h.serve(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
