@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use r1_proto::{
-    Ack, Api, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
-    JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
+    Ack, Api, ApiError, ApproveParams, Discovery, EmptyParams, EngineList, Handshake, Health,
+    JournalPage, JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
     MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
     ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView,
     ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep,
@@ -32,6 +32,25 @@ pub struct DaemonInfo {
     pub version: String,
     /// RFC 3339 start time.
     pub started_at: String,
+    /// The loopback HTTP base URL, as written to `daemon.json`.
+    pub url: String,
+    /// The unix socket's path, as written to `daemon.json`.
+    pub sock: String,
+}
+
+impl DaemonInfo {
+    /// The registration this run writes to `daemon.json`.
+    pub fn registration(&self) -> r1_proto::Registration {
+        r1_proto::Registration {
+            id: self.id.clone(),
+            pid: self.pid,
+            version: self.version.clone(),
+            protocol: PROTOCOL.to_string(),
+            url: self.url.clone(),
+            sock: self.sock.clone(),
+            started_at: self.started_at.clone(),
+        }
+    }
 }
 
 /// The daemon's credential, swappable while running (`rotate-token`).
@@ -372,6 +391,14 @@ impl Api for Hub {
             sessions: self.live_sessions(),
             uptime_s: self.inner.metrics.uptime().as_secs(),
         })
+    }
+
+    async fn discover(&self, _: EmptyParams) -> Result<Discovery, ApiError> {
+        let token_file = self.inner.state.path("token");
+        Ok(Discovery::new(
+            &self.inner.info.registration(),
+            &token_file.display().to_string(),
+        ))
     }
 
     async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {

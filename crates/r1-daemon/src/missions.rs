@@ -279,12 +279,14 @@ impl Hub {
             missions.lock().records.remove(&id);
             return Err(e);
         }
+        // The answer is the mission as created (queued), whatever a worker does next.
+        let view = missions.view(&id)?;
         self.bus().publish(&bus::MissionQueued {
             mission_id: id.clone(),
             title,
         });
         missions.wake.notify_one();
-        missions.view(&id)
+        Ok(view)
     }
 
     /// `mission.list`.

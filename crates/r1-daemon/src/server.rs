@@ -6,7 +6,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use r1_proto::{Registration, PROTOCOL};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 
 use crate::fsutil::{euid, now_rfc3339, random_hex};
@@ -35,6 +34,9 @@ pub struct ServeOptions {
     pub rotate_token: bool,
     /// The daemon's version string.
     pub version: String,
+    /// Told where the daemon listens once both listeners accept and `daemon.json` is
+    /// written (`r1 serve --emit-port-stdout` prints it for a parent process).
+    pub listening: Option<tokio::sync::mpsc::UnboundedSender<r1_proto::DaemonListening>>,
 }
 
 /// The unix listener, accepting only peers running as this daemon's uid.
@@ -129,11 +131,17 @@ pub async fn serve_with(
     let port = tcp.local_addr().map_err(io_ctx("no local address"))?.port();
     let (unix, sock_path, sock_id) = bind_unix(&state)?;
 
+    let url = match opts.bind {
+        IpAddr::V6(_) => format!("http://[::1]:{port}"),
+        IpAddr::V4(_) => format!("http://127.0.0.1:{port}"),
+    };
     let info = DaemonInfo {
         id: format!("d_{}", random_hex(8).map_err(io_ctx("no randomness"))?),
         pid: std::process::id(),
         version: opts.version.clone(),
         started_at: now_rfc3339(),
+        url: url.clone(),
+        sock: sock_path.display().to_string(),
     };
     let hub = Hub::new(
         info.clone(),
@@ -178,23 +186,15 @@ pub async fn serve_with(
 
     // Both listeners are bound and listening: connections queue from here on, so the
     // registration can be published.
-    let url = match opts.bind {
-        IpAddr::V6(_) => format!("http://[::1]:{port}"),
-        IpAddr::V4(_) => format!("http://127.0.0.1:{port}"),
-    };
-    let reg = Registration {
-        id: info.id.clone(),
-        pid: info.pid,
-        version: info.version.clone(),
-        protocol: PROTOCOL.to_string(),
-        url: url.clone(),
-        sock: sock_path.display().to_string(),
-        started_at: info.started_at.clone(),
-    };
+    let reg = info.registration();
     state
         .write_registration(&reg)
         .map_err(io_ctx("cannot write daemon.json"))?;
     remember_port(&state, port);
+    if let Some(tx) = &opts.listening {
+        // The receiver may be gone (nobody waits for the line); serving goes on.
+        let _ = tx.send(r1_proto::DaemonListening::new(&reg, port));
+    }
     tracing::info!(pid = info.pid, %url, sock = %sock_path.display(), "r1 daemon listening");
     // One line saying whether commands and exec agents are confined (Landlock), found by
     // trying it in a throwaway thread; off the runtime because it touches the disk.

@@ -12,10 +12,10 @@ use http::Request;
 use http_body_util::BodyExt;
 use r1_mcp::{call_tool, http_service, Caps};
 use r1_proto::{
-    Ack, Api, ApiError, ApproveParams, EmptyParams, EngineList, EventKind, EventRecord, Handshake,
-    Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult,
-    ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionState,
-    SessionView, ShutdownParams, StartSessionParams, TailParams,
+    Ack, Api, ApiError, ApproveParams, Discovery, EmptyParams, EngineList, EventKind, EventRecord,
+    Handshake, Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, PinLaneParams,
+    RepairResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
+    SessionState, SessionView, ShutdownParams, StartSessionParams, TailParams,
 };
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -94,6 +94,9 @@ impl Api for Fake {
         unsupported()
     }
     async fn health(&self, _: EmptyParams) -> Result<Health, ApiError> {
+        unsupported()
+    }
+    async fn discover(&self, _: EmptyParams) -> Result<Discovery, ApiError> {
         unsupported()
     }
     async fn shutdown(&self, _: ShutdownParams) -> Result<Ack, ApiError> {

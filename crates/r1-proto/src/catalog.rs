@@ -36,8 +36,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    Ack, ApiError, ApproveParams, EmptyParams, EngineList, Handshake, Health, JournalPage,
-    JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
+    Ack, ApiError, ApproveParams, Discovery, EmptyParams, EngineList, Handshake, Health,
+    JournalPage, JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
     MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
     SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
     StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
@@ -508,6 +508,21 @@ operations! {
         mcp: None,
         related: [],
         title: "Health",
+    }
+
+    /// Where the daemon listens: its registration (what `daemon.json` holds: id, pid,
+    /// version, protocol, url, socket, start time), with the token redacted and the
+    /// file that holds it named. Not offered over MCP.
+    DaemonDiscover discover {
+        method: "daemon.discover",
+        http: Get "/v1/discover" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: EmptyParams,
+        result: Discovery,
+        mcp: None,
+        related: [],
+        title: "Discover",
     }
 
     /// Stop the daemon gracefully: in-flight requests get `grace_s` seconds, sessions

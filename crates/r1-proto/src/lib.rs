@@ -73,6 +73,90 @@ pub struct Registration {
     pub started_at: String,
 }
 
+/// The answer of `GET /v1/discover` (`daemon.discover`, `r1 ctl discover`): what
+/// `daemon.json` holds, with the token redacted and the file that holds it named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Discovery {
+    /// The daemon run id, as in [`Registration::id`].
+    pub id: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The daemon's version.
+    pub version: String,
+    /// The protocol id the daemon speaks.
+    pub protocol: String,
+    /// The loopback HTTP base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The path of the unix socket.
+    pub sock: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Always [`Discovery::REDACTED`]: the token is never sent back; it is in
+    /// `token_file`.
+    pub token: String,
+    /// The file holding the token (mode 0600, readable only by the user).
+    pub token_file: String,
+}
+
+impl Discovery {
+    /// What stands in the `token` field.
+    pub const REDACTED: &'static str = "<redacted>";
+
+    /// The discovery answer for `reg`, whose token is in `token_file`.
+    pub fn new(reg: &Registration, token_file: &str) -> Discovery {
+        Discovery {
+            id: reg.id.clone(),
+            pid: reg.pid,
+            version: reg.version.clone(),
+            protocol: reg.protocol.clone(),
+            url: reg.url.clone(),
+            sock: reg.sock.clone(),
+            started_at: reg.started_at.clone(),
+            token: Discovery::REDACTED.to_string(),
+            token_file: token_file.to_string(),
+        }
+    }
+}
+
+/// The one line `r1 serve --emit-port-stdout` prints on stdout once every listener
+/// accepts and `daemon.json` is written, for a parent process (a desktop shell) that
+/// started the daemon and needs to find it; `docs/EMBEDDING.md` is the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DaemonListening {
+    /// Always [`DaemonListening::EVENT`].
+    pub event: String,
+    /// The loopback HTTP base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The loopback TCP port of `url`.
+    pub port: u16,
+    /// The path of the unix socket.
+    pub sock: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The daemon's version.
+    pub version: String,
+    /// The protocol id the daemon speaks, [`PROTOCOL`].
+    pub protocol: String,
+}
+
+impl DaemonListening {
+    /// The `event` of the line.
+    pub const EVENT: &'static str = "daemon.listening";
+
+    /// The line for a daemon registered as `reg`, listening on TCP `port`.
+    pub fn new(reg: &Registration, port: u16) -> DaemonListening {
+        DaemonListening {
+            event: DaemonListening::EVENT.to_string(),
+            url: reg.url.clone(),
+            port,
+            sock: reg.sock.clone(),
+            pid: reg.pid,
+            version: reg.version.clone(),
+            protocol: reg.protocol.clone(),
+        }
+    }
+}
+
 /// The probe answer of `GET /v1/handshake`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Handshake {
@@ -145,6 +229,8 @@ pub fn wire_schema() -> serde_json::Value {
     }
     add!(
         Registration,
+        Discovery,
+        DaemonListening,
         Handshake,
         Health,
         ShutdownParams,

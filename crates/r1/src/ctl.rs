@@ -33,6 +33,8 @@ pub struct CtlArgs {
 #[derive(Debug, Subcommand)]
 enum Verb {
     /// Print the daemon's registration (daemon.json); the token is never printed.
+    /// `info` is another name for it.
+    #[command(visible_alias = "info")]
     Discover,
     /// Ask the daemon how it is.
     Health,
@@ -78,6 +80,27 @@ impl From<ClientError> for CtlError {
 impl From<r1_proto::ApiError> for CtlError {
     fn from(e: r1_proto::ApiError) -> CtlError {
         CtlError::Client(e.into())
+    }
+}
+
+impl CtlArgs {
+    /// `r1 ctl health`, which the deprecated `r1 daemon status` runs.
+    pub fn health(json: bool) -> CtlArgs {
+        CtlArgs::of(Verb::Health, json)
+    }
+
+    /// `r1 ctl shutdown --grace GRACE`, which the deprecated `r1 daemon stop` runs.
+    pub fn shutdown(grace: u64, json: bool) -> CtlArgs {
+        CtlArgs::of(Verb::Shutdown { grace }, json)
+    }
+
+    fn of(verb: Verb, json: bool) -> CtlArgs {
+        CtlArgs {
+            json,
+            tcp: false,
+            no_spawn: false,
+            verb,
+        }
     }
 }
 
@@ -136,24 +159,18 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
         }
         Verb::Discover => {
             let client = r1_client::connect_or_spawn(&opts).await?;
-            let reg = client.registration();
+            let d = client.discover(EmptyParams {}).await?;
             if args.json {
-                let mut v = serde_json::to_value(reg).unwrap_or_default();
-                v["token"] = serde_json::json!("<redacted>");
-                v["token_file"] = serde_json::json!(home.join("token"));
-                output::json(&v);
+                output::json(&d);
             } else {
-                output::line(&format!("id          {}", reg.id));
-                output::line(&format!("pid         {}", reg.pid));
-                output::line(&format!("version     {}", reg.version));
-                output::line(&format!("protocol    {}", reg.protocol));
-                output::line(&format!("url         {}", reg.url));
-                output::line(&format!("sock        {}", reg.sock));
-                output::line(&format!("started_at  {}", reg.started_at));
-                output::line(&format!(
-                    "token       <redacted> (in {})",
-                    home.join("token").display()
-                ));
+                output::line(&format!("id          {}", d.id));
+                output::line(&format!("pid         {}", d.pid));
+                output::line(&format!("version     {}", d.version));
+                output::line(&format!("protocol    {}", d.protocol));
+                output::line(&format!("url         {}", d.url));
+                output::line(&format!("sock        {}", d.sock));
+                output::line(&format!("started_at  {}", d.started_at));
+                output::line(&format!("token       {} (in {})", d.token, d.token_file));
             }
         }
         Verb::Health => {

@@ -8,6 +8,7 @@ mod missions_cmd;
 mod open_cmd;
 mod output;
 mod serve;
+mod service;
 mod sessions_cmd;
 mod worktrees_cmd;
 
@@ -29,7 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon in the foreground (clients start it on demand, detached).
+    /// Run the daemon in the foreground (clients start it on demand, detached), or
+    /// install it as a login service (--install, --uninstall, --status).
     Serve(serve::ServeArgs),
     /// Control the daemon: discover, health, shutdown, rotate-token, sessions.
     Ctl(ctl::CtlArgs),
@@ -41,6 +43,46 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Serve r1's sessions to other agents over MCP (`r1 mcp serve`, stdio).
     Mcp(mcp_cmd::McpArgs),
+    /// Deprecated: `r1 daemon start` is `r1 serve`, `status` is `r1 ctl health`,
+    /// `stop` is `r1 ctl shutdown`.
+    #[command(hide = true)]
+    Daemon(DaemonArgs),
+    /// Deprecated: `r1 mcp serve`.
+    #[command(name = "mcp-serve", hide = true)]
+    McpServe(mcp_cmd::ServeArgs),
+}
+
+/// The old `r1 daemon` verbs, kept working; each says on stderr what replaced it.
+#[derive(Debug, clap::Args)]
+struct DaemonArgs {
+    #[command(subcommand)]
+    verb: DaemonVerb,
+}
+
+#[derive(Debug, Subcommand)]
+enum DaemonVerb {
+    /// Deprecated: `r1 serve` (takes the same flags).
+    Start(serve::ServeArgs),
+    /// Deprecated: `r1 ctl health`.
+    Status {
+        /// Print the result as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deprecated: `r1 ctl shutdown`.
+    Stop {
+        /// Seconds in-flight requests get to finish.
+        #[arg(long, default_value_t = 5)]
+        grace: u64,
+        /// Print the result as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The one-line hint a deprecated verb prints on stderr before doing what `new` does.
+fn deprecated(old: &str, new: &str) {
+    eprintln!("r1: `r1 {old}` is deprecated; use `r1 {new}`");
 }
 
 fn main() {
@@ -53,6 +95,24 @@ fn main() {
         Command::Open(args) => open_cmd::run(&home, args),
         Command::Doctor(args) => doctor::run(&home, args),
         Command::Mcp(args) => mcp_cmd::run(&home, args),
+        Command::Daemon(DaemonArgs { verb }) => match verb {
+            DaemonVerb::Start(args) => {
+                deprecated("daemon start", "serve");
+                serve::run(&home, args)
+            }
+            DaemonVerb::Status { json } => {
+                deprecated("daemon status", "ctl health");
+                ctl::run(&home, ctl::CtlArgs::health(json))
+            }
+            DaemonVerb::Stop { grace, json } => {
+                deprecated("daemon stop", "ctl shutdown");
+                ctl::run(&home, ctl::CtlArgs::shutdown(grace, json))
+            }
+        },
+        Command::McpServe(args) => {
+            deprecated("mcp-serve", "mcp serve");
+            mcp_cmd::run_serve(&home, args)
+        }
     };
     std::process::exit(code);
 }

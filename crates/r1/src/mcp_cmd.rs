@@ -26,8 +26,9 @@ enum McpVerb {
     Serve(ServeArgs),
 }
 
+/// The flags of `r1 mcp serve` (and of the deprecated `r1 mcp-serve`).
 #[derive(Debug, Args)]
-struct ServeArgs {
+pub struct ServeArgs {
     /// What the client may do: `read` lists and allows only the tools that change
     /// nothing; `write` also allows starting sessions, sending, cancelling, approving.
     #[arg(long, value_enum, default_value_t = CapsArg::Read)]
@@ -62,7 +63,8 @@ pub fn run(home: &Path, args: McpArgs) -> i32 {
     }
 }
 
-fn run_serve(home: &Path, args: ServeArgs) -> i32 {
+/// Runs `r1 mcp serve`; returns the exit code.
+pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
     let caps = Caps::from(args.caps);
     if args.print_tools {
         let text = r1_mcp::print_tools(caps, args.markdown);

@@ -40,8 +40,8 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         // Stopping the daemon would leave the other surfaces nothing to call; shutdown
         // is covered over HTTP and the CLI in `foundation`.
         "daemon.shutdown" => return None,
-        "daemon.handshake" | "daemon.health" | "session.list" | "session.resume_all"
-        | "engines.list" => json!({}),
+        "daemon.handshake" | "daemon.health" | "daemon.discover" | "session.list"
+        | "session.resume_all" | "engines.list" => json!({}),
         "session.start" => json!({"workdir": workdir, "title": "catalog"}),
         "session.send" => json!({"session_id": main, "text": "hello", "client_message_id": "k1"}),
         "session.journal" => json!({"session_id": main, "since_seq": 1, "limit": 2}),
@@ -58,6 +58,14 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "worktree.diff" => json!({"worktree_id": "wt_none", "full": false}),
         "worktree.merge" => json!({"worktree_id": "wt_none", "strategy": "ff-only"}),
         "worktree.clean" => json!({"worktree_id": "wt_none", "force": false}),
+        // A mission in the plain workdir (no worktree); the others address none that
+        // exists (`missions.rs` covers them on real repositories).
+        "mission.create" => {
+            json!({"spec": {"prompt": "hello", "workdir": workdir, "worktree": false}})
+        }
+        "mission.list" => json!({}),
+        "mission.get" | "mission.cancel" | "mission.resume" => json!({"mission_id": "ms_none"}),
+        // Nothing to build in an empty workdir: the same `validation` everywhere.
         _ => json!({"session_id": main}),
     })
 }
