@@ -99,6 +99,8 @@ pub struct Session {
     pub(crate) model: Option<String>,
     title: Option<String>,
     created_at: String,
+    /// The worktree (`wt_…`) it works in, when started with one.
+    worktree_id: Option<String>,
     /// `None` when the session is quarantined (its journal is corrupt or unreadable).
     pub(crate) journal: Option<Journal>,
     /// A quarantined session's journal, readable up to its last good record; nothing is
@@ -310,6 +312,7 @@ impl Session {
             },
             pending_approvals: m.pending_approvals.clone(),
             error: m.error.clone(),
+            worktree_id: self.worktree_id.clone(),
         }
     }
 }
@@ -1079,6 +1082,7 @@ impl Hub {
             model: text("model"),
             title: text("title"),
             created_at: text("created_at").unwrap_or_default(),
+            worktree_id: text("worktree_id"),
             journal,
             readonly: OnceCell::new(),
             tx,

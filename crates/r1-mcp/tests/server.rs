@@ -57,6 +57,7 @@ impl Fake {
             last_seq: self.journal.lock().unwrap().len() as u64,
             pending_approvals: Vec::new(),
             error: None,
+            worktree_id: None,
         }
     }
 

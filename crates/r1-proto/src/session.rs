@@ -68,6 +68,9 @@ pub struct SessionView {
     /// Why the session is in `error`, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The worktree (`wt_…`) the session works in, when it was started with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree_id: Option<String>,
 }
 
 /// The answer of `GET /v1/sessions`.

@@ -91,7 +91,10 @@ fn two_sessions_work_in_separate_worktrees_then_diff_merge_and_clean() {
     let w2 = worktree_of(&d, &s2);
     let p1 = PathBuf::from(w1["path"].as_str().unwrap());
     let p2 = PathBuf::from(w2["path"].as_str().unwrap());
-    // The session works in its worktree, under the state directory, not in the repo.
+    // The session works in its worktree, under the state directory, not in the repo,
+    // and names it.
+    assert_eq!(v1["worktree_id"], w1["id"]);
+    assert_eq!(v2["worktree_id"], w2["id"]);
     assert_eq!(v1["workdir"], w1["path"]);
     assert_eq!(v2["workdir"], w2["path"]);
     let worktrees_dir = home.path.canonicalize().unwrap().join("worktrees");
