@@ -50,7 +50,7 @@ export function shortCommit(c) {
 
 /**
  * Asks a yes/no question in a modal <dialog> and resolves to true when the person
- * confirms. `api` names the operation the answer decides (both buttons carry it, as
+ * confirms. `body` is a paragraph, or a list of them. `api` names the operation the answer decides (both buttons carry it, as
  * every control names the operation it leads to); `testid` prefixes the test ids.
  */
 export function confirmDialog({ title, body, confirmLabel, api, testid, danger = false }) {
@@ -70,7 +70,7 @@ export function confirmDialog({ title, body, confirmLabel, api, testid, danger =
       "dialog",
       { class: "confirm", "data-testid": testid, "aria-labelledby": titleId, "aria-describedby": bodyId },
       el("h2", { id: titleId, text: title }),
-      el("p", { id: bodyId, class: "confirm-body", text: body }),
+      el("div", { id: bodyId, class: "confirm-body" }, ...[].concat(body).map((text) => el("p", { text }))),
       el("div", { class: "actions" }, ok, cancel),
     );
     let answer = false;

@@ -35,7 +35,7 @@ export function init({ call }) {
   $("wt-strategy").addEventListener("change", strategyHelp);
   $("wt-merge").addEventListener("click", merge);
   $("wt-clean").addEventListener("click", clean);
-  $("wt-refresh").addEventListener("click", () => refresh({ full: !!(pane.diff && pane.diff.full) }));
+  $("wt-refresh").addEventListener("click", () => refresh());
   $("wt-full").addEventListener("click", () => refresh({ full: true, announce: true }));
   strategyHelp();
 }
@@ -63,7 +63,7 @@ export async function open(sessionId) {
   }
   showTabs(true);
   setWorktree(wt);
-  if (pane.tab === "worktree") await loadDiff({});
+  if (pane.tab === "worktree") await loadDiff();
 }
 
 /** The session view closed. */
@@ -73,7 +73,7 @@ export function close() {
 
 /** The session's turn ended: its files may have changed, so a visible diff is refreshed. */
 export function settled(sessionId) {
-  if (pane.sessionId === sessionId && pane.wt && pane.tab === "worktree" && !pane.busy) refresh({});
+  if (pane.sessionId === sessionId && pane.wt && pane.tab === "worktree" && !pane.busy) refresh();
 }
 
 function reset() {
@@ -119,7 +119,7 @@ function selectTab(name, user) {
     $(panel).hidden = !on;
   }
   document.body.dataset.chatTab = name;
-  if (user && changed && name === "worktree" && pane.wt) refresh({});
+  if (user && changed && name === "worktree" && pane.wt) refresh();
 }
 
 function onTabKey(e) {
@@ -185,7 +185,7 @@ function updateButtons() {
 }
 
 /** The worktree (and its diff, unless cleaned) again. */
-async function refresh({ full = false, announce = false } = {}) {
+async function refresh({ full, announce = false } = {}) {
   if (!pane.wt) return;
   const gen = pane.gen;
   try {
@@ -200,9 +200,10 @@ async function refresh({ full = false, announce = false } = {}) {
   await loadDiff({ full, announce });
 }
 
-/** Fetches and shows the diff; `announce` reports a full load in the live region and
- * moves the focus to the diff (the button that asked for it disappears). */
-async function loadDiff({ full = false, announce = false }) {
+/** Fetches and shows the diff, whole if `full` (by default: whole if it was whole);
+ * `announce` reports a full load in the live region and moves the focus to the diff
+ * (the button that asked for it disappears). */
+async function loadDiff({ full = !!(pane.diff && pane.diff.full), announce = false } = {}) {
   const wt = pane.wt;
   if (!wt || wt.state === "cleaned") return;
   const gen = pane.gen;
@@ -426,9 +427,10 @@ async function clean() {
   setStatus("Not cleaned: " + errorText(conflict), "error");
   const force = await confirmDialog({
     title: "Discard the uncommitted work?",
-    body:
-      `The worktree has work that would be lost: ${errorText(conflict)} ` +
-      `Force clean removes the checkout with its uncommitted changes and deletes the branch ${wt.branch}, merged or not.`,
+    body: [
+      `The daemon refused: ${errorText(conflict)}`,
+      `Force clean removes the checkout with its uncommitted changes and deletes the branch ${wt.branch}, merged or not. That work is lost.`,
+    ],
     confirmLabel: "Discard and clean",
     api: "worktree.clean",
     testid: "force-clean-dialog",
@@ -470,7 +472,7 @@ async function act(progress, fn, failure) {
     }
   }
   if (gen !== pane.gen) return;
-  if (pane.wt && pane.wt.state !== "cleaned") await loadDiff({ full: !!(pane.diff && pane.diff.full) });
+  if (pane.wt && pane.wt.state !== "cleaned") await loadDiff();
   // The pressed button was disabled while the call ran: give the focus back to it, or
   // to the pane's heading when it stays disabled (a cleaned worktree).
   if (focused && $("panel-worktree").contains(focused) && !$("panel-worktree").contains(document.activeElement)) {

@@ -159,7 +159,9 @@ test("worktree pane: diff, load full, merge error and ff-only merge, clean with 
   await page.waitForSelector('[data-testid="worktree-status"][data-kind="error"]');
   const failed = await page.textContent('[data-testid="worktree-status"]');
   assert.match(failed, /^Merge failed \(conflict\): ./, failed);
-  assert.equal(await page.isDisabled('[data-testid="worktree-merge"]'), false);
+  // Enabled again once the diff reloaded after the call.
+  await page.waitForSelector('[data-testid="worktree-merge"]:not([disabled])');
+  assert.equal(await page.getAttribute('[data-testid="worktree-pane"]', "aria-busy"), "false");
   await check(page, "worktree-merge-error");
 
   // main back where the worktree started: the ff-only merge lands.
