@@ -5,6 +5,9 @@
 // r1_proto::OPERATIONS.
 
 import { renderMarkdown } from "./markdown.js";
+import { $, el, basename, errorText, fmtTime } from "./dom.js";
+import * as worktrees from "./worktrees.js";
+import * as missions from "./missions.js";
 
 const TOKEN_KEY = "r1.token";
 const OPEN_KEY = "r1.open";
@@ -27,53 +30,11 @@ const STATE_LABELS = {
   error: "error",
 };
 
-const $ = (id) => document.getElementById(id);
-
-/** Creates an element: el("div", {class: "x", dataset: {a: "b"}}, child, "text"). */
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "dataset") Object.assign(e.dataset, v);
-    else if (k === "text") e.textContent = v;
-    else if (k.startsWith("on") && typeof v === "function") e.addEventListener(k.slice(2), v);
-    else if (v === true) e.setAttribute(k, "");
-    else e.setAttribute(k, String(v));
-  }
-  for (const c of children) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
 function newId() {
   if (crypto.randomUUID) return "web-" + crypto.randomUUID();
   const b = new Uint8Array(16);
   crypto.getRandomValues(b);
   return "web-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-function fmtTime(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "";
-  const now = new Date();
-  const sameDay = d.toDateString() === now.toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
-    : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
-}
-
-function basename(p) {
-  const parts = String(p || "").split("/").filter(Boolean);
-  return parts.length ? parts[parts.length - 1] : p || "";
-}
-
-function errorText(e) {
-  if (!e) return "unknown error";
-  return e.message || String(e);
 }
 
 // ---------------------------------------------------------------------------
@@ -301,6 +262,8 @@ function setView(view) {
   $("view-empty").hidden = view !== "list";
   $("view-start").hidden = view !== "start";
   $("view-chat").hidden = view !== "chat";
+  $("view-missions").hidden = view !== "missions";
+  $("open-missions").setAttribute("aria-current", view === "missions" ? "page" : "false");
 }
 
 function setBanner(state, detail) {
@@ -476,6 +439,7 @@ function onBusRecord(rec) {
       loadList().catch(() => {});
       break;
     default:
+      missions.onBus(rec);
       break;
   }
 }
@@ -521,6 +485,7 @@ async function openSession(id, { focus = false, replace = false } = {}) {
     if (app.chat !== chat) return;
     upsertSession(v);
     await subscribeChat(chat);
+    worktrees.open(id);
   } catch (e) {
     if (app.chat === chat) showNotice("Could not open the session: " + errorText(e));
   }
@@ -532,6 +497,7 @@ function closeChat() {
   if (chat.subscription) app.conn.call("unsubscribe", { subscription: chat.subscription }).catch(() => {});
   app.chat = null;
   sessionStorage.removeItem(OPEN_KEY);
+  worktrees.close();
   markCurrent();
 }
 
@@ -856,6 +822,8 @@ function applyRecord(chat, rec) {
     }
     case "session.state":
       setChatState(chat, d.state, rec.at);
+      // A turn ended: the worktree's files may have changed.
+      if (d.state === "idle") worktrees.settled(chat.id);
       break;
     case "session.paused":
       addNote("Paused.");
@@ -1053,6 +1021,13 @@ function openStart() {
   loadEngines();
 }
 
+function openMissions() {
+  closeChat();
+  setView("missions");
+  $("missions-title").focus();
+  missions.show();
+}
+
 function backToList(focusId) {
   closeChat();
   setView("list");
@@ -1108,6 +1083,7 @@ async function onConnected() {
       const v = await app.conn.call("session.get", { session_id: chat.id }).catch(() => null);
       if (v) upsertSession(v);
       await subscribeChat(chat);
+      worktrees.open(chat.id);
     } else if (app.view === "loading") {
       const open = sessionStorage.getItem(OPEN_KEY);
       if (open && app.sessions.has(open)) await openSession(open);
@@ -1115,6 +1091,7 @@ async function onConnected() {
     } else if (app.view === "start") {
       loadEngines();
     }
+    missions.reconnect();
   } catch (e) {
     if (app.view === "loading") setView("list");
     if (app.chat) showNotice("Could not refresh after connecting: " + errorText(e));
@@ -1125,6 +1102,14 @@ function wire() {
   $("conn-retry").addEventListener("click", () => app.conn && app.conn.retryNow());
   $("new-session").addEventListener("click", openStart);
   $("resume-all").addEventListener("click", resumeAll);
+  $("open-missions").addEventListener("click", openMissions);
+  $("view-missions").querySelector('[data-testid="missions-back"]').addEventListener("click", () => {
+    backToList();
+    $("open-missions").focus();
+  });
+  const call = (method, params) => app.conn.call(method, params);
+  worktrees.init({ call });
+  missions.init({ call, openSession: (id) => openSession(id, { focus: true }) });
   $("start-form").addEventListener("submit", submitStart);
   $("start-form").addEventListener("keydown", (e) => {
     if (e.key === "Escape") backToList();

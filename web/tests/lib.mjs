@@ -2,7 +2,7 @@
 // checks every view goes through (data-api walk, axe, screenshots, CSP watch).
 
 import { spawn, execFile } from "node:child_process";
-import { mkdtemp, mkdir, chmod, readFile, writeFile, rm, access } from "node:fs/promises";
+import { mkdtemp, mkdir, chmod, readFile, writeFile, rm, access, realpath } from "node:fs/promises";
 import { rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { request as httpRequest } from "node:http";
@@ -412,4 +412,40 @@ export async function waitAssistant(page, text, timeout = 10000) {
     text,
     { timeout },
   );
+}
+
+// ---------------------------------------------------------------------------
+// Git
+
+/** Runs git in `dir`, resolving to its trimmed stdout (rejecting on a non-zero exit). */
+export function git(dir, ...args) {
+  return new Promise((res, rej) => {
+    execFile("git", ["-C", dir, ...args], { env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } }, (err, stdout, stderr) => {
+      if (err) return rej(new Error(`git ${args.join(" ")} in ${dir}: ${stderr || err.message}`));
+      res(stdout.trim());
+    });
+  });
+}
+
+/**
+ * A repository with one commit on `main` (README.md) and its own identity, plus
+ * `files` ({path: text}) committed in a second commit when given.
+ */
+export async function gitRepo(files = {}) {
+  const repo = await realpath(await tempDir("r1-web-repo-"));
+  await git(repo, "init", "-q", "-b", "main");
+  await git(repo, "config", "user.name", "Test");
+  await git(repo, "config", "user.email", "test@example.com");
+  await writeFile(join(repo, "README.md"), "one\ntwo\nthree\n");
+  await git(repo, "add", "README.md");
+  await git(repo, "commit", "-q", "-m", "first");
+  if (Object.keys(files).length) {
+    for (const [p, text] of Object.entries(files)) {
+      await mkdir(dirname(join(repo, p)), { recursive: true });
+      await writeFile(join(repo, p), text);
+    }
+    await git(repo, "add", ".");
+    await git(repo, "commit", "-q", "-m", "setup");
+  }
+  return repo;
 }

@@ -121,12 +121,19 @@ fn committed_catalog_page_matches_the_tools() {
 }
 
 /// The names in the web UI's `data-api` attributes (`data-api="x"` in HTML,
-/// `"data-api": "x"` in the script).
+/// `"data-api": "x"` in the scripts): every `.html` and `.js` file of `web/`.
 fn ui_operations() -> Vec<String> {
     let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&web)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("html" | "js")))
+        .collect();
+    files.sort();
+    assert!(files.iter().any(|p| p.ends_with("app.js")), "{files:?}");
     let mut names = Vec::new();
-    for file in ["index.html", "app.js"] {
-        let text = std::fs::read_to_string(web.join(file)).unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
         for marker in ["data-api=\"", "\"data-api\": \""] {
             for (i, _) in text.match_indices(marker) {
                 let rest = &text[i + marker.len()..];
