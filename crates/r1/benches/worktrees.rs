@@ -69,7 +69,10 @@ fn request(sock: &str, tok: &str, method: &str, path: &str, body: &Value) -> Val
     let mut out = Vec::new();
     let read = s.read_to_end(&mut out);
     if let (Err(e), _) | (_, Err(e)) = (sent, read) {
-        panic!("{method} {path}: {e}; the daemon answered {:?}", String::from_utf8_lossy(&out));
+        panic!(
+            "{method} {path}: {e}; the daemon answered {:?}",
+            String::from_utf8_lossy(&out)
+        );
     }
     let text = String::from_utf8_lossy(&out);
     let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
@@ -138,7 +141,15 @@ fn main() {
         let t = Instant::now();
         git(
             &repo,
-            &["worktree", "add", "-q", "-b", &branch, path.to_str().unwrap(), "HEAD"],
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &branch,
+                path.to_str().unwrap(),
+                "HEAD",
+            ],
         );
         add.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
