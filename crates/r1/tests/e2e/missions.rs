@@ -1,6 +1,7 @@
 //! Missions and verify on real git repositories made by the test: the worker pool's
 //! bound read from the journals' timestamps, a failing test parsed out of a verify,
-//! cancel in every state, a `kill -9` mid-mission, and the legacy `build_from_sow`.
+//! cancel in every state (queued, running and verifying here; paused in the restart
+//! test), a `kill -9` mid-mission, and the legacy `build_from_sow`.
 
 use std::time::Duration;
 
@@ -360,13 +361,15 @@ fn cancel_works_in_every_state_and_is_idempotent() {
 fn a_mission_killed_mid_turn_comes_back_paused_and_resumes_to_the_end() {
     let (_t, repo) = repo();
     let home = Home::new();
-    write_config(&home, "[missions]\nworkers = 1\n[mcp]\ncaps = \"write\"\n");
+    write_config(&home, "[missions]\nworkers = 2\n[mcp]\ncaps = \"write\"\n");
     let d = home.serve(&[]);
     let id = create(
         &d,
         json!({"prompt": slow("interrupted", 40), "workdir": repo}),
     );
+    let other = create(&d, json!({"prompt": slow("dropped", 40), "workdir": repo}));
     wait_state(&d, &id, "running", Duration::from_secs(20));
+    wait_state(&d, &other, "running", Duration::from_secs(20));
     let sid = mission(&d, &id)["session_id"].as_str().unwrap().to_string();
     wait_until(Duration::from_secs(10), "the turn to run", || {
         state_of(&d, &sid) == "busy"
@@ -383,9 +386,16 @@ fn a_mission_killed_mid_turn_comes_back_paused_and_resumes_to_the_end() {
         "{m}"
     );
     assert_eq!(state_of(&d, &sid), "paused");
-    // It holds no worker: the queued one runs to its end on the only worker.
+    assert_eq!(mission(&d, &other)["state"], "paused");
+    // Paused missions hold no worker: the queued one runs to its end.
     wait_state(&d, &queued, "succeeded", Duration::from_secs(30));
     assert_eq!(mission(&d, &id)["state"], "paused");
+    // Cancel while paused: final at once, and resuming it afterwards changes nothing.
+    let r = d.post(&format!("/v1/missions/{other}/cancel"), "{}");
+    assert_eq!(r.json()["state"], "cancelled", "{}", r.body);
+    let r = d.post(&format!("/v1/missions/{other}/resume"), "{}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "cancelled", "{}", r.body);
 
     // Resume through MCP; it continues in the same session and finishes.
     let v = mcp_call(&d, "r1_mission_resume", json!({ "mission_id": id }));
