@@ -41,7 +41,8 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         // is covered over HTTP and the CLI in `foundation`.
         "daemon.shutdown" => return None,
         "daemon.handshake" | "daemon.health" | "session.list" | "session.resume_all"
-        | "engines.list" => json!({}),
+        | "engines.list" | "daemon.status" => json!({}),
+        "daemon.logs" => json!({"session_id": main, "level": "info", "limit": 1}),
         "session.start" => json!({"workdir": workdir, "title": "catalog"}),
         "session.send" => json!({"session_id": main, "text": "hello", "client_message_id": "k1"}),
         "session.journal" => json!({"session_id": main, "since_seq": 1, "limit": 2}),
@@ -58,6 +59,12 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "worktree.diff" => json!({"worktree_id": "wt_none", "full": false}),
         "worktree.merge" => json!({"worktree_id": "wt_none", "strategy": "ff-only"}),
         "worktree.clean" => json!({"worktree_id": "wt_none", "force": false}),
+        "mission.create" => {
+            json!({"spec": {"prompt": "hello", "workdir": workdir, "worktree": false}})
+        }
+        "mission.list" => json!({}),
+        "mission.get" | "mission.cancel" | "mission.resume" => json!({"mission_id": "ms_none"}),
+        "verify.build" | "verify.test" | "verify.lint" => json!({"worktree_id": "wt_none"}),
         _ => json!({"session_id": main}),
     })
 }
