@@ -313,7 +313,7 @@ impl Actor {
                 }
                 Err(e) => {
                     if let JournalError::Failed { reason } = &e {
-                        tracing::error!(session = ?self.id(), "journal failed: {reason}");
+                        tracing::error!(session = %self.id(), "journal failed: {reason}");
                         self.core.state = SessionState::Error;
                         self.core.error = Some("the journal failed to sync to disk".into());
                         if let Some(t) = &self.turn {
@@ -329,8 +329,12 @@ impl Actor {
         result.map(|()| seqs)
     }
 
-    fn id(&self) -> Option<String> {
-        self.session.upgrade().map(|s| s.id.clone())
+    /// The session's id, for log lines (`session` field, as everywhere).
+    fn id(&self) -> String {
+        self.session
+            .upgrade()
+            .map(|s| s.id.clone())
+            .unwrap_or_default()
     }
 
     /// Tells live followers and the daemon bus about a written record.
@@ -432,7 +436,7 @@ impl Actor {
         let step = match self.step(&Command::TurnEnded(end)).await {
             Ok((step, _)) => step,
             Err(e) if self.core.state == SessionState::Error => {
-                tracing::warn!(session = ?self.id(), "turn end not journaled: {e}");
+                tracing::warn!(session = %self.id(), "turn end not journaled: {e}");
                 self.pending_end = None;
                 self.core.turn = None;
                 self.answer_stoppers();
@@ -440,7 +444,7 @@ impl Actor {
                 return;
             }
             Err(e) => {
-                tracing::warn!(session = ?self.id(), "turn end not journaled yet, will retry: {e}");
+                tracing::warn!(session = %self.id(), "turn end not journaled yet, will retry: {e}");
                 return;
             }
         };
@@ -531,11 +535,23 @@ impl Actor {
         }
         let history = self.history.clone();
         let hub = self.hub.clone();
-        tokio::spawn(async move {
+        // Every line logged inside the turn (tools, providers) carries the session.
+        let span = tracing::info_span!("turn", session = %s.id);
+        let turn = async move {
             let (end, added) = run_turn(&hub, &s, &tx, q, history, &cancel).await;
+            let outcome = match &end {
+                TurnEnd::Completed => "completed",
+                TurnEnd::Cancelled => "cancelled",
+                TurnEnd::Failed { message, .. } => {
+                    tracing::warn!(engine = %s.engine, "turn failed: {message}");
+                    "failed"
+                }
+            };
+            hub.metrics().turn(&s.engine, outcome);
             let ended = Box::new((end, added));
             let _ = tx.send_async(Msg::TurnEnded { ended }).await;
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(turn, span));
     }
 }
 
@@ -813,6 +829,9 @@ impl TurnSink for Sink<'_> {
 
     fn usage(&self, input_tokens: u64, output_tokens: u64) -> Result<(), SinkError> {
         let s = self.session;
+        self.hub
+            .metrics()
+            .tokens(&s.engine, input_tokens, output_tokens);
         let used = s
             .tokens_used
             .fetch_add(input_tokens + output_tokens, Ordering::AcqRel)

@@ -143,7 +143,7 @@ pub async fn serve<L>(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             // Over the cap: close at once, so the flood holds no descriptor and no task.
             drop(io);
-            hub.metrics().reject("connection_limit");
+            hub.metrics().reject_connection(name, "limit");
             let now = started.elapsed().as_secs();
             let last = last_warn.load(Ordering::Relaxed);
             if now >= last + WARN_EVERY.as_secs() || last == 0 {

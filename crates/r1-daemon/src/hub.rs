@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use r1_proto::{
-    Ack, Api, ApiError, ApproveParams, Discovery, EmptyParams, EngineList, Handshake, Health,
-    JournalPage, JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
-    MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
-    ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView,
-    ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep,
-    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
-    WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
+    Ack, Api, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
+    Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
+    MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
+    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
+    SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
+    VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -109,6 +110,8 @@ struct HubInner {
     worktrees: crate::worktree::Worktrees,
     /// The missions, their queue and worker pool (`$R1_HOME/missions`).
     missions: crate::missions::Missions,
+    /// Where the daemon listens and how it confines children, for `daemon.status`.
+    runtime: crate::status::Runtime,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -140,6 +143,8 @@ impl Hub {
         let engines = crate::engines::engines(&config.engines).unwrap_or_default();
         let default_engine =
             crate::engines::default_engine(&engines, config.default_engine.as_deref());
+        let metrics = Metrics::default();
+        let journal_opts = metrics.timed_journal(journal_opts);
         let subscribers = crate::subscribers::Subscribers::new(
             config.limits.max_subscribers_per_session,
             config.limits.max_subscribers,
@@ -150,7 +155,7 @@ impl Hub {
                 state,
                 config,
                 bus,
-                metrics: Metrics::default(),
+                metrics,
                 token: TokenCell::new(token),
                 shutdown: CancellationToken::new(),
                 grace: Mutex::new(DEFAULT_GRACE),
@@ -162,6 +167,7 @@ impl Hub {
                 protected,
                 worktrees,
                 missions,
+                runtime: crate::status::Runtime::default(),
             }),
         }
     }
@@ -190,9 +196,14 @@ impl Hub {
         Arc::clone(&self.inner.protected)
     }
 
-    /// How many subscribers are live.
-    pub(crate) fn subscriber_count(&self) -> usize {
-        self.inner.subscribers.total()
+    /// The subscriber counts.
+    pub(crate) fn subscribers(&self) -> &crate::subscribers::Subscribers {
+        &self.inner.subscribers
+    }
+
+    /// What the daemon learned about itself while starting.
+    pub(crate) fn runtime(&self) -> &crate::status::Runtime {
+        &self.inner.runtime
     }
 
     /// The operator config.
@@ -399,6 +410,14 @@ impl Api for Hub {
             &self.inner.info.registration(),
             &token_file.display().to_string(),
         ))
+    }
+
+    async fn daemon_status(&self, _: EmptyParams) -> Result<DaemonStatus, ApiError> {
+        Ok(self.status_now())
+    }
+
+    async fn daemon_logs(&self, p: LogsParams) -> Result<LogPage, ApiError> {
+        self.read_logs(p).await
     }
 
     async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {

@@ -102,6 +102,15 @@ impl Missions {
         }
     }
 
+    /// How many missions are in each state (states with none are left out).
+    pub(crate) fn count_by_state(&self) -> HashMap<MissionState, u64> {
+        let mut by = HashMap::new();
+        for r in self.lock().records.values() {
+            *by.entry(r.view.state).or_default() += 1;
+        }
+        by
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -201,17 +201,12 @@ pub fn tcp_router(hub: Hub, port: u16) -> Router {
 }
 
 async fn metrics_text(State(hub): State<Hub>) -> Response {
-    let mut body = hub.metrics().render(hub.live_sessions());
-    body.push_str(&format!(
-        "# HELP r1_subscribers Live event-stream subscribers.\n# TYPE r1_subscribers gauge\nr1_subscribers {}\n",
-        hub.subscriber_count()
-    ));
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        body,
+        hub.metrics_text(),
     )
         .into_response()
 }

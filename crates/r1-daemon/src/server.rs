@@ -195,12 +195,21 @@ pub async fn serve_with(
         // The receiver may be gone (nobody waits for the line); serving goes on.
         let _ = tx.send(r1_proto::DaemonListening::new(&reg, port));
     }
+    hub.runtime()
+        .set_listening(url.clone(), port, sock_path.display().to_string());
     tracing::info!(pid = info.pid, %url, sock = %sock_path.display(), "r1 daemon listening");
     // One line saying whether commands and exec agents are confined (Landlock), found by
     // trying it in a throwaway thread; off the runtime because it touches the disk.
     match tokio::task::spawn_blocking(r1_engine::probe_sandbox).await {
-        Ok(sandbox) if sandbox.active() => tracing::info!(abi = ?sandbox.abi, "{}", sandbox.detail),
-        Ok(sandbox) => tracing::warn!("{}", sandbox.detail),
+        Ok(sandbox) => {
+            hub.runtime()
+                .set_sandbox(sandbox.detail.clone(), sandbox.active());
+            if sandbox.active() {
+                tracing::info!(abi = ?sandbox.abi, "{}", sandbox.detail);
+            } else {
+                tracing::warn!("{}", sandbox.detail);
+            }
+        }
         Err(e) => tracing::warn!("cannot probe the sandbox: {e}"),
     }
     hub.bus().publish(&r1_proto::events::bus::DaemonStarted {

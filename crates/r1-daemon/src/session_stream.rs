@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::sessions::{journal_error, Session};
-use crate::subscribers::Slot;
+use crate::subscribers::{Slot, Subscribers};
 use crate::Hub;
 
 /// How many records one replay read takes from the journal: large enough that a long
@@ -131,6 +131,17 @@ pub struct LiveQueue {
     dropped: CancellationToken,
     /// What the log calls this subscriber.
     what: String,
+    /// The daemon's subscriber counts, which total the queued bytes and the drops.
+    stats: Option<Arc<Subscribers>>,
+}
+
+impl Drop for LiveQueue {
+    fn drop(&mut self) {
+        let bytes = self.lock().bytes;
+        if let Some(s) = &self.stats {
+            s.queued(bytes, 0);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -158,6 +169,7 @@ impl LiveQueue {
         what: String,
         replaying: bool,
     ) -> Arc<LiveQueue> {
+        let stats = slot.as_ref().map(Slot::owner);
         Arc::new(LiveQueue {
             st: Mutex::new(QueueState {
                 frames: VecDeque::new(),
@@ -173,7 +185,16 @@ impl LiveQueue {
             limits,
             dropped,
             what,
+            stats,
         })
+    }
+
+    /// Sets the queue's byte count, keeping the daemon's total in step.
+    fn set_bytes(&self, st: &mut QueueState, bytes: usize) {
+        if let Some(s) = &self.stats {
+            s.queued(st.bytes, bytes);
+        }
+        st.bytes = bytes;
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -202,7 +223,10 @@ impl LiveQueue {
             }
             st.too_slow = true;
             st.frames.clear();
-            st.bytes = 0;
+            self.set_bytes(&mut st, 0);
+            if let Some(s) = &self.stats {
+                s.count_dropped();
+            }
             let slot = st.slot.take();
             drop(st);
             drop(slot);
@@ -215,7 +239,8 @@ impl LiveQueue {
             self.wake.notify_one();
             return false;
         }
-        st.bytes += f.cost();
+        let bytes = st.bytes + f.cost();
+        self.set_bytes(&mut st, bytes);
         st.frames.push_back(Arc::clone(f));
         drop(st);
         self.wake.notify_one();
@@ -289,7 +314,8 @@ fn pop(q: &LiveQueue) -> Pop {
         return Pop::TooSlow;
     }
     if let Some(f) = st.frames.pop_front() {
-        st.bytes = st.bytes.saturating_sub(f.cost());
+        let bytes = st.bytes.saturating_sub(f.cost());
+        q.set_bytes(&mut st, bytes);
         if st.frames.is_empty() {
             st.full_since = None;
         }
@@ -412,7 +438,7 @@ impl Follower {
                     if st.lagged {
                         st.lagged = false;
                         st.frames.clear();
-                        st.bytes = 0;
+                        q.set_bytes(&mut st, 0);
                         continue;
                     }
                     st.replaying = false;
@@ -545,7 +571,7 @@ impl LiveQueue {
     pub(crate) fn reset_live(&self) {
         let mut st = self.lock();
         st.frames.clear();
-        st.bytes = 0;
+        self.set_bytes(&mut st, 0);
         st.lagged = false;
         st.replaying = false;
         st.full_since = None;

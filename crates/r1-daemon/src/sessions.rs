@@ -404,7 +404,8 @@ impl Hub {
         s.provider
             .get_or_try_init(|| async {
                 let e = self.engine(&s.engine)?;
-                crate::engines::provider(e, s.model.as_deref(), Path::new(&s.workdir))
+                let p = crate::engines::provider(e, s.model.as_deref(), Path::new(&s.workdir))?;
+                Ok::<_, ApiError>(crate::metrics::timed_provider(self, &s.engine, p))
             })
             .await
             .cloned()
@@ -555,6 +556,7 @@ impl Hub {
         let mut core = crate::transition::Core::default();
         core.apply(&created);
         let session = self.insert_session(&id, &data, Some(journal), core, Vec::new(), None);
+        tracing::info!(session = %id, %engine, %workdir, worktree = worktree_id.unwrap_or("-"), "session started");
         self.bus().publish(&bus::SessionCreated {
             session_id: id,
             workdir,

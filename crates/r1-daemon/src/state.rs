@@ -267,6 +267,13 @@ impl StateDir {
                     message,
                 })?;
                 config
+                    .logs
+                    .validate()
+                    .map_err(|message| StartError::Config {
+                        path: path.display().to_string(),
+                        message,
+                    })?;
+                config
                     .limits
                     .validate()
                     .map_err(|message| StartError::Config {
@@ -415,6 +422,9 @@ pub struct Config {
     /// The mission worker pool (`[missions]`).
     #[serde(default)]
     pub missions: MissionsConfig,
+    /// The daemon's log files (`[logs]`).
+    #[serde(default)]
+    pub logs: crate::logs::LogsConfig,
 }
 
 /// `[missions]` in `daemon.toml`.

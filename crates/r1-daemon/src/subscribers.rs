@@ -2,6 +2,7 @@
 //! and over the whole daemon, so that no client can open followers without bound.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use r1_proto::{ApiError, ErrorCode};
@@ -12,6 +13,10 @@ pub struct Subscribers {
     per_session_max: usize,
     total_max: usize,
     counts: Mutex<Counts>,
+    /// Bytes of frames waiting in all live queues (a metrics gauge).
+    queued_bytes: AtomicU64,
+    /// Subscribers dropped as too slow since the start (a metrics counter).
+    dropped: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +39,8 @@ impl Subscribers {
             per_session_max,
             total_max,
             counts: Mutex::new(Counts::default()),
+            queued_bytes: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         })
     }
 
@@ -64,9 +71,42 @@ impl Subscribers {
         })
     }
 
+    /// A live queue's bytes went from `from` to `to`.
+    pub fn queued(&self, from: usize, to: usize) {
+        if to >= from {
+            self.queued_bytes
+                .fetch_add((to - from) as u64, Ordering::Relaxed);
+        } else {
+            self.queued_bytes
+                .fetch_sub((from - to) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes waiting in all live queues.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Counts a subscriber dropped as too slow.
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subscribers dropped as too slow since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// How many subscribers are live, in all.
     pub fn total(&self) -> usize {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+impl Slot {
+    /// The counts this slot belongs to.
+    pub fn owner(&self) -> Arc<Subscribers> {
+        Arc::clone(&self.owner)
     }
 }
 

@@ -103,6 +103,12 @@ impl Api for Fake {
     async fn shutdown(&self, _: ShutdownParams) -> Result<Ack, ApiError> {
         unsupported()
     }
+    async fn daemon_status(&self, _: EmptyParams) -> Result<r1_proto::DaemonStatus, ApiError> {
+        unsupported()
+    }
+    async fn daemon_logs(&self, _: r1_proto::LogsParams) -> Result<r1_proto::LogPage, ApiError> {
+        unsupported()
+    }
     async fn session_start(&self, p: StartSessionParams) -> Result<SessionView, ApiError> {
         if !p.workdir.starts_with('/') {
             return Err(ApiError::validation("workdir must be absolute"));

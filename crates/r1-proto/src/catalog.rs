@@ -36,13 +36,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    Ack, ApiError, ApproveParams, Discovery, EmptyParams, EngineList, Handshake, Health,
-    JournalPage, JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
-    MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
-    SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
-    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
-    WorktreeView,
+    Ack, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
+    Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
+    MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
+    RepairResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
+    SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
+    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
+    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -523,6 +523,38 @@ operations! {
         mcp: None,
         related: [],
         title: "Discover",
+    }
+
+    /// The daemon at a glance: version, pid, uptime, listeners, sandbox, sessions and
+    /// missions by state, live subscribers, hooks run and the last error it logged.
+    /// Read-only.
+    DaemonStatus daemon_status {
+        method: "daemon.status",
+        http: Get "/v1/status" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: EmptyParams,
+        result: DaemonStatus,
+        mcp: None,
+        related: ["/v1/sessions", "/v1/missions", "/v1/metrics"],
+        title: "Daemon status",
+    }
+
+    /// The daemon's own log lines, oldest first, filtered by time (`since`), level
+    /// and session. Without `after`, the newest `limit` matching lines; with the
+    /// `next` cursor of a previous answer as `after`, the lines written since, waiting
+    /// up to `wait_ms` for the first one (how `r1 ctl logs -f` follows). Not offered
+    /// over MCP: logs hold paths and prompts of every session. Read-only.
+    DaemonLogs daemon_logs {
+        method: "daemon.logs",
+        http: Get "/v1/logs" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: LogsParams,
+        result: LogPage,
+        mcp: None,
+        related: ["/v1/status"],
+        title: "Read the daemon's logs",
     }
 
     /// Stop the daemon gracefully: in-flight requests get `grace_s` seconds, sessions

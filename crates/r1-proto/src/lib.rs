@@ -12,6 +12,7 @@ mod event;
 pub mod events;
 mod mission;
 pub mod openapi;
+mod ops;
 pub mod schema;
 mod session;
 mod verify;
@@ -28,6 +29,7 @@ pub use mission::{
     MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionSpec, MissionState,
     MissionTimings, MissionView,
 };
+pub use ops::{DaemonStatus, ListenerStatus, LogLine, LogPage, LogsParams};
 pub use session::{
     ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
@@ -264,6 +266,10 @@ pub fn wire_schema() -> serde_json::Value {
         LaneList,
         EngineView,
         EngineList,
+        LogsParams,
+        LogPage,
+        LogLine,
+        DaemonStatus,
     );
     let all_defs = gen.take_definitions(true);
     serde_json::json!({

@@ -38,6 +38,12 @@ enum Verb {
     Discover,
     /// Ask the daemon how it is.
     Health,
+    /// The daemon at a glance: version, uptime, pid, listeners, sandbox, sessions and
+    /// missions by state, subscribers, hooks run, last error.
+    Status,
+    /// Print the daemon's log lines (read through its API, so this works over an
+    /// SSH-forwarded socket too).
+    Logs(crate::ops_cmd::LogsArgs),
     /// Stop the daemon gracefully and wait until it has exited.
     Shutdown {
         /// Seconds in-flight requests get to finish.
@@ -139,6 +145,8 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
             let ok = crate::missions_cmd::run_verify(&opts, verb, args.json).await?;
             return if ok { Ok(()) } else { Err(CtlError::Exit(1)) };
         }
+        Verb::Status => return Ok(crate::ops_cmd::status(&opts, args.json).await?),
+        Verb::Logs(a) => return Ok(crate::ops_cmd::logs(&opts, a, args.json).await?),
         Verb::Engines => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let l = client.engines_list(EmptyParams {}).await?;

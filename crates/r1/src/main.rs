@@ -6,6 +6,7 @@ mod doctor;
 mod mcp_cmd;
 mod missions_cmd;
 mod open_cmd;
+mod ops_cmd;
 mod output;
 mod serve;
 mod service;
@@ -33,7 +34,7 @@ enum Command {
     /// Run the daemon in the foreground (clients start it on demand, detached), or
     /// install it as a login service (--install, --uninstall, --status).
     Serve(serve::ServeArgs),
-    /// Control the daemon: discover, health, shutdown, rotate-token, sessions.
+    /// Control the daemon: discover, health, status, logs, shutdown, rotate-token, sessions.
     Ctl(ctl::CtlArgs),
     /// Chat with a session in the terminal (starts one unless --session is given).
     Chat(chat::ChatArgs),

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use r1_daemon::logs::{JsonLayer, RotatingFile};
 use r1_daemon::{ServeOptions, StartError, StateDir};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -198,8 +199,9 @@ fn refuse(e: &StartError) -> i32 {
     1
 }
 
-/// Logs to stderr and to `logs/r1.log.<date>` (daily, 7 files kept). Requests are
-/// logged by path only, so tokens in query strings never reach a log.
+/// Logs to stderr as text (coloured on a terminal) and to `logs/r1-NNNNNN.log` as JSON
+/// lines, rotated by size and age (`[logs]` in `daemon.toml`; see `r1_daemon::logs`).
+/// Requests are logged by path only, so tokens in query strings never reach a log.
 fn init_logging(
     state: &StateDir,
     level: &str,
@@ -214,30 +216,26 @@ fn init_logging(
         .with_ansi(ansi)
         .with_target(false)
         .with_filter(filter());
-    let file = tracing_appender::rolling::Builder::new()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("r1")
-        .filename_suffix("log")
-        .max_log_files(7)
-        .build(state.path("logs"))
-        .ok();
-    match file {
-        Some(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
-            let file_layer = fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false)
-                .with_target(false)
-                .with_filter(filter());
-            let _ = tracing_subscriber::registry()
-                .with(stderr)
-                .with(file_layer)
-                .try_init();
-            Some(guard)
-        }
-        None => {
-            let _ = tracing_subscriber::registry().with(stderr).try_init();
+    // An invalid daemon.toml is reported by the daemon itself a moment later; the logs
+    // then use the defaults.
+    let rotation = state.read_config().unwrap_or_default().logs.rotation();
+    let file = match RotatingFile::open(&state.path("logs"), rotation) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("r1: cannot open the log files: {e}; logging to stderr only");
             None
         }
-    }
+    };
+    // The non-blocking writer moves file writes off the runtime's threads. The JSON
+    // layer is there even without a file: it keeps the last error for `ctl status`.
+    let (writer, guard) = match file.map(tracing_appender::non_blocking) {
+        Some((w, g)) => (Some(w), Some(g)),
+        None => (None, None),
+    };
+    let json = JsonLayer::new(writer).with_filter(filter());
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(json)
+        .try_init();
+    guard
 }

@@ -40,8 +40,9 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         // Stopping the daemon would leave the other surfaces nothing to call; shutdown
         // is covered over HTTP and the CLI in `foundation`.
         "daemon.shutdown" => return None,
-        "daemon.handshake" | "daemon.health" | "daemon.discover" | "session.list"
-        | "session.resume_all" | "engines.list" => json!({}),
+        "daemon.handshake" | "daemon.health" | "daemon.discover" | "daemon.status"
+        | "session.list" | "session.resume_all" | "engines.list" => json!({}),
+        "daemon.logs" => json!({"session_id": main, "level": "info", "limit": 1}),
         "session.start" => json!({"workdir": workdir, "title": "catalog"}),
         "session.send" => json!({"session_id": main, "text": "hello", "client_message_id": "k1"}),
         "session.journal" => json!({"session_id": main, "since_seq": 1, "limit": 2}),

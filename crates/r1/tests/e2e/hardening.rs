@@ -127,7 +127,7 @@ fn a_thousand_idle_and_half_open_connections_leave_the_cli_working() {
     let m = d.get("/v1/metrics");
     assert!(
         m.body
-            .contains("r1_perimeter_rejections_total{reason=\"connection_limit\"}"),
+            .contains("r1_connections_rejected_total{listener=\"tcp\",reason=\"limit\"}"),
         "the cap never turned a connection away: {}",
         m.body
     );

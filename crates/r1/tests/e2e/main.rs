@@ -14,6 +14,7 @@ mod flow;
 mod foundation;
 mod hardening;
 mod missions;
+mod ops;
 mod perimeter;
 mod providers;
 mod restart;

@@ -1,0 +1,163 @@
+//! `r1 ctl status` and `r1 ctl logs`: the running daemon, seen through its API, so
+//! they work the same over an SSH-forwarded socket.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Args;
+use r1_client::{ClientError, ConnectOptions};
+use r1_proto::{Api, EmptyParams, LogLine, LogsParams};
+
+use crate::output;
+
+/// `r1 ctl logs`'s flags.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new lines as the daemon writes them (Ctrl-C to stop).
+    #[arg(short, long)]
+    follow: bool,
+    /// Only lines from this long ago on (`30s`, `10m`, `2h`, `1d`), or since an
+    /// RFC 3339 time.
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// Only lines of this level or more severe: error, warn, info, debug, trace.
+    #[arg(long, value_name = "LEVEL")]
+    level: Option<String>,
+    /// Only lines about this session.
+    #[arg(long, value_name = "ID")]
+    session: Option<String>,
+    /// How many of the newest lines to print first (default 200; 20 with --follow).
+    #[arg(short = 'n', long, value_name = "N")]
+    lines: Option<u64>,
+}
+
+/// How long one follow request waits for a new line before asking again: below the
+/// client's 30 s answer timeout.
+const FOLLOW_WAIT_MS: u64 = 20_000;
+
+/// `r1 ctl logs`.
+pub async fn logs(opts: &ConnectOptions, args: LogsArgs, json: bool) -> Result<(), ClientError> {
+    let client = r1_client::connect_or_spawn(opts).await?;
+    let first = LogsParams {
+        since: args.since.clone(),
+        level: args.level.clone(),
+        session_id: args.session.clone(),
+        limit: Some(args.lines.unwrap_or(if args.follow { 20 } else { 200 })),
+        after: None,
+        wait_ms: None,
+    };
+    let mut page = client.daemon_logs(first).await?;
+    loop {
+        for l in &page.lines {
+            print_line(l, json);
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        let next = LogsParams {
+            since: None,
+            level: args.level.clone(),
+            session_id: args.session.clone(),
+            limit: Some(1000),
+            after: Some(page.next.clone()),
+            wait_ms: Some(FOLLOW_WAIT_MS),
+        };
+        page = match client.daemon_logs(next).await {
+            Ok(p) => p,
+            // A daemon that cannot be reached (restarting) is asked again every
+            // second, as `tail -F` does; any other error ends the follow.
+            Err(e) if e.code == r1_proto::ErrorCode::CrashRecovery => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                r1_proto::LogPage {
+                    lines: Vec::new(),
+                    next: page.next.clone(),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+}
+
+fn print_line(l: &LogLine, json: bool) {
+    if json {
+        output::line(&serde_json::to_string(l).unwrap_or_default());
+        return;
+    }
+    let mut text = format!("{} {:>5} {}", l.at, l.level, l.message);
+    if let Some(s) = &l.session {
+        text.push_str(&format!(" session={s}"));
+    }
+    for (k, v) in &l.fields {
+        text.push_str(&format!(" {k}={v}"));
+    }
+    output::line(&text);
+}
+
+/// `r1 ctl status`.
+pub async fn status(opts: &ConnectOptions, json: bool) -> Result<(), ClientError> {
+    let client = r1_client::connect_or_spawn(opts).await?;
+    let s = client.daemon_status(EmptyParams {}).await?;
+    if json {
+        output::json(&s);
+        return Ok(());
+    }
+    let counts = |m: &BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    output::line(&format!(
+        "r1 {}  {}  pid {}  up {}",
+        s.version,
+        s.status,
+        s.pid,
+        humanize(s.uptime_s)
+    ));
+    output::line(&format!("  daemon id    {}", s.daemon_id));
+    if let Some(l) = &s.listen {
+        output::line(&format!("  listening    {}  (port {})", l.url, l.port));
+        output::line(&format!("  socket       {}", l.socket));
+    }
+    output::line(&format!("  home         {}", s.home));
+    output::line(&format!(
+        "  sandbox      {}{}",
+        if s.sandbox_active { "" } else { "OFF: " },
+        s.sandbox
+    ));
+    output::line(&format!("  sessions     {}", counts(&s.sessions)));
+    output::line(&format!("  missions     {}", counts(&s.missions)));
+    output::line(&format!("  subscribers  {}", s.subscribers));
+    output::line(&format!(
+        "  hooks run    {} (r1 has no hooks yet)",
+        s.hooks_run
+    ));
+    match &s.last_error {
+        Some(e) => output::line(&format!(
+            "  last error   {} {}{}",
+            e.at,
+            e.message,
+            e.session
+                .as_deref()
+                .map(|s| format!(" session={s}"))
+                .unwrap_or_default()
+        )),
+        None => output::line("  last error   none"),
+    }
+    Ok(())
+}
+
+/// `3725` → `1h 2m 5s`.
+fn humanize(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m"),
+    }
+}
