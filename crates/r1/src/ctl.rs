@@ -90,9 +90,9 @@ impl From<r1_proto::ApiError> for CtlError {
 }
 
 impl CtlArgs {
-    /// `r1 ctl health`, which the deprecated `r1 daemon status` runs.
-    pub fn health(json: bool) -> CtlArgs {
-        CtlArgs::of(Verb::Health, json)
+    /// `r1 ctl status`, which the deprecated `r1 daemon status` runs.
+    pub fn status(json: bool) -> CtlArgs {
+        CtlArgs::of(Verb::Status, json)
     }
 
     /// `r1 ctl shutdown --grace GRACE`, which the deprecated `r1 daemon stop` runs.

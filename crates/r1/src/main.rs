@@ -44,7 +44,7 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Serve r1's sessions to other agents over MCP (`r1 mcp serve`, stdio).
     Mcp(mcp_cmd::McpArgs),
-    /// Deprecated: `r1 daemon start` is `r1 serve`, `status` is `r1 ctl health`,
+    /// Deprecated: `r1 daemon start` is `r1 serve`, `status` is `r1 ctl status`,
     /// `stop` is `r1 ctl shutdown`.
     #[command(hide = true)]
     Daemon(DaemonArgs),
@@ -64,7 +64,7 @@ struct DaemonArgs {
 enum DaemonVerb {
     /// Deprecated: `r1 serve` (takes the same flags).
     Start(serve::ServeArgs),
-    /// Deprecated: `r1 ctl health`.
+    /// Deprecated: `r1 ctl status`.
     Status {
         /// Print the result as JSON, for scripts.
         #[arg(long)]
@@ -102,8 +102,8 @@ fn main() {
                 serve::run(&home, args)
             }
             DaemonVerb::Status { json } => {
-                deprecated("daemon status", "ctl health");
-                ctl::run(&home, ctl::CtlArgs::health(json))
+                deprecated("daemon status", "ctl status");
+                ctl::run(&home, ctl::CtlArgs::status(json))
             }
             DaemonVerb::Stop { grace, json } => {
                 deprecated("daemon stop", "ctl shutdown");
