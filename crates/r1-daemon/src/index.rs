@@ -47,8 +47,11 @@ type SyncDir = Box<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 pub struct SessionIndex {
     /// Tickets handed out: one per directory created, taken after its `mkdir` returned.
     created: AtomicU64,
-    /// What the fsyncs of `sessions/` covered. Held by the one thread running such an
-    /// fsync; the others wait for it and then find their directory already covered.
+    /// Held by the one thread running an fsync of `sessions/`; the others wait for it
+    /// and then find their directory already covered.
+    syncing: Mutex<()>,
+    /// What the fsyncs of `sessions/` covered; held only to read or record that, never
+    /// across an fsync, so a create already covered never waits for another's sync.
     synced: Mutex<Synced>,
     sync_dir: SyncDir,
 }
@@ -122,6 +125,7 @@ impl SessionIndex {
     fn with_sync(sync_dir: SyncDir) -> SessionIndex {
         SessionIndex {
             created: AtomicU64::new(0),
+            syncing: Mutex::new(()),
             synced: Mutex::new(Synced::default()),
             sync_dir,
         }
@@ -160,9 +164,9 @@ impl SessionIndex {
                 .sync(sessions_dir, ticket)
                 .map(|()| t)
                 .map_err(AddError::Index),
-            Err(e) => Err(match self.failure(ticket) {
-                Some(failed) => AddError::Index(failed),
-                None => AddError::Fill(e),
+            Err(e) => Err(match self.settled(ticket) {
+                Some(Err(failed)) => AddError::Index(failed),
+                _ => AddError::Fill(e),
             }),
         };
         if made.is_err() {
@@ -175,17 +179,20 @@ impl SessionIndex {
     /// an fsync of `sessions/` that started after its `mkdir` returned, its own or one
     /// a racing add ran (group commit). Fails if the fsync that covered it failed.
     fn sync(&self, sessions_dir: &Path, ticket: u64) -> io::Result<()> {
-        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(failed) = synced.failure(ticket) {
-            return Err(failed);
+        if let Some(settled) = self.settled(ticket) {
+            return settled;
         }
-        if synced.upto >= ticket {
-            return Ok(());
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(settled) = self.settled(ticket) {
+            // The sync we waited for started after our mkdir returned.
+            return settled;
         }
         // Every ticket handed out so far belongs to a mkdir that has returned, so the
         // sync below covers them all.
         let upto = self.created.load(Ordering::Acquire);
-        match (self.sync_dir)(sessions_dir) {
+        let outcome = (self.sync_dir)(sessions_dir);
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        match outcome {
             Ok(()) => {
                 synced.upto = synced.upto.max(upto);
                 Ok(())
@@ -198,10 +205,14 @@ impl SessionIndex {
         }
     }
 
-    /// The error of the failed sync of `sessions/` that covered `ticket`, if one did.
-    fn failure(&self, ticket: u64) -> Option<io::Error> {
+    /// How the fsyncs of `sessions/` so far settled `ticket`: `None` while none
+    /// covered it.
+    fn settled(&self, ticket: u64) -> Option<io::Result<()>> {
         let synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        synced.failure(ticket)
+        match synced.failure(ticket) {
+            Some(failed) => Some(Err(failed)),
+            None => (synced.upto >= ticket).then_some(Ok(())),
+        }
     }
 
     /// The ids of every session in `sessions_dir`: each `ses_…` directory holding a
