@@ -28,6 +28,7 @@ use tokio::sync::{watch, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use crate::fsutil::{now_rfc3339, random_hex};
+use crate::index::AddError;
 use crate::transition::{Command, Core};
 use crate::Hub;
 
@@ -129,7 +130,7 @@ pub struct Session {
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
     /// Which sessions exist: adds them durably in O(1).
-    index: crate::index::SessionIndex,
+    index: Arc<crate::index::SessionIndex>,
     pub(crate) journal_opts: JournalOptions,
     /// Repairs run one at a time (each swaps a session in the table).
     repair: tokio::sync::Mutex<()>,
@@ -425,9 +426,7 @@ impl Hub {
                 "workdir {workdir} is not a directory"
             )));
         }
-        let home = std::fs::canonicalize(self.state().root())
-            .unwrap_or_else(|_| self.state().root().to_path_buf());
-        if canon.starts_with(&home) {
+        if canon.starts_with(self.state().canonical_root()) {
             return Err(ApiError::validation(format!(
                 "workdir {workdir} is inside the daemon's state directory; choose a project directory"
             )));
@@ -494,24 +493,6 @@ impl Hub {
         params: &StartSessionParams,
         worktree_id: Option<&str>,
     ) -> Result<SessionView, ApiError> {
-        let sessions_dir = self.state().path("sessions");
-        let index = &self.sessions().index;
-        let (dir, ticket) = index.make(&sessions_dir, &id).await.map_err(|e| {
-            tracing::error!(session = %id, "cannot create the session directory: {e}");
-            ApiError::internal("could not create the session directory")
-        })?;
-        let journal = match Journal::create_unsynced(
-            &dir.join("journal.ndjson"),
-            self.sessions().journal_opts.clone(),
-        )
-        .await
-        {
-            Ok(j) => j,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(journal_error(&e));
-            }
-        };
         let created_at = now_rfc3339();
         let workdir = workdir.display().to_string();
         let data = EventData::from(SessionCreated {
@@ -526,31 +507,35 @@ impl Hub {
             worktree_id: worktree_id.map(str::to_string),
         })
         .to_value();
-        // Journal first: the session exists once `session.created` is durable, and the
-        // directory entries that lead to it too. The three syncs run at once (see
-        // `index`), so a create waits for about one.
-        let (indexed, entry, created) = tokio::join!(
-            index.sync(&sessions_dir, ticket),
-            journal.sync_dir_entry(),
-            journal.append(
-                NewRecord::new(EventKind::SessionCreated, "main", data.clone()),
-                Ack::Durable,
-            ),
-        );
-        let created = match (indexed, entry, created) {
-            (Ok(()), Ok(()), Ok(r)) => Ok(r),
-            (Err(e), _, _) => {
-                tracing::error!(session = %id, "cannot sync the sessions directory: {e}");
-                Err(ApiError::internal("could not create the session directory"))
+        // The session exists once `session.created` is durable, and the directory
+        // entries that lead to it too: one blocking job makes the directory, the
+        // journal with its first record, and syncs all three (see `index`).
+        let hub = self.clone();
+        let (owned_id, first) = (id.clone(), data.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            let sessions_dir = hub.state().path("sessions");
+            let opts = hub.sessions().journal_opts.clone();
+            hub.sessions()
+                .index
+                .add(&sessions_dir, &owned_id, |dir, entry| {
+                    Journal::create_with(
+                        &dir.join("journal.ndjson"),
+                        opts,
+                        NewRecord::new(EventKind::SessionCreated, "main", first),
+                        move || entry.sync(),
+                    )
+                })
+        });
+        let (journal, created) = match job.await {
+            Ok(Ok(made)) => made,
+            Ok(Err(AddError::Fill(e))) => return Err(journal_error(&e)),
+            Ok(Err(AddError::Index(e))) => {
+                tracing::error!(session = %id, "cannot create the session directory: {e}");
+                return Err(ApiError::internal("could not create the session directory"));
             }
-            (_, Err(e), _) | (_, _, Err(e)) => Err(journal_error(&e)),
-        };
-        let created = match created {
-            Ok(r) => r,
             Err(e) => {
-                let _ = journal.close().await;
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
+                tracing::error!(session = %id, "the create job failed: {e}");
+                return Err(ApiError::internal("could not create the session"));
             }
         };
         let mut core = crate::transition::Core::default();

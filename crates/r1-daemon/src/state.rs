@@ -56,6 +56,9 @@ pub(crate) fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> Start
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// `root` with every symlink resolved, to tell whether a path lies inside it; found
+    /// once here, not on every session create.
+    canonical: PathBuf,
 }
 
 impl StateDir {
@@ -75,6 +78,7 @@ impl StateDir {
         check_private_dir(root)?;
         let dir = StateDir {
             root: root.to_path_buf(),
+            canonical: fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
         };
         for sub in ["sessions", "bus", "logs", "hooks"] {
             let p = dir.root.join(sub);
@@ -92,6 +96,11 @@ impl StateDir {
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The directory with every symlink in its path resolved.
+    pub fn canonical_root(&self) -> &Path {
+        &self.canonical
     }
 
     /// A path inside the directory.

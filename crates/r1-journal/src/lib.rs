@@ -272,38 +272,83 @@ impl Journal {
     /// Creates a new, empty journal file (mode 0600; fails if it exists), makes its
     /// directory entry durable, and starts its writer task.
     pub async fn create(path: &Path, opts: JournalOptions) -> Result<Journal, JournalError> {
-        let journal = Journal::create_unsynced(path, opts).await?;
-        journal.sync_dir_entry().await?;
-        Ok(journal)
-    }
-
-    /// Creates a new, empty journal file (mode 0600; fails if it exists) and starts its
-    /// writer, *without* making the file's directory entry durable: the caller does
-    /// that with [`Journal::sync_dir_entry`], typically at the same time as the first
-    /// durable append, so that the two syncs overlap (on a journaling file system they
-    /// share one commit). Until both have returned the journal may not survive a crash.
-    pub async fn create_unsynced(
-        path: &Path,
-        opts: JournalOptions,
-    ) -> Result<Journal, JournalError> {
         let io = Arc::clone(&opts.io);
         let owned = path.to_owned();
         let file = blocking(move || {
-            io.open_append(&owned, true)
-                .map_err(open::io_err("creating the journal"))
+            let file = io
+                .open_append(&owned, true)
+                .map_err(open::io_err("creating the journal"))?;
+            open::sync_parent_dir(&owned)
+                .map_err(open::io_err("syncing the journal's directory"))?;
+            Ok(file)
         })
         .await?;
         Journal::start(path, opts, file, 0, 0, Vec::new())
     }
 
-    /// Makes the journal file's directory entry durable (an fsync of its directory):
-    /// the other half of [`Journal::create_unsynced`].
-    pub async fn sync_dir_entry(&self) -> Result<(), JournalError> {
-        let owned = self.inner.path.clone();
-        blocking(move || {
-            open::sync_parent_dir(&owned).map_err(open::io_err("syncing the journal's directory"))
-        })
-        .await
+    /// Creates a new journal file (mode 0600; fails if it exists) holding `first` as
+    /// record 1, and returns once the record and the file's directory entry are durable,
+    /// and `beside` (the caller's own sync, e.g. of the directory's entry in its parent)
+    /// has returned, with the record as written. The three syncs (`fdatasync` of the
+    /// file, fsync of its directory, `beside`) start at the same time, once the record
+    /// is written: on a journaling file system they then share one commit, where one
+    /// after the other each later one would flush the disk's cache again. The writer task
+    /// is started only once all three succeeded; on any error the file is removed again
+    /// and nothing was started.
+    ///
+    /// This is [`Journal::create`], a durable append of `first` and the caller's sync in
+    /// one go: the file work runs on the calling thread, the two other syncs on the
+    /// runtime's blocking pool, and there is no hand-off from one step to the next.
+    ///
+    /// Blocking: call it on a blocking thread of a tokio runtime (the writer task is
+    /// started on that runtime).
+    pub fn create_with(
+        path: &Path,
+        opts: JournalOptions,
+        first: NewRecord,
+        beside: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(Journal, EventRecord), JournalError> {
+        let runtime = runtime_for("starting the journal's writer task")?;
+        let mut file = opts
+            .io
+            .open_append(path, true)
+            .map_err(open::io_err("creating the journal"))?;
+        let mut line = Vec::new();
+        let durable = writer::encode(&mut line, 1, first).and_then(|record| {
+            file.write_all(&line)
+                .map_err(open::io_err("writing the journal's first record"))?;
+            let owned = path.to_owned();
+            let entry = runtime.spawn_blocking(move || {
+                open::sync_parent_dir(&owned)
+                    .map_err(open::io_err("syncing the journal's directory"))
+            });
+            let beside = runtime.spawn_blocking(move || {
+                beside().map_err(open::io_err("syncing beside the new journal"))
+            });
+            let data = file
+                .sync_data()
+                .map_err(open::io_err("syncing the journal's first record"));
+            // All three are waited for, so none is still running once this returns.
+            let entry = runtime.block_on(entry).unwrap_or_else(|e| Err(lost(e)));
+            let beside = runtime.block_on(beside).unwrap_or_else(|e| Err(lost(e)));
+            data.and(entry).and(beside).map(|()| record)
+        });
+        let record = match durable {
+            Ok(record) => record,
+            Err(e) => {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        let len = line.len() as u64;
+        match Journal::start(path, opts, file, 1, len, Vec::new()) {
+            Ok(journal) => Ok((journal, record)),
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+        }
     }
 
     /// Opens an existing journal, checking every record in it (see the crate docs).
@@ -368,10 +413,7 @@ impl Journal {
         len: u64,
         index: Vec<(u64, u64)>,
     ) -> Result<Journal, JournalError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| JournalError::Io {
-            what: "starting the journal's writer task".to_owned(),
-            source: std::io::Error::other(e),
-        })?;
+        let runtime = runtime_for("starting the journal's writer task")?;
         let (tx, rx) = flume::bounded(opts.channel_capacity.max(1));
         let shared = Arc::new(Shared::new(last_seq, len));
         shared.index().extend(index);
@@ -648,14 +690,28 @@ fn check_and_open(
     }
 }
 
+/// The tokio runtime the caller runs on, needed for `what`.
+fn runtime_for(what: &str) -> Result<tokio::runtime::Handle, JournalError> {
+    tokio::runtime::Handle::try_current().map_err(|e| JournalError::Io {
+        what: what.to_owned(),
+        source: std::io::Error::other(e),
+    })
+}
+
+/// The error of blocking work that never returned (it panicked, or the runtime is
+/// shutting down).
+fn lost(e: tokio::task::JoinError) -> JournalError {
+    JournalError::Io {
+        what: "running blocking journal work".to_owned(),
+        source: std::io::Error::other(e),
+    }
+}
+
 /// Runs blocking file work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, JournalError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(JournalError::Io {
-            what: "running blocking journal work".to_owned(),
-            source: std::io::Error::other(e),
-        })
-    })
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(lost(e)))
 }

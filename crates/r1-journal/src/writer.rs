@@ -203,6 +203,35 @@ fn linger(rx: &mut flume::Receiver<Msg>) -> Option<Msg> {
     }
 }
 
+/// Gives `new` its `seq` and `at` and appends it to `buf` as one sealed line, `'\n'`
+/// included; on error `buf` is left as it was.
+pub(crate) fn encode(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    new: NewRecord,
+) -> Result<EventRecord, JournalError> {
+    let record = EventRecord {
+        v: RECORD_VERSION,
+        seq,
+        at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        kind: new.kind,
+        lane: new.lane,
+        data: new.data,
+    };
+    let offset = buf.len();
+    if let Err(e) = serde_json::to_writer(&mut *buf, &record) {
+        // Not expected for a `serde_json::Value` payload.
+        buf.truncate(offset);
+        return Err(JournalError::Io {
+            what: "serializing a record".to_owned(),
+            source: io::Error::other(e),
+        });
+    }
+    seal(buf, offset);
+    buf.push(b'\n');
+    Ok(record)
+}
+
 /// The writer's state; lives in the writer task and moves into each blocking job.
 pub(crate) struct Writer {
     file: Box<dyn JournalFile>,
@@ -299,27 +328,15 @@ impl Writer {
             let _ = reply.send(Err(err));
             return None;
         }
-        let record = EventRecord {
-            v: RECORD_VERSION,
-            seq: self.next_seq + self.staged.len() as u64,
-            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            kind: new.kind,
-            lane: new.lane,
-            data: new.data,
-        };
         let offset = self.buf.len();
-        if let Err(e) = serde_json::to_writer(&mut self.buf, &record) {
-            // Not expected for a `serde_json::Value` payload; answered on its own so the
-            // rest of the batch goes on.
-            self.buf.truncate(offset);
-            let _ = reply.send(Err(JournalError::Io {
-                what: "serializing a record".to_owned(),
-                source: io::Error::other(e),
-            }));
-            return None;
-        }
-        seal(&mut self.buf, offset);
-        self.buf.push(b'\n');
+        let record = match encode(&mut self.buf, self.next_seq + self.staged.len() as u64, new) {
+            Ok(record) => record,
+            Err(e) => {
+                // Answered on its own so the rest of the batch goes on.
+                let _ = reply.send(Err(e));
+                return None;
+            }
+        };
         self.durable |= ack == Ack::Durable;
         self.staged.push(Staged {
             record,

@@ -168,6 +168,83 @@ async fn create_fails_when_the_file_exists() {
     }
 }
 
+/// Runs `Journal::create_with` as its callers do: on a blocking thread of the runtime.
+async fn create_with(
+    path: &Path,
+    opts: JournalOptions,
+    beside: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Result<(Journal, EventRecord), JournalError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || Journal::create_with(&path, opts, user_message(0), beside))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_makes_the_first_record_durable_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    let io = FaultyIo::new();
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&ran);
+    let (journal, first) = create_with(&path, io.options(), move || {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.seq, 1);
+    assert!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        "`beside` ran"
+    );
+    assert_eq!((io.write_count(), io.fsync_count()), (1, 1));
+    assert_eq!(journal.last_seq(), 1);
+    // The writer goes on after it, and the file reads back as one journal.
+    let next = journal.append(delta(1), Ack::Appended).await.unwrap();
+    assert_eq!(next.seq, 2);
+    assert_eq!(seqs(&journal.read_from(1, 10).await.unwrap()), vec![1, 2]);
+    journal.close().await.unwrap();
+    let (reopened, report) = Journal::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.first_record.unwrap(), first);
+    assert_eq!(report.last_seq, 2);
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_leaves_no_file_when_a_sync_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_path(&dir);
+    // The first record's fdatasync fails.
+    let io = FaultyIo::new();
+    io.fail_next_fsync();
+    let err = create_with(&path, io.options(), || Ok(()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("first record"), "{err}");
+    assert!(!path.exists());
+    // The caller's sync beside it fails.
+    let err = create_with(&path, JournalOptions::default(), || {
+        Err(std::io::Error::from_raw_os_error(libc::EIO))
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("beside"), "{err}");
+    assert!(!path.exists());
+    // A file already there is an error, and is left alone.
+    std::fs::write(&path, b"mine").unwrap();
+    let err = create_with(&path, JournalOptions::default(), || Ok(()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, JournalError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"mine");
+}
+
 #[tokio::test]
 async fn open_of_a_missing_file_fails() {
     let dir = tempfile::tempdir().unwrap();

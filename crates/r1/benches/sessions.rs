@@ -156,10 +156,18 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("h");
     let work = tempfile::tempdir().unwrap();
-    // `R1_BENCH_ONLY=10k` runs only the create / 10,000-session part.
-    if std::env::var("R1_BENCH_ONLY").as_deref() == Ok("10k") {
-        ten_thousand(dir.path(), work.path());
-        return;
+    // `R1_BENCH_ONLY=10k` runs only the create / 10,000-session part; `create`, only
+    // the create rows (a quick before/after of the create path).
+    match std::env::var("R1_BENCH_ONLY").as_deref() {
+        Ok("10k") => return ten_thousand(dir.path(), work.path()),
+        Ok("create") => {
+            let home = dir.path().join("h2");
+            let (child, reg) = serve(&home);
+            let sock = reg["sock"].as_str().unwrap().to_string();
+            creates(&sock, dir.path(), work.path());
+            return stop(child, &sock);
+        }
+        _ => {}
     }
 
     // SSE fan-out: 100 subscribers of one session; latency from the start of a send to
@@ -288,13 +296,58 @@ fn main() {
 /// Creating sessions (1,000 on one connection, then 1,000 over 8 at once), then RSS,
 /// threads, shutdown and restart with 10,000 idle sessions.
 fn ten_thousand(dir: &Path, work: &Path) {
-    // Creating sessions: 1,000 one after another on one connection, then 1,000 over 8
-    // connections at once (the durable syncs of concurrent creates overlap).
+    // The create rows, then the same daemon filled up to 10,000 idle sessions.
     let fresh = dir.join("h2");
     let (child, reg) = serve(&fresh);
     let sock2 = reg["sock"].as_str().unwrap().to_string();
-    let create_seq = create_sessions(&sock2, work, 1000, 1);
-    let create_par = create_sessions(&sock2, work, 1000, 8);
+    creates(&sock2, dir, work);
+    // Fill up to 10,000 idle sessions.
+    create_sessions(&sock2, work, 8000, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = reg["pid"].as_u64().unwrap() as u32;
+    let (rss_10k_live, threads_10k_live) = (rss_kb(pid), threads(pid));
+    let t = Instant::now();
+    stop(child, &sock2);
+    let shutdown_10k = t.elapsed().as_secs_f64() * 1e3;
+    let mut restarts_10k = Vec::new();
+    let (mut rss_10k_after, mut threads_10k_after) = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (child, reg) = serve(&fresh);
+        restarts_10k.push(t.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = reg["pid"].as_u64().unwrap() as u32;
+        (rss_10k_after, threads_10k_after) = (rss_kb(pid), threads(pid));
+        stop(child, &sock2);
+    }
+
+    println!(
+        "| RSS with 10,000 idle sessions (created live), MB | {:.1} | | ≤ 80 |",
+        rss_10k_live as f64 / 1024.0
+    );
+    println!(
+        "| daemon threads with 10,000 idle sessions (created live) | {threads_10k_live} | | independent of sessions |"
+    );
+    println!("| graceful shutdown with 10,000 sessions, ms | {shutdown_10k:.0} | | — |");
+    println!(
+        "| restart with 10,000 sessions (spawn → registered, all reloaded), ms | {:.0} | | ≤ 500 |",
+        pct(&mut restarts_10k, 0.5)
+    );
+    println!(
+        "| RSS with 10,000 idle sessions (after restart), MB | {:.1} | | ≤ 80 |",
+        rss_10k_after as f64 / 1024.0
+    );
+    println!(
+        "| daemon threads with 10,000 idle sessions (after restart) | {threads_10k_after} | | independent of sessions |"
+    );
+}
+
+/// The create rows: 1,000 sessions one after another on one connection, then 1,000 over
+/// 8 connections at once (the durable syncs of concurrent creates are shared), the
+/// disk's floor, and the one-connection create with the state on tmpfs.
+fn creates(sock: &str, dir: &Path, work: &Path) {
+    let create_seq = create_sessions(sock, work, 1000, 1);
+    let create_par = create_sessions(sock, work, 1000, 8);
     // The disk's floor: one small write + fdatasync, as a durable create needs at least
     // one, in the same directory as the state.
     let sync_ms = {
@@ -317,26 +370,6 @@ fn ten_thousand(dir: &Path, work: &Path) {
         stop(child, &sock);
         t
     });
-    // Fill up to 10,000 idle sessions.
-    create_sessions(&sock2, work, 8000, 8);
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = reg["pid"].as_u64().unwrap() as u32;
-    let (rss_10k_live, threads_10k_live) = (rss_kb(pid), threads(pid));
-    let t = Instant::now();
-    stop(child, &sock2);
-    let shutdown_10k = t.elapsed().as_secs_f64() * 1e3;
-    let mut restarts_10k = Vec::new();
-    let (mut rss_10k_after, mut threads_10k_after) = (0, 0);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let (child, reg) = serve(&fresh);
-        restarts_10k.push(t.elapsed().as_secs_f64() * 1e3);
-        std::thread::sleep(Duration::from_millis(300));
-        let pid = reg["pid"].as_u64().unwrap() as u32;
-        (rss_10k_after, threads_10k_after) = (rss_kb(pid), threads(pid));
-        stop(child, &sock2);
-    }
-
     println!("| create 1,000 sessions, one connection, s total | {create_seq:.2} | | ≤ 0.3 |");
     println!(
         "| create 1,000 sessions, 8 connections at once, s total | {create_par:.2} | | ≤ 0.3 |"
@@ -345,23 +378,4 @@ fn ten_thousand(dir: &Path, work: &Path) {
     if let Some(t) = create_tmpfs {
         println!("| create 1,000 sessions, one connection, state on tmpfs (no sync cost), s total | {t:.2} | | — |");
     }
-    println!(
-        "| RSS with 10,000 idle sessions (created live), MB | {:.1} | | ≤ 80 |",
-        rss_10k_live as f64 / 1024.0
-    );
-    println!(
-        "| daemon threads with 10,000 idle sessions (created live) | {threads_10k_live} | | independent of sessions |"
-    );
-    println!("| graceful shutdown with 10,000 sessions, ms | {shutdown_10k:.0} | | — |");
-    println!(
-        "| restart with 10,000 sessions (spawn → registered, all reloaded), ms | {:.0} | | ≤ 500 |",
-        pct(&mut restarts_10k, 0.5)
-    );
-    println!(
-        "| RSS with 10,000 idle sessions (after restart), MB | {:.1} | | ≤ 80 |",
-        rss_10k_after as f64 / 1024.0
-    );
-    println!(
-        "| daemon threads with 10,000 idle sessions (after restart) | {threads_10k_after} | | independent of sessions |"
-    );
 }
