@@ -120,6 +120,9 @@ function before(a, b) {
 
 function upsert(m) {
   const old = board.missions.get(m.id);
+  // Answers can arrive out of order (a refetch started before a cancel may land after
+  // it); a final state is never replaced by an older, unfinished one.
+  if (old && FINAL.has(old.state) && !FINAL.has(m.state)) return;
   // A list entry has no log tail: keep the one a get brought.
   if (old && (!m.log_tail || !m.log_tail.length) && old.log_tail) m = { ...m, log_tail: old.log_tail };
   board.missions.set(m.id, m);

@@ -136,7 +136,7 @@ test("missions board: queue from the form, live to succeeded, cancel, open the s
   assert.equal(await page.textContent('[data-testid="mission-count-running"]'), "1");
   await check(page, "missions-running");
   await page.click(`${card("too slow")} [data-testid="mission-cancel"]`);
-  await page.waitForSelector(`#mcol-finished ${card("too slow")}[data-state="cancelled"]`, { timeout: 15000 });
+  await page.waitForSelector(`#mcol-finished ${card("too slow")}[data-state="cancelled"]`, { timeout: 30000 });
   assert.equal(await page.isVisible(`${card("too slow")} [data-testid="mission-cancel"]`), false);
   assert.equal(await page.textContent('[data-testid="mission-count-finished"]'), "2");
   assert.equal(await page.textContent('[data-testid="mission-count-running"]'), "0");

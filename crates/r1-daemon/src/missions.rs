@@ -617,6 +617,10 @@ impl Hub {
         };
         let session = self.session(&sid)?;
         let mut watch = session.watch_view();
+        if stop.is_cancelled() {
+            // Cancelled while its session was being made: send nothing.
+            return Ok(TurnOutcome::Stopped);
+        }
         let sent = self
             .send_message(
                 &sid,
@@ -639,10 +643,18 @@ impl Hub {
                         return Ok(TurnOutcome::Failed("its session stopped".into()));
                     }
                 }
-                () = stop.cancelled() => return Ok(TurnOutcome::Stopped),
+                () = stop.cancelled() => break state,
             }
         };
         if stop.is_cancelled() {
+            // A cancel that raced the send may have found no turn to stop yet: the
+            // turn this runner started is stopped here (a shutdown pauses it anyway).
+            if missions
+                .view(id)
+                .is_ok_and(|v| v.state == MissionState::Cancelled)
+            {
+                let _ = self.cancel_session(&sid).await;
+            }
             return Ok(TurnOutcome::Stopped);
         }
         Ok(match state {
