@@ -125,7 +125,9 @@ test("missions board: queue from the form, live to succeeded, cancel, open the s
   assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "mission-prompt");
 
   // A long one, cancelled from its card while it runs.
-  await page.fill('[data-testid="mission-prompt"]', "/slow " + "a slow answer ".repeat(40));
+  // `/run sleep 30` makes the echo engine ask to run a command; the mission waits on
+  // that approval (running) until it is cancelled, however slow the machine.
+  await page.fill('[data-testid="mission-prompt"]', "/run sleep 30");
   await page.fill('[data-testid="mission-title-input"]', "too slow");
   await page.uncheck('[data-testid="mission-verify-test"]');
   await page.click('[data-testid="mission-submit"]');

@@ -288,7 +288,10 @@ fn cancel_works_in_every_state_and_is_idempotent() {
     let d = home.serve(&[]);
 
     // Running (a long turn) and queued behind it.
-    let running = create(&d, json!({"prompt": slow("long", 100), "workdir": repo}));
+    let running = create(
+        &d,
+        json!({"prompt": "/run sleep 30", "workdir": repo, "policy": {"run_command": "allow"}}),
+    );
     let queued = create(&d, json!({"prompt": "short", "workdir": repo}));
     wait_state(&d, &running, "running", Duration::from_secs(20));
     let sid = mission(&d, &running)["session_id"]
@@ -365,9 +368,12 @@ fn a_mission_killed_mid_turn_comes_back_paused_and_resumes_to_the_end() {
     let d = home.serve(&[]);
     let id = create(
         &d,
-        json!({"prompt": slow("interrupted", 40), "workdir": repo}),
+        json!({"prompt": "/run sleep 30", "workdir": repo, "policy": {"run_command": "allow"}}),
     );
-    let other = create(&d, json!({"prompt": slow("dropped", 40), "workdir": repo}));
+    let other = create(
+        &d,
+        json!({"prompt": "/run sleep 31", "workdir": repo, "policy": {"run_command": "allow"}}),
+    );
     wait_state(&d, &id, "running", Duration::from_secs(20));
     wait_state(&d, &other, "running", Duration::from_secs(20));
     let sid = mission(&d, &id)["session_id"].as_str().unwrap().to_string();
