@@ -387,10 +387,10 @@ impl Hub {
         v
     }
 
-    fn engine(&self, name: &str) -> Result<&crate::engines::Engine, ApiError> {
+    fn engine(&self, name: &str) -> Result<crate::engines::Engine, ApiError> {
         let all = self.engine_list();
         let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
-        all.iter().find(|e| e.name == name).ok_or_else(|| {
+        all.iter().find(|e| e.name == name).cloned().ok_or_else(|| {
             ApiError::validation(format!(
                 "unknown engine {name:?}; available engines: {}",
                 names.join(", ")
@@ -404,7 +404,7 @@ impl Hub {
         s.provider
             .get_or_try_init(|| async {
                 let e = self.engine(&s.engine)?;
-                crate::engines::provider(e, s.model.as_deref(), Path::new(&s.workdir))
+                crate::engines::provider(&e, s.model.as_deref(), Path::new(&s.workdir))
             })
             .await
             .cloned()
@@ -449,7 +449,7 @@ impl Hub {
             check_title(title)?;
         }
         let e = self.engine(&engine)?;
-        crate::engines::check_start(e, params.model.as_deref())?;
+        crate::engines::check_start(&e, params.model.as_deref())?;
         let policy = parse_policy(params.policy.as_ref())?;
         let id = format!(
             "ses_{}",
@@ -747,7 +747,7 @@ impl Hub {
     /// Graceful shutdown: every session with work in flight journals `session.paused
     /// {reason: "daemon shutdown"}` (durable) once its turn has stopped; every session
     /// stops its MCP servers. Idle sessions journal nothing and come back idle.
-    pub async fn pause_all_for_shutdown(&self) {
+    pub async fn pause_all_for_shutdown(&self, reason: &'static str) {
         let live: Vec<_> = self
             .all_sessions()
             .into_iter()
@@ -757,7 +757,7 @@ impl Hub {
             .for_each_concurrent(RELOAD_CONCURRENCY, |s| async move {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 if s.tx
-                    .send_async(crate::actor::Msg::Shutdown { reply })
+                    .send_async(crate::actor::Msg::Shutdown { reason, reply })
                     .await
                     .is_ok()
                 {
@@ -818,6 +818,10 @@ impl Hub {
             self.bus().publish(&bus::DaemonReloaded {
                 daemon_id: self.info().id.clone(),
                 sessions: count as u64,
+                version: self.info().version.clone(),
+                config: false,
+                changed: Vec::new(),
+                restart_required: Vec::new(),
             });
         }
         tracing::info!(sessions = count, "sessions reloaded");
@@ -1106,6 +1110,11 @@ impl Hub {
     }
 }
 
+/// The reason a daemon's shutdown journals in `session.paused`.
+pub(crate) const PAUSED_FOR_SHUTDOWN: &str = "daemon shutdown";
+/// The reason journaled when the daemon hands over to a new binary (`r1 ctl restart`).
+pub(crate) const PAUSED_FOR_UPGRADE: &str = "upgrade";
+
 /// What a restart interrupted in a session, from its state: a turn in flight, how many
 /// approvals were pending, and whether the last daemon paused a turn on its way out.
 /// An idle session (or one paused only by the shutdown) comes back as it was; a turn
@@ -1120,7 +1129,10 @@ fn interruption(core: &Core) -> (bool, usize, bool) {
     let pending = core.pending_approvals().len();
     // A turn the last daemon paused on its way out: reattachable, like one cut off.
     let paused_at_shutdown = core.state == SessionState::Paused
-        && core.paused_reason.as_deref() == Some("daemon shutdown");
+        && matches!(
+            core.paused_reason.as_deref(),
+            Some(PAUSED_FOR_SHUTDOWN | PAUSED_FOR_UPGRADE)
+        );
     (in_flight, pending, paused_at_shutdown)
 }
 

@@ -16,6 +16,7 @@ mod hardening;
 mod missions;
 mod perimeter;
 mod providers;
+mod reload;
 mod restart;
 mod service;
 mod sessions;
