@@ -37,6 +37,9 @@ pub struct Client {
     registration: Registration,
     token: Mutex<Option<String>>,
     timeout: Duration,
+    /// How long a request keeps trying to reach a daemon that is not there (zero: it
+    /// fails at once). A long-lived client sets it to ride out a restart.
+    reconnect: Duration,
 }
 
 /// A streaming response body (SSE).
@@ -51,7 +54,17 @@ impl Client {
             registration,
             token: Mutex::new(None),
             timeout: Duration::from_secs(30),
+            reconnect: Duration::ZERO,
         }
+    }
+
+    /// The same client, whose requests keep trying to connect for up to `window`
+    /// when no daemon answers: `r1 ctl restart` leaves a gap of a second or two while
+    /// the new daemon starts at the same socket path, and a long-lived client (the
+    /// stdio MCP server) carries on through it instead of failing a tool call.
+    pub fn with_reconnect(mut self, window: Duration) -> Client {
+        self.reconnect = window;
+        self
     }
 
     /// The registration this client connected to.
@@ -135,6 +148,22 @@ impl Client {
         })
     }
 
+    /// [`Client::open`], tried again every 100 ms for up to the reconnect window while
+    /// the daemon cannot be reached.
+    async fn open_patiently(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
+        let deadline = tokio::time::Instant::now() + self.reconnect;
+        loop {
+            match self.open().await {
+                Err(ClientError::Unreachable(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn build(
         &self,
         method: &Method,
@@ -185,7 +214,7 @@ impl Client {
                 Some(self.token(reload)?)
             };
             let req = self.build(&method, path, &body, token.as_deref(), headers)?;
-            let mut sender = self.open().await?;
+            let mut sender = self.open_patiently().await?;
             let resp = sender
                 .send_request(req)
                 .await

@@ -141,6 +141,9 @@ pub enum Msg {
     },
     /// The daemon stops: pause (durably) and stop the session's child processes.
     Shutdown {
+        /// Why, as journaled in `session.paused`: `daemon shutdown`, or `upgrade` when
+        /// the daemon hands over to a new binary.
+        reason: &'static str,
         /// Answered when done.
         reply: oneshot::Sender<()>,
     },
@@ -274,7 +277,7 @@ impl Actor {
                     self.pending_end = Some(end);
                     Box::pin(self.journal_turn_end()).await;
                 }
-                Msg::Shutdown { reply } => Box::pin(self.shutdown(reply)).await,
+                Msg::Shutdown { reason, reply } => Box::pin(self.shutdown(reason, reply)).await,
             }
         }
     }
@@ -487,10 +490,11 @@ impl Actor {
     }
 
     /// Daemon shutdown: a session with work in flight (a turn, a pending approval) is
-    /// paused, durably (`session.paused {reason: "daemon shutdown"}`); once its turn has
+    /// paused, durably (`session.paused {reason}`: `daemon shutdown`, or `upgrade` on a
+    /// restart onto a new binary); once its turn has
     /// stopped, its MCP servers are stopped and the caller is answered. An idle session
     /// has nothing to pause and journals nothing: it comes back idle.
-    async fn shutdown(&mut self, reply: oneshot::Sender<()>) {
+    async fn shutdown(&mut self, reason: &'static str, reply: oneshot::Sender<()>) {
         let live = matches!(
             self.core.state,
             SessionState::Busy | SessionState::WaitingOnApproval
@@ -499,7 +503,7 @@ impl Actor {
             let (tx, _answer) = oneshot::channel();
             self.api(
                 Command::Pause {
-                    reason: "daemon shutdown".into(),
+                    reason: reason.into(),
                 },
                 tx,
             )

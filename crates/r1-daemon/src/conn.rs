@@ -24,15 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Hub;
 
-/// The limits of one listener.
+/// The limits of one listener. The header-read timeout (`[limits]
+/// header_read_timeout_ms`: how long a connection may take to send a request's
+/// headers; hyper starts this clock whenever it waits for a request, so it also reaps
+/// idle keep-alive connections) is read from the config in force at each accept.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
-    /// Concurrent connections, upgraded WebSockets included.
+    /// Concurrent connections, upgraded WebSockets included; fixed while the listener
+    /// runs (a config reload reports a change as needing a restart).
     pub max: usize,
-    /// How long a connection may take to send a request's headers; hyper starts this
-    /// clock whenever it waits for a request, so it also reaps idle keep-alive
-    /// connections and peers that never send anything.
-    pub header_read_timeout: Duration,
 }
 
 /// A connection's stream, holding one of its listener's permits for as long as it
@@ -115,8 +115,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 /// Logs "limit reached" at most once per this interval, so a flood cannot flood the log.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `stop` fires, then waits for the HTTP exchanges
-/// in flight to finish (upgraded WebSockets end on their own, on the same token).
+/// Serves `router` on `listener` until `stop` fires, closes the listener (and says so
+/// on `closed`, so a restart can hand the port to the next daemon while the exchanges
+/// in flight, its own answer among them, finish), then waits for the HTTP exchanges in
+/// flight to finish (upgraded WebSockets end on their own, on the same token).
 pub async fn serve<L>(
     mut listener: L,
     router: Router,
@@ -124,6 +126,7 @@ pub async fn serve<L>(
     stop: CancellationToken,
     hub: Hub,
     name: &'static str,
+    closed: tokio::sync::oneshot::Sender<()>,
 ) where
     L: axum::serve::Listener,
     L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -156,6 +159,8 @@ pub async fn serve<L>(
             }
             continue;
         };
+        // Read per connection, so a config reload applies to the connections after it.
+        let header_read_timeout = Duration::from_millis(hub.config().limits.header_read_timeout_ms);
         let io = TokioIo::new(Counted {
             io,
             _permit: permit,
@@ -169,7 +174,7 @@ pub async fn serve<L>(
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
+                .header_read_timeout(header_read_timeout);
             let conn = builder.serve_connection(io, service).with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
@@ -186,6 +191,8 @@ pub async fn serve<L>(
             drop(done);
         });
     }
+    drop(listener);
+    let _ = closed.send(());
     drop(done_tx);
     let _ = done_rx.recv().await;
 }

@@ -9,11 +9,11 @@ use r1_proto::{
     Ack, Api, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
     Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
     MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
-    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
-    SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
-    VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
-    PROTOCOL,
+    ReloadResult, RepairResult, RestartParams, RestartResult, ResumeAllResult, ResumeFailure,
+    SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
+    StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams,
+    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
+    WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,10 @@ pub struct DaemonInfo {
     pub url: String,
     /// The unix socket's path, as written to `daemon.json`.
     pub sock: String,
+    /// The binary this daemon runs, as it was at start.
+    pub exe: Option<String>,
+    /// That binary's build id (`<bytes>-<mtime ns>`), as it was at start.
+    pub build_id: Option<String>,
 }
 
 impl DaemonInfo {
@@ -50,6 +54,8 @@ impl DaemonInfo {
             url: self.url.clone(),
             sock: self.sock.clone(),
             started_at: self.started_at.clone(),
+            exe: self.exe.clone(),
+            build_id: self.build_id.clone(),
         }
     }
 }
@@ -89,7 +95,11 @@ pub struct Hub {
 struct HubInner {
     info: DaemonInfo,
     state: StateDir,
-    config: Config,
+    /// The config in force and what is resolved from it, swapped whole by a reload:
+    /// every reader takes the current `Arc` and never holds the lock.
+    live: RwLock<Arc<LiveConfig>>,
+    /// One config reload at a time, so two reloads never interleave their effects.
+    reloading: tokio::sync::Mutex<()>,
     bus: Bus,
     metrics: Metrics,
     token: TokenCell,
@@ -97,10 +107,6 @@ struct HubInner {
     grace: Mutex<Duration>,
     sessions: Sessions,
     login_codes: Mutex<Vec<(String, std::time::Instant)>>,
-    /// The engines, resolved once from the config and the environment.
-    engines: Vec<crate::engines::Engine>,
-    /// The default engine's name.
-    default_engine: String,
     /// Live subscribers, bounded per session and in all (`[limits]`).
     subscribers: Arc<crate::subscribers::Subscribers>,
     /// The daemon's own files (state directory, token, `--token-file`), out of every
@@ -112,6 +118,32 @@ struct HubInner {
     missions: crate::missions::Missions,
     /// Where the daemon listens and how it confines children, for `daemon.status`.
     runtime: crate::status::Runtime,
+    /// A restart onto the binary on disk, when one is asked for.
+    restart: crate::restart::RestartCell,
+}
+
+/// The operator config in force, with the engines resolved from it.
+pub(crate) struct LiveConfig {
+    pub(crate) config: Arc<Config>,
+    /// The engines, resolved from the config and the environment.
+    pub(crate) engines: Arc<[crate::engines::Engine]>,
+    /// The default engine's name.
+    pub(crate) default_engine: Arc<str>,
+}
+
+impl LiveConfig {
+    /// Resolves `config`'s engines; `parse_config` already refused engines that do
+    /// not resolve.
+    pub(crate) fn new(config: Config) -> LiveConfig {
+        let engines = crate::engines::engines(&config.engines).unwrap_or_default();
+        let default_engine =
+            crate::engines::default_engine(&engines, config.default_engine.as_deref());
+        LiveConfig {
+            config: Arc::new(config),
+            engines: engines.into(),
+            default_engine: default_engine.into(),
+        }
+    }
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -139,10 +171,6 @@ impl Hub {
             crate::missions::Missions::load(state.path("missions"), config.missions.workers);
         let protected = Arc::new(r1_engine::Protected::for_state_dir(state.root(), &extra));
         let bus = Bus::open(&state.path("bus/events.ndjson"));
-        // `StateDir::read_config` already refused a config whose engines do not resolve.
-        let engines = crate::engines::engines(&config.engines).unwrap_or_default();
-        let default_engine =
-            crate::engines::default_engine(&engines, config.default_engine.as_deref());
         let metrics = Metrics::default();
         let journal_opts = metrics.timed_journal(journal_opts);
         let subscribers = crate::subscribers::Subscribers::new(
@@ -153,7 +181,8 @@ impl Hub {
             inner: Arc::new(HubInner {
                 info,
                 state,
-                config,
+                live: RwLock::new(Arc::new(LiveConfig::new(config))),
+                reloading: tokio::sync::Mutex::new(()),
                 bus,
                 metrics,
                 token: TokenCell::new(token),
@@ -161,13 +190,12 @@ impl Hub {
                 grace: Mutex::new(DEFAULT_GRACE),
                 sessions: Sessions::new(journal_opts),
                 login_codes: Mutex::new(Vec::new()),
-                engines,
-                default_engine,
                 subscribers,
                 protected,
                 worktrees,
                 missions,
                 runtime: crate::status::Runtime::default(),
+                restart: crate::restart::RestartCell::default(),
             }),
         }
     }
@@ -196,7 +224,7 @@ impl Hub {
         Arc::clone(&self.inner.protected)
     }
 
-    /// The subscriber counts.
+    /// The subscriber counts, whose bounds a reload changes.
     pub(crate) fn subscribers(&self) -> &crate::subscribers::Subscribers {
         &self.inner.subscribers
     }
@@ -206,9 +234,31 @@ impl Hub {
         &self.inner.runtime
     }
 
-    /// The operator config.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The operator config in force now. Take it per use (a reload swaps it); it is
+    /// a cheap `Arc`.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.live().config)
+    }
+
+    pub(crate) fn live(&self) -> Arc<LiveConfig> {
+        match self.inner.live.read() {
+            Ok(l) => Arc::clone(&l),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Puts `live` in force, for every reader from now on.
+    pub(crate) fn set_live(&self, live: LiveConfig) {
+        let live = Arc::new(live);
+        match self.inner.live.write() {
+            Ok(mut l) => *l = live,
+            Err(p) => *p.into_inner() = live,
+        }
+    }
+
+    /// Held while a config reload runs.
+    pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.reloading
     }
 
     /// The daemon bus.
@@ -300,18 +350,22 @@ impl Hub {
             .map_err(|_| ApiError::internal("the token cannot be read"))
     }
 
-    /// The engines this daemon offers.
-    pub fn engine_list(&self) -> &[crate::engines::Engine] {
-        &self.inner.engines
+    /// The engines this daemon offers now.
+    pub fn engine_list(&self) -> Arc<[crate::engines::Engine]> {
+        Arc::clone(&self.live().engines)
     }
 
-    /// The name of the default engine.
-    pub fn default_engine_name(&self) -> &str {
-        &self.inner.default_engine
+    /// The name of the default engine now.
+    pub fn default_engine_name(&self) -> Arc<str> {
+        Arc::clone(&self.live().default_engine)
     }
 
     pub(crate) fn worktrees(&self) -> &crate::worktree::Worktrees {
         &self.inner.worktrees
+    }
+
+    pub(crate) fn restart_cell(&self) -> &crate::restart::RestartCell {
+        &self.inner.restart
     }
 
     pub(crate) fn missions(&self) -> &crate::missions::Missions {
@@ -330,6 +384,7 @@ impl Hub {
             daemon_id: i.id.clone(),
             pid: i.pid,
             started_at: i.started_at.clone(),
+            build_id: i.build_id.clone(),
         }
     }
 }
@@ -427,6 +482,14 @@ impl Api for Hub {
         Ok(Ack::OK)
     }
 
+    async fn reload(&self, _: EmptyParams) -> Result<ReloadResult, ApiError> {
+        self.reload_config().await
+    }
+
+    async fn restart(&self, p: RestartParams) -> Result<RestartResult, ApiError> {
+        self.restart_onto_disk_binary(p).await
+    }
+
     async fn session_start(&self, params: StartSessionParams) -> Result<SessionView, ApiError> {
         self.start_session(params).await
     }
@@ -521,7 +584,7 @@ impl Api for Hub {
 
     async fn engines_list(&self, _: EmptyParams) -> Result<EngineList, ApiError> {
         Ok(EngineList {
-            engines: crate::engines::views(self.engine_list(), self.default_engine_name()),
+            engines: crate::engines::views(&self.engine_list(), &self.default_engine_name()),
         })
     }
 

@@ -15,6 +15,8 @@ pub mod logs;
 mod metrics;
 mod missions;
 mod perimeter;
+mod reload;
+mod restart;
 mod routes;
 mod server;
 mod session_stream;
@@ -28,6 +30,7 @@ mod worktree;
 mod ws;
 
 pub use hub::{DaemonInfo, Hub};
+pub use restart::{build_id, RESTART_FAILED_ENV, START_ERROR_ENV};
 pub use server::{serve, serve_with, ServeOptions};
 pub use state::{
     check_private_dir, read_private_file, socket_path, Config, Limits, StartError, StateDir,

@@ -59,7 +59,10 @@ struct MissionRecord {
 pub(crate) struct Missions {
     /// `$R1_HOME/missions`.
     dir: PathBuf,
-    workers: usize,
+    /// The pool's size (`[missions] workers`), changed live by a config reload: a
+    /// larger pool starts waiting missions at once, a smaller one lets running
+    /// missions finish and starts no more until the count is under it.
+    workers: std::sync::atomic::AtomicUsize,
     inner: Mutex<Inner>,
     /// Wakes the scheduler: a mission was queued or a worker freed.
     wake: Notify,
@@ -95,7 +98,7 @@ impl Missions {
         }
         Missions {
             dir,
-            workers,
+            workers: std::sync::atomic::AtomicUsize::new(workers),
             inner: Mutex::new(inner),
             wake: Notify::new(),
             save_lock: tokio::sync::Mutex::new(()),
@@ -109,6 +112,16 @@ impl Missions {
             *by.entry(r.view.state).or_default() += 1;
         }
         by
+    }
+
+    /// Resizes the worker pool (a config reload) and lets the scheduler act on it.
+    pub(crate) fn set_workers(&self, workers: usize) {
+        let old = self
+            .workers
+            .swap(workers, std::sync::atomic::Ordering::Relaxed);
+        if old != workers {
+            self.wake.notify_one();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -414,7 +427,9 @@ impl Hub {
             loop {
                 let next = {
                     let mut inner = missions.lock();
-                    if inner.running.len() >= missions.workers {
+                    if inner.running.len()
+                        >= missions.workers.load(std::sync::atomic::Ordering::Relaxed)
+                    {
                         break;
                     }
                     let next = inner

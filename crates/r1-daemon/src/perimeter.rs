@@ -20,13 +20,11 @@ pub struct Perimeter {
     hub: Hub,
     hosts: Arc<[String; 3]>,
     own_origins: Arc<[String; 3]>,
-    allowed_origins: Arc<Vec<String>>,
 }
 
 impl Perimeter {
     /// The perimeter of a listener on `127.0.0.1:port`.
     pub fn new(hub: Hub, port: u16) -> Perimeter {
-        let allowed = hub.config().perimeter.allowed_origins.clone();
         Perimeter {
             hub,
             hosts: Arc::new([
@@ -39,7 +37,6 @@ impl Perimeter {
                 format!("http://localhost:{port}"),
                 format!("http://[::1]:{port}"),
             ]),
-            allowed_origins: Arc::new(allowed),
         }
     }
 
@@ -56,8 +53,15 @@ impl Perimeter {
             .any(|o| o.eq_ignore_ascii_case(origin))
     }
 
+    /// Whether `origin` is in `[perimeter] allowed_origins` as the config is now: a
+    /// reload that adds an origin lets its next request in.
     fn is_allowlisted(&self, origin: &str) -> bool {
-        self.allowed_origins.iter().any(|o| o == origin)
+        self.hub
+            .config()
+            .perimeter
+            .allowed_origins
+            .iter()
+            .any(|o| o == origin)
     }
 }
 

@@ -63,11 +63,16 @@ fn base(hub: Hub) -> Router {
     router
         .nest_service(
             "/mcp",
-            r1_mcp::http_service(std::sync::Arc::new(hub.clone()), hub.config().mcp.caps),
+            r1_mcp::http_service(std::sync::Arc::new(hub.clone()), {
+                let hub = hub.clone();
+                std::sync::Arc::new(move || hub.config().mcp.caps)
+            }),
         )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback_or_asset)
-        .layer(DefaultBodyLimit::max(hub.config().limits.max_request_bytes))
+        // `request_body_rules` caps every body at `[limits] max_request_bytes` as the
+        // config is now; a fixed limit here would not follow a reload.
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             hub.clone(),
             perimeter::request_body_rules,

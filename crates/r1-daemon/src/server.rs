@@ -37,6 +37,10 @@ pub struct ServeOptions {
     /// Told where the daemon listens once both listeners accept and `daemon.json` is
     /// written (`r1 serve --emit-port-stdout` prints it for a parent process).
     pub listening: Option<tokio::sync::mpsc::UnboundedSender<r1_proto::DaemonListening>>,
+    /// The state directory's lock (`StateDir::lock`), held by the caller for the
+    /// daemon's life. With it the daemon can hand over to a new binary (`r1 ctl
+    /// restart`), which must take the lock; without it a restart is refused.
+    pub lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// The unix listener, accepting only peers running as this daemon's uid.
@@ -131,6 +135,22 @@ pub async fn serve_with(
     let port = tcp.local_addr().map_err(io_ctx("no local address"))?.port();
     let (unix, sock_path, sock_id) = bind_unix(&state)?;
 
+    // The binary as it is now: a later `r1 ctl restart` starts whatever is at this
+    // path then, and `r1 doctor` compares the two builds.
+    let exe = std::env::current_exe().ok().map(|p| {
+        // A daemon brought back after a failed restart runs an image whose file was
+        // replaced: Linux names it "<path> (deleted)"; the path is what a restart starts.
+        match p.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+            Some(path) => PathBuf::from(path),
+            None => p,
+        }
+    });
+    // The build that runs, which is not the file at `exe` once that was replaced.
+    let running_image = if cfg!(target_os = "linux") {
+        Some(PathBuf::from("/proc/self/exe"))
+    } else {
+        exe.clone()
+    };
     let url = match opts.bind {
         IpAddr::V6(_) => format!("http://[::1]:{port}"),
         IpAddr::V4(_) => format!("http://127.0.0.1:{port}"),
@@ -142,6 +162,8 @@ pub async fn serve_with(
         started_at: now_rfc3339(),
         url: url.clone(),
         sock: sock_path.display().to_string(),
+        exe: exe.as_ref().map(|p| p.display().to_string()),
+        build_id: running_image.as_deref().and_then(crate::restart::build_id),
     };
     let hub = Hub::new(
         info.clone(),
@@ -151,23 +173,33 @@ pub async fn serve_with(
         opts.token_file.as_deref(),
         journal_opts,
     );
+    if let Some(lock) = &opts.lock {
+        hub.restart_cell().set_lock(std::sync::Arc::clone(lock));
+    }
+    if let Some(why) = std::env::var_os(crate::restart::RESTART_FAILED_ENV) {
+        tracing::warn!(
+            "this daemon was brought back after a failed restart: {}",
+            why.to_string_lossy()
+        );
+    }
     hub.reload_sessions().await;
     tokio::spawn(hub.clone().retention_task());
     tokio::spawn(hub.clone().mission_scheduler());
 
     let stop = hub.shutdown_token().clone();
-    let limits = &hub.config().limits;
-    let header_read_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let limits = hub.config().limits.clone();
+    let (tcp_closed_tx, tcp_closed) = tokio::sync::oneshot::channel();
+    let (unix_closed_tx, unix_closed) = tokio::sync::oneshot::channel();
     let tcp_task = tokio::spawn(crate::conn::serve(
         tcp,
         routes::tcp_router(hub.clone(), port),
         crate::conn::ConnLimits {
             max: limits.max_connections_tcp,
-            header_read_timeout,
         },
         stop.clone(),
         hub.clone(),
         "tcp",
+        tcp_closed_tx,
     ));
     let unix_task = tokio::spawn(crate::conn::serve(
         PeerChecked {
@@ -177,11 +209,11 @@ pub async fn serve_with(
         routes::unix_router(hub.clone()),
         crate::conn::ConnLimits {
             max: limits.max_connections_unix,
-            header_read_timeout,
         },
         stop.clone(),
         hub.clone(),
         "unix",
+        unix_closed_tx,
     ));
 
     // Both listeners are bound and listening: connections queue from here on, so the
@@ -222,13 +254,28 @@ pub async fn serve_with(
     tokio::spawn(watch_signals(hub.clone(), signals));
 
     stop.cancelled().await;
+    // A restart onto the binary on disk is this shutdown, then a handover.
+    let handover = hub.restart_cell().take();
     hub.bus().publish(&r1_proto::events::bus::DaemonStopping {
         daemon_id: info.id.clone(),
+        reason: Some(
+            if handover.is_some() {
+                "upgrade"
+            } else {
+                "shutdown"
+            }
+            .into(),
+        ),
     });
     let grace = hub.grace();
     // Every live session journals `session.paused` (durable) and stops its children
     // before the listeners drain, so a restart knows exactly where each one was.
-    if tokio::time::timeout(grace, hub.pause_all_for_shutdown())
+    let reason = if handover.is_some() {
+        crate::sessions::PAUSED_FOR_UPGRADE
+    } else {
+        crate::sessions::PAUSED_FOR_SHUTDOWN
+    };
+    if tokio::time::timeout(grace, hub.pause_all_for_shutdown(reason))
         .await
         .is_err()
     {
@@ -236,6 +283,22 @@ pub async fn serve_with(
             "sessions still pausing after {}s grace; exiting anyway",
             grace.as_secs()
         );
+    }
+    // The handover: the listeners are closed (the restart request, in flight, stays
+    // open for its answer), the socket file goes, and the new daemon starts.
+    let mut bring_back: Option<String> = None;
+    let mut _spawn_lock = None;
+    if let Some(handover) = handover {
+        let _ = tcp_closed.await;
+        let _ = unix_closed.await;
+        remove_socket_if_ours(&sock_path, sock_id);
+        let at = crate::restart::Listening {
+            state: &state,
+            port,
+        };
+        let (outcome, spawn_lock) = crate::restart::hand_over(&hub, &at, handover).await;
+        _spawn_lock = spawn_lock;
+        bring_back = outcome.err();
     }
     let drained = tokio::time::timeout(grace, async {
         let _ = tcp_task.await;
@@ -250,13 +313,27 @@ pub async fn serve_with(
     }
 
     state.remove_registration_if_owned(&info.id);
-    if let Ok(md) = fs::metadata(&sock_path) {
-        if (md.dev(), md.ino()) == sock_id {
-            let _ = fs::remove_file(&sock_path);
-        }
+    remove_socket_if_ours(&sock_path, sock_id);
+    if let Some(why) = bring_back {
+        tracing::info!("r1 daemon starting again after a failed restart");
+        let e = crate::restart::bring_back(&why);
+        tracing::error!("cannot start this daemon again: {e}");
+        return Err(io_ctx(
+            "cannot start the daemon again after a failed restart",
+        )(e));
     }
     tracing::info!("r1 daemon stopped");
     Ok(())
+}
+
+/// Removes the unix socket file if it is still the one this daemon bound (a new daemon
+/// may already have bound its own at the same path).
+fn remove_socket_if_ours(path: &std::path::Path, id: (u64, u64)) {
+    if let Ok(md) = fs::metadata(path) {
+        if (md.dev(), md.ino()) == id {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 /// Binds loopback TCP. An explicit `port` is bound or fails. Port 0 (the default) first
@@ -341,9 +418,8 @@ async fn watch_registration(hub: Hub) {
     }
 }
 
-/// SIGTERM and SIGINT start a graceful shutdown. SIGHUP is logged and ignored: its
-/// default action would kill the daemon uncleanly (leaving a stale `daemon.json`), and
-/// there is no config reload for it to trigger yet.
+/// SIGTERM and SIGINT start a graceful shutdown. SIGHUP reloads `daemon.toml`
+/// ([`Hub::reload_config`]); an invalid file is logged and changes nothing.
 async fn watch_signals(hub: Hub, mut signals: Signals) {
     loop {
         tokio::select! {
@@ -356,7 +432,9 @@ async fn watch_signals(hub: Hub, mut signals: Signals) {
                 break;
             }
             _ = signals.hup.recv() => {
-                tracing::info!("SIGHUP received and ignored: r1 has no config reload yet; restart the daemon to apply daemon.toml");
+                tracing::info!("SIGHUP: reloading daemon.toml");
+                // The reload logs what changed, or why nothing did.
+                let _ = hub.reload_config().await;
             }
         }
     }

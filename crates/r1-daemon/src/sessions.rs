@@ -388,10 +388,10 @@ impl Hub {
         v
     }
 
-    fn engine(&self, name: &str) -> Result<&crate::engines::Engine, ApiError> {
+    fn engine(&self, name: &str) -> Result<crate::engines::Engine, ApiError> {
         let all = self.engine_list();
         let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
-        all.iter().find(|e| e.name == name).ok_or_else(|| {
+        all.iter().find(|e| e.name == name).cloned().ok_or_else(|| {
             ApiError::validation(format!(
                 "unknown engine {name:?}; available engines: {}",
                 names.join(", ")
@@ -405,7 +405,7 @@ impl Hub {
         s.provider
             .get_or_try_init(|| async {
                 let e = self.engine(&s.engine)?;
-                let p = crate::engines::provider(e, s.model.as_deref(), Path::new(&s.workdir))?;
+                let p = crate::engines::provider(&e, s.model.as_deref(), Path::new(&s.workdir))?;
                 Ok::<_, ApiError>(crate::metrics::timed_provider(self, &s.engine, p))
             })
             .await
@@ -449,7 +449,7 @@ impl Hub {
             check_title(title)?;
         }
         let e = self.engine(&engine)?;
-        crate::engines::check_start(e, params.model.as_deref())?;
+        crate::engines::check_start(&e, params.model.as_deref())?;
         let policy = parse_policy(params.policy.as_ref())?;
         let id = format!(
             "ses_{}",
@@ -734,7 +734,7 @@ impl Hub {
     /// Graceful shutdown: every session with work in flight journals `session.paused
     /// {reason: "daemon shutdown"}` (durable) once its turn has stopped; every session
     /// stops its MCP servers. Idle sessions journal nothing and come back idle.
-    pub async fn pause_all_for_shutdown(&self) {
+    pub async fn pause_all_for_shutdown(&self, reason: &'static str) {
         let live: Vec<_> = self
             .all_sessions()
             .into_iter()
@@ -744,7 +744,7 @@ impl Hub {
             .for_each_concurrent(RELOAD_CONCURRENCY, |s| async move {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 if s.tx
-                    .send_async(crate::actor::Msg::Shutdown { reply })
+                    .send_async(crate::actor::Msg::Shutdown { reason, reply })
                     .await
                     .is_ok()
                 {
@@ -805,6 +805,10 @@ impl Hub {
             self.bus().publish(&bus::DaemonReloaded {
                 daemon_id: self.info().id.clone(),
                 sessions: count as u64,
+                version: self.info().version.clone(),
+                config: false,
+                changed: Vec::new(),
+                restart_required: Vec::new(),
             });
         }
         tracing::info!(sessions = count, "sessions reloaded");
@@ -1093,6 +1097,11 @@ impl Hub {
     }
 }
 
+/// The reason a daemon's shutdown journals in `session.paused`.
+pub(crate) const PAUSED_FOR_SHUTDOWN: &str = "daemon shutdown";
+/// The reason journaled when the daemon hands over to a new binary (`r1 ctl restart`).
+pub(crate) const PAUSED_FOR_UPGRADE: &str = "upgrade";
+
 /// What a restart interrupted in a session, from its state: a turn in flight, how many
 /// approvals were pending, and whether the last daemon paused a turn on its way out.
 /// An idle session (or one paused only by the shutdown) comes back as it was; a turn
@@ -1107,7 +1116,10 @@ fn interruption(core: &Core) -> (bool, usize, bool) {
     let pending = core.pending_approvals().len();
     // A turn the last daemon paused on its way out: reattachable, like one cut off.
     let paused_at_shutdown = core.state == SessionState::Paused
-        && core.paused_reason.as_deref() == Some("daemon shutdown");
+        && matches!(
+            core.paused_reason.as_deref(),
+            Some(PAUSED_FOR_SHUTDOWN | PAUSED_FOR_UPGRADE)
+        );
     (in_flight, pending, paused_at_shutdown)
 }
 

@@ -259,50 +259,203 @@ impl StateDir {
     /// Reads `daemon.toml`, or the defaults when it does not exist.
     pub fn read_config(&self) -> Result<Config, StartError> {
         let path = self.path("daemon.toml");
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                let config: Config = toml::from_str(&text).map_err(|e| StartError::Config {
-                    path: path.display().to_string(),
-                    message: e.message().to_string(),
-                })?;
-                r1_engine::validate_mcp_servers(&config.mcp_servers).map_err(|message| {
-                    StartError::Config {
-                        path: path.display().to_string(),
-                        message,
-                    }
-                })?;
-                crate::engines::engines(&config.engines).map_err(|message| StartError::Config {
-                    path: path.display().to_string(),
-                    message,
-                })?;
-                config
-                    .logs
-                    .validate()
-                    .map_err(|message| StartError::Config {
-                        path: path.display().to_string(),
-                        message,
-                    })?;
-                config
-                    .limits
-                    .validate()
-                    .map_err(|message| StartError::Config {
-                        path: path.display().to_string(),
-                        message,
-                    })?;
-                if !(1..=64).contains(&config.missions.workers) {
-                    return Err(StartError::Config {
-                        path: path.display().to_string(),
-                        message: format!(
-                            "[missions] workers must be between 1 and 64, not {}",
-                            config.missions.workers
-                        ),
-                    });
-                }
-                Ok(config)
-            }
+        self.load_config().map_err(|e| match e {
+            LoadConfigError::Io(e) => io_ctx(format!("cannot read {}", path.display()))(e),
+            LoadConfigError::Invalid(e) => StartError::Config {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            },
+        })
+    }
+
+    /// Reads and checks `daemon.toml` (the defaults when it does not exist), keeping
+    /// where in the file an error is, for a live reload to report.
+    pub fn load_config(&self) -> Result<Config, LoadConfigError> {
+        match fs::read_to_string(self.path("daemon.toml")) {
+            Ok(text) => parse_config(&text).map_err(LoadConfigError::Invalid),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(io_ctx(format!("cannot read {}", path.display()))(e)),
+            Err(e) => Err(LoadConfigError::Io(e)),
         }
+    }
+}
+
+/// Why `daemon.toml` could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadConfigError {
+    /// The file exists but cannot be read.
+    #[error("{0}")]
+    Io(io::Error),
+    /// The file is not a valid config.
+    #[error("{0}")]
+    Invalid(ConfigError),
+}
+
+/// What is wrong in `daemon.toml`, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// What is wrong.
+    pub message: String,
+    /// The key, as `section.key` (`missions.workers`), when one is to blame.
+    pub key: Option<String>,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// The 1-based column, when known.
+    pub column: Option<usize>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: ")?,
+            (Some(l), None) => write!(f, "line {l}: ")?,
+            _ => {}
+        }
+        if let Some(k) = &self.key {
+            // The message often names the key already; say it once.
+            if !self.message.contains(k.rsplit('.').next().unwrap_or(k)) {
+                write!(f, "{k}: ")?;
+            }
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Parses and checks the text of `daemon.toml`: the syntax and types, then each
+/// section's rules. An error names the key and its line.
+pub fn parse_config(text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            message: e.message().trim().to_string(),
+            key: line.and_then(|l| key_at_line(text, l)),
+            line,
+            column,
+        }
+    })?;
+    let checks: [Result<(), String>; 5] = [
+        r1_engine::validate_mcp_servers(&config.mcp_servers),
+        crate::engines::engines(&config.engines).map(|_| ()),
+        config.logs.validate(),
+        config.limits.validate(),
+        if (1..=64).contains(&config.missions.workers) {
+            Ok(())
+        } else {
+            Err(format!(
+                "[missions] workers must be between 1 and 64, not {}",
+                config.missions.workers
+            ))
+        },
+    ];
+    for check in checks {
+        if let Err(message) = check {
+            let key = key_named_in(&message);
+            let line = key.as_deref().and_then(|k| line_of_key(text, k));
+            return Err(ConfigError {
+                message,
+                key,
+                line,
+                column: None,
+            });
+        }
+    }
+    Ok(config)
+}
+
+/// The 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The table header a line of `daemon.toml` opens (`[limits]` → `limits`,
+/// `[[mcp_servers]]` → `mcp_servers`), if it is one.
+fn header(line: &str) -> Option<&str> {
+    let t = line.trim();
+    let inner = t.strip_prefix("[[").and_then(|r| r.split("]]").next());
+    inner
+        .or_else(|| t.strip_prefix('[').and_then(|r| r.split(']').next()))
+        .map(str::trim)
+}
+
+/// The key a line assigns (`workers = 3` → `workers`), if it does.
+fn assigned_key(line: &str) -> Option<&str> {
+    let t = line.trim();
+    if t.starts_with('#') || t.starts_with('[') {
+        return None;
+    }
+    let (k, _) = t.split_once('=')?;
+    Some(k.trim().trim_matches('"'))
+}
+
+/// `section.key` for line `line` (1-based): the key it assigns under the table it is in.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut section: Option<&str> = None;
+    for (i, l) in text.lines().enumerate() {
+        if i + 1 == line {
+            if let Some(h) = header(l) {
+                return Some(h.to_string());
+            }
+            let key = assigned_key(l)?;
+            return Some(match section {
+                Some(s) => format!("{s}.{key}"),
+                None => key.to_string(),
+            });
+        }
+        if let Some(h) = header(l) {
+            section = Some(h);
+        }
+    }
+    None
+}
+
+/// The line (1-based) where `key` (`section.key`, or a table name) is set or opened.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut section: Option<&str> = None;
+    for (i, l) in text.lines().enumerate() {
+        if let Some(h) = header(l) {
+            if h == key {
+                return Some(i + 1);
+            }
+            section = Some(h);
+            continue;
+        }
+        if let Some(k) = assigned_key(l) {
+            let full = match section {
+                Some(s) => format!("{s}.{k}"),
+                None => k.to_string(),
+            };
+            if full == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// The key a check's message is about: `[limits] max_message_bytes must …` →
+/// `limits.max_message_bytes`, `[engines.x]: …` → `engines.x`.
+fn key_named_in(message: &str) -> Option<String> {
+    let rest = message.strip_prefix('[')?;
+    let (section, after) = rest.split_once(']')?;
+    let section = section.trim_matches(|c| c == '[' || c == ']');
+    let word: String = after
+        .trim_start_matches(']')
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if word.is_empty() || after.starts_with(':') {
+        Some(section.to_string())
+    } else {
+        Some(format!("{section}.{word}"))
     }
 }
 
@@ -434,6 +587,10 @@ pub struct Config {
     /// The daemon's log files (`[logs]`).
     #[serde(default)]
     pub logs: crate::logs::LogsConfig,
+    /// `[hooks]`: reserved for the hooks r1 will run on session events. It is read and
+    /// kept (a reload reports its changes) but nothing runs it yet.
+    #[serde(default)]
+    pub hooks: toml::Table,
 }
 
 /// `[missions]` in `daemon.toml`.

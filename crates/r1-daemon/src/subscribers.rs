@@ -2,7 +2,7 @@
 //! and over the whole daemon, so that no client can open followers without bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use r1_proto::{ApiError, ErrorCode};
@@ -10,8 +10,10 @@ use r1_proto::{ApiError, ErrorCode};
 /// The subscriber counts, shared by every transport.
 #[derive(Debug)]
 pub struct Subscribers {
-    per_session_max: usize,
-    total_max: usize,
+    /// The bounds, changed by a config reload: lowering one refuses new subscribers
+    /// until enough have gone, it never cuts a live one.
+    per_session_max: AtomicUsize,
+    total_max: AtomicUsize,
     counts: Mutex<Counts>,
     /// Bytes of frames waiting in all live queues (a metrics gauge).
     queued_bytes: AtomicU64,
@@ -36,30 +38,39 @@ impl Subscribers {
     /// Counts bounded by `per_session_max` per session and `total_max` in all.
     pub fn new(per_session_max: usize, total_max: usize) -> Arc<Subscribers> {
         Arc::new(Subscribers {
-            per_session_max,
-            total_max,
+            per_session_max: AtomicUsize::new(per_session_max),
+            total_max: AtomicUsize::new(total_max),
             counts: Mutex::new(Counts::default()),
             queued_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         })
     }
 
+    /// Sets new bounds (a config reload); live subscribers keep their places.
+    pub fn set_limits(&self, per_session_max: usize, total_max: usize) {
+        self.per_session_max
+            .store(per_session_max, Ordering::Relaxed);
+        self.total_max.store(total_max, Ordering::Relaxed);
+    }
+
     /// Takes a place for a subscriber of `session` (or of the daemon bus when `None`),
     /// or says which limit is reached.
     pub fn acquire(self: &Arc<Self>, session: Option<&str>) -> Result<Slot, ApiError> {
+        let total_max = self.total_max.load(Ordering::Relaxed);
+        let per_session_max = self.per_session_max.load(Ordering::Relaxed);
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if c.total >= self.total_max {
+        if c.total >= total_max {
             return Err(too_many(format!(
                 "the daemon already serves {} subscribers ([limits] max_subscribers); close an event stream and retry",
-                self.total_max
+                total_max
             )));
         }
         if let Some(id) = session {
             let n = c.by_session.get(id).copied().unwrap_or(0);
-            if n >= self.per_session_max {
+            if n >= per_session_max {
                 return Err(too_many(format!(
                     "session {id} already has {} subscribers ([limits] max_subscribers_per_session); close one of its event streams and retry",
-                    self.per_session_max
+                    per_session_max
                 )));
             }
             c.by_session.insert(id.to_string(), n + 1);

@@ -123,8 +123,9 @@ pub type HttpService = StreamableHttpService<R1McpServer, NeverSessionManager>;
 /// tool sends notifications. The Host and Origin checks of rmcp are turned off because
 /// the daemon's perimeter, in front of every route, owns them (with the token check);
 /// mount this only behind that perimeter.
-pub fn http_service(api: Arc<dyn Api>, caps: Caps) -> HttpService {
-    let server = R1McpServer::new(api, caps);
+/// `caps` is asked on every request, so the daemon's `[mcp] caps` can change while it
+/// runs (a config reload).
+pub fn http_service(api: Arc<dyn Api>, caps: Arc<dyn Fn() -> Caps + Send + Sync>) -> HttpService {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -132,7 +133,7 @@ pub fn http_service(api: Arc<dyn Api>, caps: Caps) -> HttpService {
         .disable_allowed_hosts()
         .disable_allowed_origins();
     StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(R1McpServer::new(Arc::clone(&api), caps())),
         Arc::new(NeverSessionManager::default()),
         config,
     )

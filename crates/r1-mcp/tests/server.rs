@@ -109,6 +109,15 @@ impl Api for Fake {
     async fn daemon_logs(&self, _: r1_proto::LogsParams) -> Result<r1_proto::LogPage, ApiError> {
         unsupported()
     }
+    async fn reload(&self, _: EmptyParams) -> Result<r1_proto::ReloadResult, ApiError> {
+        unsupported()
+    }
+    async fn restart(
+        &self,
+        _: r1_proto::RestartParams,
+    ) -> Result<r1_proto::RestartResult, ApiError> {
+        unsupported()
+    }
     async fn session_start(&self, p: StartSessionParams) -> Result<SessionView, ApiError> {
         if !p.workdir.starts_with('/') {
             return Err(ApiError::validation("workdir must be absolute"));
@@ -442,7 +451,8 @@ async fn post(router: &axum::Router, body: Value) -> Value {
 #[tokio::test]
 async fn http_service_mounts_in_axum_and_answers_json_rpc() {
     let api: Arc<dyn Api> = Arc::new(Fake::default());
-    let router = axum::Router::new().nest_service("/mcp", http_service(api, Caps::Read));
+    let router =
+        axum::Router::new().nest_service("/mcp", http_service(api, Arc::new(|| Caps::Read)));
 
     let init = post(
         &router,

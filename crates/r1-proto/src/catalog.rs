@@ -39,10 +39,10 @@ use crate::{
     Ack, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
     Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
     MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
-    RepairResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
-    SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
-    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
-    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    ReloadResult, RepairResult, RestartParams, RestartResult, ResumeAllResult, SendMessageParams,
+    SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams,
+    TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -569,6 +569,41 @@ operations! {
         mcp: None,
         related: [],
         title: "Shut the daemon down",
+    }
+
+    /// Re-read `daemon.toml` and apply it without a restart: allowed origins, retention,
+    /// limits, engines, MCP servers, the MCP endpoint's caps and mission workers take
+    /// effect at once; sessions and connections stay. An invalid file changes nothing
+    /// and the error names the key and the line. Keys that need a restart are listed
+    /// in `restart_required` and keep their old values. Same as SIGHUP. Not offered
+    /// over MCP.
+    DaemonReload reload {
+        method: "daemon.reload",
+        http: Post "/v1/reload" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: EmptyParams,
+        result: ReloadResult,
+        mcp: None,
+        related: [],
+        title: "Reload the config",
+    }
+
+    /// Restart onto the binary now on disk: the new daemon is checked, sessions with
+    /// work in flight are paused (reason `upgrade`), the listeners are handed over and
+    /// the new daemon takes the same port and socket and reloads every session. If it
+    /// does not register and answer within `timeout_s` (default 15), this daemon serves
+    /// again and the error says why. Not offered over MCP.
+    DaemonRestart restart {
+        method: "daemon.restart",
+        http: Post "/v1/restart" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: RestartParams,
+        result: RestartResult,
+        mcp: None,
+        related: [],
+        title: "Restart onto the binary on disk",
     }
 
     /// Start a new r1 agent session working in `workdir` (an absolute path to an

@@ -502,15 +502,33 @@ pub mod bus {
     pub struct DaemonStopping {
         /// The daemon run id.
         pub daemon_id: String,
+        /// Why: `shutdown`, or `upgrade` when it hands over to a new binary
+        /// (`r1 ctl restart`). Absent from older daemons.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
     }
 
-    /// `daemon.reloaded`: the daemon reloaded the sessions it found at start.
+    /// `daemon.reloaded`: the daemon reloaded the sessions it found at start, or its
+    /// config (`daemon.toml`: SIGHUP, `r1 ctl reload`, `daemon.reload`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct DaemonReloaded {
         /// The daemon run id.
         pub daemon_id: String,
-        /// How many sessions were reloaded.
+        /// How many sessions were reloaded at start (0 for a config reload).
+        #[serde(default)]
         pub sessions: u64,
+        /// The daemon's version.
+        #[serde(default)]
+        pub version: String,
+        /// True for a reload of `daemon.toml`, false for the sessions at start.
+        #[serde(default)]
+        pub config: bool,
+        /// The config keys whose new values took effect (config reloads).
+        #[serde(default)]
+        pub changed: Vec<String>,
+        /// The config keys that changed but wait for a restart (config reloads).
+        #[serde(default)]
+        pub restart_required: Vec<String>,
     }
 
     /// `session.created`: a session was started.

@@ -73,6 +73,15 @@ pub struct Registration {
     pub sock: String,
     /// RFC 3339 start time.
     pub started_at: String,
+    /// The binary the daemon runs, as an absolute path (absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// What identifies that binary's build: its size and modification time as
+    /// `<bytes>-<mtime ns>` when the daemon started (absent from older daemons). `r1
+    /// doctor` compares it with the file on disk to tell that `r1 ctl restart` would
+    /// run a different binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 /// The answer of `GET /v1/discover` (`daemon.discover`, `r1 ctl discover`): what
@@ -98,6 +107,15 @@ pub struct Discovery {
     pub token: String,
     /// The file holding the token (mode 0600, readable only by the user).
     pub token_file: String,
+    /// The binary the daemon runs, as an absolute path (absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// What identifies that binary's build: its size and modification time as
+    /// `<bytes>-<mtime ns>` when the daemon started (absent from older daemons). `r1
+    /// doctor` compares it with the file on disk to tell that `r1 ctl restart` would
+    /// run a different binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 impl Discovery {
@@ -116,6 +134,8 @@ impl Discovery {
             started_at: reg.started_at.clone(),
             token: Discovery::REDACTED.to_string(),
             token_file: token_file.to_string(),
+            exe: reg.exe.clone(),
+            build_id: reg.build_id.clone(),
         }
     }
 }
@@ -172,6 +192,10 @@ pub struct Handshake {
     pub pid: u32,
     /// RFC 3339 start time.
     pub started_at: String,
+    /// The daemon binary's build id, as in [`Registration::build_id`] (absent from
+    /// older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 /// The answer of `GET /v1/health`.
@@ -194,6 +218,52 @@ pub struct ShutdownParams {
     /// Seconds to let in-flight requests finish before the daemon exits (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_s: Option<u64>,
+}
+
+/// The answer of `POST /v1/reload` (`daemon.reload`, `r1 ctl reload`, SIGHUP): what
+/// changed in `daemon.toml` and took effect, and what changed but waits for a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReloadResult {
+    /// The daemon's version.
+    pub version: String,
+    /// The keys whose new values are in force now (`perimeter.allowed_origins`,
+    /// `limits.max_message_bytes`, `missions.workers`, …), in file order of sections.
+    pub changed: Vec<String>,
+    /// The keys that changed but only take effect when the daemon restarts
+    /// (`r1 ctl restart`); the running daemon keeps their old values.
+    pub restart_required: Vec<String>,
+}
+
+/// The body of `POST /v1/restart`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartParams {
+    /// Seconds the new daemon has to register and answer before the old one takes
+    /// over again (default 15, at most 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+}
+
+/// The answer of `POST /v1/restart` (`daemon.restart`, `r1 ctl restart`): the new
+/// daemon serves, on the same port and socket, with every session reloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestartResult {
+    /// The binary that was started.
+    pub exe: String,
+    /// The old daemon's version.
+    pub from_version: String,
+    /// The new daemon's version.
+    pub version: String,
+    /// The old daemon's build id.
+    pub from_build_id: String,
+    /// The new daemon's build id.
+    pub build_id: String,
+    /// The new daemon's process id.
+    pub pid: u32,
+    /// The new daemon's run id.
+    pub daemon_id: String,
+    /// The loopback HTTP base URL, unchanged.
+    pub url: String,
 }
 
 /// A plain acknowledgement: `{"ok": true}`.
@@ -236,6 +306,9 @@ pub fn wire_schema() -> serde_json::Value {
         Handshake,
         Health,
         ShutdownParams,
+        ReloadResult,
+        RestartParams,
+        RestartResult,
         Ack,
         ExchangeParams,
         ErrorEnvelope,

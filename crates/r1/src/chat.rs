@@ -49,7 +49,7 @@ pub fn run(home: &Path, args: ChatArgs) -> i32 {
 
 async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
     let opts = ConnectOptions::new(home);
-    let client = r1_client::connect_or_spawn(&opts).await?;
+    let mut client = r1_client::connect_or_spawn(&opts).await?;
     let session: SessionView = match &args.session {
         Some(id) => client.session_get(SessionRef::new(id.as_str())).await?,
         None => {
@@ -84,8 +84,10 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
             }
         }
     });
-    let since = session.last_seq + 1;
-    let body = client.session_events(&session.id, since).await?;
+    // The next record to show: a stream that ends (the daemon restarts onto a new
+    // binary, or stops) is opened again from here, so nothing is missed or repeated.
+    let mut next = session.last_seq + 1;
+    let body = client.session_events(&session.id, next).await?;
     let mut events = SseReader::new(body);
     let mut pending: Vec<String> = Vec::new();
     let mut asking: Option<String> = None;
@@ -114,11 +116,21 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                 }
             },
             frame = events.next() => {
-                let Some(frame) = frame else {
-                    return Err(ClientError::Unreachable("the daemon closed the event stream".into()));
+                let Some(Ok(frame)) = frame else {
+                    let (c, body) = reconnect(&opts, &session.id, next).await?;
+                    client = c;
+                    events = SseReader::new(body);
+                    continue;
                 };
-                let frame = frame?;
                 let Ok(r) = serde_json::from_str::<EventRecord>(&frame.data) else { continue };
+                if r.kind == EventKind::SessionResync {
+                    next = r.data["next_seq"].as_u64().unwrap_or(next);
+                    continue;
+                }
+                if r.seq < next {
+                    continue;
+                }
+                next = r.seq + 1;
                 let mut out = std::io::stdout().lock();
                 let reply_to = r.data["reply_to"].as_str().or(r.data["message_id"].as_str()).map(str::to_string);
                 match r.kind {
@@ -163,5 +175,39 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                 }
             }
         }
+    }
+}
+
+/// Connects again (a restarted daemon takes a moment to come back) and reopens the
+/// session's event stream from `next`, for up to a minute.
+async fn reconnect(
+    opts: &ConnectOptions,
+    id: &str,
+    next: u64,
+) -> Result<(r1_client::Client, r1_client::EventStream), ClientError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut reported = false;
+    loop {
+        let last = match r1_client::connect(opts).await {
+            Ok(c) => match c.session_events(id, next).await {
+                Ok(body) => {
+                    if reported {
+                        eprintln!("(reconnected)");
+                    }
+                    return Ok((c, body));
+                }
+                Err(e @ ClientError::Api(_)) => return Err(e),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        if !reported {
+            eprintln!("\n(the daemon went away; reconnecting…)");
+            reported = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

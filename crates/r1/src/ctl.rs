@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use r1_client::{ClientError, ConnectOptions};
-use r1_proto::{Api, EmptyParams, ShutdownParams};
+use r1_proto::{Api, EmptyParams, RestartParams, ShutdownParams};
 
 use crate::output;
 
@@ -49,6 +49,20 @@ enum Verb {
         /// Seconds in-flight requests get to finish.
         #[arg(long, default_value_t = 5)]
         grace: u64,
+    },
+    /// Re-read daemon.toml and apply it now, without dropping sessions or
+    /// connections (same as SIGHUP). An invalid file changes nothing; the error names
+    /// the key and the line. Keys that need a restart are listed, not applied.
+    Reload,
+    /// Restart onto the r1 binary now on disk (after an upgrade or a rebuild): the
+    /// daemon pauses sessions with work in flight (reason `upgrade`), the new binary
+    /// takes the same port and socket and reloads every session, and followers
+    /// reconnect. If the new binary does not start and answer in time, the old daemon
+    /// comes back and this says why (exit 1).
+    Restart {
+        /// Seconds the new daemon has to register and answer (1 to 20).
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
     },
     /// Replace the token now: the old one is refused at once, no restart needed.
     RotateToken,
@@ -100,6 +114,11 @@ impl CtlArgs {
         CtlArgs::of(Verb::Shutdown { grace }, json)
     }
 
+    /// `r1 ctl restart`, which `r1 serve restart` runs.
+    pub fn restart(json: bool) -> CtlArgs {
+        CtlArgs::of(Verb::Restart { timeout: 15 }, json)
+    }
+
     fn of(verb: Verb, json: bool) -> CtlArgs {
         CtlArgs {
             json,
@@ -136,6 +155,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
     opts.spawn = !args.no_spawn;
     match args.verb {
         Verb::Shutdown { grace } => return Ok(shutdown(&opts, grace, args.json).await?),
+        Verb::Restart { timeout } => return Ok(restart(&opts, timeout, args.json).await?),
         Verb::Sessions(verb) => return Ok(crate::sessions_cmd::run(&opts, verb, args.json).await?),
         Verb::Worktrees(verb) => {
             return Ok(crate::worktrees_cmd::run(&opts, verb, args.json).await?)
@@ -197,6 +217,28 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
                 ));
             }
         }
+        Verb::Reload => {
+            let client = r1_client::connect(&opts).await?;
+            let r = client.reload(EmptyParams {}).await?;
+            if args.json {
+                output::json(&r);
+            } else {
+                if r.changed.is_empty() {
+                    output::line("daemon.toml reloaded: nothing changed");
+                } else {
+                    output::line(&format!(
+                        "daemon.toml reloaded; in force now: {}",
+                        r.changed.join(", ")
+                    ));
+                }
+                if !r.restart_required.is_empty() {
+                    output::line(&format!(
+                        "changed but kept until a restart (`r1 ctl restart`): {}",
+                        r.restart_required.join(", ")
+                    ));
+                }
+            }
+        }
         Verb::RotateToken => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let ack = client.rotate_token().await?;
@@ -211,6 +253,46 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
         }
     }
     Ok(())
+}
+
+async fn restart(opts: &ConnectOptions, timeout: u64, json: bool) -> Result<(), ClientError> {
+    let client = r1_client::connect(opts).await?;
+    let old_pid = client.registration().pid;
+    let asked = client
+        .restart(RestartParams {
+            timeout_s: Some(timeout),
+        })
+        .await;
+    match asked {
+        Ok(r) => {
+            if json {
+                output::json(&r);
+            } else {
+                output::line(&format!(
+                    "restarted onto {} (version {} → {}); pid {} → {}, still at {}",
+                    r.exe, r.from_version, r.version, old_pid, r.pid, r.url
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // A failed handover brings the old daemon back: wait for it, so that the
+            // next command finds a daemon, and say which one serves.
+            if e.code == r1_proto::ErrorCode::Conflict {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    if let Ok(c) = r1_client::connect(opts).await {
+                        if !json {
+                            eprintln!("r1: the daemon serves again (pid {})", c.registration().pid);
+                        }
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Err(e.into())
+        }
+    }
 }
 
 async fn shutdown(opts: &ConnectOptions, grace: u64, json: bool) -> Result<(), ClientError> {

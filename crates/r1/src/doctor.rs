@@ -26,6 +26,46 @@ struct Check {
     detail: String,
 }
 
+/// Whether the binary the daemon was started from is still the one on disk: after an
+/// upgrade or a rebuild it is not, and `r1 ctl restart` moves the daemon onto it.
+/// `None` for a daemon too old to say which binary it runs.
+fn binary_check(reg: &r1_proto::Registration) -> Option<Check> {
+    let (exe, running) = (reg.exe.as_deref()?, reg.build_id.as_deref()?);
+    let check = match r1_daemon::build_id(Path::new(exe)) {
+        Some(on_disk) if on_disk == running => Check {
+            name: "binary",
+            ok: true,
+            detail: format!("the daemon runs {exe} as it is on disk"),
+        },
+        Some(on_disk) => {
+            let version = std::process::Command::new(exe)
+                .arg("--version")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "an unknown version".into());
+            Check {
+                name: "binary",
+                ok: false,
+                detail: format!(
+                    "{exe} on disk (build {on_disk}, {version}) differs from the running daemon's (build {running}, version {}); run `r1 ctl restart` to move the daemon onto it",
+                    reg.version
+                ),
+            }
+        }
+        None => Check {
+            name: "binary",
+            ok: false,
+            detail: format!(
+                "the daemon's binary {exe} is gone from disk; reinstall r1, then run `r1 ctl restart`"
+            ),
+        },
+    };
+    Some(check)
+}
+
 fn private_file(path: &Path, name: &'static str) -> Check {
     match std::fs::symlink_metadata(path) {
         Ok(md) => {
@@ -126,6 +166,9 @@ pub fn run(home: &Path, args: DoctorArgs) -> i32 {
                         reg.pid, reg.version, reg.sock, reg.url
                     ),
                 });
+                if let Some(c) = binary_check(&reg) {
+                    checks.push(c);
+                }
                 use r1_proto::Api;
                 let engines = rt.block_on(client.engines_list(r1_proto::EmptyParams {}));
                 if let Ok(l) = engines {

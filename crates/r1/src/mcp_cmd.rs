@@ -94,7 +94,9 @@ pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
     };
     rt.block_on(async {
         let client = match r1_client::connect_or_spawn(&ConnectOptions::new(home)).await {
-            Ok(c) => c,
+            // A tool call made while the daemon restarts onto a new binary waits for it
+            // (the socket path stays the same) instead of failing.
+            Ok(c) => c.with_reconnect(std::time::Duration::from_secs(30)),
             Err(e) => return output::fail(&e, false),
         };
         tracing::info!(caps = caps.as_str(), "serving MCP on stdio");

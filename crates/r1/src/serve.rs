@@ -23,6 +23,10 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 /// launchd agent (`~/Library/LaunchAgents/dev.r1.daemon.plist`) on macOS.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// `restart`: hand the running daemon over to the binary now on disk (the same as
+    /// `r1 ctl restart`).
+    #[arg(value_enum, conflicts_with_all = ["service", "port", "token_file", "rotate_token", "emit_port_stdout"])]
+    action: Option<ServeAction>,
     /// TCP port on the loopback address (default: the previous daemon's port when it is
     /// free, else a random free port).
     #[arg(long, default_value_t = 0, conflicts_with = "service")]
@@ -62,13 +66,27 @@ pub struct ServeArgs {
     /// running (with its pid), and whether its unit runs this binary.
     #[arg(long, group = "service")]
     status: bool,
-    /// With --status: print the status as JSON, for scripts.
-    #[arg(long, requires = "status")]
+    /// With --status or restart: print the result as JSON, for scripts.
+    #[arg(long)]
     json: bool,
+}
+
+/// What `r1 serve` does besides serving.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ServeAction {
+    /// Restart the running daemon onto the binary on disk.
+    Restart,
 }
 
 /// Runs the daemon, or manages its login service; returns the exit code.
 pub fn run(home: &Path, args: ServeArgs) -> i32 {
+    if args.json && !args.status && args.action.is_none() {
+        eprintln!("error: --json goes with --status or `restart`; the daemon itself logs JSON lines to $R1_HOME/logs");
+        return 2;
+    }
+    if let Some(ServeAction::Restart) = args.action {
+        return crate::ctl::run(home, crate::ctl::CtlArgs::restart(args.json));
+    }
     if args.install {
         return crate::service::run(home, crate::service::Action::Install { now: args.now });
     }
@@ -102,7 +120,7 @@ pub fn run(home: &Path, args: ServeArgs) -> i32 {
         Err(e) => return refuse(&e),
     };
     let lock = match state.lock() {
-        Ok(l) => l,
+        Ok(l) => std::sync::Arc::new(l),
         Err(e) => return refuse(&e),
     };
     let _guard = init_logging(&state, &args.log_level);
@@ -113,6 +131,7 @@ pub fn run(home: &Path, args: ServeArgs) -> i32 {
         rotate_token: args.rotate_token,
         version: env!("CARGO_PKG_VERSION").to_string(),
         listening: None,
+        lock: Some(std::sync::Arc::clone(&lock)),
     };
     // Blocking work (journal batches, file reads) runs on a pool capped well below
     // tokio's default of 512, so thousands of sessions loading at once never mean
@@ -194,8 +213,13 @@ impl Sidecar {
     }
 }
 
+/// Says why the daemon cannot start, on stderr and, for a daemon handing over to this
+/// one (`r1 ctl restart`), in the file it named, so that it can say why too.
 fn refuse(e: &StartError) -> i32 {
     eprintln!("r1: {e}");
+    if let Some(path) = std::env::var_os(r1_daemon::START_ERROR_ENV) {
+        let _ = std::fs::write(path, e.to_string());
+    }
     1
 }
 

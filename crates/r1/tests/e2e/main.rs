@@ -17,6 +17,7 @@ mod missions;
 mod ops;
 mod perimeter;
 mod providers;
+mod reload;
 mod restart;
 mod service;
 mod sessions;

@@ -214,3 +214,234 @@ fn resume_all_resumes_every_paused_session_on_every_surface() {
     let v = mcp_call(&d, "r1_session_resume_all", json!({"session_id": a}));
     assert_eq!(v["error_code"], "validation", "{v}");
 }
+
+/// A copy of the `r1` binary at `dir/r1`, to run a daemon from and then replace.
+fn copy_binary(dir: &std::path::Path) -> std::path::PathBuf {
+    let exe = dir.join("r1");
+    std::fs::copy(bin(), &exe).unwrap();
+    exe
+}
+
+/// Replaces `exe` with `content` the way an installer does: a new file renamed over
+/// the old path (the running daemon keeps its own image).
+fn replace_file(exe: &std::path::Path, content: &[u8]) {
+    let tmp = exe.with_extension("new");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, exe).unwrap();
+}
+
+/// `r1 serve` run from `exe` (not the test's binary), registered.
+fn serve_from(home: &Home, exe: &std::path::Path) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home._dir.path().join("serve.stderr"))
+        .unwrap();
+    let child = std::process::Command::new(exe)
+        .args(["serve", "--log-level", "debug"])
+        .env("R1_HOME", &home.path)
+        .env_remove("R1_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut reg = Value::Null;
+    wait_until(Duration::from_secs(20), "the daemon to register", || {
+        reg = home.registration().unwrap_or(Value::Null);
+        reg["pid"].as_u64() == Some(u64::from(pid))
+    });
+    Daemon {
+        child: Some(child),
+        home: home.path.clone(),
+        reg,
+    }
+}
+
+fn doctor_binary_check(home: &Home) -> Value {
+    let out = home.run(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "binary")
+        .cloned()
+        .unwrap_or_else(|| panic!("no binary check: {v}"))
+}
+
+#[test]
+fn a_restart_onto_a_rebuilt_binary_keeps_followers_sessions_and_the_port() {
+    let home = Home::new();
+    let bindir = tempfile::tempdir().unwrap();
+    let exe = copy_binary(bindir.path());
+    let old = serve_from(&home, &exe);
+    let port = old.port();
+    let work = tempfile::tempdir().unwrap();
+    let id = start(&old, work.path());
+    assert_eq!(doctor_binary_check(&home)["ok"], true);
+
+    // A follower attached from the first record, as a child process.
+    let mut follower = home
+        .cmd(&["ctl", "sessions", "follow", &id, "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = follower.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    seen.lock().unwrap().push(v);
+                }
+            }
+        })
+    };
+    // A turn that streams for several seconds.
+    let r = old.post(
+        &format!("/v1/sessions/{id}/messages"),
+        &json!({ "text": format!("/slow {}", "word ".repeat(60)) }).to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_until(
+        Duration::from_secs(20),
+        "the follower to see deltas",
+        || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r["kind"] == "session.delta")
+                .count()
+                >= 3
+        },
+    );
+
+    // A rebuilt binary lands on disk: doctor says so.
+    replace_file(&exe, &std::fs::read(bin()).unwrap());
+    let check = doctor_binary_check(&home);
+    assert_eq!(check["ok"], false, "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("r1 ctl restart"),
+        "{check}"
+    );
+
+    let r = home.run_json(&["ctl", "restart"]);
+    assert_ne!(r["pid"].as_u64().unwrap(), u64::from(old.pid()), "{r}");
+    assert_eq!(r["url"], old.reg["url"], "{r}");
+    assert_ne!(r["build_id"], r["from_build_id"], "{r}");
+    assert_eq!(r["exe"], exe.display().to_string(), "{r}");
+    let reg = home.registration().unwrap();
+    assert_eq!(reg["pid"], r["pid"]);
+    assert_eq!(reg["sock"], old.reg["sock"]);
+    let new = Daemon {
+        child: None,
+        home: home.path.clone(),
+        reg: reg.clone(),
+    };
+    assert_eq!(new.port(), port, "the port must not change");
+    // The old process is gone.
+    let mut old = old;
+    assert!(old.wait_exit(Duration::from_secs(15)).is_some());
+    assert_eq!(doctor_binary_check(&home)["ok"], true);
+
+    // The session was paused for the upgrade and reloaded; the follower saw every
+    // record, once, in order, through the new daemon's reload record.
+    let view = new.get(&format!("/v1/sessions/{id}")).json();
+    assert_eq!(view["state"], "paused", "{view}");
+    let last = view["last_seq"].as_u64().unwrap();
+    wait_until(Duration::from_secs(20), "the follower to catch up", || {
+        seen.lock()
+            .unwrap()
+            .last()
+            .and_then(|r| r["seq"].as_u64())
+            .is_some_and(|s| s >= last)
+    });
+    let got = seen.lock().unwrap().clone();
+    let seqs: Vec<u64> = got.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    let want: Vec<u64> = (1..=last).collect();
+    assert_eq!(seqs, want, "the follower missed or repeated records");
+    assert!(
+        got.iter()
+            .any(|r| r["kind"] == "session.paused" && r["data"]["reason"] == "upgrade"),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|r| r["kind"] == "daemon.reloaded" && r["data"]["daemon_id"] == reg["id"]),
+        "{got:?}"
+    );
+
+    // Resumable, and it answers again.
+    let v = home.run_json(&["ctl", "sessions", "resume", &id]);
+    assert_eq!(v["state"], "idle", "{v}");
+    let r = new.post(
+        &format!("/v1/sessions/{id}/messages"),
+        &json!({ "text": "after the upgrade" }).to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_until(Duration::from_secs(20), "the answer", || {
+        seen.lock().unwrap().iter().any(|r| {
+            r["kind"] == "session.message"
+                && r["data"]["role"] == "assistant"
+                && r["data"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("after the upgrade"))
+        })
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let _ = reader.join();
+}
+
+#[test]
+fn a_failing_new_binary_leaves_the_old_daemon_serving() {
+    let home = Home::new();
+    let bindir = tempfile::tempdir().unwrap();
+    let exe = copy_binary(bindir.path());
+    let d = serve_from(&home, &exe);
+    let work = tempfile::tempdir().unwrap();
+    let id = start(&d, work.path());
+
+    // Not an r1 at all: refused before anything stops.
+    replace_file(&exe, b"#!/bin/sh\necho 'not r1' >&2\nexit 1\n");
+    let out = home.run(&["ctl", "restart"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--version") && err.contains("not r1"), "{err}");
+    assert!(err.contains("keeps serving"), "{err}");
+    let reg = home.registration().unwrap();
+    assert_eq!(reg["id"], d.reg["id"], "nothing may change");
+    health_ok(&d);
+
+    // Answers `--version` but cannot serve: the handover starts, the new daemon exits,
+    // and the old one is brought back (same process, same port) and says why.
+    replace_file(
+        &exe,
+        b"#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'r1 9.9.9'; exit 0; fi\necho 'r1: cannot start: broken on purpose' >&2\nexit 1\n",
+    );
+    let out = home.run(&["ctl", "restart", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["error_message"].as_str().unwrap();
+    assert!(msg.contains("exited"), "{msg}");
+    assert!(msg.contains("brought back"), "{msg}");
+    let reg = home.registration().unwrap();
+    assert_ne!(reg["id"], d.reg["id"], "the old daemon starts again");
+    assert_eq!(reg["pid"], d.reg["pid"], "in the same process");
+    assert_eq!(reg["url"], d.reg["url"], "on the same port");
+    health_ok(&d);
+    let s = home.run_json(&["ctl", "sessions", "get", &id]);
+    assert_eq!(s["id"], id.as_str(), "{s}");
+    // It can still hand over once a good binary is on disk.
+    replace_file(&exe, &std::fs::read(bin()).unwrap());
+    let r = home.run_json(&["ctl", "restart"]);
+    assert_eq!(r["url"], d.reg["url"], "{r}");
+}
