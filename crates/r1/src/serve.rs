@@ -24,7 +24,7 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// `restart`: hand the running daemon over to the binary now on disk (the same as
-    /// `r1 ctl restart`).
+    /// `r1 ctl restart`; `r1 ctl restart --json` prints the result as JSON).
     #[arg(value_enum, conflicts_with_all = ["service", "port", "token_file", "rotate_token", "emit_port_stdout"])]
     action: Option<ServeAction>,
     /// TCP port on the loopback address (default: the previous daemon's port when it is
@@ -66,8 +66,8 @@ pub struct ServeArgs {
     /// running (with its pid), and whether its unit runs this binary.
     #[arg(long, group = "service")]
     status: bool,
-    /// With --status or restart: print the result as JSON, for scripts.
-    #[arg(long)]
+    /// With --status: print the status as JSON, for scripts.
+    #[arg(long, requires = "status")]
     json: bool,
 }
 
@@ -85,7 +85,7 @@ pub fn run(home: &Path, args: ServeArgs) -> i32 {
         return 2;
     }
     if let Some(ServeAction::Restart) = args.action {
-        return crate::ctl::run(home, crate::ctl::CtlArgs::restart(args.json));
+        return crate::ctl::run(home, crate::ctl::CtlArgs::restart(false));
     }
     if args.install {
         return crate::service::run(home, crate::service::Action::Install { now: args.now });

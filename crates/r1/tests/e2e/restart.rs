@@ -410,9 +410,10 @@ fn a_failing_new_binary_leaves_the_old_daemon_serving() {
     let work = tempfile::tempdir().unwrap();
     let id = start(&d, work.path());
 
-    // Not an r1 at all: refused before anything stops.
+    // Not an r1 at all: refused before anything stops (`r1 serve restart` is
+    // `r1 ctl restart`).
     replace_file(&exe, b"#!/bin/sh\necho 'not r1' >&2\nexit 1\n");
-    let out = home.run(&["ctl", "restart"]);
+    let out = home.run(&["serve", "restart"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--version") && err.contains("not r1"), "{err}");
