@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use r1_proto::{
     Ack, Api, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
-    Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
-    MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
-    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
-    SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
-    VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
-    PROTOCOL,
+    Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
+    LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
+    MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult, ResumeFailure,
+    SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
+    StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams,
+    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
+    WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -112,6 +112,8 @@ struct HubInner {
     missions: crate::missions::Missions,
     /// Where the daemon listens and how it confines children, for `daemon.status`.
     runtime: crate::status::Runtime,
+    /// The hooks in `$R1_HOME/hooks`, their pool and counts.
+    hooks: crate::hooks::Hooks,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -144,6 +146,7 @@ impl Hub {
         let default_engine =
             crate::engines::default_engine(&engines, config.default_engine.as_deref());
         let metrics = Metrics::default();
+        let hooks = crate::hooks::Hooks::new(state.root(), config.hooks.clone());
         let journal_opts = metrics.timed_journal(journal_opts);
         let subscribers = crate::subscribers::Subscribers::new(
             config.limits.max_subscribers_per_session,
@@ -168,6 +171,7 @@ impl Hub {
                 worktrees,
                 missions,
                 runtime: crate::status::Runtime::default(),
+                hooks,
             }),
         }
     }
@@ -204,6 +208,11 @@ impl Hub {
     /// What the daemon learned about itself while starting.
     pub(crate) fn runtime(&self) -> &crate::status::Runtime {
         &self.inner.runtime
+    }
+
+    /// The hooks.
+    pub(crate) fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.inner.hooks
     }
 
     /// The operator config.
@@ -418,6 +427,14 @@ impl Api for Hub {
 
     async fn daemon_logs(&self, p: LogsParams) -> Result<LogPage, ApiError> {
         self.read_logs(p).await
+    }
+
+    async fn hooks_list(&self, _: EmptyParams) -> Result<HookList, ApiError> {
+        Ok(self.hooks_list_now())
+    }
+
+    async fn hooks_test(&self, p: HookTestParams) -> Result<HookTestResult, ApiError> {
+        self.hooks_test_now(p).await
     }
 
     async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {

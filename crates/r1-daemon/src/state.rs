@@ -274,6 +274,13 @@ impl StateDir {
                         message,
                     })?;
                 config
+                    .hooks
+                    .validate()
+                    .map_err(|message| StartError::Config {
+                        path: path.display().to_string(),
+                        message,
+                    })?;
+                config
                     .limits
                     .validate()
                     .map_err(|message| StartError::Config {
@@ -425,6 +432,9 @@ pub struct Config {
     /// The daemon's log files (`[logs]`).
     #[serde(default)]
     pub logs: crate::logs::LogsConfig,
+    /// The hooks in `$R1_HOME/hooks` (`[hooks]`).
+    #[serde(default)]
+    pub hooks: crate::hooks::HooksConfig,
 }
 
 /// `[missions]` in `daemon.toml`.
