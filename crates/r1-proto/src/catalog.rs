@@ -580,7 +580,7 @@ operations! {
     /// call runs the hook again.
     HooksTest hooks_test {
         method: "hooks.test",
-        http: Post "/v1/hooks/{name}/test" => 200,
+        http: Post "/v1/hooks/test" => 200,
         cap: Write,
         idempotency: Idempotency::None,
         params: HookTestParams,
