@@ -419,3 +419,27 @@ fn hooks_test_runs_one_hook_against_a_sample_event() {
     let out = home.run(&["ctl", "hooks", "test", "on-nothing"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_failed_turn_fires_on_error_with_its_record() {
+    let (home, hooks) = home_with_hooks();
+    let out = tempfile::tempdir().unwrap();
+    hook(&hooks, "on-error", &recorder(out.path()));
+    let d = home.serve(&[]);
+    let work = tempfile::tempdir().unwrap();
+    // A budget of one token is spent by the first answer: the turn fails.
+    let r = d.post(
+        "/v1/sessions",
+        &json!({"workdir": work.path(), "token_budget": 1}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(send(&d, &id, "hello").status, 202);
+    wait_until(Duration::from_secs(10), "on-error", || {
+        saved(out.path(), "on-error").len() == 1
+    });
+    let e = &saved(out.path(), "on-error")[0];
+    assert_eq!(e["record"]["kind"], "session.error");
+    assert_eq!(e["record"]["data"]["code"], "budget_exceeded");
+    assert_eq!(e["session"]["id"], id.as_str());
+}
