@@ -848,6 +848,16 @@ function applyRecord(chat, rec) {
     case "daemon.reloaded":
       addNote("The daemon restarted. Tool calls that were running were closed.");
       break;
+    case "hook.ran":
+      addNote(`Hook ${d.hook} ran for ${d.event}` + (d.action ? `: ${d.action}` : "") +
+        (d.reason ? ` (${d.reason})` : "") + ` in ${d.duration_ms} ms.`);
+      break;
+    case "hook.failed":
+      addNote(`Hook ${d.hook} failed for ${d.event}: ${d.reason}`, "error");
+      break;
+    case "hook.blocked":
+      addNote(`Hook ${d.hook} blocked a message: ${d.reason}`, "error");
+      break;
     case "approval.requested":
       finishStream(chat, undefined, undefined, false);
       approvalCard(chat, d);

@@ -175,6 +175,7 @@ pub fn spawn(
         after_turn: Vec::new(),
         pending_end: None,
         shutdown_waiters: Vec::new(),
+        last_written: None,
     };
     tokio::spawn(actor.run(rx));
 }
@@ -199,6 +200,8 @@ struct Actor {
     pending_end: Option<TurnEnd>,
     /// Shutdown answers owed once the running turn has stopped.
     shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// The newest record written, which the `on-turn-end` hook gets.
+    last_written: Option<EventRecord>,
 }
 
 impl Actor {
@@ -298,6 +301,7 @@ impl Actor {
     async fn journal_records(&mut self, records: &[Rec]) -> Result<Vec<u64>, ApiError> {
         let mut seqs = Vec::with_capacity(records.len());
         let mut result = Ok(());
+        let mut last = None;
         for r in records {
             let ack = if r.durable {
                 Ack::Durable
@@ -313,6 +317,7 @@ impl Actor {
                     seqs.push(rec.seq);
                     self.core.apply(&rec);
                     self.announce(&rec);
+                    last = Some(rec);
                 }
                 Err(e) => {
                     if let JournalError::Failed { reason } = &e {
@@ -329,6 +334,9 @@ impl Actor {
             }
         }
         let _ = self.view.send(Arc::new(Snapshot::of(&self.core)));
+        if last.is_some() {
+            self.last_written = last;
+        }
         result.map(|()| seqs)
     }
 
@@ -362,6 +370,7 @@ impl Actor {
             }
             _ => {}
         }
+        self.hub.fire_record(&s, rec);
     }
 
     async fn api(&mut self, cmd: Command, reply: oneshot::Sender<Result<Answer, ApiError>>) {
@@ -452,6 +461,9 @@ impl Actor {
             }
         };
         self.pending_end = None;
+        if let (Some(s), Some(rec)) = (self.session.upgrade(), &self.last_written) {
+            self.hub.fire_session("on-turn-end", &s, rec);
+        }
         self.answer_stoppers();
         if let Some(next) = step.start_turn {
             self.start_turn(next);

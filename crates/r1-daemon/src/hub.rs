@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use r1_proto::{
     Ack, Api, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
-    Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
-    MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
-    ReloadResult, RepairResult, RestartParams, RestartResult, ResumeAllResult, ResumeFailure,
-    SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams,
-    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
-    WorktreeMergeResult, WorktreeView, PROTOCOL,
+    Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
+    LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
+    MissionRef, MissionView, PinLaneParams, ReloadResult, RepairResult, RestartParams,
+    RestartResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
+    SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
+    VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +121,8 @@ struct HubInner {
     runtime: crate::status::Runtime,
     /// A restart onto the binary on disk, when one is asked for.
     restart: crate::restart::RestartCell,
+    /// The hooks in `$R1_HOME/hooks`, their pool and counts.
+    hooks: crate::hooks::Hooks,
 }
 
 /// The operator config in force, with the engines resolved from it.
@@ -172,6 +175,7 @@ impl Hub {
         let protected = Arc::new(r1_engine::Protected::for_state_dir(state.root(), &extra));
         let bus = Bus::open(&state.path("bus/events.ndjson"));
         let metrics = Metrics::default();
+        let hooks = crate::hooks::Hooks::new(state.root(), config.hooks.clone());
         let journal_opts = metrics.timed_journal(journal_opts);
         let subscribers = crate::subscribers::Subscribers::new(
             config.limits.max_subscribers_per_session,
@@ -196,6 +200,7 @@ impl Hub {
                 missions,
                 runtime: crate::status::Runtime::default(),
                 restart: crate::restart::RestartCell::default(),
+                hooks,
             }),
         }
     }
@@ -259,6 +264,11 @@ impl Hub {
     /// Held while a config reload runs.
     pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.reloading
+    }
+
+    /// The hooks.
+    pub(crate) fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.inner.hooks
     }
 
     /// The daemon bus.
@@ -473,6 +483,14 @@ impl Api for Hub {
 
     async fn daemon_logs(&self, p: LogsParams) -> Result<LogPage, ApiError> {
         self.read_logs(p).await
+    }
+
+    async fn hooks_list(&self, _: EmptyParams) -> Result<HookList, ApiError> {
+        Ok(self.hooks_list_now())
+    }
+
+    async fn hooks_test(&self, p: HookTestParams) -> Result<HookTestResult, ApiError> {
+        self.hooks_test_now(p).await
     }
 
     async fn shutdown(&self, params: ShutdownParams) -> Result<Ack, ApiError> {

@@ -9,6 +9,7 @@ mod conn;
 mod engines;
 mod error;
 mod fsutil;
+pub mod hooks;
 mod hub;
 mod index;
 pub mod logs;

@@ -164,6 +164,10 @@ pub struct Gauges {
     pub queued_bytes: u64,
     /// Subscribers dropped as too slow since the start.
     pub dropped_subscribers: u64,
+    /// Hook runs started since the start.
+    pub hook_runs: u64,
+    /// Hook runs that failed (non-zero exit, timeout, bad answer, dropped).
+    pub hook_failures: u64,
 }
 
 impl Metrics {
@@ -392,9 +396,16 @@ impl Metrics {
             o,
             "r1_hook_runs_total",
             "counter",
-            "Hooks run. Always 0: this daemon has no hooks yet.",
+            "Hooks run from $R1_HOME/hooks.",
         );
-        let _ = writeln!(o, "r1_hook_runs_total 0");
+        let _ = writeln!(o, "r1_hook_runs_total {}", g.hook_runs);
+        family(
+            o,
+            "r1_hook_failures_total",
+            "counter",
+            "Hook runs that failed: non-zero exit, timeout, an answer that is not JSON, or no room in the queue.",
+        );
+        let _ = writeln!(o, "r1_hook_failures_total {}", g.hook_failures);
         out
     }
 }

@@ -377,7 +377,9 @@ impl Hub {
             state: MissionState::Cancelled,
             reason: Some("cancelled by a client".into()),
         });
-        missions.view(id)
+        let view = missions.view(id)?;
+        self.fire_mission_finished(&view);
+        Ok(view)
     }
 
     /// `mission.resume`.
@@ -732,6 +734,9 @@ impl Hub {
                 state,
                 reason,
             });
+            if let Ok(view) = self.missions().view(id) {
+                self.fire_mission_finished(&view);
+            }
         }
     }
 }

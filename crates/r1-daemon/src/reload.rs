@@ -18,8 +18,7 @@
 //!   them on its first turn that needs tools).
 //! - `mcp.caps`: the next request to `/mcp`.
 //! - `missions.workers`: at once; a smaller pool lets running missions finish.
-//! - `hooks`: read and reported; nothing runs hooks yet ([`Hub::apply_hooks`] is where
-//!   they will be registered).
+//! - `hooks`: the switch, pool and default timeout ([`Hub::apply_hooks`]).
 
 use std::fmt::Debug;
 
@@ -112,15 +111,10 @@ impl Hub {
         self.apply_hooks(&hooks);
     }
 
-    /// Where `[hooks]` will be (re)registered when r1 runs hooks; the table is parsed
-    /// and kept in the config, and a reload reports its changes, but nothing runs yet.
-    fn apply_hooks(&self, hooks: &toml::Table) {
-        if !hooks.is_empty() {
-            tracing::debug!(
-                tables = hooks.len(),
-                "[hooks] is read but r1 does not run hooks yet"
-            );
-        }
+    /// Puts a reloaded `[hooks]` in force (the scripts themselves are looked up at
+    /// every event, so new and removed hooks need no reload).
+    fn apply_hooks(&self, hooks: &crate::hooks::HooksConfig) {
+        self.hooks().reconfigure(hooks.clone());
     }
 }
 

@@ -249,6 +249,7 @@ pub async fn serve_with(
         pid: info.pid,
         version: info.version.clone(),
     });
+    hub.fire_startup();
 
     tokio::spawn(watch_registration(hub.clone()));
     tokio::spawn(watch_signals(hub.clone(), signals));

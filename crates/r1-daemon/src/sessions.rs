@@ -541,6 +541,7 @@ impl Hub {
         let mut core = crate::transition::Core::default();
         core.apply(&created);
         let session = self.insert_session(&id, &data, Some(journal), core, Vec::new(), None);
+        self.fire_record(&session, &created);
         tracing::info!(session = %id, %engine, %workdir, worktree = worktree_id.unwrap_or("-"), "session started");
         self.bus().publish(&bus::SessionCreated {
             session_id: id,
@@ -574,6 +575,9 @@ impl Hub {
                 ));
             }
         }
+        let text = self
+            .pre_send(&s, params.text, params.client_message_id.as_deref())
+            .await?;
         let message_id = format!(
             "msg_{}",
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
@@ -581,7 +585,7 @@ impl Hub {
         match s
             .command(Command::Send {
                 message_id,
-                text: params.text,
+                text,
                 client_message_id: params.client_message_id,
             })
             .await?

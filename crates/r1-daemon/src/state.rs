@@ -338,10 +338,11 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigError> {
             column,
         }
     })?;
-    let checks: [Result<(), String>; 5] = [
+    let checks: [Result<(), String>; 6] = [
         r1_engine::validate_mcp_servers(&config.mcp_servers),
         crate::engines::engines(&config.engines).map(|_| ()),
         config.logs.validate(),
+        config.hooks.validate(),
         config.limits.validate(),
         if (1..=64).contains(&config.missions.workers) {
             Ok(())
@@ -587,10 +588,9 @@ pub struct Config {
     /// The daemon's log files (`[logs]`).
     #[serde(default)]
     pub logs: crate::logs::LogsConfig,
-    /// `[hooks]`: reserved for the hooks r1 will run on session events. It is read and
-    /// kept (a reload reports its changes) but nothing runs it yet.
+    /// The hooks in `$R1_HOME/hooks` (`[hooks]`).
     #[serde(default)]
-    pub hooks: toml::Table,
+    pub hooks: crate::hooks::HooksConfig,
 }
 
 /// `[missions]` in `daemon.toml`.

@@ -89,6 +89,8 @@ impl Hub {
             subscribers: subs.total() as u64,
             queued_bytes: subs.queued_bytes(),
             dropped_subscribers: subs.dropped(),
+            hook_runs: self.hooks().runs(),
+            hook_failures: self.hooks().failures(),
         })
     }
 
@@ -125,7 +127,7 @@ impl Hub {
             sessions: nonzero(self.sessions_by_state()),
             missions: nonzero(self.missions_by_state()),
             subscribers: self.subscribers().total() as u64,
-            hooks_run: 0,
+            hooks_run: self.hooks().runs(),
             last_error: crate::logs::last_error(),
         }
     }

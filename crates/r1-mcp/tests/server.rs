@@ -118,6 +118,15 @@ impl Api for Fake {
     ) -> Result<r1_proto::RestartResult, ApiError> {
         unsupported()
     }
+    async fn hooks_list(&self, _: EmptyParams) -> Result<r1_proto::HookList, ApiError> {
+        unsupported()
+    }
+    async fn hooks_test(
+        &self,
+        _: r1_proto::HookTestParams,
+    ) -> Result<r1_proto::HookTestResult, ApiError> {
+        unsupported()
+    }
     async fn session_start(&self, p: StartSessionParams) -> Result<SessionView, ApiError> {
         if !p.workdir.starts_with('/') {
             return Err(ApiError::validation("workdir must be absolute"));

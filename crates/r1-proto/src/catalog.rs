@@ -37,12 +37,13 @@ use serde_json::Value;
 
 use crate::{
     Ack, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
-    Health, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LogPage, LogsParams,
-    MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionView, PinLaneParams,
-    ReloadResult, RepairResult, RestartParams, RestartResult, ResumeAllResult, SendMessageParams,
-    SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams,
-    TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
+    LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
+    MissionRef, MissionView, PinLaneParams, ReloadResult, RepairResult, RestartParams,
+    RestartResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
+    SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
+    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
+    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -555,6 +556,39 @@ operations! {
         mcp: None,
         related: ["/v1/status"],
         title: "Read the daemon's logs",
+    }
+
+    /// The hooks installed in `$R1_HOME/hooks`: each file with the event it answers,
+    /// whether it is trusted (a regular file owned by the user, executable, not
+    /// writable by group or others) or why it is refused, and its timeout. Not offered
+    /// over MCP: hooks run outside the agent's sandbox. Read-only.
+    HooksList hooks_list {
+        method: "hooks.list",
+        http: Get "/v1/hooks" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: EmptyParams,
+        result: HookList,
+        mcp: None,
+        related: ["/v1/status"],
+        title: "List the hooks",
+    }
+
+    /// Run one hook (by file name or event) against a sample event, or the JSON object
+    /// given as `event`, outside any session: nothing is journaled and its answer has
+    /// no effect. Returns its exit code, output, and its answer read as JSON. Not
+    /// offered over MCP: hooks run outside the agent's sandbox. NOT idempotent: every
+    /// call runs the hook again.
+    HooksTest hooks_test {
+        method: "hooks.test",
+        http: Post "/v1/hooks/test" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: HookTestParams,
+        result: HookTestResult,
+        mcp: None,
+        related: ["/v1/hooks"],
+        title: "Test a hook",
     }
 
     /// Stop the daemon gracefully: in-flight requests get `grace_s` seconds, sessions

@@ -67,11 +67,20 @@ pub enum EventKind {
     /// A verify command (build, test, lint) finished, with what it found (durable).
     #[serde(rename = "verify.completed")]
     VerifyCompleted,
+    /// A hook in `$R1_HOME/hooks` ran for an event of this session.
+    #[serde(rename = "hook.ran")]
+    HookRan,
+    /// A hook could not run or did not finish (timeout, crash, untrusted file).
+    #[serde(rename = "hook.failed")]
+    HookFailed,
+    /// The `pre-send` hook blocked a user message; it was never accepted.
+    #[serde(rename = "hook.blocked")]
+    HookBlocked,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::SessionCreated,
         EventKind::SessionMessage,
         EventKind::SessionDelta,
@@ -92,6 +101,9 @@ impl EventKind {
         EventKind::DaemonReloaded,
         EventKind::SessionResync,
         EventKind::VerifyCompleted,
+        EventKind::HookRan,
+        EventKind::HookFailed,
+        EventKind::HookBlocked,
     ];
 
     /// The wire spelling, e.g. `session.delta`.
@@ -117,6 +129,9 @@ impl EventKind {
             EventKind::DaemonReloaded => "daemon.reloaded",
             EventKind::SessionResync => "session.resync",
             EventKind::VerifyCompleted => "verify.completed",
+            EventKind::HookRan => "hook.ran",
+            EventKind::HookFailed => "hook.failed",
+            EventKind::HookBlocked => "hook.blocked",
         }
     }
 

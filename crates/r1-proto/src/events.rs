@@ -369,6 +369,60 @@ pub struct SessionResync {
 /// session; the record is its whole result, so a restart does not lose it.
 pub type VerifyCompleted = crate::VerifyResult;
 
+/// `hook.ran`: a hook in `$R1_HOME/hooks` ran for an event of this session and exited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HookRan {
+    /// The hook's file name, e.g. `on-message.sh`.
+    pub hook: String,
+    /// The event it ran for, e.g. `on-message`.
+    pub event: String,
+    /// The seq of the record that fired it; absent for `pre-send` (the message is not
+    /// journaled yet) and daemon events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
+    /// The exit code; `null` when a signal ended it.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: u64,
+    /// What its answer did: `reply`, `allow`, `deny`, `block`, `rewrite`; absent when it
+    /// answered nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The reason it gave with its answer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `hook.failed`: a hook could not run or did not finish: timed out (its process group
+/// was killed), exited non-zero, answered something that is not JSON, or was refused
+/// as untrusted. It is never retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HookFailed {
+    /// The hook's file name.
+    pub hook: String,
+    /// The event it ran for.
+    pub event: String,
+    /// Why, for a person.
+    pub reason: String,
+    /// The seq of the record that fired it, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
+}
+
+/// `hook.blocked`: the `pre-send` hook blocked a user message, which was never
+/// accepted; the client that sent it got a `conflict` error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HookBlocked {
+    /// The hook's file name.
+    pub hook: String,
+    /// The reason the hook gave.
+    pub reason: String,
+    /// The text that was blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -452,6 +506,9 @@ events! {
     DaemonReloaded => DaemonReloaded,
     SessionResync => SessionResync,
     VerifyCompleted => VerifyCompleted,
+    HookRan => HookRan,
+    HookFailed => HookFailed,
+    HookBlocked => HookBlocked,
 }
 
 impl EventData {

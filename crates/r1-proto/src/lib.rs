@@ -29,7 +29,10 @@ pub use mission::{
     MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionSpec, MissionState,
     MissionTimings, MissionView,
 };
-pub use ops::{DaemonStatus, ListenerStatus, LogLine, LogPage, LogsParams};
+pub use ops::{
+    DaemonStatus, HookInfo, HookList, HookTestParams, HookTestResult, ListenerStatus, LogLine,
+    LogPage, LogsParams,
+};
 pub use session::{
     ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,

@@ -113,3 +113,72 @@ pub struct DaemonStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LogLine>,
 }
+
+/// One file in `$R1_HOME/hooks`, as `hooks.list` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HookInfo {
+    /// The file name, e.g. `on-message.sh`.
+    pub name: String,
+    /// The event it answers (`on-message`, `pre-send`, …); absent when the name
+    /// matches no event, and the file is never run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Its absolute path.
+    pub path: String,
+    /// Whether it passes the trust checks and would run.
+    pub trusted: bool,
+    /// Why it is refused, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Its timeout in seconds (`# r1:timeout=` or `[hooks] default_timeout_s`).
+    pub timeout_s: u64,
+}
+
+/// The answer of `hooks.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HookList {
+    /// `false` when `[hooks] enabled = false`: nothing runs.
+    pub enabled: bool,
+    /// The directory, `$R1_HOME/hooks`.
+    pub dir: String,
+    /// Every file in it, by name.
+    pub hooks: Vec<HookInfo>,
+}
+
+/// The params of `hooks.test`: run one hook against a sample event, outside any
+/// session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HookTestParams {
+    /// The hook's file name (`on-message.sh`) or its event (`on-message`).
+    pub name: String,
+    /// The JSON object given on stdin; a sample event of the hook's kind by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
+}
+
+/// The answer of `hooks.test`: what the hook did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HookTestResult {
+    /// The hook's file name.
+    pub hook: String,
+    /// The event it ran as.
+    pub event: String,
+    /// The exit code; `null` when a signal ended it or it did not run.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: u64,
+    /// It ran past its timeout and its process group was killed.
+    pub timed_out: bool,
+    /// Its stdout (at most 64 KiB).
+    pub stdout: String,
+    /// Its stderr (at most 64 KiB).
+    pub stderr: String,
+    /// Its stdout read as a hook answer, when it is a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<serde_json::Value>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

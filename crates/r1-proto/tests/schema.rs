@@ -174,6 +174,9 @@ const OLD_RECORDS: &[&str] = &[
     r#"{"v":1,"seq":22,"at":"x","kind":"daemon.reloaded","lane":"main","data":{"daemon_id":"d1","pending_approvals":1}}"#,
     r#"{"v":1,"seq":22,"at":"x","kind":"session.resync","lane":"main","data":{"last_seq":3,"next_seq":4,"reason":"repaired"}}"#,
     r#"{"v":1,"seq":23,"at":"x","kind":"verify.completed","lane":"verify_ab12c","data":{"step":"test","ok":false,"exit_code":101,"duration_ms":1200,"command":"cargo test","summary":"1 test failed: t::a","failures":[{"file":"src/lib.rs","line":3,"test":"t::a","message":"assertion failed"}],"session_id":"ses_1","lane":"verify_ab12c"}}"#,
+    r#"{"v":1,"seq":24,"at":"x","kind":"hook.ran","lane":"main","data":{"hook":"on-approval-request.sh","event":"on-approval-request","event_seq":9,"exit_code":0,"duration_ms":12,"action":"deny","reason":"rm -rf"}}"#,
+    r#"{"v":1,"seq":25,"at":"x","kind":"hook.failed","lane":"main","data":{"hook":"on-message","event":"on-message","reason":"timed out after 30 s; its process group was killed","event_seq":7}}"#,
+    r#"{"v":1,"seq":26,"at":"x","kind":"hook.blocked","lane":"main","data":{"hook":"pre-send","reason":"no secrets","text":"my password is x"}}"#,
 ];
 
 /// Lines older daemons wrote with fields left out: they parse, with defaults.

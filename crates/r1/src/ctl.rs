@@ -81,6 +81,9 @@ enum Verb {
     /// fails).
     #[command(subcommand)]
     Verify(crate::missions_cmd::VerifyVerb),
+    /// Hooks in `$R1_HOME/hooks`: list (trusted or refused, and why), test one.
+    #[command(subcommand)]
+    Hooks(crate::ops_cmd::HooksVerb),
 }
 
 /// Why a `ctl` verb did not succeed.
@@ -167,6 +170,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
         }
         Verb::Status => return Ok(crate::ops_cmd::status(&opts, args.json).await?),
         Verb::Logs(a) => return Ok(crate::ops_cmd::logs(&opts, a, args.json).await?),
+        Verb::Hooks(verb) => return Ok(crate::ops_cmd::hooks(&opts, verb, args.json).await?),
         Verb::Engines => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let l = client.engines_list(EmptyParams {}).await?;

@@ -188,12 +188,26 @@ pub fn run(home: &Path, args: DoctorArgs) -> i32 {
             }),
         }
     }
+    // A refused hook is a warning, not a failure: the daemon runs fine without it.
+    let warnings: Vec<String> = r1_daemon::hooks::discover(&home.join("hooks"), 30)
+        .into_iter()
+        .filter_map(|h| {
+            let why = h.refused?;
+            Some(format!(
+                "hook {} is refused and never runs: {why}",
+                h.path.display()
+            ))
+        })
+        .collect();
     let ok = checks.iter().all(|c| c.ok);
     if args.json {
-        output::json(
-            &serde_json::json!({"ok": ok, "home": home, "checks": checks, "sandbox": sandbox}),
-        );
+        output::json(&serde_json::json!({
+            "ok": ok, "home": home, "checks": checks, "sandbox": sandbox, "warnings": warnings,
+        }));
     } else {
+        for w in &warnings {
+            output::line(&format!("WARN {:<16} {w}", "hooks"));
+        }
         for c in &checks {
             output::line(&format!(
                 "{} {:<16} {}",

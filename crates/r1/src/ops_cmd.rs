@@ -132,10 +132,7 @@ pub async fn status(opts: &ConnectOptions, json: bool) -> Result<(), ClientError
     output::line(&format!("  sessions     {}", counts(&s.sessions)));
     output::line(&format!("  missions     {}", counts(&s.missions)));
     output::line(&format!("  subscribers  {}", s.subscribers));
-    output::line(&format!(
-        "  hooks run    {} (r1 has no hooks yet)",
-        s.hooks_run
-    ));
+    output::line(&format!("  hooks run    {}", s.hooks_run));
     match &s.last_error {
         Some(e) => output::line(&format!(
             "  last error   {} {}{}",
@@ -160,4 +157,88 @@ fn humanize(secs: u64) -> String {
         (0, _, _) => format!("{h}h {m}m {s}s"),
         _ => format!("{d}d {h}h {m}m"),
     }
+}
+
+/// `r1 ctl hooks`.
+#[derive(Debug, clap::Subcommand)]
+pub enum HooksVerb {
+    /// What is installed in `$R1_HOME/hooks`: each file's event, whether it is trusted
+    /// or why it is refused, and its timeout.
+    List,
+    /// Run one hook (by file name or event) against a sample event, or the JSON object
+    /// given with `--event`, without touching any session.
+    Test {
+        /// The hook's file name (`on-message.sh`) or its event (`on-message`).
+        name: String,
+        /// The JSON object to give it on stdin instead of the sample.
+        #[arg(long)]
+        event: Option<String>,
+    },
+}
+
+/// Runs `r1 ctl hooks …`.
+pub async fn hooks(opts: &ConnectOptions, verb: HooksVerb, json: bool) -> Result<(), ClientError> {
+    let client = r1_client::connect_or_spawn(opts).await?;
+    match verb {
+        HooksVerb::List => {
+            let l = client.hooks_list(EmptyParams {}).await?;
+            if json {
+                output::json(&l);
+                return Ok(());
+            }
+            if !l.enabled {
+                output::line("hooks are off ([hooks] enabled = false)");
+            }
+            if l.hooks.is_empty() {
+                output::line(&format!("no hooks in {}", l.dir));
+            }
+            for h in &l.hooks {
+                let state = match (&h.refused, h.event.is_some()) {
+                    (Some(why), _) => format!("REFUSED: {why}"),
+                    (None, false) => "named after no event; never runs".to_string(),
+                    (None, true) => format!("trusted, timeout {} s", h.timeout_s),
+                };
+                output::line(&format!(
+                    "{:<28} {:<20} {state}",
+                    h.name,
+                    h.event.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        HooksVerb::Test { name, event } => {
+            let event = match event {
+                Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                    ClientError::from(r1_proto::ApiError::validation(format!(
+                        "--event is not JSON: {e}"
+                    )))
+                })?),
+                None => None,
+            };
+            let r = client
+                .hooks_test(r1_proto::HookTestParams { name, event })
+                .await?;
+            if json {
+                output::json(&r);
+                return Ok(());
+            }
+            output::line(&format!(
+                "{} ({}): exit {} in {} ms{}",
+                r.hook,
+                r.event,
+                r.exit_code.map_or("-".to_string(), |c| c.to_string()),
+                r.duration_ms,
+                if r.timed_out { ", timed out" } else { "" }
+            ));
+            if let Some(e) = &r.error {
+                output::line(&format!("  failed: {e}"));
+            }
+            if !r.stdout.is_empty() {
+                output::line(&format!("  stdout: {}", r.stdout.trim_end()));
+            }
+            if !r.stderr.is_empty() {
+                output::line(&format!("  stderr: {}", r.stderr.trim_end()));
+            }
+        }
+    }
+    Ok(())
 }

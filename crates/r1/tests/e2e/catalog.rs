@@ -45,6 +45,10 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "daemon.handshake" | "daemon.health" | "daemon.discover" | "daemon.status"
         | "daemon.reload" | "session.list" | "session.resume_all" | "engines.list" => json!({}),
         "daemon.logs" => json!({"session_id": main, "level": "info", "limit": 1}),
+        "hooks.list" => json!({}),
+        // No hook is installed here: every surface answers the same `not_found`
+        // (`hooks.rs` runs real ones).
+        "hooks.test" => json!({"name": "on-none"}),
         "session.start" => json!({"workdir": workdir, "title": "catalog"}),
         "session.send" => json!({"session_id": main, "text": "hello", "client_message_id": "k1"}),
         "session.journal" => json!({"session_id": main, "since_seq": 1, "limit": 2}),

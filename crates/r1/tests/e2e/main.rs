@@ -13,6 +13,7 @@ mod faults;
 mod flow;
 mod foundation;
 mod hardening;
+mod hooks;
 mod missions;
 mod ops;
 mod perimeter;
