@@ -8,11 +8,12 @@ use std::time::Duration;
 use r1_proto::{
     Ack, Api, ApiError, ApproveParams, Discovery, EmptyParams, EngineList, Handshake, Health,
     JournalPage, JournalParams, LaneList, LaneRef, LaneView, MissionCreateParams, MissionList,
-    MissionListParams, MissionRef, MissionView, PinLaneParams, RepairResult, ResumeAllResult,
-    ResumeFailure, SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView,
-    ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep,
-    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
-    WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
+    MissionListParams, MissionRef, MissionView, PinLaneParams, ReindexResult, RepairResult,
+    ResumeAllResult, ResumeFailure, SearchParams, SearchResult, SendMessageParams,
+    SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams,
+    TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams, WorktreeDiff,
+    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
+    WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -109,6 +110,8 @@ struct HubInner {
     worktrees: crate::worktree::Worktrees,
     /// The missions, their queue and worker pool (`$R1_HOME/missions`).
     missions: crate::missions::Missions,
+    /// The full-text index of every session's history (`$R1_HOME/index`).
+    search: crate::search::SearchIndex,
 }
 
 /// How long a browser login code from `r1 open` stays valid.
@@ -136,6 +139,8 @@ impl Hub {
             crate::missions::Missions::load(state.path("missions"), config.missions.workers);
         let protected = Arc::new(r1_engine::Protected::for_state_dir(state.root(), &extra));
         let bus = Bus::open(&state.path("bus/events.ndjson"));
+        let search =
+            crate::search::SearchIndex::new(state.path("index"), crate::search::QUEUE_BYTES);
         // `StateDir::read_config` already refused a config whose engines do not resolve.
         let engines = crate::engines::engines(&config.engines).unwrap_or_default();
         let default_engine =
@@ -162,6 +167,7 @@ impl Hub {
                 protected,
                 worktrees,
                 missions,
+                search,
             }),
         }
     }
@@ -305,6 +311,28 @@ impl Hub {
 
     pub(crate) fn missions(&self) -> &crate::missions::Missions {
         &self.inner.missions
+    }
+
+    /// The search index, fed by every session's journaled records.
+    pub fn search_index(&self) -> &crate::search::SearchIndex {
+        &self.inner.search
+    }
+
+    /// What the search indexer reads to catch up: every session's journal file and
+    /// last seq.
+    pub(crate) fn search_sources(&self) -> Vec<crate::search::Source> {
+        let dir = self.state().path("sessions");
+        self.sessions_table()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|s| crate::search::Source {
+                id: s.id.clone(),
+                path: dir.join(&s.id).join("journal.ndjson"),
+                last_seq: s.view().last_seq,
+            })
+            .collect()
     }
 
     pub(crate) fn sessions_table(&self) -> &Sessions {
@@ -549,6 +577,14 @@ impl Api for Hub {
 
     async fn mission_resume(&self, p: MissionRef) -> Result<MissionView, ApiError> {
         self.resume_mission(&p.mission_id).await
+    }
+
+    async fn search(&self, p: SearchParams) -> Result<SearchResult, ApiError> {
+        self.search_index().search(p).await
+    }
+
+    async fn search_reindex(&self, _: EmptyParams) -> Result<ReindexResult, ApiError> {
+        self.search_index().reindex().await
     }
 
     async fn verify_build(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {

@@ -15,6 +15,7 @@ mod metrics;
 mod missions;
 mod perimeter;
 mod routes;
+pub mod search;
 mod server;
 mod session_stream;
 mod sessions;

@@ -13,6 +13,7 @@ pub mod events;
 mod mission;
 pub mod openapi;
 pub mod schema;
+mod search;
 mod session;
 mod verify;
 mod worktree;
@@ -28,6 +29,7 @@ pub use mission::{
     MissionCreateParams, MissionList, MissionListParams, MissionRef, MissionSpec, MissionState,
     MissionTimings, MissionView,
 };
+pub use search::{ReindexResult, SearchHit, SearchKind, SearchParams, SearchResult, SnippetPart};
 pub use session::{
     ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,

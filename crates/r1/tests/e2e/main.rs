@@ -17,6 +17,7 @@ mod missions;
 mod perimeter;
 mod providers;
 mod restart;
+mod search;
 mod service;
 mod sessions;
 mod support;
