@@ -148,7 +148,9 @@ fn queries(dir: &std::path::Path) {
 /// Appends `n` records to a fresh journal, one at a time as a session's actor does,
 /// each offered to `index` when there is one; returns records per second.
 async fn append_rate(dir: &std::path::Path, n: usize, index: Option<&SearchIndex>) -> f64 {
-    let path = dir.join(format!("journal-{}.ndjson", index.is_some()));
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("journal-{run}.ndjson"));
     let journal = Journal::create(&path, JournalOptions::default())
         .await
         .unwrap();

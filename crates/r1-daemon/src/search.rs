@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use r1_proto::{
-    events::SessionMessage, ApiError, EventData, EventKind, EventRecord, ReindexResult, SearchHit,
-    SearchKind, SearchParams, SearchResult, SnippetPart,
+    ApiError, EventKind, EventRecord, ReindexResult, SearchHit, SearchKind, SearchParams,
+    SearchResult, SnippetPart,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
@@ -88,45 +88,46 @@ pub enum Doc {
 }
 
 impl Doc {
-    /// What `rec` adds to the index.
+    /// What `rec` adds to the index. It reads the fields it needs straight from the
+    /// record's JSON (the same fields `r1_proto::events` declares), without decoding
+    /// the whole payload: this runs on the session's actor after each append.
     pub fn of(rec: &EventRecord) -> Doc {
-        let indexed = matches!(
-            rec.kind,
-            EventKind::SessionCreated
-                | EventKind::SessionMessage
-                | EventKind::ToolStarted
-                | EventKind::ToolCompleted
-                | EventKind::LaneDelta
-                | EventKind::ApprovalRequested
-        );
-        if !indexed {
-            return Doc::None;
-        }
-        match rec.event() {
-            Ok(EventData::SessionCreated(c)) => Doc::Title(c.title),
-            Ok(EventData::SessionMessage(SessionMessage::User(m))) => {
-                Doc::Text(SearchKind::Message, m.text)
-            }
-            Ok(EventData::SessionMessage(SessionMessage::Assistant(m))) if !m.text.is_empty() => {
-                Doc::Text(SearchKind::Message, m.text)
-            }
-            Ok(EventData::ToolStarted(t)) => {
-                Doc::Text(SearchKind::Tool, with_args(&t.tool, &t.args))
-            }
-            Ok(EventData::ToolCompleted(t)) => Doc::ToolResult {
-                lane: t.lane,
-                text: match t.tool {
-                    Some(tool) => format!("{tool} {}", t.content),
-                    None => t.content,
+        let d = &rec.data;
+        let text = |k: &str| d.get(k).and_then(Value::as_str);
+        match rec.kind {
+            EventKind::SessionCreated => Doc::Title(text("title").map(str::to_string)),
+            EventKind::SessionMessage => match text("text") {
+                Some(t) if !t.is_empty() => Doc::Text(SearchKind::Message, t.to_string()),
+                _ => Doc::None,
+            },
+            EventKind::ToolStarted => Doc::Text(
+                SearchKind::Tool,
+                with_args(
+                    text("tool").unwrap_or_default(),
+                    d.get("args").unwrap_or(&Value::Null),
+                ),
+            ),
+            EventKind::ToolCompleted => Doc::ToolResult {
+                lane: text("lane").map(str::to_string),
+                text: match text("tool") {
+                    Some(tool) => format!("{tool} {}", text("content").unwrap_or_default()),
+                    None => text("content").unwrap_or_default().to_string(),
                 },
             },
-            Ok(EventData::LaneDelta(d)) => Doc::LaneOutput {
-                lane: d.lane,
-                text: d.text,
+            EventKind::LaneDelta => match (text("lane"), text("text")) {
+                (Some(lane), Some(t)) => Doc::LaneOutput {
+                    lane: lane.to_string(),
+                    text: t.to_string(),
+                },
+                _ => Doc::None,
             },
-            Ok(EventData::ApprovalRequested(a)) => {
-                Doc::Text(SearchKind::Approval, with_args(&a.tool, &a.args))
-            }
+            EventKind::ApprovalRequested => Doc::Text(
+                SearchKind::Approval,
+                with_args(
+                    text("tool").unwrap_or_default(),
+                    d.get("args").unwrap_or(&Value::Null),
+                ),
+            ),
             _ => Doc::None,
         }
     }
