@@ -8,6 +8,7 @@ import { renderMarkdown } from "./markdown.js";
 import { $, el, basename, errorText, fmtTime } from "./dom.js";
 import * as worktrees from "./worktrees.js";
 import * as missions from "./missions.js";
+import * as search from "./search.js";
 
 const TOKEN_KEY = "r1.token";
 const OPEN_KEY = "r1.open";
@@ -635,6 +636,14 @@ function finishStream(chat, finalText, seq, interrupted) {
   return s;
 }
 
+/** Records the seqs a lane's element shows (`data-seq` the first, `data-seq-last` the
+ * newest), so a search hit on any of its records finds it. */
+function laneSeq(l, seq) {
+  if (!seq) return;
+  if (!l.el.dataset.seq) l.el.dataset.seq = seq;
+  l.el.dataset.seqLast = seq;
+}
+
 function laneParts(chat, key, tool, args) {
   let l = chat.lanes.get(key);
   if (l) return l;
@@ -866,16 +875,18 @@ function applyRecord(chat, rec) {
       resolveApproval(chat, d);
       break;
     case "lane.created":
-      laneParts(chat, d.lane || rec.lane, d.tool);
+      laneSeq(laneParts(chat, d.lane || rec.lane, d.tool), rec.seq);
       break;
     case "tool.started": {
       const key = d.lane || (rec.lane !== "main" ? rec.lane : d.call_id);
       const l = laneParts(chat, key, d.tool, d.args);
+      laneSeq(l, rec.seq);
       setLaneArgs(l, d.args);
       break;
     }
     case "lane.delta": {
       const l = laneParts(chat, d.lane || rec.lane, undefined);
+      laneSeq(l, rec.seq);
       const out = l.out;
       const pinned = out.scrollHeight - out.scrollTop - out.clientHeight < 24;
       withScroll(() => out.append(document.createTextNode(d.text || "")));
@@ -896,6 +907,7 @@ function applyRecord(chat, rec) {
       const key = d.lane || (rec.lane !== "main" ? rec.lane : d.external ? d.call_id : null);
       if (key) {
         const l = laneParts(chat, key, d.tool);
+        laneSeq(l, rec.seq);
         if (d.external || !["killed", "cancelled", "failed"].includes(l.el.dataset.status)) {
           setLaneStatus(l, d.is_error ? "failed" : "done");
         }
@@ -1120,6 +1132,7 @@ function wire() {
   const call = (method, params) => app.conn.call(method, params);
   worktrees.init({ call });
   missions.init({ call, openSession: (id) => openSession(id, { focus: true }) });
+  search.init({ call, openSession: (id) => openSession(id) });
   $("start-form").addEventListener("submit", submitStart);
   $("start-form").addEventListener("keydown", (e) => {
     if (e.key === "Escape") backToList();

@@ -108,8 +108,8 @@ impl Client {
 
 const NO_BODY: Option<&()> = None;
 
-/// `path` with `fields` as its query string (strings as they are, other values as
-/// JSON), each part percent-encoded.
+/// `path` with `fields` as its query string (strings as they are, arrays of strings
+/// comma-separated, other values as JSON), each part percent-encoded.
 fn with_query(path: String, fields: &Map<String, Value>) -> String {
     if fields.is_empty() {
         return path;
@@ -120,6 +120,11 @@ fn with_query(path: String, fields: &Map<String, Value>) -> String {
         .map(|(k, v)| {
             let v = match v {
                 Value::String(s) => s.clone(),
+                Value::Array(a) if a.iter().all(Value::is_string) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 other => other.to_string(),
             };
             format!("{}={}", enc(k), enc(&v))

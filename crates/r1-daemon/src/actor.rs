@@ -354,6 +354,7 @@ impl Actor {
             return;
         };
         s.publish(rec);
+        self.hub.search_index().offer(&s.id, rec);
         match rec.kind {
             EventKind::SessionState => {
                 if let Ok(EventData::SessionState(d)) = rec.event() {

@@ -9,12 +9,12 @@ use r1_proto::{
     Ack, Api, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
     Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
     LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
-    MissionRef, MissionView, PinLaneParams, ReloadResult, RepairResult, RestartParams,
-    RestartResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
-    SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
-    VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
-    PROTOCOL,
+    MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
+    RestartParams, RestartResult, ResumeAllResult, ResumeFailure, SearchParams, SearchResult,
+    SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
+    StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams,
+    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
+    WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -123,6 +123,8 @@ struct HubInner {
     restart: crate::restart::RestartCell,
     /// The hooks in `$R1_HOME/hooks`, their pool and counts.
     hooks: crate::hooks::Hooks,
+    /// The full-text index of every session's history (`$R1_HOME/index`).
+    search: crate::search::SearchIndex,
 }
 
 /// The operator config in force, with the engines resolved from it.
@@ -177,6 +179,8 @@ impl Hub {
         let metrics = Metrics::default();
         let hooks = crate::hooks::Hooks::new(state.root(), config.hooks.clone());
         let journal_opts = metrics.timed_journal(journal_opts);
+        let search =
+            crate::search::SearchIndex::new(state.path("index"), crate::search::QUEUE_BYTES);
         let subscribers = crate::subscribers::Subscribers::new(
             config.limits.max_subscribers_per_session,
             config.limits.max_subscribers,
@@ -201,6 +205,7 @@ impl Hub {
                 runtime: crate::status::Runtime::default(),
                 restart: crate::restart::RestartCell::default(),
                 hooks,
+                search,
             }),
         }
     }
@@ -380,6 +385,28 @@ impl Hub {
 
     pub(crate) fn missions(&self) -> &crate::missions::Missions {
         &self.inner.missions
+    }
+
+    /// The search index, fed by every session's journaled records.
+    pub fn search_index(&self) -> &crate::search::SearchIndex {
+        &self.inner.search
+    }
+
+    /// What the search indexer reads to catch up: every session's journal file and
+    /// last seq.
+    pub(crate) fn search_sources(&self) -> Vec<crate::search::Source> {
+        let dir = self.state().path("sessions");
+        self.sessions_table()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|s| crate::search::Source {
+                id: s.id.clone(),
+                path: dir.join(&s.id).join("journal.ndjson"),
+                last_seq: s.view().last_seq,
+            })
+            .collect()
     }
 
     pub(crate) fn sessions_table(&self) -> &Sessions {
@@ -649,6 +676,14 @@ impl Api for Hub {
 
     async fn mission_resume(&self, p: MissionRef) -> Result<MissionView, ApiError> {
         self.resume_mission(&p.mission_id).await
+    }
+
+    async fn search(&self, p: SearchParams) -> Result<SearchResult, ApiError> {
+        self.search_index().search(p).await
+    }
+
+    async fn search_reindex(&self, _: EmptyParams) -> Result<ReindexResult, ApiError> {
+        self.search_index().reindex().await
     }
 
     async fn verify_build(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {

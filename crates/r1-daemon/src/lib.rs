@@ -19,6 +19,7 @@ mod perimeter;
 mod reload;
 mod restart;
 mod routes;
+pub mod search;
 mod server;
 mod session_stream;
 mod sessions;

@@ -125,8 +125,9 @@ async fn call(
 }
 
 /// The query string as params: each value typed as the params schema declares the
-/// field (integer, boolean), so `?since_seq=5` is the number 5; a value that is not
-/// what the schema says stays a string and fails the params check.
+/// field (integer, boolean), so `?since_seq=5` is the number 5; an array field takes
+/// a comma-separated list (`?kind=message,tool`); a value that is not what the schema
+/// says stays a string and fails the params check.
 fn query_params(op: &OperationInfo, query: Option<&str>) -> Result<Map<String, Value>, HttpError> {
     let mut out = Map::new();
     let Some(query) = query.filter(|q| !q.is_empty()) else {
@@ -143,6 +144,12 @@ fn query_params(op: &OperationInfo, query: Option<&str>) -> Result<Map<String, V
         let typed = match types.get(k.as_str()).map(String::as_str) {
             Some("integer") => v.parse::<u64>().map(Value::from).ok(),
             Some("boolean") => v.parse::<bool>().map(Value::from).ok(),
+            Some("array") => Some(Value::Array(
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            )),
             _ => None,
         };
         out.insert(k, typed.unwrap_or(Value::String(v)));

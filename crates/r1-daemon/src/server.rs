@@ -183,6 +183,11 @@ pub async fn serve_with(
         );
     }
     hub.reload_sessions().await;
+    let sources = hub.clone();
+    tokio::spawn(hub.search_index().clone().run(
+        move || sources.search_sources(),
+        hub.shutdown_token().clone(),
+    ));
     tokio::spawn(hub.clone().retention_task());
     tokio::spawn(hub.clone().mission_scheduler());
 

@@ -128,7 +128,7 @@ pub struct Session {
 /// The session table, part of the hub.
 #[derive(Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    pub(crate) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Which sessions exist: adds them durably in O(1).
     index: Arc<crate::index::SessionIndex>,
     pub(crate) journal_opts: JournalOptions,
@@ -538,6 +538,7 @@ impl Hub {
                 return Err(ApiError::internal("could not create the session"));
             }
         };
+        self.search_index().offer(&id, &created);
         let mut core = crate::transition::Core::default();
         core.apply(&created);
         let session = self.insert_session(&id, &data, Some(journal), core, Vec::new(), None);
@@ -699,6 +700,8 @@ impl Hub {
             copy = ?report.broken_copy,
             "journal repaired"
         );
+        // Seqs past the cut will be written again: the index reads the session anew.
+        self.search_index().refresh(id);
         self.sessions()
             .map
             .lock()
@@ -911,7 +914,10 @@ impl Hub {
                 )
                 .await
             {
-                Ok(r) => core.apply(&r),
+                Ok(r) => {
+                    self.search_index().offer(&id, &r);
+                    core.apply(&r);
+                }
                 Err(e) => {
                     tracing::warn!(session = %id, "cannot journal the reload: {e}");
                     break;
@@ -1019,6 +1025,7 @@ impl Hub {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&s.id);
+            self.search_index().forget(&s.id);
             tracing::info!(session = %s.id, age_s = age.as_secs(), bytes = md.len(), "pruned ended session");
             pruned += 1;
         }

@@ -297,6 +297,12 @@ impl Api for Fake {
     ) -> Result<r1_proto::VerifyResult, ApiError> {
         unsupported()
     }
+    async fn search(&self, _: r1_proto::SearchParams) -> Result<r1_proto::SearchResult, ApiError> {
+        unsupported()
+    }
+    async fn search_reindex(&self, _: EmptyParams) -> Result<r1_proto::ReindexResult, ApiError> {
+        unsupported()
+    }
 }
 
 #[tokio::test]
@@ -484,7 +490,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

@@ -39,11 +39,11 @@ use crate::{
     Ack, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
     Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
     LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
-    MissionRef, MissionView, PinLaneParams, ReloadResult, RepairResult, RestartParams,
-    RestartResult, ResumeAllResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
-    SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
-    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
-    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
+    RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult, SendMessageParams,
+    SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams,
+    TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -1121,6 +1121,40 @@ operations! {
         mcp: mcp("r1_verify_lint", "r1.verify.lint"),
         related: ["/v1/sessions/{session_id}/lanes"],
         title: "Lint a worktree",
+    }
+    /// Full-text search over every session's messages, tool calls and output, and
+    /// approval requests, most relevant first. `q` is SQLite FTS5 syntax: words (all
+    /// must match), `"a phrase"`, `prefix*`, `AND`/`OR`/`NOT`, parentheses; a malformed
+    /// query is a `validation` error with the engine's message. Filter with
+    /// `session_id`, `kind` (`message`, `tool`, `approval`) and `since` (RFC 3339).
+    /// Each hit has `session_id`, `session_title`, `seq` (read it with
+    /// `r1_session_journal` from that seq), `kind`, `at` and a `snippet` with matches
+    /// in `[` `]`. Page with `next_cursor`. Read-only.
+    SearchQuery search {
+        method: "search.query",
+        http: Get "/v1/search" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: SearchParams,
+        result: SearchResult,
+        mcp: mcp("r1_search", "r1.search"),
+        related: [],
+        title: "Search every session",
+    }
+
+    /// Rebuild the search index from the session journals, which are its source of
+    /// truth: drops every document and reads every journal again. Returns how many
+    /// sessions and records it read and how long it took. Not offered over MCP.
+    SearchReindex search_reindex {
+        method: "search.reindex",
+        http: Post "/v1/search/reindex" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: EmptyParams,
+        result: ReindexResult,
+        mcp: None,
+        related: [],
+        title: "Rebuild the search index",
     }
 }
 

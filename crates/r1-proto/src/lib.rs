@@ -14,6 +14,7 @@ mod mission;
 pub mod openapi;
 mod ops;
 pub mod schema;
+mod search;
 mod session;
 mod verify;
 mod worktree;
@@ -33,6 +34,7 @@ pub use ops::{
     DaemonStatus, HookInfo, HookList, HookTestParams, HookTestResult, ListenerStatus, LogLine,
     LogPage, LogsParams,
 };
+pub use search::{ReindexResult, SearchHit, SearchKind, SearchParams, SearchResult, SnippetPart};
 pub use session::{
     ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
     JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,

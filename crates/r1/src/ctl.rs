@@ -68,6 +68,10 @@ enum Verb {
     RotateToken,
     /// List the engines sessions can use, and why each is (not) available.
     Engines,
+    /// Search every session's messages, tool calls and output, and approval requests.
+    /// QUERY is SQLite FTS5 syntax: words (all must match), "a phrase", prefix*,
+    /// AND, OR, NOT, parentheses. Matches are shown between [ and ].
+    Search(SearchArgs),
     /// Sessions: list, get, start, send, follow, cancel, pause, resume, kill, approve, deny, lanes.
     #[command(subcommand)]
     Sessions(crate::sessions_cmd::SessionsVerb),
@@ -84,6 +88,34 @@ enum Verb {
     /// Hooks in `$R1_HOME/hooks`: list (trusted or refused, and why), test one.
     #[command(subcommand)]
     Hooks(crate::ops_cmd::HooksVerb),
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// What to look for.
+    #[arg(required_unless_present = "reindex")]
+    query: Option<String>,
+    /// Only this session's records.
+    #[arg(long)]
+    session: Option<String>,
+    /// Only these kinds: message, tool, approval (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = search_kind)]
+    kind: Vec<r1_proto::SearchKind>,
+    /// Only records written at or after this RFC 3339 time or date.
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many hits.
+    #[arg(long, default_value_t = 20)]
+    limit: u64,
+    /// Rebuild the index from the session journals first.
+    #[arg(long)]
+    reindex: bool,
+}
+
+/// A `--kind` value, spelled as on the wire.
+fn search_kind(s: &str) -> Result<r1_proto::SearchKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("{s:?} is not one of message, tool, approval"))
 }
 
 /// Why a `ctl` verb did not succeed.
@@ -188,6 +220,10 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
                     ));
                 }
             }
+        }
+        Verb::Search(a) => {
+            let client = r1_client::connect_or_spawn(&opts).await?;
+            search(&client, a, args.json).await?;
         }
         Verb::Discover => {
             let client = r1_client::connect_or_spawn(&opts).await?;
@@ -297,6 +333,57 @@ async fn restart(opts: &ConnectOptions, timeout: u64, json: bool) -> Result<(), 
             Err(e.into())
         }
     }
+}
+
+/// `r1 ctl search`: rebuilds the index when asked, then prints the hits, one per
+/// line: session, seq, kind, time, title and snippet.
+async fn search(client: &impl Api, a: SearchArgs, json: bool) -> Result<(), ClientError> {
+    if a.reindex {
+        let r = client.search_reindex(EmptyParams {}).await?;
+        if a.query.is_none() {
+            if json {
+                output::json(&r);
+            } else {
+                output::line(&format!(
+                    "reindexed {} sessions, {} records: {} documents in {} ms",
+                    r.sessions, r.records, r.documents, r.duration_ms
+                ));
+            }
+            return Ok(());
+        }
+    }
+    let result = client
+        .search(r1_proto::SearchParams {
+            q: a.query.unwrap_or_default(),
+            session_id: a.session,
+            kind: (!a.kind.is_empty()).then_some(a.kind),
+            since: a.since,
+            limit: Some(a.limit),
+            cursor: None,
+        })
+        .await?;
+    if json {
+        output::json(&result);
+        return Ok(());
+    }
+    for h in &result.hits {
+        output::line(&format!(
+            "{}  #{:<5} {:<8} {}  {}",
+            h.session_id,
+            h.seq,
+            h.kind.as_str(),
+            h.at,
+            h.session_title.as_deref().unwrap_or("-")
+        ));
+        output::line(&format!("    {}", h.snippet.replace('\n', " ")));
+    }
+    if result.hits.is_empty() {
+        output::line("no hits");
+    }
+    if result.catching_up {
+        output::line("(the index is still catching up with the journals)");
+    }
+    Ok(())
 }
 
 async fn shutdown(opts: &ConnectOptions, grace: u64, json: bool) -> Result<(), ClientError> {

@@ -141,7 +141,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     assert_eq!(server.server_info.as_ref().unwrap().name, "r1");
 
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 30, "{names:?}");
+    assert_eq!(names.len(), 31, "{names:?}");
     assert!(names.iter().all(|n| is_wire_name(n)), "{names:?}");
     assert!(names.iter().any(|n| n == "r1_session_start"));
 
@@ -212,7 +212,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     // Default caps: read-only tools only, and a mutating call is refused in an envelope.
     let reader = connect(&home, &[]).await;
     let names = tool_names(&reader).await;
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for mutating in [
         "r1_session_start",
         "r1_session_send",
@@ -265,7 +265,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tools"].as_array().unwrap().len(), 11);
+    assert_eq!(doc["tools"].as_array().unwrap().len(), 12);
 }
 
 /// The committed catalog page, which `--print-tools --markdown` must reproduce.

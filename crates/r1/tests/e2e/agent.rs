@@ -14,7 +14,7 @@ fn start_with(d: &Daemon, body: Value) -> String {
     r.json()["id"].as_str().unwrap().to_string()
 }
 
-fn send(d: &Daemon, id: &str, text: &str) -> Value {
+pub fn send(d: &Daemon, id: &str, text: &str) -> Value {
     let r = d.post(
         &format!("/v1/sessions/{id}/messages"),
         &json!({"text": text}).to_string(),

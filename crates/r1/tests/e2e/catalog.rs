@@ -70,7 +70,8 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "mission.create" => {
             json!({"spec": {"prompt": "hello", "workdir": workdir, "worktree": false}})
         }
-        "mission.list" => json!({}),
+        "mission.list" | "search.reindex" => json!({}),
+        "search.query" => json!({"q": "hello", "limit": 5}),
         "mission.get" | "mission.cancel" | "mission.resume" => json!({"mission_id": "ms_none"}),
         // Nothing to build in an empty workdir: the same `validation` everywhere.
         _ => json!({"session_id": main}),

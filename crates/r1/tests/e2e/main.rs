@@ -20,6 +20,7 @@ mod perimeter;
 mod providers;
 mod reload;
 mod restart;
+mod search;
 mod service;
 mod sessions;
 mod support;
