@@ -80,10 +80,6 @@ enum ServeAction {
 
 /// Runs the daemon, or manages its login service; returns the exit code.
 pub fn run(home: &Path, args: ServeArgs) -> i32 {
-    if args.json && !args.status && args.action.is_none() {
-        eprintln!("error: --json goes with --status or `restart`; the daemon itself logs JSON lines to $R1_HOME/logs");
-        return 2;
-    }
     if let Some(ServeAction::Restart) = args.action {
         return crate::ctl::run(home, crate::ctl::CtlArgs::restart(false));
     }
