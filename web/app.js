@@ -858,11 +858,12 @@ function applyRecord(chat, rec) {
       addNote("The daemon restarted. Tool calls that were running were closed.");
       break;
     case "hook.ran":
-      addNote(`Hook ${d.hook} ran for ${d.event}` + (d.action ? `: ${d.action}` : "") +
-        (d.reason ? ` (${d.reason})` : "") + ` in ${d.duration_ms} ms.`);
+      // `event` is the hook's own name without an extension; say it only when they differ.
+      addNote(`Hook ${d.hook}` + (d.hook === d.event ? "" : ` (${d.event})`) + ` ran in ${d.duration_ms} ms` +
+        (d.action ? `: ${d.action}` : "") + (d.reason ? ` (${d.reason})` : "") + ".");
       break;
     case "hook.failed":
-      addNote(`Hook ${d.hook} failed for ${d.event}: ${d.reason}`, "error");
+      addNote(`Hook ${d.hook} failed: ${d.reason}`, "error");
       break;
     case "hook.blocked":
       addNote(`Hook ${d.hook} blocked a message: ${d.reason}`, "error");

@@ -17,6 +17,7 @@ import {
   until,
   RECORD_KINDS,
 } from "./lib.mjs";
+import { writeFile } from "node:fs/promises";
 
 let browser;
 let server;
@@ -369,4 +370,39 @@ test("SSE with ?token= from the daemon's own page: ordered frames, then reattach
     Array.from({ length: secondHead - firstHead }, (_, i) => firstHead + 1 + i),
   );
   more.got.forEach((f) => assert.equal(f.id, String(f.seq)));
+});
+
+test("SIGHUP after adding an origin to daemon.toml: a page from that origin then connects, no restart", async (t) => {
+  const d = await daemon(t);
+  const page = await pageAt(t, server.foreign);
+  const wd = await tempDir();
+  // Before: foreign.test is not allowlisted, so both the fetch and the upgrade are refused.
+  const before = await startSessionFromPage(page, d, wd);
+  assert.match(before.error || "", /TypeError|Failed to fetch/, JSON.stringify(before));
+  assert.ok(!(await wsFromPage(page, d)).includes("open"), "the socket opened before the reload");
+
+  const pid = d.child.pid;
+  await writeFile(
+    `${d.home}/daemon.toml`,
+    `[perimeter]\nallowed_origins = ["${server.url}", "${server.foreign}"]\n`,
+    { mode: 0o600 },
+  );
+  process.kill(pid, "SIGHUP");
+  // The reload is asynchronous to the signal: poll the page's own fetch until it is let in.
+  const n0 = await sessionCount(d);
+  const r = await until(
+    async () => {
+      const r = await startSessionFromPage(page, d, wd);
+      return r.status === 201 ? r : false;
+    },
+    { what: "the foreign page's fetch to succeed after SIGHUP", timeout: 10000 },
+  );
+  assert.match(r.body.id, /^ses_/);
+  assert.equal(await sessionCount(d), n0 + 1);
+  const seen = await wsFromPage(page, d);
+  assert.ok(seen.includes("open"), `the socket did not open after the reload: ${seen}`);
+  // Same daemon process throughout: nothing was restarted.
+  const disc = await api(d, "GET", "/v1/discover");
+  assert.equal(disc.status, 200, disc.text);
+  assert.equal(disc.json.pid, pid);
 });

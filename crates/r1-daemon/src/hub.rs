@@ -179,8 +179,11 @@ impl Hub {
         let metrics = Metrics::default();
         let hooks = crate::hooks::Hooks::new(state.root(), config.hooks.clone());
         let journal_opts = metrics.timed_journal(journal_opts);
-        let search =
-            crate::search::SearchIndex::new(state.path("index"), crate::search::QUEUE_BYTES);
+        let search = if config.search.enabled {
+            crate::search::SearchIndex::new(state.path("index"), crate::search::QUEUE_BYTES)
+        } else {
+            crate::search::SearchIndex::disabled(state.path("index"))
+        };
         let subscribers = crate::subscribers::Subscribers::new(
             config.limits.max_subscribers_per_session,
             config.limits.max_subscribers,

@@ -30,7 +30,11 @@ use crate::state::{Config, LoadConfigError};
 
 /// The config keys a running daemon cannot change: each listener's connection permits
 /// are sized when it starts.
-const RESTART_ONLY: &[&str] = &["limits.max_connections_tcp", "limits.max_connections_unix"];
+const RESTART_ONLY: &[&str] = &[
+    "limits.max_connections_tcp",
+    "limits.max_connections_unix",
+    "search.enabled",
+];
 
 impl Hub {
     /// Re-reads `daemon.toml` and puts it in force. An invalid file (or one that cannot
@@ -72,6 +76,7 @@ impl Hub {
         // What waits for a restart keeps its running value.
         new.limits.max_connections_tcp = old.limits.max_connections_tcp;
         new.limits.max_connections_unix = old.limits.max_connections_unix;
+        new.search.enabled = old.search.enabled;
         self.apply_config(new);
         if changed.is_empty() && restart_required.is_empty() {
             tracing::info!("config reloaded: nothing changed");
@@ -183,6 +188,11 @@ fn diff(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
             text(&new.missions.workers),
         ),
         ("hooks", text(&old.hooks), text(&new.hooks)),
+        (
+            "search.enabled",
+            text(&old.search.enabled),
+            text(&new.search.enabled),
+        ),
     ]);
     let mut changed = Vec::new();
     let mut restart = Vec::new();

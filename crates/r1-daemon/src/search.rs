@@ -736,6 +736,8 @@ struct Feed {
 
 struct Shared {
     dir: PathBuf,
+    /// False under `[search] enabled = false`: nothing is queued, queries are refused.
+    enabled: bool,
     queue_bytes: usize,
     feed: Mutex<Feed>,
     wake: Notify,
@@ -761,9 +763,20 @@ impl SearchIndex {
     /// The index in `dir` (opened by [`SearchIndex::run`]), fed through a queue of at
     /// most `queue_bytes` of text.
     pub fn new(dir: PathBuf, queue_bytes: usize) -> SearchIndex {
+        SearchIndex::with(dir, queue_bytes, true)
+    }
+
+    /// An index that is turned off (`[search] enabled = false`): offers are ignored,
+    /// [`SearchIndex::run`] returns at once, queries and reindex answer `conflict`.
+    pub fn disabled(dir: PathBuf) -> SearchIndex {
+        SearchIndex::with(dir, 0, false)
+    }
+
+    fn with(dir: PathBuf, queue_bytes: usize, enabled: bool) -> SearchIndex {
         SearchIndex {
             inner: Arc::new(Shared {
                 dir,
+                enabled,
                 queue_bytes,
                 feed: Mutex::new(Feed::default()),
                 wake: Notify::new(),
@@ -780,6 +793,9 @@ impl SearchIndex {
     /// queue is full the record is dropped and the session caught up from its journal
     /// later.
     pub fn offer(&self, session: &str, rec: &EventRecord) {
+        if !self.inner.enabled {
+            return;
+        }
         let entry = Entry::of(Arc::from(session), rec);
         let bytes = entry.doc.bytes() + 64;
         let mut feed = self.inner.feed.lock().unwrap_or_else(|p| p.into_inner());
@@ -805,6 +821,9 @@ impl SearchIndex {
     /// Marks `session` for a catch-up from its journal after dropping what the index
     /// holds of it (its journal was cut back by a repair).
     pub fn refresh(&self, session: &str) {
+        if !self.inner.enabled {
+            return;
+        }
         let mut feed = self.inner.feed.lock().unwrap_or_else(|p| p.into_inner());
         feed.items.push(Item::Forget(session.to_string()));
         feed.stale.insert(Arc::from(session));
@@ -813,6 +832,9 @@ impl SearchIndex {
     }
 
     fn push(&self, item: Item) {
+        if !self.inner.enabled {
+            return;
+        }
         self.inner
             .feed
             .lock()
@@ -824,6 +846,7 @@ impl SearchIndex {
 
     /// Rebuilds the index from every journal; answers once done.
     pub async fn reindex(&self) -> Result<ReindexResult, ApiError> {
+        self.check_enabled()?;
         let (tx, rx) = oneshot::channel();
         self.push(Item::Reindex(tx));
         rx.await
@@ -841,6 +864,7 @@ impl SearchIndex {
 
     /// Runs a search.
     pub async fn search(&self, p: SearchParams) -> Result<SearchResult, ApiError> {
+        self.check_enabled()?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.search_blocking(&p))
             .await
@@ -872,12 +896,31 @@ impl SearchIndex {
         Ok(r)
     }
 
+    /// Whether search is on (`[search] enabled`).
+    pub fn enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    fn check_enabled(&self) -> Result<(), ApiError> {
+        if self.inner.enabled {
+            Ok(())
+        } else {
+            Err(ApiError::conflict(
+                "search is turned off: set [search] enabled = true in daemon.toml and restart the daemon (r1 ctl restart)",
+            ))
+        }
+    }
+
     /// The indexer: opens the index, catches it up with every journal `sources`
     /// lists, then applies what is offered, batch by batch, until `stop`.
     pub async fn run<F>(self, sources: F, stop: CancellationToken)
     where
         F: Fn() -> Vec<Source> + Send + Sync + 'static,
     {
+        if !self.inner.enabled {
+            tracing::info!("search is turned off ([search] enabled = false): nothing is indexed");
+            return;
+        }
         let sources = Arc::new(sources);
         let me = self.clone();
         let src = sources.clone();

@@ -591,6 +591,26 @@ pub struct Config {
     /// The hooks in `$R1_HOME/hooks` (`[hooks]`).
     #[serde(default)]
     pub hooks: crate::hooks::HooksConfig,
+    /// The full-text index in `$R1_HOME/index` (`[search]`).
+    #[serde(default)]
+    pub search: SearchConfig,
+}
+
+/// `[search]` in `daemon.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Index every session's history (default true). Off, nothing is indexed and
+    /// `search.query` / `search.reindex` answer `conflict`; the index directory is left
+    /// as it is and caught up from the journals when search is turned on again.
+    /// Takes effect at the next start.
+    pub enabled: bool,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig { enabled: true }
+    }
 }
 
 /// `[missions]` in `daemon.toml`.

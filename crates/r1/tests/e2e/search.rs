@@ -186,3 +186,52 @@ fn a_session_deleted_by_retention_leaves_the_results() {
     let hits = wait_hits(&d, "q=marmalade&kind=message", 2);
     assert!(hits.iter().all(|h| h.0 == live), "{hits:?}");
 }
+
+#[test]
+fn search_can_be_turned_off_and_says_so() {
+    let home = Home::new();
+    write_config(&home, "[search]\nenabled = false\n");
+    let d = home.serve(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let id = start(&d, work.path());
+    send(&d, &id, "an unsearchable quokkafish");
+    wait_for(&d, &id, "reply", |r| {
+        r["data"]["text"] == "echo: an unsearchable quokkafish"
+    });
+
+    // Every surface says why, as a conflict, never a 500.
+    let r = d.get("/v1/search?q=quokkafish");
+    assert_eq!(r.status, 409, "{}", r.body);
+    let msg = r.json()["error_message"].as_str().unwrap().to_string();
+    assert!(msg.contains("[search] enabled"), "{msg}");
+    assert_eq!(
+        d.post("/v1/search/reindex", "{}").status,
+        409,
+        "reindex while off"
+    );
+    let out = home.run(&["ctl", "search", "quokkafish", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("turned off") && said.contains("conflict"),
+        "{said}"
+    );
+    // Nothing was indexed: no index directory was made.
+    assert!(!home.path.join("index").exists());
+
+    // Turning it on by reload waits for a restart, and says so.
+    write_config(&home, "[search]\nenabled = true\n");
+    let out = home.run_json(&["ctl", "reload"]);
+    assert_eq!(out["restart_required"], json!(["search.enabled"]), "{out}");
+    assert_eq!(d.get("/v1/search?q=quokkafish").status, 409);
+
+    // After a restart the index catches up from the journals: the old message is found.
+    drop(d);
+    let d = home.serve(&[]);
+    let hits = wait_hits(&d, "q=quokkafish", 2);
+    assert!(hits.iter().all(|(s, _, _)| s == &id), "{hits:?}");
+}
