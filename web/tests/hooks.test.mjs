@@ -88,5 +88,6 @@ esac`,
 
   const v = seriousOnly(await axe(page));
   assert.deepEqual(v, [], JSON.stringify(v, null, 2));
-  assert.deepEqual(problems.errors ?? [], []);
+  assert.deepEqual(await problems.csp(), []);
+  assert.deepEqual(problems.pageErrors, []);
 });

@@ -63,10 +63,31 @@ pub fn discover(home: &Path) -> Result<Option<Registration>, ClientError> {
     Ok(read_private(&home.join("daemon.json"))?.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
-/// The token in `home/token`.
+/// `$R1_SOCK`: the unix socket of a daemon reached by another way than this state
+/// directory's `daemon.json` (an SSH-forwarded socket), if set.
+pub fn env_sock() -> Option<PathBuf> {
+    std::env::var_os("R1_SOCK")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The file that holds the token: `$R1_TOKEN_FILE` when set, else `home/token`.
+pub fn token_path(home: &Path) -> PathBuf {
+    std::env::var_os("R1_TOKEN_FILE")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join("token"))
+}
+
+/// The token in [`token_path`], read only when it is private to the user.
 pub fn read_token(home: &Path) -> Result<String, ClientError> {
-    match read_private(&home.join("token"))? {
+    let path = token_path(home);
+    match read_private(&path)? {
         Some(b) => Ok(String::from_utf8_lossy(&b).trim().to_string()),
+        None if env_sock().is_some() => Err(ClientError::Unreachable(format!(
+            "no token at {}: copy the daemon's token there (for example `ssh HOST cat .r1/token > {0}; chmod 600 {0}`) or point R1_TOKEN_FILE at it",
+            path.display()
+        ))),
         None => Err(ClientError::Unreachable(format!(
             "no token in {}; start the daemon with `r1 serve`",
             home.display()

@@ -9,7 +9,7 @@ mod http;
 mod spawn;
 mod sse;
 
-pub use discovery::{default_home, discover, read_token};
+pub use discovery::{default_home, discover, env_sock, read_token, token_path};
 pub use error::ClientError;
 pub use http::{Client, EventStream, Transport};
 pub use spawn::{connect, connect_or_spawn, probe, ConnectOptions};

@@ -29,10 +29,16 @@ pub struct ConnectOptions {
     pub spawn_timeout: Duration,
     /// How long one probe may take.
     pub probe_timeout: Duration,
+    /// A daemon's unix socket given directly (`$R1_SOCK`, `--sock`): used instead of
+    /// `daemon.json`, never spawned, never TCP. An SSH-forwarded socket reaches a
+    /// daemon on another machine this way; the token comes from
+    /// [`crate::token_path`].
+    pub sock: Option<PathBuf>,
 }
 
 impl ConnectOptions {
-    /// Defaults for `home`: unix socket, spawn allowed, 5 s spawn bound, 1 s probe.
+    /// Defaults for `home`: unix socket, spawn allowed, 5 s spawn bound, 1 s probe,
+    /// and the socket of `$R1_SOCK` when it is set.
     pub fn new(home: &Path) -> ConnectOptions {
         ConnectOptions {
             home: home.to_path_buf(),
@@ -41,6 +47,7 @@ impl ConnectOptions {
             exe: None,
             spawn_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(1),
+            sock: crate::discovery::env_sock(),
         }
     }
 }
@@ -75,6 +82,9 @@ pub async fn probe(
 
 /// Connects to the running daemon without spawning one.
 pub async fn connect(opts: &ConnectOptions) -> Result<Client, ClientError> {
+    if let Some(sock) = &opts.sock {
+        return connect_sock(opts, sock).await;
+    }
     check_home(&opts.home)?;
     match try_registered(opts).await? {
         Some(c) => Ok(c),
@@ -83,6 +93,59 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Client, ClientError> {
             opts.home.display()
         ))),
     }
+}
+
+/// The daemon behind the socket `sock` given directly: its registration comes from
+/// `GET /v1/discover` over the socket, then the protocol gate as for a registered one.
+async fn connect_sock(opts: &ConnectOptions, sock: &Path) -> Result<Client, ClientError> {
+    let shown = sock.display();
+    let placeholder = Registration {
+        id: String::new(),
+        pid: 0,
+        version: String::new(),
+        protocol: PROTOCOL.to_string(),
+        url: String::new(),
+        sock: sock.to_string_lossy().into_owned(),
+        started_at: String::new(),
+        exe: None,
+        build_id: None,
+    };
+    let client = Client::new(&opts.home, placeholder, Transport::Unix(sock.to_path_buf()));
+    let found: r1_proto::Discovery = tokio::time::timeout(
+        opts.probe_timeout.max(Duration::from_secs(5)),
+        client.call(Method::GET, "/v1/discover", None::<&()>),
+    )
+    .await
+    .map_err(|_| ClientError::Unreachable(format!("no answer on {shown} (R1_SOCK) in time")))?
+    .map_err(|e| match e {
+        ClientError::Unreachable(why) => ClientError::Unreachable(format!(
+            "{why} (R1_SOCK={shown}: is the daemon running and the socket forwarded?)"
+        )),
+        e => e,
+    })?;
+    let reg = Registration {
+        id: found.id,
+        pid: found.pid,
+        version: found.version,
+        protocol: found.protocol,
+        url: found.url,
+        // Requests go to the socket given, not the daemon's own path on its machine.
+        sock: sock.to_string_lossy().into_owned(),
+        started_at: found.started_at,
+        exe: found.exe,
+        build_id: found.build_id,
+    };
+    probe(
+        &opts.home,
+        &reg,
+        opts.probe_timeout.max(Duration::from_secs(5)),
+    )
+    .await?;
+    Ok(Client::new(
+        &opts.home,
+        reg,
+        Transport::Unix(sock.to_path_buf()),
+    ))
 }
 
 /// The registered daemon, if it answers the probe; `None` when there is no
@@ -113,6 +176,9 @@ async fn try_registered(opts: &ConnectOptions) -> Result<Option<Client>, ClientE
 /// callers serialise on `spawn.lock`, so N clients on a cold state directory spawn one
 /// daemon and all end on it.
 pub async fn connect_or_spawn(opts: &ConnectOptions) -> Result<Client, ClientError> {
+    if let Some(sock) = &opts.sock {
+        return connect_sock(opts, sock).await;
+    }
     check_home(&opts.home)?;
     if let Some(c) = try_registered(opts).await? {
         return Ok(c);

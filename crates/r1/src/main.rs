@@ -11,6 +11,7 @@ mod output;
 mod serve;
 mod service;
 mod sessions_cmd;
+mod via_socket;
 mod worktrees_cmd;
 
 use std::path::PathBuf;
@@ -25,6 +26,12 @@ struct Cli {
     /// The state directory (default: ~/.r1).
     #[arg(long, global = true, env = "R1_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
+    /// Reach the daemon through this unix socket instead of the state directory's
+    /// daemon.json (an SSH-forwarded socket: `ssh -L /tmp/r1.sock:/home/me/.r1/r1.sock
+    /// host`). Never starts a daemon. The token is read from $R1_TOKEN_FILE, else from
+    /// the state directory's `token`.
+    #[arg(long, global = true, env = "R1_SOCK", value_name = "PATH")]
+    sock: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +95,11 @@ fn deprecated(old: &str, new: &str) {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(sock) = cli.sock.as_ref().filter(|s| !s.as_os_str().is_empty()) {
+        // Every client below reads it through `ConnectOptions::new`; set before any
+        // thread starts.
+        std::env::set_var("R1_SOCK", sock);
+    }
     let home = cli.home.clone().unwrap_or_else(r1_client::default_home);
     let code = match cli.command {
         Command::Serve(args) => serve::run(&home, args),

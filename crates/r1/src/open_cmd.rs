@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clap::Args;
-use r1_client::{ClientError, ConnectOptions};
+use r1_client::{ClientError, ConnectOptions, Transport};
 
 use crate::output;
 
@@ -15,6 +15,11 @@ pub struct OpenArgs {
     /// Print the URL instead of opening a browser.
     #[arg(long)]
     print_url: bool,
+    /// Serve the UI on a local port relayed to the daemon's unix socket, for a daemon
+    /// reached only through its socket (an SSH-forwarded one: `--sock` / `R1_SOCK`).
+    /// Runs until stopped (Ctrl+C); the port answers only to its own pages.
+    #[arg(long)]
+    via_socket: bool,
 }
 
 /// Runs `r1 open`; returns the exit code.
@@ -37,24 +42,62 @@ pub fn run(home: &Path, args: OpenArgs) -> i32 {
 
 async fn open(home: &Path, args: &OpenArgs) -> Result<(), ClientError> {
     let client = r1_client::connect_or_spawn(&ConnectOptions::new(home)).await?;
+    let relay = if args.via_socket {
+        let Transport::Unix(sock) = client.transport() else {
+            return Err(ClientError::Protocol(
+                "--via-socket needs the unix socket, not --tcp".into(),
+            ));
+        };
+        let relay = crate::via_socket::Relay::bind(sock).await.map_err(|e| {
+            ClientError::Unreachable(format!("cannot listen on a loopback port: {e}"))
+        })?;
+        Some(relay)
+    } else {
+        None
+    };
     let (code, _) = client.mint_login_code().await?;
-    let url = format!("{}/#code={code}", client.registration().url);
+    let base = match &relay {
+        Some(r) => r.url(),
+        None => client.registration().url.clone(),
+    };
+    let url = format!("{base}/#code={code}");
+    if let Some(relay) = relay {
+        if args.print_url {
+            output::line(&url);
+        } else if !open_browser(&url) {
+            eprintln!("could not start a browser; open this URL (it works once, for 60 s):");
+            output::line(&url);
+        }
+        eprintln!(
+            "serving the r1 web UI of the daemon at {} on {}; Ctrl+C stops it",
+            client.registration().sock,
+            relay.url()
+        );
+        tokio::select! {
+            _ = relay.run() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return Ok(());
+    }
     if args.print_url {
         output::line(&url);
         return Ok(());
     }
-    let opened = std::process::Command::new("xdg-open")
-        .arg(&url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if opened {
+    if open_browser(&url) {
         eprintln!("opened the r1 web UI in your browser (the login code works once, for 60 s)");
     } else {
         eprintln!("could not start a browser; open this URL (it works once, for 60 s):");
         output::line(&url);
     }
     Ok(())
+}
+
+fn open_browser(url: &str) -> bool {
+    std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -19,6 +19,7 @@ mod ops;
 mod perimeter;
 mod providers;
 mod reload;
+mod remote;
 mod restart;
 mod search;
 mod service;
