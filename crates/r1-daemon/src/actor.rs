@@ -617,6 +617,7 @@ async fn run_turn(
             text: String::new(),
             tool_calls: Vec::new(),
             tool_result: Some(result),
+            agent_session: None,
         };
         history.push(m.clone());
         added.push(m);

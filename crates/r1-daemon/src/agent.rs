@@ -51,11 +51,13 @@ pub(crate) fn apply_to_history(r: &EventRecord, history: &mut Vec<ChatMessage>) 
             text: m.text,
             tool_calls: m.tool_calls,
             tool_result: None,
+            agent_session: m.agent_session,
         }),
         Ok(EventData::ToolCompleted(d)) if !d.external => history.push(ChatMessage {
             role: Role::User,
             text: String::new(),
             tool_calls: Vec::new(),
+            agent_session: None,
             tool_result: Some(ToolResult {
                 call_id: d.call_id,
                 name: d.tool.unwrap_or_default(),

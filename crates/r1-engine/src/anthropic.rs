@@ -364,6 +364,7 @@ mod tests {
             role: Role::User,
             text: String::new(),
             tool_calls: Vec::new(),
+            agent_session: None,
             tool_result: Some(ToolResult {
                 call_id: id.into(),
                 name: "f".into(),
@@ -378,6 +379,7 @@ mod tests {
                 text: String::new(),
                 tool_calls: vec![call("a"), call("b")],
                 tool_result: None,
+                agent_session: None,
             },
             result("a"),
             result("b"),

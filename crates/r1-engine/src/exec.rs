@@ -86,25 +86,39 @@ impl ExecProvider {
         ExecProvider { cfg }
     }
 
-    /// The argv after the program name for one prompt.
-    fn args(&self, prompt: &str) -> Vec<String> {
-        let extra = self.cfg.args.iter().cloned();
+    /// The argv after the program name for one turn, resuming the agent's own
+    /// conversation `resume` when there is one. The prompt is never in the argv: it
+    /// goes on stdin, so a message such as `--help` or `-rf /` reaches the model as
+    /// it is and is never parsed as an option.
+    fn args(&self, resume: Option<&str>) -> Vec<String> {
+        let mut args: Vec<String> = Vec::new();
         match self.cfg.adapter {
+            // `claude -p` reads the prompt from stdin when none is given.
             ExecAdapter::ClaudeCode => {
-                ["-p", prompt, "--output-format", "stream-json", "--verbose"]
-                    .into_iter()
-                    .map(String::from)
-                    .chain(extra)
-                    .collect()
+                args.extend(
+                    ["-p", "--output-format", "stream-json", "--verbose"].map(String::from),
+                );
+                if let Some(id) = resume {
+                    args.extend(["--resume".to_string(), id.to_string()]);
+                }
+                args.extend(self.cfg.args.iter().cloned());
             }
-            ExecAdapter::Codex => ["exec", "--json"]
-                .into_iter()
-                .map(String::from)
-                .chain(extra)
-                .chain(std::iter::once(prompt.to_string()))
-                .collect(),
-            ExecAdapter::Generic => extra.collect(),
+            // `codex exec [resume ID]` reads the prompt from stdin when none is given;
+            // its options go before the subcommand.
+            ExecAdapter::Codex => {
+                args.extend(["exec", "--json"].map(String::from));
+                let skip = "--skip-git-repo-check";
+                if !in_git_repo(&self.cfg.workdir) && !self.cfg.args.iter().any(|a| a == skip) {
+                    args.push(skip.to_string());
+                }
+                args.extend(self.cfg.args.iter().cloned());
+                if let Some(id) = resume {
+                    args.extend(["resume".to_string(), id.to_string()]);
+                }
+            }
+            ExecAdapter::Generic => args.extend(self.cfg.args.iter().cloned()),
         }
+        args
     }
 
     /// Where the agent keeps its own sessions and settings, which it must be able to
@@ -139,7 +153,8 @@ impl Provider for ExecProvider {
 
     /// Runs the agent once. The prompt is the text of the last user message only: these
     /// agents keep their own context (their own session files), so the earlier
-    /// conversation is not sent again.
+    /// conversation is not sent again; the agent's conversation id from the last turn
+    /// that reported one ([`crate::ChatMessage::agent_session`]) is resumed instead.
     async fn stream(
         &self,
         req: ProviderRequest,
@@ -151,17 +166,18 @@ impl Provider for ExecProvider {
             .find(|m| m.role == Role::User && m.tool_result.is_none())
             .map(|m| m.text.clone())
             .ok_or_else(|| ProviderError::fatal("no user message to send to the agent"))?;
+        let resume = req
+            .messages
+            .iter()
+            .rev()
+            .find_map(|m| m.agent_session.as_deref());
         let label = self.cfg.command.clone();
 
         let mut cmd = Command::new(&self.cfg.command);
-        cmd.args(self.args(&prompt))
+        cmd.args(self.args(resume))
             .current_dir(&self.cfg.workdir)
             .process_group(0)
-            .stdin(if self.cfg.adapter == ExecAdapter::Generic {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -190,7 +206,9 @@ impl Provider for ExecProvider {
 
         if let Some(mut stdin) = child.stdin.take() {
             let mut input = prompt.into_bytes();
-            if input.last() != Some(&b'\n') {
+            // A line-reading command wants its line ended; the agent CLIs get the
+            // message exactly as it was sent.
+            if self.cfg.adapter == ExecAdapter::Generic && input.last() != Some(&b'\n') {
                 input.push(b'\n');
             }
             // A task, so an agent that writes a lot before reading its input cannot
@@ -475,6 +493,13 @@ impl Parser {
 
     fn claude(&mut self, v: &Value, label: &str, out: &mut Queue) -> Flow {
         match str_at(v, "type") {
+            "system" if str_at(v, "subtype") == "init" => {
+                let id = str_at(v, "session_id");
+                if !id.is_empty() {
+                    out.push_back(Ok(ProviderEvent::AgentSession(id.to_string())));
+                }
+                Flow::Continue
+            }
             "stream_event" => {
                 let ev = &v["event"];
                 match str_at(ev, "type") {
@@ -573,6 +598,13 @@ impl Parser {
 
     fn codex(&mut self, v: &Value, label: &str, out: &mut Queue) -> Flow {
         match str_at(v, "type") {
+            "thread.started" => {
+                let id = str_at(v, "thread_id");
+                if !id.is_empty() {
+                    out.push_back(Ok(ProviderEvent::AgentSession(id.to_string())));
+                }
+                Flow::Continue
+            }
             t @ ("item.started" | "item.completed") => {
                 self.codex_item(&v["item"], t == "item.completed", out);
                 Flow::Continue
@@ -629,6 +661,12 @@ impl Parser {
             _ => {}
         }
     }
+}
+
+/// True when `dir` or a directory above it holds `.git` (a repository or a worktree),
+/// where Codex runs without `--skip-git-repo-check`.
+fn in_git_repo(dir: &std::path::Path) -> bool {
+    dir.ancestors().any(|d| d.join(".git").exists())
 }
 
 /// The string at `key`, or `""`.

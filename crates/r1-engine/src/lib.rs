@@ -57,6 +57,11 @@ pub struct ChatMessage {
     /// When set, this message is the result of the tool call with this id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_result: Option<ToolResult>,
+    /// An assistant message of an external agent (the `exec` engine): the agent's own
+    /// conversation id at the end of that turn (Claude Code's `session_id`, Codex's
+    /// `thread_id`), which the next turn resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<String>,
 }
 
 impl ChatMessage {
@@ -67,6 +72,7 @@ impl ChatMessage {
             text: text.into(),
             tool_calls: Vec::new(),
             tool_result: None,
+            agent_session: None,
         }
     }
 }
@@ -158,6 +164,9 @@ pub enum ProviderEvent {
         /// True when it failed.
         is_error: bool,
     },
+    /// An external agent (the `exec` engine) named its own conversation, to be resumed
+    /// on the next turn (see [`ChatMessage::agent_session`]).
+    AgentSession(String),
     /// The model finished; `reason` as the provider says it (`stop`, `tool_calls`, …).
     Finish {
         /// Why the model stopped.

@@ -128,6 +128,7 @@ pub async fn run_turn(
         let mut text = String::new();
         let mut calls: Vec<PendingCall> = Vec::new();
         let mut usage = None;
+        let mut agent_session = None;
         // An item read ahead while coalescing deltas, handled on the next pass.
         let mut held: Option<Option<Result<ProviderEvent, ProviderError>>> = None;
         loop {
@@ -227,6 +228,7 @@ pub async fn run_turn(
                         return failed(e.message, e.code);
                     }
                 }
+                ProviderEvent::AgentSession(id) => agent_session = Some(id),
                 ProviderEvent::Finish { .. } => {}
             }
         }
@@ -251,6 +253,7 @@ pub async fn run_turn(
             reply_to: message_id.to_string(),
             usage,
             tool_calls: calls.clone(),
+            agent_session: agent_session.clone(),
         });
         if let Err(e) = sink.emit("main", data.into(), false).await {
             return failed(e.message, e.code);
@@ -260,6 +263,7 @@ pub async fn run_turn(
             text: text.clone(),
             tool_calls: calls.clone(),
             tool_result: None,
+            agent_session,
         };
         req.messages.push(step.clone());
         added.push(step);
@@ -298,6 +302,7 @@ pub async fn run_turn(
                 text: String::new(),
                 tool_calls: Vec::new(),
                 tool_result: Some(result),
+                agent_session: None,
             };
             req.messages.push(msg.clone());
             added.push(msg);

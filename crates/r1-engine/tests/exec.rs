@@ -73,8 +73,19 @@ async fn start(p: &ExecProvider, prompt: &str) -> BoxStream<'static, Item> {
     p.stream(request(prompt)).await.expect("agent starts")
 }
 
+/// The events of one run, without the agent's conversation id, which comes first and
+/// is checked to look like the fake's (`sess-<pid>`, `thread-<pid>`).
 async fn collect(p: &ExecProvider, prompt: &str) -> Vec<Item> {
-    let s = start(p, prompt).await;
+    let mut items = collect_all(p, request(prompt)).await;
+    if let Some(Ok(ProviderEvent::AgentSession(id))) = items.first() {
+        assert!(id.starts_with("sess-") || id.starts_with("thread-"), "{id}");
+        items = items.split_off(1);
+    }
+    items
+}
+
+async fn collect_all(p: &ExecProvider, req: ProviderRequest) -> Vec<Item> {
+    let s = p.stream(req).await.expect("agent starts");
     tokio::time::timeout(Duration::from_secs(20), s.collect::<Vec<_>>())
         .await
         .expect("the stream ends")
@@ -387,4 +398,85 @@ async fn credentials_do_not_reach_the_agent() {
     }
     assert!(names.iter().any(|n| n == "ANTHROPIC_API_KEY"), "{names:?}");
     assert!(names.iter().any(|n| n == "PATH"), "{names:?}");
+}
+
+/// A second turn: the first turn's answer carried the agent's conversation `id`.
+fn second_turn(id: &str, prompt: &str) -> ProviderRequest {
+    let mut req = request("first question");
+    let mut answer = ChatMessage::text(Role::Assistant, "first answer");
+    answer.agent_session = Some(id.to_string());
+    req.messages.push(answer);
+    req.messages.push(ChatMessage::text(Role::User, prompt));
+    req
+}
+
+fn session_of(items: &[Item]) -> String {
+    match items.first() {
+        Some(Ok(ProviderEvent::AgentSession(id))) => id.clone(),
+        other => panic!("expected the agent's session first, got {other:?}"),
+    }
+}
+
+fn texts(items: &[Item]) -> String {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Ok(ProviderEvent::TextDelta(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn claude_resumes_its_conversation_and_gets_option_like_messages_verbatim() {
+    let (dir, _) = workdir();
+    let p = provider(
+        ExecAdapter::ClaudeCode,
+        "fake-claude",
+        &[],
+        dir.path().into(),
+    );
+    // First turn: no --resume (the fake refuses anything unexpected), a new id.
+    let first = collect_all(&p, request("hello")).await;
+    let id = session_of(&first);
+    assert!(!texts(&first).contains("resumed="), "{first:?}");
+    // Second turn: --resume with that id, and a message that looks like options.
+    let second = collect_all(&p, second_turn(&id, "-rf /")).await;
+    assert_eq!(session_of(&second), id);
+    let t = texts(&second);
+    assert!(t.starts_with("prompt=-rf / cwd="), "{t}");
+    assert!(t.contains(&format!("resumed={id}")), "{t}");
+    let help = collect_all(&p, second_turn(&id, "--help")).await;
+    assert!(texts(&help).starts_with("prompt=--help cwd="), "{help:?}");
+}
+
+#[tokio::test]
+async fn codex_resumes_its_thread_and_skips_the_repo_check_only_outside_a_repo() {
+    let (dir, _) = workdir();
+    let p = provider(ExecAdapter::Codex, "fake-codex", &[], dir.path().into());
+    // Not a repository: r1 adds --skip-git-repo-check (the fake refuses to run without).
+    let first = collect_all(&p, request("-v")).await;
+    let id = session_of(&first);
+    let t = texts(&first);
+    assert!(t.starts_with("prompt=-v cwd="), "{t}");
+    assert!(t.contains("extra=--skip-git-repo-check"), "{t}");
+    let second = collect_all(&p, second_turn(&id, "and then?")).await;
+    assert_eq!(session_of(&second), id);
+    assert!(
+        texts(&second).contains(&format!("resumed={id}")),
+        "{second:?}"
+    );
+
+    // In a repository (a subdirectory of one): no flag.
+    let (repo, _) = workdir();
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    std::fs::create_dir(repo.path().join("src")).unwrap();
+    let p = provider(
+        ExecAdapter::Codex,
+        "fake-codex",
+        &[],
+        repo.path().join("src"),
+    );
+    let t = texts(&collect_all(&p, request("hi")).await);
+    assert!(t.contains("extra= ") || t.ends_with("extra="), "{t}");
 }

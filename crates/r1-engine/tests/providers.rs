@@ -66,11 +66,13 @@ fn request() -> ProviderRequest {
                     arguments: json!({"path": "a.txt"}),
                 }],
                 tool_result: None,
+                agent_session: None,
             },
             ChatMessage {
                 role: Role::User,
                 text: String::new(),
                 tool_calls: Vec::new(),
+                agent_session: None,
                 tool_result: Some(ToolResult {
                     call_id: "call_1".into(),
                     name: "read_file".into(),

@@ -160,6 +160,11 @@ pub struct AssistantMessage {
     /// The tool calls the model makes in this step; empty for a final answer.
     #[serde(default)]
     pub tool_calls: Vec<ToolCall>,
+    /// An external agent's own conversation id (`exec` engines: Claude Code's
+    /// `session_id`, Codex's `thread_id`); the next turn resumes it, after a restart
+    /// too. Absent for model engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<String>,
 }
 
 /// `session.delta`: a piece of assistant text as it streams.

@@ -423,3 +423,86 @@ fn exec_engine_maps_a_claude_stream_to_the_same_events() {
         .iter()
         .any(|e| e["name"] == "claude" && e["kind"] == "exec"));
 }
+
+/// The assistant answers of session `id` so far, in order.
+fn answers(d: &Daemon, id: &str) -> Vec<String> {
+    records(d, id)
+        .iter()
+        .filter(|r| r["kind"] == "session.message" && r["data"]["role"] == "assistant")
+        .filter(|r| {
+            r["data"]["tool_calls"]
+                .as_array()
+                .is_none_or(|c| c.is_empty())
+        })
+        .filter_map(|r| r["data"]["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Issue 17: an exec engine (fake `claude` and `codex` that check their argv) keeps its
+/// conversation across turns and across a daemon restart, and gets a message that
+/// looks like an option verbatim.
+#[test]
+fn exec_engines_resume_their_conversation_across_turns_and_restarts() {
+    for (engine, adapter, fake) in [
+        ("claude", "claude", "fake-claude"),
+        ("codex", "codex", "fake-codex"),
+    ] {
+        let home = Home::new();
+        std::fs::create_dir_all(&home.path).unwrap();
+        std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let fake = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../r1-engine/tests/fixtures")
+            .join(fake);
+        std::fs::write(
+            home.path.join("daemon.toml"),
+            format!(
+                "[engines.{engine}]\nkind = \"exec\"\nadapter = \"{adapter}\"\ncommand = \"{}\"\n",
+                fake.display()
+            ),
+        )
+        .unwrap();
+        let d = home.serve(&[]);
+        // Not a git repository: codex gets --skip-git-repo-check from r1.
+        let work = tempfile::tempdir().unwrap();
+        let r = d.post(
+            "/v1/sessions",
+            &json!({"workdir": work.path(), "engine": engine}).to_string(),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        send(&d, &id, "-rf /");
+        wait_for(&d, &id, "the first answer", |r| {
+            r["kind"] == "session.state"
+                && r["data"]["state"] == "idle"
+                && r["seq"].as_u64() > Some(3)
+        });
+        let first = answers(&d, &id);
+        let first = first.last().unwrap();
+        assert!(first.starts_with("prompt=-rf / cwd="), "{engine}: {first}");
+        assert!(!first.contains("resumed="), "{engine}: {first}");
+        let agent_session = records(&d, &id)
+            .iter()
+            .rev()
+            .find_map(|r| r["data"]["agent_session"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("{engine}: no agent_session journaled"));
+
+        // A restart between the turns: the id comes back from the journal.
+        drop(d);
+        let d = home.serve(&[]);
+        let n = answers(&d, &id).len();
+        send(&d, &id, "and the second?");
+        wait_until(Duration::from_secs(20), "the second answer", || {
+            answers(&d, &id).len() > n
+        });
+        let second = answers(&d, &id);
+        let second = second.last().unwrap();
+        assert!(
+            second.starts_with("prompt=and the second? cwd="),
+            "{engine}: {second}"
+        );
+        assert!(
+            second.contains(&format!("resumed={agent_session}")),
+            "{engine}: {second}"
+        );
+    }
+}
