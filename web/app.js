@@ -865,6 +865,12 @@ function applyRecord(chat, rec) {
     case "hook.failed":
       addNote(`Hook ${d.hook} failed: ${d.reason}`, "error");
       break;
+    case "session.compacted":
+      addNote(
+        (d.method === "summary" ? "The earlier conversation was summarized" : "The oldest turns were dropped") +
+          ` to fit the model's context (${d.tokens_before} → ${d.tokens_after} tokens).`,
+      );
+      break;
     case "hook.blocked":
       addNote(`Hook ${d.hook} blocked a message: ${d.reason}`, "error");
       break;

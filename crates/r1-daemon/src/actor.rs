@@ -136,8 +136,9 @@ pub enum Msg {
     },
     /// The running turn ended.
     TurnEnded {
-        /// How it ended, and the messages the turn added to the conversation.
-        ended: Box<(TurnEnd, Vec<ChatMessage>)>,
+        /// How it ended, the messages the turn added to the conversation, and the
+        /// conversation it started from when a compaction replaced it.
+        ended: Box<TurnResult>,
     },
     /// The daemon stops: pause (durably) and stop the session's child processes.
     Shutdown {
@@ -269,7 +270,10 @@ impl Actor {
                     let _ = reply.send(answer);
                 }
                 Msg::TurnEnded { ended } => {
-                    let (end, added) = *ended;
+                    let (end, added, base) = *ended;
+                    if let Some(base) = base {
+                        self.history = base;
+                    }
                     self.turn = None;
                     self.waiters.clear();
                     // The turn's tool lanes are over; a verify lane runs on its own.
@@ -555,7 +559,7 @@ impl Actor {
         // Every line logged inside the turn (tools, providers) carries the session.
         let span = tracing::info_span!("turn", session = %s.id);
         let turn = async move {
-            let (end, added) = run_turn(&hub, &s, &tx, q, history, &cancel).await;
+            let (end, added, base) = run_turn(&hub, &s, &tx, q, history, &cancel).await;
             let outcome = match &end {
                 TurnEnd::Completed => "completed",
                 TurnEnd::Cancelled => "cancelled",
@@ -565,14 +569,20 @@ impl Actor {
                 }
             };
             hub.metrics().turn(&s.engine, outcome);
-            let ended = Box::new((end, added));
+            let ended = Box::new((end, added, base));
             let _ = tx.send_async(Msg::TurnEnded { ended }).await;
         };
         tokio::spawn(tracing::Instrument::instrument(turn, span));
     }
 }
 
-/// One turn: the provider, the tool calls it makes, until the model answers.
+/// How a turn ended, the messages it added, and the conversation it started from
+/// when a compaction replaced the one it was given.
+type TurnResult = (TurnEnd, Vec<ChatMessage>, Option<Vec<ChatMessage>>);
+
+/// One turn: the provider, the tool calls it makes, until the model answers. The
+/// conversation is compacted first when it would not fit the engine's budget, and once
+/// more, with one retry, when the provider says the context is too long.
 async fn run_turn(
     hub: &Hub,
     s: &Arc<Session>,
@@ -580,8 +590,7 @@ async fn run_turn(
     q: Queued,
     mut history: Vec<ChatMessage>,
     cancel: &CancellationToken,
-) -> (TurnEnd, Vec<ChatMessage>) {
-    let mut added = Vec::new();
+) -> TurnResult {
     let provider = match hub.provider_for(s).await {
         Ok(p) => p,
         Err(e) => {
@@ -590,10 +599,61 @@ async fn run_turn(
                     message: e.message,
                     code: e.code.as_str().to_string(),
                 },
-                added,
+                Vec::new(),
+                None,
             )
         }
     };
+    let mut base = None;
+    if crate::compact::estimate(&history) > hub.context_budget(s) {
+        if let Some(h) = compact_now(s, tx, provider.as_ref(), &history, "budget").await {
+            history = h.clone();
+            base = Some(h);
+        }
+    }
+    let (end, added) = run_turn_once(hub, s, tx, &q, history.clone(), cancel, &provider).await;
+    let overflow = matches!(&end, TurnEnd::Failed { message, .. } if crate::compact::is_context_overflow(message));
+    if overflow && added.is_empty() && q.resume.is_none() && !cancel.is_cancelled() {
+        if let Some(h) = compact_now(s, tx, provider.as_ref(), &history, "overflow").await {
+            tracing::info!(session = %s.id, "the provider said the context is too long: compacted, trying once more");
+            let (end, added) = run_turn_once(hub, s, tx, &q, h.clone(), cancel, &provider).await;
+            return (end, added, Some(h));
+        }
+    }
+    (end, added, base)
+}
+
+/// Compacts `history` and journals `session.compacted` (durably) through the actor;
+/// the new conversation, or `None` when there was nothing to compact or the record
+/// could not be written.
+async fn compact_now(
+    s: &Arc<Session>,
+    tx: &flume::Sender<Msg>,
+    provider: &dyn r1_engine::Provider,
+    history: &[ChatMessage],
+    reason: &str,
+) -> Option<Vec<ChatMessage>> {
+    let c = crate::compact::compact(s, provider, history, reason).await?;
+    let (reply, rx) = oneshot::channel();
+    let rec = Box::new(Rec::new("main", EventData::from(c.record), true));
+    tx.send_async(Msg::Emit { rec, reply }).await.ok()?;
+    match rx.await {
+        Ok(Ok(_)) => Some(c.history),
+        _ => None,
+    }
+}
+
+/// One attempt at a turn with `history`.
+async fn run_turn_once(
+    hub: &Hub,
+    s: &Arc<Session>,
+    tx: &flume::Sender<Msg>,
+    q: &Queued,
+    mut history: Vec<ChatMessage>,
+    cancel: &CancellationToken,
+    provider: &Arc<dyn r1_engine::Provider>,
+) -> (TurnEnd, Vec<ChatMessage>) {
+    let mut added = Vec::new();
     let sink = Sink {
         hub,
         session: s,

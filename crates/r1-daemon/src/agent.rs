@@ -39,10 +39,14 @@ pub(crate) fn system_prompt(s: &Session) -> String {
 
 /// Folds one record into the conversation a provider is given.
 pub(crate) fn apply_to_history(r: &EventRecord, history: &mut Vec<ChatMessage>) {
-    if !matches!(r.kind, EventKind::SessionMessage | EventKind::ToolCompleted) {
+    if !matches!(
+        r.kind,
+        EventKind::SessionMessage | EventKind::ToolCompleted | EventKind::SessionCompacted
+    ) {
         return;
     }
     match r.event() {
+        Ok(EventData::SessionCompacted(c)) => crate::compact::apply(history, &c),
         Ok(EventData::SessionMessage(SessionMessage::User(m))) => {
             history.push(ChatMessage::text(Role::User, m.text))
         }

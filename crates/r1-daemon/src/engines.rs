@@ -38,6 +38,11 @@ pub struct EngineConfig {
     /// exec: extra arguments.
     #[serde(default)]
     pub args: Vec<String>,
+    /// The context budget in tokens: past it, the oldest turns of a session are
+    /// summarized (`session.compacted`). Default: by model family
+    /// ([`crate::compact::default_context_tokens`]).
+    #[serde(default)]
+    pub context_tokens: Option<u64>,
 }
 
 /// A resolved engine: its name, config, and where it came from.
@@ -70,6 +75,7 @@ pub fn engines(configured: &toml::Table) -> Result<Vec<Engine>, String> {
             adapter: None,
             command: None,
             args: Vec::new(),
+            context_tokens: None,
         },
         origin: "built in (offline; not a model)".into(),
     }];
@@ -107,6 +113,7 @@ pub fn engines(configured: &toml::Table) -> Result<Vec<Engine>, String> {
                     adapter: None,
                     command: None,
                     args: Vec::new(),
+                    context_tokens: None,
                 },
                 origin: "detected from OPENAI_BASE_URL / OPENAI_API_KEY".into(),
             });
@@ -123,6 +130,7 @@ pub fn engines(configured: &toml::Table) -> Result<Vec<Engine>, String> {
                     adapter: None,
                     command: None,
                     args: Vec::new(),
+                    context_tokens: None,
                 },
                 origin: "detected from ANTHROPIC_API_KEY".into(),
             });

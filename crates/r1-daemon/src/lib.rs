@@ -5,6 +5,7 @@ mod actor;
 mod agent;
 mod assets;
 mod bus;
+pub mod compact;
 mod conn;
 mod engines;
 mod error;

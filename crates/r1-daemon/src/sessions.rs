@@ -401,6 +401,17 @@ impl Hub {
 
     /// The provider for a session's turns, built on its first turn and kept (one HTTP
     /// client per session, not one per turn).
+    /// The context budget of `s`'s engine, in tokens.
+    pub(crate) fn context_budget(&self, s: &Session) -> u64 {
+        match self.engine(&s.engine) {
+            Ok(e) => e.config.context_tokens.unwrap_or_else(|| {
+                let model = s.model.as_deref().or(e.config.model.as_deref());
+                crate::compact::default_context_tokens(&e.config.kind, model)
+            }),
+            Err(_) => u64::MAX,
+        }
+    }
+
     pub(crate) async fn provider_for(&self, s: &Session) -> Result<Arc<dyn Provider>, ApiError> {
         s.provider
             .get_or_try_init(|| async {
@@ -1221,14 +1232,12 @@ fn context_cost(m: &ChatMessage) -> usize {
         + PER_MESSAGE
 }
 
-/// Drops the oldest messages until the context fits [`HISTORY_BYTES`] (the newest
-/// message always stays).
+/// Drops the oldest whole turns until the context's memory fits [`HISTORY_BYTES`]:
+/// never a tool result without its call (the last turn always stays). Compaction
+/// ([`crate::compact`]) normally keeps the context well under this; this is the bound
+/// on memory.
 pub(crate) fn trim_history(history: &mut Vec<ChatMessage>) {
-    let mut total: usize = history.iter().map(context_cost).sum();
-    let mut drop = 0;
-    while total > HISTORY_BYTES && drop + 1 < history.len() {
-        total -= context_cost(&history[drop]);
-        drop += 1;
-    }
-    history.drain(..drop);
+    crate::compact::drop_whole_turns(history, |h| {
+        h.iter().map(context_cost).sum::<usize>() <= HISTORY_BYTES
+    });
 }

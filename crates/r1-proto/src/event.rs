@@ -76,11 +76,15 @@ pub enum EventKind {
     /// The `pre-send` hook blocked a user message; it was never accepted.
     #[serde(rename = "hook.blocked")]
     HookBlocked,
+    /// The oldest part of the conversation was replaced by a summary (or dropped) to
+    /// fit the engine's context budget (durable).
+    #[serde(rename = "session.compacted")]
+    SessionCompacted,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::SessionCreated,
         EventKind::SessionMessage,
         EventKind::SessionDelta,
@@ -104,6 +108,7 @@ impl EventKind {
         EventKind::HookRan,
         EventKind::HookFailed,
         EventKind::HookBlocked,
+        EventKind::SessionCompacted,
     ];
 
     /// The wire spelling, e.g. `session.delta`.
@@ -132,6 +137,7 @@ impl EventKind {
             EventKind::HookRan => "hook.ran",
             EventKind::HookFailed => "hook.failed",
             EventKind::HookBlocked => "hook.blocked",
+            EventKind::SessionCompacted => "session.compacted",
         }
     }
 
@@ -149,6 +155,7 @@ impl EventKind {
                 | EventKind::SessionCancelled
                 | EventKind::SessionError
                 | EventKind::VerifyCompleted
+                | EventKind::SessionCompacted
         )
     }
 }

@@ -374,6 +374,31 @@ pub struct SessionResync {
 /// session; the record is its whole result, so a restart does not lose it.
 pub type VerifyCompleted = crate::VerifyResult;
 
+/// `session.compacted`: the conversation the model is given was made to fit the
+/// engine's context budget. Every message up to `upto_seq` is replaced by `summary`
+/// (written by the same model), and the last `kept` messages of the conversation, whole
+/// turns from the newest back, stay as they are. When the summary could not be made,
+/// `summary` is empty and those oldest turns were dropped whole (`method` says which).
+/// A replay or a restart rebuilds the same conversation from this record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionCompacted {
+    /// The last record the summary stands for.
+    pub upto_seq: u64,
+    /// `summary` or `dropped`.
+    pub method: String,
+    /// The summary; empty when `method` is `dropped`.
+    pub summary: String,
+    /// The estimated tokens of the conversation before.
+    pub tokens_before: u64,
+    /// ... and after.
+    pub tokens_after: u64,
+    /// How many messages at the end of the conversation were kept verbatim.
+    pub kept: usize,
+    /// Why: `budget` (the next request would not fit), `overflow` (the provider said
+    /// the context was too long) or `forced` (`session.compact`).
+    pub reason: String,
+}
+
 /// `hook.ran`: a hook in `$R1_HOME/hooks` ran for an event of this session and exited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HookRan {
@@ -514,6 +539,7 @@ events! {
     HookRan => HookRan,
     HookFailed => HookFailed,
     HookBlocked => HookBlocked,
+    SessionCompacted => SessionCompacted,
 }
 
 impl EventData {

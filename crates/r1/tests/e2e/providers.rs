@@ -25,6 +25,11 @@ struct Setup {
 }
 
 fn setup(kind: FakeKind, script: Vec<Scripted>) -> Setup {
+    setup_with(kind, script, "")
+}
+
+/// [`setup`] with `extra` lines in the engine's table of `daemon.toml`.
+fn setup_with(kind: FakeKind, script: Vec<Scripted>, extra: &str) -> Setup {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -44,7 +49,7 @@ fn setup(kind: FakeKind, script: Vec<Scripted>) -> Setup {
     std::fs::write(
         home.path.join("daemon.toml"),
         format!(
-            "default_engine = \"model\"\n[engines.model]\nkind = \"{engine_kind}\"\nbase_url = \"{base}\"\nmodel = \"test-model-1\"\napi_key_env = \"R1T_MODEL_KEY\"\n"
+            "default_engine = \"model\"\n[engines.model]\nkind = \"{engine_kind}\"\nbase_url = \"{base}\"\nmodel = \"test-model-1\"\napi_key_env = \"R1T_MODEL_KEY\"\n{extra}"
         ),
     )
     .unwrap();
@@ -505,4 +510,211 @@ fn exec_engines_resume_their_conversation_across_turns_and_restarts() {
             "{engine}: {second}"
         );
     }
+}
+
+/// Every `tool` message of an OpenAI request follows an assistant message that made
+/// that call: no orphaned tool result.
+fn assert_no_orphans(req: &Value) {
+    let msgs = req["messages"].as_array().unwrap();
+    for (i, m) in msgs.iter().enumerate() {
+        if m["role"] != "tool" {
+            continue;
+        }
+        let id = &m["tool_call_id"];
+        let called = msgs[..i].iter().rev().any(|p| {
+            p["role"] == "assistant"
+                && p["tool_calls"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| &c["id"] == id))
+        });
+        assert!(called, "orphaned tool result {id} in {req}");
+    }
+}
+
+/// The system prompt of a request.
+fn system_of(req: &Value) -> String {
+    req["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sends `text` and waits until the turn is over (idle after it).
+fn turn(s: &Setup, id: &str, text: &str) -> Vec<Value> {
+    let before = records(&s.d, id).len();
+    send(&s.d, id, text);
+    wait_for(&s.d, id, "the turn to end", |r| {
+        r["kind"] == "session.state"
+            && r["data"]["state"] == "idle"
+            && r["seq"].as_u64() > Some(before as u64)
+    })
+}
+
+/// Issue 17: a session pushed past a small context budget is compacted with a summary
+/// by the same model; every request after it is valid (no orphaned tool result); the
+/// summary is journaled and a restart gives the model the same conversation.
+#[test]
+fn a_long_session_compacts_and_every_request_stays_valid() {
+    let long = "word ".repeat(80);
+    let mut s = setup_with(
+        FakeKind::OpenAi,
+        vec![
+            // Turn 1: a tool call, then the answer.
+            Scripted::Sse(openai_tool_call_chunks(
+                "call_1",
+                "read_file",
+                r#"{"path": "hello.txt"}"#,
+                2,
+            )),
+            Scripted::Sse(openai_text_chunks(&format!("first answer {long}"), 2)),
+            // Turn 2: fits two kept turns, no compaction yet.
+            Scripted::Sse(openai_text_chunks(&format!("second answer {long}"), 2)),
+            // Turn 3: over budget: the summary request, then the turn.
+            Scripted::Sse(openai_text_chunks("SUMMARY: read hello.txt, said hi", 2)),
+            Scripted::Sse(openai_text_chunks("third answer", 2)),
+        ],
+        "context_tokens = 150\n",
+    );
+    std::fs::write(s.work.path().join("hello.txt"), "hi there").unwrap();
+    let r = s.d.post(
+        "/v1/sessions",
+        &json!({"workdir": s.work.path(), "policy": {"read_file": "allow"}}).to_string(),
+    );
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    turn(&s, &id, &format!("first question {long}"));
+    turn(&s, &id, &format!("second question {long}"));
+    assert!(!records(&s.d, &id)
+        .iter()
+        .any(|r| r["kind"] == "session.compacted"));
+    let recs = turn(&s, &id, "third question");
+    assert_eq!(final_text(&recs).as_deref(), Some("third answer"));
+
+    let c = recs
+        .iter()
+        .find(|r| r["kind"] == "session.compacted")
+        .expect("a session.compacted record");
+    assert_eq!(c["data"]["method"], "summary", "{c}");
+    assert_eq!(c["data"]["reason"], "budget", "{c}");
+    assert_eq!(c["data"]["summary"], "SUMMARY: read hello.txt, said hi");
+    assert!(
+        c["data"]["tokens_after"].as_u64() < c["data"]["tokens_before"].as_u64(),
+        "{c}"
+    );
+    // upto_seq: just before the first kept user message (the second question).
+    let second = recs
+        .iter()
+        .find(|r| {
+            r["kind"] == "session.message"
+                && r["data"]["role"] == "user"
+                && r["data"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("second question")
+        })
+        .unwrap();
+    assert_eq!(
+        c["data"]["upto_seq"].as_u64(),
+        Some(second["seq"].as_u64().unwrap() - 1)
+    );
+
+    let sent = s.fake.recorded();
+    assert_eq!(sent.len(), 5, "{sent:#?}");
+    for r in &sent {
+        assert_no_orphans(&r.body);
+    }
+    // The summary request: the old turns, no tools; the turn after: the summary, then
+    // the kept turns, and the first turn's tool call is gone.
+    assert!(system_of(&sent[3].body).starts_with("You compress"));
+    assert!(sent[3].body.get("tools").is_none());
+    let after = sent[4].body.to_string();
+    assert!(after.contains("SUMMARY: read hello.txt"), "{after}");
+    assert!(!after.contains("call_1"), "{after}");
+    assert!(after.contains("second question") && after.contains("third question"));
+
+    // After a restart the conversation is rebuilt from the journal: still over this
+    // tiny budget, the next turn summarizes again, and what it summarizes is the
+    // summary and the kept turns, never the first question.
+    s.fake.push([
+        Scripted::Sse(openai_text_chunks("SUMMARY 2", 2)),
+        Scripted::Sse(openai_text_chunks("fourth answer", 2)),
+    ]);
+    if let Some(mut c) = s.d.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    s.d = s.home.serve_env(&[], &[("R1T_MODEL_KEY", KEY)]);
+    let recs = turn(&s, &id, "fourth question");
+    assert_eq!(final_text(&recs).as_deref(), Some("fourth answer"));
+    let sent = s.fake.recorded();
+    assert_eq!(sent.len(), 7, "{sent:#?}");
+    let summarized = sent[5].body.to_string();
+    assert!(system_of(&sent[5].body).starts_with("You compress"));
+    assert!(
+        summarized.contains("SUMMARY: read hello.txt"),
+        "{summarized}"
+    );
+    assert!(!summarized.contains("first question"), "{summarized}");
+    let last = sent[6].body.to_string();
+    assert!(
+        last.contains("SUMMARY 2") && last.contains("fourth question"),
+        "{last}"
+    );
+    for r in &sent {
+        assert_no_orphans(&r.body);
+    }
+}
+
+/// Issue 17: the provider's own context-length error gets one compaction and one
+/// retry; a second overflow fails the turn instead of looping.
+#[test]
+fn a_context_length_error_gets_one_compaction_and_one_retry() {
+    let overflow = || {
+        Scripted::Status(
+            400,
+            json!({"error": {"message": "This model's maximum context length is 20 tokens.",
+                "type": "invalid_request_error", "code": "context_length_exceeded"}})
+            .to_string(),
+        )
+    };
+    let s = setup(
+        FakeKind::OpenAi,
+        vec![
+            Scripted::Sse(openai_text_chunks("one", 1)),
+            Scripted::Sse(openai_text_chunks("two", 1)),
+            overflow(),
+            Scripted::Sse(openai_text_chunks("SUMMARY of one and two", 1)),
+            Scripted::Sse(openai_text_chunks("three", 1)),
+            // The next turn overflows even after compacting: it fails, once.
+            overflow(),
+            Scripted::Sse(openai_text_chunks("SUMMARY again", 1)),
+            overflow(),
+        ],
+    );
+    let id = start(&s);
+    turn(&s, &id, "q1");
+    turn(&s, &id, "q2");
+    let recs = turn(&s, &id, "q3");
+    assert_eq!(final_text(&recs).as_deref(), Some("three"));
+    let c = recs
+        .iter()
+        .find(|r| r["kind"] == "session.compacted")
+        .expect("compacted after the overflow");
+    assert_eq!(c["data"]["reason"], "overflow", "{c}");
+    assert_eq!(s.fake.recorded().len(), 5);
+
+    let recs = turn(&s, &id, "q4");
+    let err = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "session.error")
+        .expect("the second overflow fails the turn");
+    assert!(
+        err["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum context length"),
+        "{err}"
+    );
+    assert_eq!(s.fake.recorded().len(), 8, "one retry, not a loop");
+    assert_eq!(s.fake.remaining(), 0);
 }
