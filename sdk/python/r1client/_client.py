@@ -373,11 +373,12 @@ def _connect(
     if sock is not None:
         transport = _http.UnixTransport(os.fspath(sock))
         probe(transport, probe_timeout)
+        client = Client(home_path, transport, None, token=token, timeout=timeout, mode=False)
         if token is None:
             # The token is read from the state directory, so the same checks apply.
             check_home(home_path)
-            read_token(home_path)
-        return Client(home_path, transport, None, token=token, timeout=timeout, mode=False)
+            client._token_value(reload=True)
+        return client
     check_home(home_path)
     found = _try_registered(home_path, tcp, probe_timeout, token)
     if found is None and spawn:
@@ -385,7 +386,11 @@ def _connect(
     if found is None:
         raise UnreachableError(f"no r1 daemon is running for {home_path}; start one with `r1 serve`")
     reg, transport = found
-    return Client(home_path, transport, reg, token=token, timeout=timeout, mode=tcp)
+    client = Client(home_path, transport, reg, token=token, timeout=timeout, mode=tcp)
+    # Read (and check) the token now, so an untrusted token file is refused here with
+    # a clear error rather than at the first call.
+    client._token_value(reload=True)
+    return client
 
 
 def probe(

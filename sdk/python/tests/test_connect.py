@@ -1,0 +1,256 @@
+"""Discovery, trust refusals, the two transports, an explicit (forwarded) socket and
+connect-or-spawn, against the real daemon."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import unittest
+from pathlib import Path
+
+import r1client
+from support import R1_BIN, WAIT, DaemonCase, SocketRelay, pid_gone, stop_daemon, wait_for
+
+
+class DiscoveryAndTrust(DaemonCase):
+    """One daemon; discovery from daemon.json + token, and what makes it refuse."""
+
+    def test_discovers_the_registered_daemon_over_the_unix_socket(self) -> None:
+        c = r1client.connect(self.home)
+        reg = json.loads((self.home / "daemon.json").read_text())
+        self.assertIsInstance(c.transport, r1client.UnixTransport)
+        self.assertEqual(c.transport.path, reg["sock"])
+        self.assertEqual(c.registration["pid"], reg["pid"])
+        hs = c.daemon_handshake()
+        self.assertEqual(hs["protocol"], r1client.PROTOCOL)
+        self.assertEqual(hs["pid"], reg["pid"])
+        self.assertEqual(c.daemon_health()["status"], "ok")
+
+    def test_r1_home_from_the_environment(self) -> None:
+        old = os.environ.get("R1_HOME")
+        os.environ["R1_HOME"] = str(self.home)
+        try:
+            c = r1client.connect()
+        finally:
+            if old is None:
+                del os.environ["R1_HOME"]
+            else:
+                os.environ["R1_HOME"] = old
+        self.assertEqual(c.home, self.home)
+        self.assertEqual(c.daemon_health()["status"], "ok")
+
+    def test_tcp_with_the_token(self) -> None:
+        c = r1client.connect(self.home, tcp=True)
+        reg = json.loads((self.home / "daemon.json").read_text())
+        self.assertIsInstance(c.transport, r1client.TcpTransport)
+        self.assertEqual(f"http://{c.transport.host_name}:{c.transport.port}", reg["url"])
+        s = c.session_start(workdir=str(self.workdir), engine="echo")
+        self.assertEqual(c.session_get(s["id"])["id"], s["id"])
+        self.assertIn(s["id"], [x["id"] for x in c.session_list()["sessions"]])
+
+    def test_tcp_fallback_when_the_socket_is_unreachable(self) -> None:
+        sock = json.loads((self.home / "daemon.json").read_text())["sock"]
+        aside = sock + ".aside"
+        os.rename(sock, aside)
+        try:
+            with self.assertRaises(r1client.UnreachableError):
+                r1client.connect(self.home, tcp=False)
+            c = r1client.connect(self.home)
+            self.assertIsInstance(c.transport, r1client.TcpTransport)
+            self.assertEqual(c.daemon_health()["status"], "ok")
+        finally:
+            os.rename(aside, sock)
+        self.assertIsInstance(r1client.connect(self.home).transport, r1client.UnixTransport)
+
+    def test_group_readable_token_is_refused(self) -> None:
+        token = self.home / "token"
+        os.chmod(token, 0o640)
+        try:
+            with self.assertRaises(r1client.UntrustedError) as cm:
+                r1client.connect(self.home)
+            self.assertIn("token", cm.exception.message)
+            self.assertIn("640", cm.exception.message)
+            self.assertEqual(cm.exception.code, "permission_denied")
+            self.assertIsNone(cm.exception.status)
+            self.assertEqual(cm.exception.exit_code, 5)
+        finally:
+            os.chmod(token, 0o600)
+        self.assertEqual(r1client.connect(self.home).daemon_health()["status"], "ok")
+
+    def test_symlinked_daemon_json_is_refused(self) -> None:
+        other = self.tmp / "linked-home"
+        os.mkdir(other, 0o700)
+        try:
+            os.symlink(self.home / "daemon.json", other / "daemon.json")
+            shutil.copy(self.home / "token", other / "token")
+            os.chmod(other / "token", 0o600)
+            with self.assertRaises(r1client.UntrustedError) as cm:
+                r1client.connect(other)
+            self.assertIn("daemon.json", cm.exception.message)
+            self.assertIn("symlink", cm.exception.message)
+        finally:
+            shutil.rmtree(other)
+
+    def test_symlinked_token_is_refused(self) -> None:
+        other = self.tmp / "linked-token"
+        os.mkdir(other, 0o700)
+        try:
+            shutil.copy(self.home / "daemon.json", other / "daemon.json")
+            os.chmod(other / "daemon.json", 0o600)
+            os.symlink(self.home / "token", other / "token")
+            with self.assertRaises(r1client.UntrustedError) as cm:
+                r1client.connect(other)
+            self.assertIn("token", cm.exception.message)
+        finally:
+            shutil.rmtree(other)
+
+    def test_open_state_dir_and_symlinked_state_dir_are_refused(self) -> None:
+        os.chmod(self.home, 0o750)
+        try:
+            with self.assertRaises(r1client.UntrustedError) as cm:
+                r1client.connect(self.home)
+            self.assertIn("chmod 700", cm.exception.message)
+        finally:
+            os.chmod(self.home, 0o700)
+        link = self.tmp / "home-link"
+        os.symlink(self.home, link)
+        try:
+            with self.assertRaises(r1client.UntrustedError) as cm:
+                r1client.connect(link)
+            self.assertIn("symlink", cm.exception.message)
+        finally:
+            os.unlink(link)
+
+    @unittest.skipUnless(os.geteuid() == 0, "changing a file's owner needs root")
+    def test_daemon_json_of_another_user_is_refused(self) -> None:
+        other = self.tmp / "foreign"
+        os.mkdir(other, 0o700)
+        try:
+            shutil.copy(self.home / "daemon.json", other / "daemon.json")
+            os.chmod(other / "daemon.json", 0o600)
+            os.chown(other / "daemon.json", 65534, 65534)
+            with self.assertRaises(r1client.UntrustedError) as cm:
+                r1client.connect(other)
+            self.assertIn("uid 65534", cm.exception.message)
+        finally:
+            shutil.rmtree(other)
+
+    def test_forwarded_socket_through_sock_and_r1_sock(self) -> None:
+        reg = json.loads((self.home / "daemon.json").read_text())
+        relay = SocketRelay(self.tmp / "fwd.sock", reg["sock"])
+        try:
+            # The token comes from the state directory, as for the CLI.
+            c = r1client.connect(self.home, sock=relay.path)
+            self.assertIsInstance(c.transport, r1client.UnixTransport)
+            self.assertEqual(c.transport.path, relay.path)
+            self.assertIsNone(c.registration)
+            s = c.session_start(workdir=str(self.workdir), engine="echo")
+            self.assertEqual(c.session_get(s["id"])["id"], s["id"])
+            self.assertGreaterEqual(relay.connections, 2)
+            # A client machine with no r1 state at all: the token passed explicitly.
+            empty = self.tmp / "no-state"
+            os.environ["R1_SOCK"] = relay.path
+            try:
+                before = relay.connections
+                c2 = r1client.connect(empty, token=(self.home / "token").read_text().strip())
+                self.assertEqual(c2.transport.path, relay.path)
+                self.assertEqual(c2.session_get(s["id"])["id"], s["id"])
+                self.assertGreater(relay.connections, before)
+                # Without a token anywhere, the client says where it looked.
+                with self.assertRaises(r1client.UnreachableError) as cm:
+                    r1client.connect(empty)
+                self.assertIn("no token", cm.exception.message)
+            finally:
+                del os.environ["R1_SOCK"]
+            # A wrong token is the daemon's refusal, with its code.
+            bad = r1client.connect(self.home, sock=relay.path, token="not-the-token")
+            with self.assertRaises(r1client.PermissionDeniedError) as cm:
+                bad.session_list()
+            self.assertEqual(cm.exception.status, 401)
+        finally:
+            relay.close()
+
+    def test_rotated_token_is_read_again(self) -> None:
+        c = r1client.connect(self.home)
+        old = (self.home / "token").read_text().strip()
+        c.session_list()
+        proc = subprocess.run(
+            [R1_BIN, "ctl", "--no-spawn", "rotate-token"],
+            env=dict(os.environ, R1_HOME=str(self.home)),
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertNotEqual((self.home / "token").read_text().strip(), old)
+        # The cached token is refused once (401), read again, and the call succeeds.
+        self.assertIn("sessions", c.session_list())
+
+
+class ConnectOrSpawn(DaemonCase):
+    """A state directory that does not exist yet: connect-or-spawn starts the daemon."""
+
+    START = False
+
+    def setUp(self) -> None:
+        self.fresh = Path(tempfile.mkdtemp(prefix="r1sdk-spawn-")) / "state"
+        self.addCleanup(shutil.rmtree, self.fresh.parent, True)
+        self.addCleanup(stop_daemon, self.fresh)
+
+    def test_connect_without_a_daemon_fails_and_spawns_nothing(self) -> None:
+        with self.assertRaises(r1client.UnreachableError) as cm:
+            r1client.connect(self.fresh)
+        self.assertEqual(cm.exception.exit_code, 4)
+        self.assertFalse(self.fresh.exists())
+
+    def test_spawns_from_nothing_and_reuses_it(self) -> None:
+        c = r1client.connect_or_spawn(self.fresh, r1_bin=R1_BIN, spawn_timeout=WAIT)
+        self.assertEqual(os.stat(self.fresh).st_mode & 0o777, 0o700)
+        self.assertEqual(os.stat(self.fresh / "token").st_mode & 0o777, 0o600)
+        reg = c.registration
+        self.assertFalse(pid_gone(reg["pid"]))
+        self.assertEqual(c.daemon_handshake()["pid"], reg["pid"])
+        again = r1client.connect_or_spawn(self.fresh, r1_bin=R1_BIN, spawn_timeout=WAIT)
+        self.assertEqual(again.registration["id"], reg["id"])
+
+    def test_racing_clients_start_one_daemon(self) -> None:
+        results: list = []
+
+        def go() -> None:
+            try:
+                results.append(
+                    r1client.connect_or_spawn(self.fresh, r1_bin=R1_BIN, spawn_timeout=WAIT).registration["id"]
+                )
+            except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                results.append(e)
+
+        threads = [threading.Thread(target=go) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT * 2)
+        self.assertEqual(len(results), 4, results)
+        self.assertEqual(len(set(results)), 1, results)
+        self.assertTrue(all(isinstance(r, str) for r in results), results)
+
+    def test_r1_bin_from_the_environment_and_a_missing_binary(self) -> None:
+        with self.assertRaises(r1client.UnreachableError) as cm:
+            r1client.connect_or_spawn(self.fresh, r1_bin=str(self.fresh.parent / "no-such-r1"), spawn_timeout=2)
+        self.assertIn("no-such-r1", cm.exception.message)
+        old = os.environ.get("R1_BIN")
+        os.environ["R1_BIN"] = R1_BIN
+        try:
+            c = r1client.connect_or_spawn(self.fresh, spawn_timeout=WAIT)
+        finally:
+            if old is None:
+                del os.environ["R1_BIN"]
+            else:
+                os.environ["R1_BIN"] = old
+        self.assertEqual(c.daemon_health()["status"], "ok")
+        wait_for("daemon.json", lambda: (self.fresh / "daemon.json").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
