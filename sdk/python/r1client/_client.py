@@ -76,6 +76,8 @@ class Client(Operations):
         # None: unix socket with TCP fallback; False: unix only; True: TCP only.
         self._mode = mode
         self._lock = threading.Lock()
+        #: How many times `follow` has opened an event stream again after one broke.
+        self.reconnects = 0
 
     def __repr__(self) -> str:
         return f"Client(home={str(self.home)!r}, transport={self.transport!r})"
@@ -225,6 +227,8 @@ class Client(Operations):
                 time.sleep(RECONNECT_PAUSE)
                 self._rediscover()
                 continue
+            if not first:
+                self.reconnects += 1
             first = False
             down_since = None
             try:

@@ -61,10 +61,11 @@ class Sessions(DaemonCase):
         self.assertIn("approved-run", done["data"]["content"])
         self.assertIn("run_command returned", recs[-1]["data"]["text"])
         self.assertEqual(self.client.session_get(s["id"])["pending_approvals"], [])
-        # The same approval again is not pending any more.
-        with self.assertRaises(r1client.R1Error) as cm:
-            self.client.session_approve(s["id"], req["approval_id"], decision="allow")
-        self.assertIn(cm.exception.code, ("not_found", "conflict"))
+        # The same decision again is ok (idempotent); the opposite one is a conflict.
+        self.client.session_approve(s["id"], req["approval_id"], decision="allow")
+        with self.assertRaises(r1client.ConflictError) as cm:
+            self.client.session_approve(s["id"], req["approval_id"], decision="deny")
+        self.assertEqual(cm.exception.status, 409)
 
     def test_denied_approval(self) -> None:
         s = self.start_session()
@@ -168,6 +169,7 @@ class FollowAcrossRestarts(DaemonCase):
             if resumed and is_reply(rec, "echo: after the restart"):
                 break
         self.assertTrue(restarted)
+        self.assertGreaterEqual(client.reconnects, 1)
         seqs = [r["seq"] for r in got]
         self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "a gap or a duplicate")
         last = r1client.connect(self.home).session_get(s["id"])["last_seq"]
