@@ -150,6 +150,10 @@ class SocketRelay:
         self.listener.listen(16)
         self.connections = 0
         self._stop = False
+        self._live: List[socket.socket] = []
+        # Connections whose relaying is stopped: they stay open and carry nothing,
+        # like a forwarded connection whose far end vanished without a FIN.
+        self._stalled: set = set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -165,16 +169,30 @@ class SocketRelay:
             except OSError:
                 conn.close()
                 continue
+            self._live += [conn, upstream]
             for a, b in ((conn, upstream), (upstream, conn)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def drop_all(self) -> None:
+        """Resets every relayed connection (an SSH connection that went away)."""
+        for s in self._live:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stall_all(self) -> None:
+        """Stops relaying on every current connection, leaving them open."""
+        self._stalled.update(self._live)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if src in self._stalled or dst in self._stalled:
+                    continue
                 dst.sendall(data)
         except OSError:
             pass
@@ -188,6 +206,7 @@ class SocketRelay:
 
     def close(self) -> None:
         self._stop = True
+        self.drop_all()
         self.listener.close()
         try:
             os.unlink(self.path)

@@ -1,9 +1,12 @@
 """Discovery, trust refusals, the two transports, an explicit (forwarded) socket and
 connect-or-spawn, against the real daemon."""
 
+import http.server
+import io
 import json
 import os
 import shutil
+import socketserver
 import subprocess
 import tempfile
 import threading
@@ -250,6 +253,71 @@ class ConnectOrSpawn(DaemonCase):
                 os.environ["R1_BIN"] = old
         self.assertEqual(c.daemon_health()["status"], "ok")
         wait_for("daemon.json", lambda: (self.fresh / "daemon.json").exists())
+
+
+class _OldHandshake(http.server.BaseHTTPRequestHandler):
+    """A daemon that speaks another protocol."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.dumps({"protocol": "r1.proto.v0", "version": "0.0.1", "pid": 4242}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class ProtocolGate(unittest.TestCase):
+    """A registered daemon that answers the handshake with another protocol is
+    refused (the CLI's exit code 3), and nothing is spawned over it."""
+
+    def setUp(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="r1sdk-gate-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.home = self.tmp / "home"
+        os.mkdir(self.home, 0o700)
+        sock = str(self.home / "r1.sock")
+        self.server = socketserver.ThreadingUnixStreamServer(sock, _OldHandshake)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+        reg = {"id": "d_old", "pid": 4242, "version": "0.0.1", "protocol": "r1.proto.v0",
+               "url": "http://127.0.0.1:9", "sock": sock}
+        fd = os.open(self.home / "daemon.json", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(reg, f)
+
+    def test_incompatible_daemon_is_refused(self) -> None:
+        for attempt in (r1client.connect, lambda h: r1client.connect_or_spawn(h, r1_bin=R1_BIN)):
+            with self.assertRaises(r1client.IncompatibleError) as cm:
+                attempt(self.home)
+            e = cm.exception
+            self.assertEqual((e.code, e.exit_code), ("schema_version", 3))
+            self.assertIn("r1.proto.v0", e.message)
+            self.assertIn(r1client.PROTOCOL, e.message)
+        self.assertEqual(json.loads((self.home / "daemon.json").read_text())["id"], "d_old")
+
+
+class SseReader(unittest.TestCase):
+    """The event-stream reader on its own."""
+
+    def test_frames_heartbeats_and_line_endings(self) -> None:
+        from r1client._sse import read_frames
+
+        raw = (
+            b": keep-alive\n\n"
+            b"id: 1\nevent: session.created\ndata: {\"seq\":1}\n\n"
+            b"id: 2\r\nevent: session.delta\r\ndata: line one\r\ndata:line two\r\n\r\n"
+            b"event: error\ndata: {\"code\":\"stream.dropped\"}\n\n"
+            b"id: 3\ndata: cut off"
+        )
+        frames = list(read_frames(io.BytesIO(raw)))
+        self.assertEqual([(f.id, f.event) for f in frames], [("1", "session.created"), ("2", "session.delta"), (None, "error")])
+        self.assertEqual(frames[0].data, '{"seq":1}')
+        self.assertEqual(frames[1].data, "line one\nline two")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import signal
 import unittest
 
 import r1client
-from support import R1_BIN, WAIT, DaemonCase, is_reply, pid_gone, r1, wait_for
+from support import R1_BIN, WAIT, DaemonCase, SocketRelay, is_reply, pid_gone, r1, wait_for
 
 #: A `/slow` message long enough to stream for several seconds (the echo engine sends
 #: 8 characters per delta, 200 ms apart), so a restart lands in the middle of it.
@@ -198,6 +198,38 @@ class FollowAcrossRestarts(DaemonCase):
             r1client.connect_or_spawn(self.home, r1_bin=R1_BIN, spawn_timeout=WAIT)
 
         self.follow_through(restart, tcp=True)
+
+
+class FollowOverAForwardedSocket(DaemonCase):
+    """`follow` through an explicit socket (as over `ssh -L`): a connection that is
+    reset, and one that silently stops carrying anything (no heartbeat within the idle
+    timeout), are both reconnected without a gap or a duplicate."""
+
+    def test_reset_and_stalled_connections(self) -> None:
+        reg = r1client.discover(self.home)
+        relay = SocketRelay(self.tmp / "fwd-follow.sock", reg["sock"])
+        self.addCleanup(relay.close)
+        client = r1client.connect(self.home, sock=relay.path)
+        s = client.session_start(workdir=str(self.workdir), engine="echo")
+        client.session_send(s["id"], text=SLOW)
+        got = []
+        stream = client.follow(s["id"], 1, timeout=WAIT * 2, idle_timeout=1.0)
+        for rec in stream:
+            got.append(rec)
+            deltas = sum(r["kind"] == "session.delta" for r in got)
+            if deltas == 2 and client.reconnects == 0:
+                relay.drop_all()
+            if deltas == 5 and client.reconnects == 1:
+                relay.stall_all()
+            if is_reply(rec):
+                break
+        stream.close()
+        self.assertGreaterEqual(client.reconnects, 2)
+        self.assertEqual(got[-1]["data"]["text"], "echo: " + SLOW[len("/slow "):])
+        seqs = [r["seq"] for r in got]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        text = "".join(r["data"]["text"] for r in got if r["kind"] == "session.delta")
+        self.assertEqual(text, got[-1]["data"]["text"])
 
 
 if __name__ == "__main__":
