@@ -134,6 +134,23 @@ class Sessions(DaemonCase):
         with self.assertRaises(ValueError):
             self.client.call("session.nope")
 
+    def test_follow_past_the_head_gets_a_resync_then_every_record(self) -> None:
+        s = self.start_session()
+        stream = self.client.follow(s["id"], 50, timeout=WAIT)
+        first = next(stream)
+        self.assertEqual(first["kind"], "session.resync")
+        self.assertEqual(first["data"]["next_seq"], s["last_seq"] + 1)
+        sent = self.client.session_send(s["id"], text="after resync")
+        got = []
+        for rec in stream:
+            got.append(rec)
+            if is_reply(rec):
+                break
+        stream.close()
+        self.assertEqual(got[0]["seq"], sent["seq"])
+        self.assertEqual([r["seq"] for r in got], list(range(sent["seq"], sent["seq"] + len(got))))
+        self.assertEqual(got[-1]["data"]["text"], "echo: after resync")
+
     def test_follow_times_out(self) -> None:
         s = self.start_session()
         with self.assertRaises(r1client.DeadlineError):
