@@ -136,9 +136,9 @@ class Param:
         self.desc = desc
 
 
-def params_of(op: Dict[str, Any]) -> Tuple[List[Param], str]:
-    """An operation's path, query, header and body parameters, and its body's
-    description of itself."""
+def params_of(op: Dict[str, Any]) -> List[Param]:
+    """An operation's path, query, header and body parameters, in that order (body
+    fields sorted by name)."""
     out: List[Param] = []
     for p in op.get("parameters", []):
         schema = p.get("schema", {})
@@ -154,7 +154,7 @@ def params_of(op: Dict[str, Any]) -> Tuple[List[Param], str]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SystemExit(f"{op['operationId']}: parameters map to the same Python name: {dupes}")
-    return out, ""
+    return out
 
 
 def result_type(op: Dict[str, Any]) -> Tuple[str, List[str]]:
@@ -176,7 +176,7 @@ def result_type(op: Dict[str, Any]) -> Tuple[str, List[str]]:
 
 def render_method(path: str, method: str, op: Dict[str, Any], schemas: Dict[str, Any]) -> str:
     op_id = op["operationId"]
-    params, _ = params_of(op)
+    params = params_of(op)
     rtype, statuses = result_type(op)
     positional = [p for p in params if p.where == "path"]
     keyword_req = [p for p in params if p.where != "path" and p.required]
@@ -222,7 +222,7 @@ def render_method(path: str, method: str, op: Dict[str, Any], schemas: Dict[str,
     body_ps = [p for p in params if p.where == "body"]
     body_d = as_dict(body_ps) if body_ps else ("{}" if "requestBody" in op else "None")
     lines.append(
-        f"        return self._op({op_id!r}, {method.upper()!r}, {path!r}, {path_d}, {query_d}, {body_d}, {header_d})"
+        f"        return cast({rtype}, self._op({op_id!r}, {method.upper()!r}, {path!r}, {path_d}, {query_d}, {body_d}, {header_d}))"
     )
     return "\n".join(lines)
 
@@ -250,14 +250,9 @@ def render(doc: Dict[str, Any]) -> str:
         "# fmt: off",
         "from __future__ import annotations",
         "",
-        "from typing import Any, Dict, List, Literal, Optional, Tuple, Union",
+        "from typing import Any, Dict, List, Literal, Optional, Tuple, TypedDict, Union, cast",
         "",
-        "try:",
-        "    from typing import TypedDict",
-        "except ImportError:  # pragma: no cover",
-        "    from typing_extensions import TypedDict  # type: ignore",
-        "",
-        f"#: The protocol id the daemon must answer in its handshake.",
+        "#: The protocol id the daemon must answer in its handshake.",
         f"PROTOCOL = {doc['info']['version']!r}",
         "",
         "#: Every operationId, with its HTTP method, path template and method name here.",

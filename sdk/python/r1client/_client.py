@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 from urllib.parse import quote
 
 from . import _http
@@ -232,7 +232,7 @@ class Client(Operations):
             first = False
             down_since = None
             try:
-                for frame in read_frames(resp):  # type: ignore[arg-type]
+                for frame in read_frames(resp):
                     if frame.event == "error":
                         _stream_error(frame.data)
                         break  # dropped as too slow: reconnect from the expected seq
@@ -375,9 +375,9 @@ def _connect(
     home_path = Path(home) if home is not None else default_home()
     sock = sock if sock is not None else (os.environ.get("R1_SOCK") or None)
     if sock is not None:
-        transport = _http.UnixTransport(os.fspath(sock))
-        probe(transport, probe_timeout)
-        client = Client(home_path, transport, None, token=token, timeout=timeout, mode=False)
+        explicit = _http.UnixTransport(os.fspath(sock))
+        probe(explicit, probe_timeout)
+        client = Client(home_path, explicit, None, token=token, timeout=timeout, mode=False)
         if token is None:
             # The token is read from the state directory, so the same checks apply.
             check_home(home_path)
@@ -434,7 +434,7 @@ def _try_registered(
     reg = discover(home)
     if reg is None:
         return None
-    candidates = []
+    candidates: List[_http.Transport] = []
     if tcp is not True and isinstance(reg.get("sock"), str):
         candidates.append(_http.UnixTransport(reg["sock"]))
     if tcp is not False and isinstance(reg.get("url"), str):

@@ -12,7 +12,7 @@ import time
 from typing import Optional, Tuple, Union
 
 from ._discovery import tcp_listener_owned_by
-from ._errors import UnreachableError, UntrustedError
+from ._errors import ProtocolError, UnreachableError, UntrustedError
 
 #: How long a unix connect keeps trying while the daemon's listen queue is full: a
 #: full queue fails a unix `connect` at once with EAGAIN (TCP would wait), and that is
@@ -52,8 +52,6 @@ Transport = Union[UnixTransport, TcpTransport]
 
 def parse_url(url: str) -> TcpTransport:
     """The TCP transport of a registration's `url` (`http://127.0.0.1:PORT`)."""
-    from ._errors import ProtocolError
-
     rest = url[len("http://"):] if url.startswith("http://") else None
     if not rest:
         raise ProtocolError(f"bad url in daemon.json: {url}")
@@ -69,13 +67,13 @@ def peer_uid(sock: socket.socket) -> int:
         # struct ucred { pid_t pid; uid_t uid; gid_t gid; } on Linux.
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", raw)
-        return uid
+        return int(uid)
     if sys.platform == "darwin":
         # LOCAL_PEERCRED (SOL_LOCAL = 0, option 1) gives struct xucred
         # { u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[16]; }.
         raw = sock.getsockopt(0, 1, 76)
         _version, uid = struct.unpack_from("=II", raw)
-        return uid
+        return int(uid)
     raise OSError(errno.ENOTSUP, "no way to read the peer's credentials on this platform")
 
 

@@ -7,12 +7,7 @@ when this file differs from what the generator writes.
 # fmt: off
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
-
-try:
-    from typing import TypedDict
-except ImportError:  # pragma: no cover
-    from typing_extensions import TypedDict  # type: ignore
+from typing import Any, Dict, List, Literal, Optional, Tuple, TypedDict, Union, cast
 
 #: The protocol id the daemon must answer in its handshake.
 PROTOCOL = 'r1.proto.v1'
@@ -971,7 +966,7 @@ class Operations:
 
         `GET /v1/discover` (200); operation `daemon.discover`; capability `read`; idempotency `natural`.
         """
-        return self._op('daemon.discover', 'GET', '/v1/discover', None, None, None, None)
+        return cast(Discovery, self._op('daemon.discover', 'GET', '/v1/discover', None, None, None, None))
 
     def daemon_handshake(self) -> Handshake:
         """Handshake.
@@ -983,7 +978,7 @@ class Operations:
 
         `GET /v1/handshake` (200); operation `daemon.handshake`; capability `read`; idempotency `natural`.
         """
-        return self._op('daemon.handshake', 'GET', '/v1/handshake', None, None, None, None)
+        return cast(Handshake, self._op('daemon.handshake', 'GET', '/v1/handshake', None, None, None, None))
 
     def daemon_health(self) -> Health:
         """Health.
@@ -995,7 +990,7 @@ class Operations:
 
         `GET /v1/health` (200); operation `daemon.health`; capability `read`; idempotency `natural`.
         """
-        return self._op('daemon.health', 'GET', '/v1/health', None, None, None, None)
+        return cast(Health, self._op('daemon.health', 'GET', '/v1/health', None, None, None, None))
 
     def daemon_logs(self, *, after: Optional[str] = None, level: Optional[str] = None, limit: Optional[int] = None, session_id: Optional[str] = None, since: Optional[str] = None, wait_ms: Optional[int] = None) -> LogPage:
         """Read the daemon's logs.
@@ -1015,7 +1010,7 @@ class Operations:
 
         `GET /v1/logs` (200); operation `daemon.logs`; capability `read`; idempotency `natural`.
         """
-        return self._op('daemon.logs', 'GET', '/v1/logs', None, {'after': after, 'level': level, 'limit': limit, 'session_id': session_id, 'since': since, 'wait_ms': wait_ms}, None, None)
+        return cast(LogPage, self._op('daemon.logs', 'GET', '/v1/logs', None, {'after': after, 'level': level, 'limit': limit, 'session_id': session_id, 'since': since, 'wait_ms': wait_ms}, None, None))
 
     def daemon_reload(self) -> ReloadResult:
         """Reload the config.
@@ -1027,7 +1022,7 @@ class Operations:
 
         `POST /v1/reload` (200); operation `daemon.reload`; capability `write`; idempotency `natural`.
         """
-        return self._op('daemon.reload', 'POST', '/v1/reload', None, None, {}, None)
+        return cast(ReloadResult, self._op('daemon.reload', 'POST', '/v1/reload', None, None, {}, None))
 
     def daemon_restart(self, *, timeout_s: Optional[int] = None) -> RestartResult:
         """Restart onto the binary on disk.
@@ -1042,7 +1037,7 @@ class Operations:
 
         `POST /v1/restart` (200); operation `daemon.restart`; capability `write`; idempotency `none`.
         """
-        return self._op('daemon.restart', 'POST', '/v1/restart', None, None, {'timeout_s': timeout_s}, None)
+        return cast(RestartResult, self._op('daemon.restart', 'POST', '/v1/restart', None, None, {'timeout_s': timeout_s}, None))
 
     def daemon_shutdown(self, *, grace_s: Optional[int] = None) -> Ack:
         """Shut the daemon down.
@@ -1057,7 +1052,7 @@ class Operations:
 
         `POST /v1/shutdown` (200); operation `daemon.shutdown`; capability `write`; idempotency `natural`.
         """
-        return self._op('daemon.shutdown', 'POST', '/v1/shutdown', None, None, {'grace_s': grace_s}, None)
+        return cast(Ack, self._op('daemon.shutdown', 'POST', '/v1/shutdown', None, None, {'grace_s': grace_s}, None))
 
     def daemon_status(self) -> DaemonStatus:
         """Daemon status.
@@ -1069,7 +1064,7 @@ class Operations:
 
         `GET /v1/status` (200); operation `daemon.status`; capability `read`; idempotency `natural`.
         """
-        return self._op('daemon.status', 'GET', '/v1/status', None, None, None, None)
+        return cast(DaemonStatus, self._op('daemon.status', 'GET', '/v1/status', None, None, None, None))
 
     def engines_list(self) -> EngineList:
         """List engines.
@@ -1081,7 +1076,7 @@ class Operations:
 
         `GET /v1/engines` (200); operation `engines.list`; capability `read`; idempotency `natural`; MCP tool `r1_engines_list`.
         """
-        return self._op('engines.list', 'GET', '/v1/engines', None, None, None, None)
+        return cast(EngineList, self._op('engines.list', 'GET', '/v1/engines', None, None, None, None))
 
     def hooks_list(self) -> HookList:
         """List the hooks.
@@ -1093,7 +1088,7 @@ class Operations:
 
         `GET /v1/hooks` (200); operation `hooks.list`; capability `read`; idempotency `natural`.
         """
-        return self._op('hooks.list', 'GET', '/v1/hooks', None, None, None, None)
+        return cast(HookList, self._op('hooks.list', 'GET', '/v1/hooks', None, None, None, None))
 
     def hooks_test(self, *, name: str, event: Optional[Any] = None) -> HookTestResult:
         """Test a hook.
@@ -1109,7 +1104,7 @@ class Operations:
 
         `POST /v1/hooks/test` (200); operation `hooks.test`; capability `write`; idempotency `none`.
         """
-        return self._op('hooks.test', 'POST', '/v1/hooks/test', None, None, {'event': event, 'name': name}, None)
+        return cast(HookTestResult, self._op('hooks.test', 'POST', '/v1/hooks/test', None, None, {'event': event, 'name': name}, None))
 
     def lanes_get(self, session_id: str, lane_id: str) -> LaneView:
         """Get a lane.
@@ -1125,7 +1120,7 @@ class Operations:
 
         `GET /v1/sessions/{session_id}/lanes/{lane_id}` (200); operation `lanes.get`; capability `read`; idempotency `natural`; MCP tool `r1_lanes_get`.
         """
-        return self._op('lanes.get', 'GET', '/v1/sessions/{session_id}/lanes/{lane_id}', {'session_id': session_id, 'lane_id': lane_id}, None, None, None)
+        return cast(LaneView, self._op('lanes.get', 'GET', '/v1/sessions/{session_id}/lanes/{lane_id}', {'session_id': session_id, 'lane_id': lane_id}, None, None, None))
 
     def lanes_kill(self, session_id: str, lane_id: str) -> LaneList:
         """Kill a lane.
@@ -1141,7 +1136,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/lanes/{lane_id}/kill` (200); operation `lanes.kill`; capability `write`; idempotency `natural`; MCP tool `r1_lanes_kill`.
         """
-        return self._op('lanes.kill', 'POST', '/v1/sessions/{session_id}/lanes/{lane_id}/kill', {'session_id': session_id, 'lane_id': lane_id}, None, {}, None)
+        return cast(LaneList, self._op('lanes.kill', 'POST', '/v1/sessions/{session_id}/lanes/{lane_id}/kill', {'session_id': session_id, 'lane_id': lane_id}, None, {}, None))
 
     def lanes_list(self, session_id: str) -> LaneList:
         """List lanes.
@@ -1156,7 +1151,7 @@ class Operations:
 
         `GET /v1/sessions/{session_id}/lanes` (200); operation `lanes.list`; capability `read`; idempotency `natural`; MCP tool `r1_lanes_list`.
         """
-        return self._op('lanes.list', 'GET', '/v1/sessions/{session_id}/lanes', {'session_id': session_id}, None, None, None)
+        return cast(LaneList, self._op('lanes.list', 'GET', '/v1/sessions/{session_id}/lanes', {'session_id': session_id}, None, None, None))
 
     def lanes_pin(self, session_id: str, lane_id: str, *, pinned: Optional[bool] = None) -> LaneList:
         """Pin or unpin a lane.
@@ -1173,7 +1168,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/lanes/{lane_id}/pin` (200); operation `lanes.pin`; capability `write`; idempotency `natural`; MCP tool `r1_lanes_pin`.
         """
-        return self._op('lanes.pin', 'POST', '/v1/sessions/{session_id}/lanes/{lane_id}/pin', {'session_id': session_id, 'lane_id': lane_id}, None, {'pinned': pinned}, None)
+        return cast(LaneList, self._op('lanes.pin', 'POST', '/v1/sessions/{session_id}/lanes/{lane_id}/pin', {'session_id': session_id, 'lane_id': lane_id}, None, {'pinned': pinned}, None))
 
     def mission_cancel(self, mission_id: str) -> MissionView:
         """Cancel a mission.
@@ -1188,7 +1183,7 @@ class Operations:
 
         `POST /v1/missions/{mission_id}/cancel` (200); operation `mission.cancel`; capability `write`; idempotency `natural`; MCP tool `r1_mission_cancel`.
         """
-        return self._op('mission.cancel', 'POST', '/v1/missions/{mission_id}/cancel', {'mission_id': mission_id}, None, {}, None)
+        return cast(MissionView, self._op('mission.cancel', 'POST', '/v1/missions/{mission_id}/cancel', {'mission_id': mission_id}, None, {}, None))
 
     def mission_create(self, *, spec: MissionSpec, session_id: Optional[str] = None) -> MissionView:
         """Queue a mission.
@@ -1204,7 +1199,7 @@ class Operations:
 
         `POST /v1/missions` (201); operation `mission.create`; capability `write`; idempotency `none`; MCP tool `r1_mission_create`.
         """
-        return self._op('mission.create', 'POST', '/v1/missions', None, None, {'session_id': session_id, 'spec': spec}, None)
+        return cast(MissionView, self._op('mission.create', 'POST', '/v1/missions', None, None, {'session_id': session_id, 'spec': spec}, None))
 
     def mission_get(self, mission_id: str) -> MissionView:
         """Get a mission.
@@ -1219,7 +1214,7 @@ class Operations:
 
         `GET /v1/missions/{mission_id}` (200); operation `mission.get`; capability `read`; idempotency `natural`; MCP tool `r1_mission_get`.
         """
-        return self._op('mission.get', 'GET', '/v1/missions/{mission_id}', {'mission_id': mission_id}, None, None, None)
+        return cast(MissionView, self._op('mission.get', 'GET', '/v1/missions/{mission_id}', {'mission_id': mission_id}, None, None, None))
 
     def mission_list(self, *, session_id: Optional[str] = None, state: Optional[MissionState] = None) -> MissionList:
         """List missions.
@@ -1235,7 +1230,7 @@ class Operations:
 
         `GET /v1/missions` (200); operation `mission.list`; capability `read`; idempotency `natural`; MCP tool `r1_mission_list`.
         """
-        return self._op('mission.list', 'GET', '/v1/missions', None, {'session_id': session_id, 'state': state}, None, None)
+        return cast(MissionList, self._op('mission.list', 'GET', '/v1/missions', None, {'session_id': session_id, 'state': state}, None, None))
 
     def mission_resume(self, mission_id: str) -> MissionView:
         """Resume a paused mission.
@@ -1250,7 +1245,7 @@ class Operations:
 
         `POST /v1/missions/{mission_id}/resume` (200); operation `mission.resume`; capability `write`; idempotency `natural`; MCP tool `r1_mission_resume`.
         """
-        return self._op('mission.resume', 'POST', '/v1/missions/{mission_id}/resume', {'mission_id': mission_id}, None, {}, None)
+        return cast(MissionView, self._op('mission.resume', 'POST', '/v1/missions/{mission_id}/resume', {'mission_id': mission_id}, None, {}, None))
 
     def search_query(self, *, q: str, cursor: Optional[str] = None, kind: Optional[List[SearchKind]] = None, limit: Optional[int] = None, session_id: Optional[str] = None, since: Optional[str] = None) -> SearchResult:
         """Search every session.
@@ -1270,7 +1265,7 @@ class Operations:
 
         `GET /v1/search` (200); operation `search.query`; capability `read`; idempotency `natural`; MCP tool `r1_search`.
         """
-        return self._op('search.query', 'GET', '/v1/search', None, {'cursor': cursor, 'kind': kind, 'limit': limit, 'q': q, 'session_id': session_id, 'since': since}, None, None)
+        return cast(SearchResult, self._op('search.query', 'GET', '/v1/search', None, {'cursor': cursor, 'kind': kind, 'limit': limit, 'q': q, 'session_id': session_id, 'since': since}, None, None))
 
     def search_reindex(self) -> ReindexResult:
         """Rebuild the search index.
@@ -1282,7 +1277,7 @@ class Operations:
 
         `POST /v1/search/reindex` (200); operation `search.reindex`; capability `write`; idempotency `natural`.
         """
-        return self._op('search.reindex', 'POST', '/v1/search/reindex', None, None, {}, None)
+        return cast(ReindexResult, self._op('search.reindex', 'POST', '/v1/search/reindex', None, None, {}, None))
 
     def session_approve(self, session_id: str, approval_id: str, *, decision: Decision) -> SessionView:
         """Decide an approval.
@@ -1299,7 +1294,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/approvals/{approval_id}` (200); operation `session.approve`; capability `write`; idempotency `natural`; MCP tool `r1_session_approve`.
         """
-        return self._op('session.approve', 'POST', '/v1/sessions/{session_id}/approvals/{approval_id}', {'session_id': session_id, 'approval_id': approval_id}, None, {'decision': decision}, None)
+        return cast(SessionView, self._op('session.approve', 'POST', '/v1/sessions/{session_id}/approvals/{approval_id}', {'session_id': session_id, 'approval_id': approval_id}, None, {'decision': decision}, None))
 
     def session_cancel(self, session_id: str) -> SessionView:
         """Cancel the running turn.
@@ -1314,7 +1309,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/cancel` (200); operation `session.cancel`; capability `write`; idempotency `natural`; MCP tool `r1_session_cancel`.
         """
-        return self._op('session.cancel', 'POST', '/v1/sessions/{session_id}/cancel', {'session_id': session_id}, None, {}, None)
+        return cast(SessionView, self._op('session.cancel', 'POST', '/v1/sessions/{session_id}/cancel', {'session_id': session_id}, None, {}, None))
 
     def session_get(self, session_id: str) -> SessionView:
         """Get a session.
@@ -1329,7 +1324,7 @@ class Operations:
 
         `GET /v1/sessions/{session_id}` (200); operation `session.get`; capability `read`; idempotency `natural`; MCP tool `r1_session_get`.
         """
-        return self._op('session.get', 'GET', '/v1/sessions/{session_id}', {'session_id': session_id}, None, None, None)
+        return cast(SessionView, self._op('session.get', 'GET', '/v1/sessions/{session_id}', {'session_id': session_id}, None, None, None))
 
     def session_journal(self, session_id: str, *, limit: Optional[int] = None, since_seq: Optional[int] = None) -> JournalPage:
         """Replay a session's journal.
@@ -1346,7 +1341,7 @@ class Operations:
 
         `GET /v1/sessions/{session_id}/journal` (200); operation `session.journal`; capability `read`; idempotency `natural`; MCP tool `r1_bus_replay`.
         """
-        return self._op('session.journal', 'GET', '/v1/sessions/{session_id}/journal', {'session_id': session_id}, {'limit': limit, 'since_seq': since_seq}, None, None)
+        return cast(JournalPage, self._op('session.journal', 'GET', '/v1/sessions/{session_id}/journal', {'session_id': session_id}, {'limit': limit, 'since_seq': since_seq}, None, None))
 
     def session_kill(self, session_id: str) -> SessionView:
         """End a session.
@@ -1361,7 +1356,7 @@ class Operations:
 
         `DELETE /v1/sessions/{session_id}` (200); operation `session.kill`; capability `write`; idempotency `natural`; MCP tool `r1_session_kill`.
         """
-        return self._op('session.kill', 'DELETE', '/v1/sessions/{session_id}', {'session_id': session_id}, None, None, None)
+        return cast(SessionView, self._op('session.kill', 'DELETE', '/v1/sessions/{session_id}', {'session_id': session_id}, None, None, None))
 
     def session_list(self) -> SessionList:
         """List sessions.
@@ -1373,7 +1368,7 @@ class Operations:
 
         `GET /v1/sessions` (200); operation `session.list`; capability `read`; idempotency `natural`; MCP tool `r1_session_list`.
         """
-        return self._op('session.list', 'GET', '/v1/sessions', None, None, None, None)
+        return cast(SessionList, self._op('session.list', 'GET', '/v1/sessions', None, None, None, None))
 
     def session_pause(self, session_id: str) -> SessionView:
         """Pause a session.
@@ -1388,7 +1383,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/pause` (200); operation `session.pause`; capability `write`; idempotency `natural`; MCP tool `r1_session_pause`.
         """
-        return self._op('session.pause', 'POST', '/v1/sessions/{session_id}/pause', {'session_id': session_id}, None, {}, None)
+        return cast(SessionView, self._op('session.pause', 'POST', '/v1/sessions/{session_id}/pause', {'session_id': session_id}, None, {}, None))
 
     def session_repair(self, session_id: str) -> RepairResult:
         """Repair a quarantined session.
@@ -1403,7 +1398,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/repair` (200); operation `session.repair`; capability `write`; idempotency `natural`; MCP tool `r1_session_repair`.
         """
-        return self._op('session.repair', 'POST', '/v1/sessions/{session_id}/repair', {'session_id': session_id}, None, {}, None)
+        return cast(RepairResult, self._op('session.repair', 'POST', '/v1/sessions/{session_id}/repair', {'session_id': session_id}, None, {}, None))
 
     def session_resume(self, session_id: str) -> SessionView:
         """Resume a session.
@@ -1418,7 +1413,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/resume` (200); operation `session.resume`; capability `write`; idempotency `natural`; MCP tool `r1_session_resume`.
         """
-        return self._op('session.resume', 'POST', '/v1/sessions/{session_id}/resume', {'session_id': session_id}, None, {}, None)
+        return cast(SessionView, self._op('session.resume', 'POST', '/v1/sessions/{session_id}/resume', {'session_id': session_id}, None, {}, None))
 
     def session_resume_all(self) -> ResumeAllResult:
         """Resume every paused session.
@@ -1430,7 +1425,7 @@ class Operations:
 
         `POST /v1/sessions/resume` (200); operation `session.resume_all`; capability `write`; idempotency `natural`; MCP tool `r1_session_resume_all`.
         """
-        return self._op('session.resume_all', 'POST', '/v1/sessions/resume', None, None, {}, None)
+        return cast(ResumeAllResult, self._op('session.resume_all', 'POST', '/v1/sessions/resume', None, None, {}, None))
 
     def session_send(self, session_id: str, *, text: str, idempotency_key: Optional[str] = None, client_message_id: Optional[str] = None) -> SendMessageResult:
         """Send a message.
@@ -1448,7 +1443,7 @@ class Operations:
 
         `POST /v1/sessions/{session_id}/messages` (200, 202); operation `session.send`; capability `write`; idempotency `keyed:client_message_id`; MCP tool `r1_session_send`.
         """
-        return self._op('session.send', 'POST', '/v1/sessions/{session_id}/messages', {'session_id': session_id}, None, {'client_message_id': client_message_id, 'text': text}, {'Idempotency-Key': idempotency_key})
+        return cast(SendMessageResult, self._op('session.send', 'POST', '/v1/sessions/{session_id}/messages', {'session_id': session_id}, None, {'client_message_id': client_message_id, 'text': text}, {'Idempotency-Key': idempotency_key}))
 
     def session_start(self, *, workdir: str, engine: Optional[str] = None, model: Optional[str] = None, policy: Optional[Dict[str, str]] = None, title: Optional[str] = None, token_budget: Optional[int] = None, worktree: Optional[WorktreeRequest] = None) -> SessionView:
         """Start a session.
@@ -1469,7 +1464,7 @@ class Operations:
 
         `POST /v1/sessions` (201); operation `session.start`; capability `write`; idempotency `none`; MCP tool `r1_session_start`.
         """
-        return self._op('session.start', 'POST', '/v1/sessions', None, None, {'engine': engine, 'model': model, 'policy': policy, 'title': title, 'token_budget': token_budget, 'workdir': workdir, 'worktree': worktree}, None)
+        return cast(SessionView, self._op('session.start', 'POST', '/v1/sessions', None, None, {'engine': engine, 'model': model, 'policy': policy, 'title': title, 'token_budget': token_budget, 'workdir': workdir, 'worktree': worktree}, None))
 
     def session_tail(self, session_id: str, *, since_seq: int, limit: Optional[int] = None, wait_ms: Optional[int] = None) -> JournalPage:
         """Tail a session's journal.
@@ -1487,7 +1482,7 @@ class Operations:
 
         `GET /v1/sessions/{session_id}/journal/tail` (200); operation `session.tail`; capability `read`; idempotency `natural`; MCP tool `r1_bus_tail`.
         """
-        return self._op('session.tail', 'GET', '/v1/sessions/{session_id}/journal/tail', {'session_id': session_id}, {'limit': limit, 'since_seq': since_seq, 'wait_ms': wait_ms}, None, None)
+        return cast(JournalPage, self._op('session.tail', 'GET', '/v1/sessions/{session_id}/journal/tail', {'session_id': session_id}, {'limit': limit, 'since_seq': since_seq, 'wait_ms': wait_ms}, None, None))
 
     def verify_build(self, *, packages: Optional[List[str]] = None, session_id: Optional[str] = None, worktree_id: Optional[str] = None) -> VerifyResult:
         """Build a worktree.
@@ -1504,7 +1499,7 @@ class Operations:
 
         `POST /v1/verify/build` (200); operation `verify.build`; capability `write`; idempotency `none`; MCP tool `r1_verify_build`.
         """
-        return self._op('verify.build', 'POST', '/v1/verify/build', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None)
+        return cast(VerifyResult, self._op('verify.build', 'POST', '/v1/verify/build', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None))
 
     def verify_lint(self, *, packages: Optional[List[str]] = None, session_id: Optional[str] = None, worktree_id: Optional[str] = None) -> VerifyResult:
         """Lint a worktree.
@@ -1521,7 +1516,7 @@ class Operations:
 
         `POST /v1/verify/lint` (200); operation `verify.lint`; capability `write`; idempotency `none`; MCP tool `r1_verify_lint`.
         """
-        return self._op('verify.lint', 'POST', '/v1/verify/lint', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None)
+        return cast(VerifyResult, self._op('verify.lint', 'POST', '/v1/verify/lint', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None))
 
     def verify_test(self, *, packages: Optional[List[str]] = None, session_id: Optional[str] = None, worktree_id: Optional[str] = None) -> VerifyResult:
         """Test a worktree.
@@ -1538,7 +1533,7 @@ class Operations:
 
         `POST /v1/verify/test` (200); operation `verify.test`; capability `write`; idempotency `none`; MCP tool `r1_verify_test`.
         """
-        return self._op('verify.test', 'POST', '/v1/verify/test', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None)
+        return cast(VerifyResult, self._op('verify.test', 'POST', '/v1/verify/test', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None))
 
     def worktree_clean(self, worktree_id: str, *, force: Optional[bool] = None) -> WorktreeView:
         """Clean a worktree.
@@ -1554,7 +1549,7 @@ class Operations:
 
         `POST /v1/worktrees/{worktree_id}/clean` (200); operation `worktree.clean`; capability `write`; idempotency `natural`; MCP tool `r1_worktree_clean`.
         """
-        return self._op('worktree.clean', 'POST', '/v1/worktrees/{worktree_id}/clean', {'worktree_id': worktree_id}, None, {'force': force}, None)
+        return cast(WorktreeView, self._op('worktree.clean', 'POST', '/v1/worktrees/{worktree_id}/clean', {'worktree_id': worktree_id}, None, {'force': force}, None))
 
     def worktree_diff(self, worktree_id: str, *, full: Optional[bool] = None) -> WorktreeDiff:
         """Diff a worktree.
@@ -1570,7 +1565,7 @@ class Operations:
 
         `GET /v1/worktrees/{worktree_id}/diff` (200); operation `worktree.diff`; capability `read`; idempotency `natural`; MCP tool `r1_worktree_diff`.
         """
-        return self._op('worktree.diff', 'GET', '/v1/worktrees/{worktree_id}/diff', {'worktree_id': worktree_id}, {'full': full}, None, None)
+        return cast(WorktreeDiff, self._op('worktree.diff', 'GET', '/v1/worktrees/{worktree_id}/diff', {'worktree_id': worktree_id}, {'full': full}, None, None))
 
     def worktree_list(self, *, session_id: Optional[str] = None) -> WorktreeList:
         """List worktrees.
@@ -1585,7 +1580,7 @@ class Operations:
 
         `GET /v1/worktrees` (200); operation `worktree.list`; capability `read`; idempotency `natural`; MCP tool `r1_worktree_list`.
         """
-        return self._op('worktree.list', 'GET', '/v1/worktrees', None, {'session_id': session_id}, None, None)
+        return cast(WorktreeList, self._op('worktree.list', 'GET', '/v1/worktrees', None, {'session_id': session_id}, None, None))
 
     def worktree_merge(self, worktree_id: str, *, strategy: MergeStrategy) -> WorktreeMergeResult:
         """Merge a worktree.
@@ -1601,4 +1596,4 @@ class Operations:
 
         `POST /v1/worktrees/{worktree_id}/merge` (200); operation `worktree.merge`; capability `write`; idempotency `none`; MCP tool `r1_worktree_merge`.
         """
-        return self._op('worktree.merge', 'POST', '/v1/worktrees/{worktree_id}/merge', {'worktree_id': worktree_id}, None, {'strategy': strategy}, None)
+        return cast(WorktreeMergeResult, self._op('worktree.merge', 'POST', '/v1/worktrees/{worktree_id}/merge', {'worktree_id': worktree_id}, None, {'strategy': strategy}, None))

@@ -180,7 +180,7 @@ class FollowAcrossRestarts(DaemonCase):
                 new = r1client.connect(self.home)
                 self.assertNotEqual(new.registration["pid"], old)
                 # The cut-off turn comes back paused; resume it and ask again.
-                wait_for("the session to come back paused", lambda: new.session_get(s["id"])["state"] == "paused")
+                wait_for("the session to come back paused", lambda c=new: c.session_get(s["id"])["state"] == "paused")
                 new.session_resume(s["id"])
                 resumed = new.session_send(s["id"], text="after the restart")
             if resumed and is_reply(rec, "echo: after the restart"):
