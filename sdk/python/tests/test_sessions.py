@@ -1,6 +1,7 @@
 """Sessions through the SDK: send and read the reply, approvals, errors with their
 codes, and `follow` across daemon restarts without a gap or a duplicate."""
 
+import json
 import os
 import signal
 import unittest
@@ -150,6 +151,31 @@ class Sessions(DaemonCase):
         self.assertEqual(got[0]["seq"], sent["seq"])
         self.assertEqual([r["seq"] for r in got], list(range(sent["seq"], sent["seq"] + len(got))))
         self.assertEqual(got[-1]["data"]["text"], "echo: after resync")
+
+    def test_read_operations_and_query_encoding(self) -> None:
+        c = self.client
+        s = self.start_session(title="needle session")
+        sent = c.session_send(s["id"], text="a findable needle")
+        self.records_until(s["id"], sent["seq"], is_reply)
+        self.assertEqual(c.daemon_discover()["pid"], c.registration["pid"])
+        self.assertNotIn((self.home / "token").read_text().strip(), json.dumps(c.daemon_discover()))
+        self.assertIn("echo", [e["name"] for e in c.engines_list()["engines"]])
+        self.assertGreaterEqual(c.daemon_status()["pid"], 1)
+        self.assertIsInstance(c.hooks_list()["hooks"], list)
+        self.assertIsInstance(c.mission_list()["missions"], list)
+        self.assertIsInstance(c.worktree_list(session_id=s["id"])["worktrees"], list)
+        self.assertEqual(c.lanes_list(s["id"])["lanes"][0]["lane"], "main")
+        logs = c.daemon_logs(limit=5, level="info")
+        self.assertLessEqual(len(logs["lines"]), 5)
+        # A list goes comma-separated, a string with spaces and quotes percent-encoded.
+        hits = wait_for(
+            "the search index to catch up",
+            lambda: c.search_query(q='"findable needle"', kind=["message", "tool"], session_id=s["id"])["hits"],
+        )
+        self.assertEqual(hits[0]["session_id"], s["id"])
+        self.assertEqual(c.search_query(q="needle", kind=["approval"])["hits"], [])
+        page = c.session_journal(s["id"], since_seq=1, limit=2)
+        self.assertEqual([r["seq"] for r in page["records"]], [1, 2])
 
     def test_follow_times_out(self) -> None:
         s = self.start_session()
