@@ -4,6 +4,8 @@ codes, and `follow` across daemon restarts without a gap or a duplicate."""
 import json
 import os
 import signal
+import socket
+import threading
 import unittest
 
 import r1client
@@ -232,13 +234,33 @@ class FollowAcrossRestarts(DaemonCase):
 
         self.follow_through(restart)
 
-    def test_follow_across_sigterm_and_a_new_daemon_over_tcp(self) -> None:
+    def test_follow_across_sigterm_and_a_new_daemon_on_another_port_over_tcp(self) -> None:
         def restart() -> None:
-            pid = r1client.connect(self.home).registration["pid"]
-            os.kill(pid, signal.SIGTERM)
-            wait_for(f"daemon {pid} to exit", lambda: pid_gone(pid))
+            reg = r1client.connect(self.home).registration
+            old_port = int(reg["url"].rsplit(":", 1)[1])
+            os.kill(reg["pid"], signal.SIGTERM)
+            wait_for(f"daemon {reg['pid']} to exit", lambda: pid_gone(reg["pid"]))
             wait_for("daemon.json to go", lambda: not (self.home / "daemon.json").exists())
-            r1client.connect_or_spawn(self.home, r1_bin=R1_BIN, spawn_timeout=WAIT)
+            # Take the old port (connections to it are closed at once), so the new
+            # daemon must listen on another one and the follower can find it only
+            # through daemon.json.
+            blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            blocker.bind(("127.0.0.1", old_port))
+            blocker.listen(16)
+            self.addCleanup(blocker.close)
+
+            def refuse() -> None:
+                while True:
+                    try:
+                        conn, _ = blocker.accept()
+                    except OSError:
+                        return
+                    conn.close()
+
+            threading.Thread(target=refuse, daemon=True).start()
+            new = r1client.connect_or_spawn(self.home, r1_bin=R1_BIN, spawn_timeout=WAIT)
+            self.assertNotEqual(int(new.registration["url"].rsplit(":", 1)[1]), old_port)
 
         self.follow_through(restart, tcp=True)
 
