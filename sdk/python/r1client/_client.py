@@ -231,8 +231,19 @@ class Client(Operations):
                 self.reconnects += 1
             first = False
             down_since = None
+
+            def check_deadline(conn: http.client.HTTPConnection = conn) -> None:
+                # Heartbeats keep an idle stream alive, so the deadline is checked on
+                # every line, not only on records.
+                if deadline is None:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DeadlineError(f"followed session {session_id} for {timeout:g}s")
+                _set_read_timeout(conn, min(idle_timeout, left))
+
             try:
-                for frame in read_frames(resp):
+                for frame in read_frames(resp, check_deadline):
                     if frame.event == "error":
                         _stream_error(frame.data)
                         break  # dropped as too slow: reconnect from the expected seq
@@ -261,11 +272,7 @@ class Client(Operations):
                     gaps = 0
                     expected += 1
                     yield record
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise DeadlineError(f"followed session {session_id} for {timeout:g}s")
-                        _set_read_timeout(conn, min(idle_timeout, left))
+                    check_deadline()
             except (OSError, http.client.HTTPException):
                 # The stream broke (a reset, or the idle timeout): reconnect.
                 pass

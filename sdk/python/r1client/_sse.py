@@ -1,7 +1,7 @@
 """A reader of `text/event-stream` bodies: the daemon's event streams."""
 
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, List, Optional
+from typing import BinaryIO, Callable, Iterator, List, Optional
 
 
 @dataclass
@@ -16,10 +16,11 @@ class SseFrame:
     data: str
 
 
-def read_frames(body: BinaryIO) -> Iterator[SseFrame]:
+def read_frames(body: BinaryIO, on_line: Optional[Callable[[], None]] = None) -> Iterator[SseFrame]:
     """The frames of `body` until it ends. Heartbeat comments (`: keep-alive`) are
     skipped here, but they still reset the socket's read timeout, which is how an idle
-    stream is told from a dead one."""
+    stream is told from a dead one. `on_line`, if given, is called after every line
+    read, heartbeats included (a follower checks its deadline there)."""
     event_id: Optional[str] = None
     event = ""
     data: List[str] = []
@@ -28,6 +29,8 @@ def read_frames(body: BinaryIO) -> Iterator[SseFrame]:
         raw = body.readline()
         if not raw:
             return
+        if on_line is not None:
+            on_line()
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if line == "":
             if seen:

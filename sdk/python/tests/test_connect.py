@@ -10,6 +10,7 @@ import socketserver
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -299,6 +300,95 @@ class ProtocolGate(unittest.TestCase):
             self.assertIn("r1.proto.v0", e.message)
             self.assertIn(r1client.PROTOCOL, e.message)
         self.assertEqual(json.loads((self.home / "daemon.json").read_text())["id"], "d_old")
+
+
+def _record(seq: int) -> bytes:
+    rec = {"v": 1, "seq": seq, "at": "2026-01-01T00:00:00Z", "kind": "session.delta", "lane": "main",
+           "data": {"text": f"d{seq}"}}
+    return f"id: {seq}\nevent: session.delta\ndata: {json.dumps(rec)}\n\n".encode()
+
+
+class _ScriptedStream(http.server.BaseHTTPRequestHandler):
+    """A daemon whose event stream follows `server.script`: one entry per stream
+    request, a list of seqs to send (then the stream ends) or "heartbeats" (comments
+    every 50 ms until the client goes). It records each request's Last-Event-ID."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        server = self.server
+        if self.path == "/v1/handshake":
+            body = json.dumps({"protocol": r1client.PROTOCOL, "version": "test", "pid": 1}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        server.requests.append((self.path, self.headers.get("Last-Event-ID")))  # type: ignore[attr-defined]
+        step = server.script.pop(0) if server.script else "heartbeats"  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            if step == "heartbeats":
+                self.wfile.write(_record(1))
+                while True:
+                    self.wfile.write(b": keep-alive\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            for seq in step:
+                self.wfile.write(_record(seq))
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class FollowAgainstAScriptedStream(unittest.TestCase):
+    """`follow`'s rules on a stream that misbehaves on purpose."""
+
+    def start(self, script: list) -> "r1client.Client":
+        tmp = Path(tempfile.mkdtemp(prefix="r1sdk-sse-"))
+        self.addCleanup(shutil.rmtree, tmp, True)
+        server = socketserver.ThreadingUnixStreamServer(str(tmp / "s.sock"), _ScriptedStream)
+        server.daemon_threads = True
+        server.script = script  # type: ignore[attr-defined]
+        server.requests = []  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.server = server
+        return r1client.connect(tmp / "none", sock=tmp / "s.sock", token="t")
+
+    def test_gaps_and_duplicates_are_never_yielded(self) -> None:
+        # A gap (3 missing), then a replay that repeats what was seen, then the rest.
+        c = self.start([[1, 2, 4, 5], [2, 3, 4], [3, 4, 5, 6]])
+        got = []
+        for rec in c.follow("ses_x", 1, timeout=WAIT):
+            got.append(rec["seq"])
+            if rec["seq"] == 6:
+                break
+        self.assertEqual(got, [1, 2, 3, 4, 5, 6])
+        reqs = self.server.requests  # type: ignore[attr-defined]
+        self.assertEqual(reqs[0], ("/v1/sessions/ses_x/events?since_seq=1", None))
+        self.assertEqual([r[1] for r in reqs[1:3]], ["2", "4"])
+        self.assertEqual(c.reconnects, 2)
+
+    def test_deadline_holds_while_heartbeats_keep_the_stream_alive(self) -> None:
+        c = self.start(["heartbeats"])
+        started = time.monotonic()
+        got = []
+        with self.assertRaises(r1client.DeadlineError):
+            for rec in c.follow("ses_x", 1, timeout=1.0, idle_timeout=0.5):
+                got.append(rec["seq"])
+        self.assertEqual(got, [1])
+        self.assertLess(time.monotonic() - started, 5)
+        # Heartbeats every 50 ms kept it under the 0.5 s idle timeout: no reconnect.
+        self.assertEqual(c.reconnects, 0)
 
 
 class SseReader(unittest.TestCase):
