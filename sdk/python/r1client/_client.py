@@ -447,12 +447,20 @@ def _try_registered(
     if tcp is not False and isinstance(reg.get("url"), str):
         candidates.append(_http.parse_url(reg["url"]))
     for transport in candidates:
+        is_fallback = tcp is None and isinstance(transport, _http.TcpTransport)
         try:
             if isinstance(transport, _http.TcpTransport):
                 probe(transport, probe_timeout, token if token is not None else read_token(home))
             else:
                 probe(transport, probe_timeout)
-        except (IncompatibleError, UntrustedError):
+        except UntrustedError as e:
+            # The registered port now held by someone else's listener is a stale
+            # registration to the fallback (nothing was sent); asked for TCP, it is
+            # the refusal.
+            if is_fallback and "does not belong to you" in e.message:
+                continue
+            raise
+        except IncompatibleError:
             raise
         except R1Error:
             continue

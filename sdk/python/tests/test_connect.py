@@ -8,6 +8,7 @@ import os
 import shutil
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -300,6 +301,56 @@ class ProtocolGate(unittest.TestCase):
             self.assertIn("r1.proto.v0", e.message)
             self.assertIn(r1client.PROTOCOL, e.message)
         self.assertEqual(json.loads((self.home / "daemon.json").read_text())["id"], "d_old")
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv to run a listener as another user")
+class ForeignListener(unittest.TestCase):
+    """The token goes over TCP only to a listener of the user's own: a registered port
+    now held by another user's process is refused, and never sent the token."""
+
+    def setUp(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="r1sdk-foreign-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.chmod(self.tmp, 0o755)
+        script = (
+            "import socket,sys\n"
+            "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(8)\n"
+            "print(s.getsockname()[1], flush=True)\n"
+            "while True:\n"
+            "    c,_=s.accept(); sys.stderr.write('connected\\n'); sys.stderr.flush(); c.close()\n"
+        )
+        # Any Python the other user can run: the venv's own lives in a private temp dir.
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable)
+        self.proc = subprocess.Popen(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", python, "-c", script],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.addCleanup(self.proc.stderr.close)  # type: ignore[union-attr]
+        self.addCleanup(self.proc.stdout.close)  # type: ignore[union-attr]
+        self.addCleanup(self.proc.wait, WAIT)
+        self.addCleanup(self.proc.kill)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        self.assertTrue(line.strip().isdigit(), f"the listener did not start: {line!r}")
+        port = int(line)
+        self.home = self.tmp / "home"
+        os.mkdir(self.home, 0o700)
+        reg = {"id": "d_gone", "pid": 1, "version": "0.1.0", "protocol": r1client.PROTOCOL,
+               "url": f"http://127.0.0.1:{port}", "sock": str(self.home / "r1.sock")}
+        for name, text in (("daemon.json", json.dumps(reg)), ("token", "secret-token")):
+            fd = os.open(self.home / name, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+
+    def test_tcp_to_another_users_listener_is_refused(self) -> None:
+        with self.assertRaises(r1client.UntrustedError) as cm:
+            r1client.connect(self.home, tcp=True)
+        self.assertIn("does not belong to you", cm.exception.message)
+        # As a fallback it is a stale registration: no daemon, nothing sent.
+        with self.assertRaises(r1client.UnreachableError):
+            r1client.connect(self.home)
+        self.proc.kill()
+        self.proc.wait(WAIT)
+        self.assertNotIn("connected", self.proc.stderr.read())  # type: ignore[union-attr]
 
 
 def _record(seq: int) -> bytes:
