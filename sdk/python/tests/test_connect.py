@@ -352,6 +352,36 @@ class ForeignListener(unittest.TestCase):
         self.proc.wait(WAIT)
         self.assertNotIn("connected", self.proc.stderr.read())  # type: ignore[union-attr]
 
+    def test_a_socket_served_by_another_user_is_refused(self) -> None:
+        sockdir = self.tmp / "shared"
+        os.mkdir(sockdir)
+        os.chmod(sockdir, 0o777)
+        path = sockdir / "r1.sock"
+        script = (
+            "import socket,sys\n"
+            f"s=socket.socket(socket.AF_UNIX); s.bind({str(path)!r}); s.listen(8)\n"
+            "print('ready', flush=True)\n"
+            "while True:\n"
+            "    c,_=s.accept(); sys.stderr.write(repr(c.recv(4096))+'\\n'); sys.stderr.flush(); c.close()\n"
+        )
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable)
+        proc = subprocess.Popen(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", python, "-c", script],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.addCleanup(proc.stderr.close)  # type: ignore[union-attr]
+        self.addCleanup(proc.stdout.close)  # type: ignore[union-attr]
+        self.addCleanup(proc.wait, WAIT)
+        self.addCleanup(proc.kill)
+        self.assertEqual(proc.stdout.readline().strip(), "ready")  # type: ignore[union-attr]
+        with self.assertRaises(r1client.UntrustedError) as cm:
+            r1client.connect(self.home, sock=path, token="secret-token")
+        self.assertIn("served by uid 65534", cm.exception.message)
+        proc.kill()
+        proc.wait(WAIT)
+        # It was connected to (the check needs a connection) but sent nothing.
+        self.assertNotIn("secret-token", proc.stderr.read())  # type: ignore[union-attr]
+
 
 def _record(seq: int) -> bytes:
     rec = {"v": 1, "seq": seq, "at": "2026-01-01T00:00:00Z", "kind": "session.delta", "lane": "main",
