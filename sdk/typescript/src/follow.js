@@ -124,7 +124,6 @@ async function* records(client, id, st, o) {
     }
     if (res) {
       downSince = null;
-      backoff = BACKOFF_MIN_MS;
       const before = st.next;
       let broke = false;
       try {
@@ -168,6 +167,9 @@ async function* records(client, id, st, o) {
         // The connection broke (daemon stopped or killed, idle watchdog): reconnect.
         broke = true;
       }
+      // Back off afresh only after progress, so a stream that keeps ending empty is
+      // not reopened in a tight loop.
+      if (st.next !== before) backoff = BACKOFF_MIN_MS;
       if (!broke && st.next === before && !signal.aborted) {
         // A stream that ended by itself with nothing new: the daemon stopping, or a
         // quarantined session, which yields its valid prefix and ends each time.
