@@ -52,7 +52,7 @@ async function assertContiguous(client, sessionId, recs) {
  * The restart scenario: follow while a /slow turn streams, stop the daemon, start it
  * again (`restartArgs`), resume, send again, and read on to the new reply.
  */
-async function followAcrossRestart(home, { tcp, restartArgs }) {
+async function followAcrossRestart(home, { tcp, restartArgs, crash = false }) {
   let d = await start(home, tcp ? ['--port', String(await freePort())] : []);
   const r1 = await connect({ home, tcp });
   const s = await r1.session.start({ workdir: work });
@@ -61,8 +61,9 @@ async function followAcrossRestart(home, { tcp, restartArgs }) {
   const { seen, done } = consume(f);
   await waitFor(() => seen.filter((r) => r.kind === 'session.delta').length >= 3, { what: 'three deltas' });
   const before = r1.address;
-  const exit = await d.stop();
-  assert.equal(exit.code, 0, `the daemon exited with ${JSON.stringify(exit)}`);
+  const exit = await d.stop(crash ? 'SIGKILL' : 'SIGTERM');
+  if (crash) assert.equal(exit.signal, 'SIGKILL');
+  else assert.equal(exit.code, 0, `the daemon exited with ${JSON.stringify(exit)}`);
   const cut = seen.length;
   d = await start(home, await restartArgs());
   // The follower finds the new daemon by itself and reads on: the restart journals
@@ -87,6 +88,13 @@ describe('follow', () => {
     const { r1, seen } = await followAcrossRestart(home, { tcp: false, restartArgs: async () => [] });
     assert.equal(r1.transport, 'unix');
     assert.ok(seen.some((r) => r.kind === 'session.paused'), 'the stop paused the streaming turn');
+  });
+
+  test('across a crash (SIGKILL) and a new daemon: no gap, no duplicate', async () => {
+    const home = join(t.root, 'crash');
+    mkdirSync(home, { mode: 0o700 });
+    const { seen } = await followAcrossRestart(home, { tcp: false, crash: true, restartArgs: async () => [] });
+    assert.ok(seen.filter((r) => r.kind === 'session.delta').length >= 3);
   });
 
   test('across a restart on TCP onto another port: daemon.json is read again', async () => {

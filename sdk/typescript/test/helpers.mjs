@@ -101,8 +101,9 @@ export async function startDaemon(home, args = []) {
     pid: child.pid,
     registration: reg,
     stderr: () => stderr,
-    async stop() {
-      if (!gone) child.kill('SIGTERM');
+    /** Stops it: SIGTERM (a graceful shutdown), or `SIGKILL` (a crash). */
+    async stop(signal = 'SIGTERM') {
+      if (!gone) child.kill(signal);
       const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
       const r = await exited;
       clearTimeout(t);
