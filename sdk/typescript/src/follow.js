@@ -22,7 +22,7 @@ const BACKOFF_MAX_MS = 1_000;
 const GAP_RETRIES = 3;
 
 /**
- * @typedef {import('./index.js').EventRecord} EventRecord
+ * @typedef {import('./index.js').SessionRecord} EventRecord
  * @typedef {import('./client.js').R1Client} R1Client
  */
 

@@ -2,9 +2,14 @@
 // test/types.test.mjs compiles a program against them with `tsc --strict`, and checks
 // that every value declared here is exported by index.js.
 
-import type { CallOptions, EventRecord, Handshake, OperationGroups, OperationId, OperationTypes } from './ops.js';
+import type { SessionRecord } from './events.js';
+import type { CallOptions, Handshake, OperationGroups, OperationId, OperationTypes } from './ops.js';
 
 export * from './ops.js';
+// The record types, typed by kind (docs/events.schema.json). Some payload names are
+// also operation types (`SessionState`…), so the payloads come as one namespace.
+export type { RecordData, RecordKind, SessionRecord } from './events.js';
+export type * as events from './events.js';
 
 /** One of the ten wire codes of r1's error taxonomy. */
 export type ErrorCode =
@@ -100,20 +105,21 @@ export interface FollowOptions {
 }
 
 /**
- * A session's records, live. Every seq is yielded once, in order, across reconnects
+ * A session's records, live, each typed by its `kind` (narrow on `rec.kind` to read
+ * `rec.data`). Every seq is yielded once, in order, across reconnects
  * and daemon restarts; a `session.resync` record (not a journal record) says the
  * journal was cut back and where it goes on. Ends after `session.ended`.
  */
-export declare class FollowStream implements AsyncIterableIterator<EventRecord> {
+export declare class FollowStream implements AsyncIterableIterator<SessionRecord> {
   private constructor();
   /** The seq the next record will have. */
   readonly nextSeq: number;
   /** How many times the stream was reopened. */
   readonly reconnects: number;
   [Symbol.asyncIterator](): FollowStream;
-  next(): Promise<IteratorResult<EventRecord, void>>;
+  next(): Promise<IteratorResult<SessionRecord, void>>;
   /** Closes the stream, also while a `next()` waits. */
-  return(): Promise<IteratorResult<EventRecord, void>>;
+  return(): Promise<IteratorResult<SessionRecord, void>>;
 }
 
 /** The low-level request of {@link R1Client.request}. */

@@ -9,18 +9,20 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { render } from '../gen.mjs';
+import { render, renderEvents } from '../gen.mjs';
 import * as sdk from '../src/index.js';
 import { OPERATIONS, operationGroups } from '../src/ops.js';
 import { REPO } from './helpers.mjs';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const api = JSON.parse(readFileSync(join(REPO, 'docs', 'openapi.json'), 'utf8'));
+const events = JSON.parse(readFileSync(join(REPO, 'docs', 'events.schema.json'), 'utf8'));
 
-test('src/ops.js and src/ops.d.ts are what gen.mjs makes of docs/openapi.json', () => {
+test('src/ops.js, src/ops.d.ts and src/events.d.ts are what gen.mjs makes of docs/', () => {
   const { js, dts } = render(api);
   assert.equal(readFileSync(join(pkg, 'src', 'ops.js'), 'utf8'), js, 'src/ops.js is stale: run node sdk/typescript/gen.mjs');
   assert.equal(readFileSync(join(pkg, 'src', 'ops.d.ts'), 'utf8'), dts, 'src/ops.d.ts is stale: run node sdk/typescript/gen.mjs');
+  assert.equal(readFileSync(join(pkg, 'src', 'events.d.ts'), 'utf8'), renderEvents(events), 'src/events.d.ts is stale: run node sdk/typescript/gen.mjs');
   const check = spawnSync(process.execPath, [join(pkg, 'gen.mjs'), '--check'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(check.status, 0, check.stderr);
 });
@@ -34,6 +36,15 @@ test('a change to the catalog changes the output, so drift cannot go unnoticed',
   assert.match(js, /"widget\.list"/);
   assert.match(dts, /priority\?: number;/);
   assert.notEqual(dts, readFileSync(join(pkg, 'src', 'ops.d.ts'), 'utf8'));
+  const moreEvents = structuredClone(events);
+  moreEvents.records['session.renamed'] = { $ref: '#/$defs/SessionDelta' };
+  assert.match(renderEvents(moreEvents), /"session\.renamed": SessionDelta;/);
+});
+
+test('every record kind the daemon knows has a payload type', () => {
+  const dts = readFileSync(join(pkg, 'src', 'events.d.ts'), 'utf8');
+  const kinds = api.components.schemas.EventKind.oneOf.map((k) => k.const);
+  for (const k of kinds) assert.match(dts, new RegExp(`^  "${k.replace('.', '\\.')}": \\w+;$`, 'm'), `no payload type for ${k}`);
 });
 
 test('every operation of the document is a client method', () => {

@@ -1,7 +1,7 @@
 // Compiled (never run) by test/types.test.mjs with `tsc --strict`: what a TypeScript
 // user writes against @r1/client must type-check, and misuse must not.
 
-import { connectOrSpawn, R1Error, type EventRecord, type SessionView, type SendMessageResult } from '../src/index.js';
+import { connectOrSpawn, R1Error, type SessionRecord, type SessionView, type SendMessageResult, type events } from '../src/index.js';
 
 export async function usage(): Promise<string> {
   const r1 = await connectOrSpawn({ home: '/tmp/r1-home', tcp: false });
@@ -14,8 +14,15 @@ export async function usage(): Promise<string> {
   const health = await r1.daemon.health();
   let text = `${page.next_seq} ${hits.hits.length} ${view.state} ${health.status}`;
   for await (const rec of r1.follow(s.id, 1)) {
-    const r: EventRecord = rec;
-    if (r.kind === 'session.message') text += String(r.seq);
+    const r: SessionRecord = rec;
+    if (r.kind === 'session.delta') text += r.data.text;
+    if (r.kind === 'session.message' && r.data.role === 'assistant') text += r.data.tool_calls.length;
+    if (r.kind === 'approval.requested') {
+      const req: events.ApprovalRequested = r.data;
+      await r1.session.approve({ session_id: s.id, approval_id: req.approval_id, decision: 'deny' });
+    }
+    // @ts-expect-error: a delta has no approval_id.
+    if (r.kind === 'session.delta') text += r.data.approval_id;
     if (r.kind === 'session.ended') break;
   }
   try {
