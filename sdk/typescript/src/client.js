@@ -278,9 +278,9 @@ export class R1Client {
     let moved = false;
     for (;;) {
       const token = this.#tokenFor(reload);
-      checkTarget(this.#target);
       let res;
       try {
+        checkTarget(this.#target);
         res = await send(this.#target, {
           ...req,
           timeoutMs,

@@ -9,6 +9,17 @@ import process from 'node:process';
 
 import { unreachable, untrusted } from './errors.js';
 
+/**
+ * An `unreachable` error for a listener that is not there, marked `connectFailed`:
+ * nothing was sent, so the caller may look for the daemon again and retry.
+ * @param {string} message
+ */
+function notThere(message) {
+  const e = unreachable(message);
+  /** @type {any} */ (e).connectFailed = true;
+  return e;
+}
+
 /** `$R1_HOME`, else `~/.r1`. */
 export function defaultHome() {
   const h = process.env.R1_HOME;
@@ -114,7 +125,7 @@ export function readToken(home) {
  */
 export function checkSocket(path) {
   const st = lstatOrNull(path);
-  if (!st) throw unreachable(`no socket at ${path}`);
+  if (!st) throw notThere(`no socket at ${path}`);
   if (st.isSymbolicLink()) throw untrusted(`refusing ${path}: it is a symlink; point at the socket itself`);
   if (!st.isSocket()) throw untrusted(`refusing ${path}: it is not a unix socket`);
   if (st.uid !== euid()) {
@@ -156,6 +167,6 @@ export function tcpListenerOwnedBy(port, uid) {
       if (Number(cols[7]) !== uid) return false;
     }
   }
-  if (!found) throw unreachable(`nothing listens on port ${port}`);
+  if (!found) throw notThere(`nothing listens on port ${port}`);
   return true;
 }

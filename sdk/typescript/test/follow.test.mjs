@@ -110,6 +110,19 @@ describe('follow', () => {
     assert.equal(r1.address, `127.0.0.1:${newPort}`);
   });
 
+  test('a call after a restart onto another port finds the new daemon', async () => {
+    const home = join(t.root, 'moved');
+    mkdirSync(home, { mode: 0o700 });
+    const first = await start(home, ['--port', String(await freePort())]);
+    const r1 = await connect({ home, tcp: true });
+    assert.equal((await r1.daemon.status()).pid, first.pid);
+    const before = r1.address;
+    await first.stop();
+    const second = await start(home, ['--port', String(await freePort())]);
+    assert.equal((await r1.daemon.status()).pid, second.pid);
+    assert.notEqual(r1.address, before);
+  });
+
   test('return() closes the stream, also while next() waits', async () => {
     const home = join(t.root, 'close');
     mkdirSync(home, { mode: 0o700 });
