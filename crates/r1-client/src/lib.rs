@@ -9,6 +9,7 @@ mod http;
 mod spawn;
 mod sse;
 
+pub use api::resolve_operation;
 pub use discovery::{default_home, discover, read_token};
 pub use error::ClientError;
 pub use http::{Client, EventStream, Transport};
