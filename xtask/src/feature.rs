@@ -178,6 +178,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Feature, Vec<String>> {
             errors.push(err(s.line, format!("scenario {:?} has no steps", s.name)));
         }
     }
+    // `the call fails` checks the call of the step just before it.
+    for steps in std::iter::once(&background).chain(scenarios.iter().map(|s| &s.steps)) {
+        for (i, step) in steps.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|p| &steps[p].action);
+            if matches!(step.action, Action::CallFails { .. })
+                && !matches!(prev, Some(Action::Call { .. } | Action::Send { .. }))
+            {
+                errors.push(err(
+                    step.line,
+                    "`the call fails with` must follow `I call …` or `I send …`".into(),
+                ));
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(Feature {
             path: path.to_path_buf(),
@@ -279,14 +293,19 @@ More prose.
 
     #[test]
     fn mistakes_are_reported_with_their_lines() {
-        let text =
-            "Given a temp workdir\nFeature: X\nScenario: A\nThen I frobnicate\nScenario: A\n";
+        let text = "Given a temp workdir\nFeature: X\nScenario: A\nThen I frobnicate\n\
+                    Scenario: A\nScenario: B\nGiven a temp workdir\n\
+                    Then the call fails with \"conflict\"\n";
         let errs = parse(Path::new("f.md"), text).unwrap_err();
         let all = errs.join("\n");
         assert!(all.contains("f.md:1: a step outside"), "{all}");
         assert!(all.contains("f.md:4: Then I frobnicate"), "{all}");
         assert!(all.contains("f.md:5: a second scenario"), "{all}");
         assert!(all.contains("has no steps"), "{all}");
+        assert!(
+            all.contains("f.md:8: `the call fails with` must follow"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -175,7 +175,18 @@ fn agent_features(args: AgentFeatures) -> Result<i32> {
     let (mut passed, mut failed) = (0usize, Vec::new());
     for (f, scenarios) in &selected {
         out(&format!("{} — Feature: {}", rel(&f.path), f.title));
-        let outcomes = rt.block_on(runner::run_feature(&bin, f, scenarios, &settings));
+        // Ctrl+C drops the run, and with it the daemon (killed on drop), so no
+        // daemon outlives the runner.
+        let outcomes = rt.block_on(async {
+            tokio::select! {
+                o = runner::run_feature(&bin, f, scenarios, &settings) => Some(o),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        });
+        let Some(outcomes) = outcomes else {
+            eprintln!("agent-features: interrupted");
+            return Ok(130);
+        };
         for o in outcomes {
             let secs = o.elapsed.as_secs_f64();
             match &o.failure {

@@ -221,13 +221,14 @@ impl World<'_> {
             } => {
                 let wd = match workdir {
                     Some(w) => vars::interpolate_str(w, &self.vars)?,
-                    None => {
-                        let p = self.daemon.workdir("workdir")?;
-                        let p = p.to_string_lossy().to_string();
-                        self.bind("workdir", json!(p));
-                        p
-                    }
+                    None => self
+                        .daemon
+                        .workdir("workdir")?
+                        .to_string_lossy()
+                        .to_string(),
                 };
+                // File steps are relative to the session's workdir.
+                self.bind("workdir", json!(wd));
                 let mut params = json!({ "workdir": wd });
                 if let Some(Value::Object(extra)) = extra {
                     let extra = vars::substitute(&Value::Object(extra.clone()), &self.vars)?;
@@ -256,20 +257,23 @@ impl World<'_> {
                         }
                         self.bind("result", v);
                     }
-                    Err(e) if expect_failure => {
-                        // The next step checks it, from `last_call`.
-                        let _ = e;
-                    }
+                    // The next step checks the error, from `last_call`.
+                    Err(_) if expect_failure => {}
                     Err(e) => return Err(e),
                 }
             }
             Action::Send { text, session } => {
                 let id = self.session_id(session)?;
                 let text = vars::interpolate_str(text, &self.vars)?;
-                let v = self
+                let expect_failure = matches!(next, Some(Action::CallFails { .. }));
+                match self
                     .call("session.send", json!({"session_id": id, "text": text}))
-                    .await?;
-                self.bind("result", v);
+                    .await
+                {
+                    Ok(v) => self.bind("result", v),
+                    Err(_) if expect_failure => {}
+                    Err(e) => return Err(e),
+                }
             }
             Action::Decide { decision, session } => {
                 let id = self.session_id(session)?;
@@ -342,19 +346,22 @@ impl World<'_> {
                 let params = self.params(params.as_ref())?;
                 let expected = vars::substitute(expected, &self.vars)?;
                 let deadline = Instant::now() + within.unwrap_or_default();
+                // Until the deadline an error answer is one more try: what is awaited
+                // may not exist yet.
                 loop {
-                    let got = self.call(op.method, params.clone()).await?;
-                    let m = vars::subset(&expected, &got);
-                    self.bind("result", got.clone());
+                    let m = match self.call(op.method, params.clone()).await {
+                        Ok(got) => {
+                            let m = vars::subset(&expected, &got).with_context(|| {
+                                format!("{} returned {}", op.method, vars::short(&got))
+                            });
+                            self.bind("result", got);
+                            m
+                        }
+                        Err(e) => Err(e),
+                    };
                     match m {
                         Ok(()) => break,
-                        Err(e) if Instant::now() >= deadline => {
-                            return Err(e.context(format!(
-                                "{} returned {}",
-                                op.method,
-                                vars::short(&got)
-                            )));
-                        }
+                        Err(e) if Instant::now() >= deadline => return Err(e),
                         Err(_) => tokio::time::sleep(POLL).await,
                     }
                 }
