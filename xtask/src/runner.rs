@@ -543,17 +543,24 @@ impl World<'_> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let same_kind: Vec<&Value> = records
+                // The newest few of that kind say most about what came instead.
+                let same_kind: Vec<String> = records
                     .iter()
                     .filter(|r| r["kind"] == kind)
-                    .map(|r| &r["data"])
+                    .map(|r| format!("  seq {}: {}", r["seq"], vars::short(&r["data"])))
                     .collect();
+                let newest = same_kind[same_kind.len().saturating_sub(3)..].join("\n");
                 bail!(
-                    "no {kind:?} record{} in the journal of {id} ({} records; {kind:?} data seen: {})",
+                    "no {kind:?} record{} in the journal of {id} ({} records, {} of that kind{})",
                     data.map(|d| format!(" with {}", vars::short(d)))
                         .unwrap_or_default(),
                     records.len(),
-                    vars::short(&json!(same_kind))
+                    same_kind.len(),
+                    if newest.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the newest:\n{newest}")
+                    }
                 );
             }
         }
