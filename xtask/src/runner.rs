@@ -68,8 +68,8 @@ struct World<'d> {
     last_call: Option<CallRecord>,
     /// Session ids seen in calls, whose journals a failure saves.
     sessions: BTreeSet<String>,
-    /// Results of steps so far: (step, passed).
-    done: Vec<(String, bool)>,
+    /// How many steps have passed.
+    done: usize,
 }
 
 /// What the run is configured with.
@@ -149,7 +149,7 @@ async fn run_scenario(
         vars: Vars::new(),
         last_call: None,
         sessions: BTreeSet::new(),
-        done: Vec::new(),
+        done: 0,
     };
     let mut failed_at: Option<usize> = None;
     let run = async {
@@ -159,7 +159,7 @@ async fn run_scenario(
                 failed_at = Some(i);
                 return Err(e);
             }
-            world.done.push((step.to_string(), true));
+            world.done += 1;
         }
         Ok(())
     };
@@ -174,7 +174,7 @@ async fn run_scenario(
         Ok(()) => None,
         Err(e) => {
             // A timeout cut the step that was running: it is the one after the last done.
-            let at = failed_at.unwrap_or(world.done.len());
+            let at = failed_at.unwrap_or(world.done);
             let step = steps.get(at).map(|s| s.to_string());
             let error = format!("{e:#}");
             if let Err(w) = world

@@ -166,3 +166,33 @@ fn a_step_nobody_understands_stops_the_run_before_any_daemon() {
     assert!(stderr.contains("no step reads like this"), "{stderr}");
     assert!(!dir.path().join("failures").exists());
 }
+
+#[test]
+fn a_scenario_out_of_time_fails_at_the_step_it_was_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow.agent.feature.md");
+    std::fs::write(
+        &file,
+        "# Feature: Slow\n\n## Scenario: Waits too long\n\
+         - Given a session in a temp workdir\n\
+         - Then within 60 seconds the journal contains a \"session.ended\" record\n",
+    )
+    .unwrap();
+    let failures = dir.path().join("failures");
+    let out = run(
+        &[file.to_str().unwrap(), "--scenario-timeout", "2"],
+        &failures,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the scenario ran out of time (2s)"),
+        "{stdout}"
+    );
+    let failure = std::fs::read_to_string(failures.join("waits-too-long/failure.txt")).unwrap();
+    assert!(
+        failure.contains("  FAIL line 5: Then within 60 seconds the journal contains"),
+        "{failure}"
+    );
+    assert!(failures.join("waits-too-long/daemon.log").is_file());
+}
