@@ -35,7 +35,32 @@ impl Remote for Client {
     }
 }
 
+/// The catalog operation a caller names as its dotted method (`session.send`), its
+/// MCP tool (`r1_session_send`) or the tool's dotted alias (`r1.session.send`); an
+/// operation without a tool is also found as `r1.` + its method.
+pub fn resolve_operation(name: &str) -> Option<&'static OperationInfo> {
+    r1_proto::catalog::operation(name)
+        .or_else(|| r1_proto::catalog::operation_for_tool(name))
+        .or_else(|| {
+            name.strip_prefix("r1.")
+                .and_then(r1_proto::catalog::operation)
+        })
+}
+
 impl Client {
+    /// Calls the catalog operation named `name` (see [`resolve_operation`]) with
+    /// `params` (a JSON object): one generic path for every operation, for callers
+    /// that hold a method name rather than a typed params struct. An unknown name is a
+    /// `not_found` error.
+    pub async fn call_method(&self, name: &str, params: Value) -> Result<Value, ClientError> {
+        let op = resolve_operation(name).ok_or_else(|| {
+            ClientError::Api(ApiError::not_found(format!(
+                "no operation `{name}` in the catalog"
+            )))
+        })?;
+        self.call_operation(op, params).await
+    }
+
     /// Calls the catalog operation `op` with `params` (a JSON object), keeping the
     /// client's own error (for the CLI's exit codes).
     pub async fn call_operation(
@@ -131,4 +156,27 @@ fn with_query(path: String, fields: &Map<String, Value>) -> String {
         })
         .collect();
     format!("{path}?{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_operation;
+
+    #[test]
+    fn an_operation_is_found_by_method_tool_or_dotted_alias() {
+        for name in ["session.send", "r1_session_send", "r1.session.send"] {
+            assert_eq!(
+                resolve_operation(name).map(|o| o.method),
+                Some("session.send"),
+                "{name}"
+            );
+        }
+        // No MCP tool, still reachable under the r1. prefix.
+        assert_eq!(
+            resolve_operation("r1.daemon.health").map(|o| o.method),
+            Some("daemon.health")
+        );
+        assert!(resolve_operation("session.nope").is_none());
+        assert!(resolve_operation("r1.").is_none());
+    }
 }

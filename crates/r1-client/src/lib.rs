@@ -9,6 +9,7 @@ mod http;
 mod spawn;
 mod sse;
 
+pub use api::resolve_operation;
 pub use discovery::{default_home, discover, env_sock, read_token, token_path};
 pub use error::ClientError;
 pub use http::{Client, EventStream, Transport};
