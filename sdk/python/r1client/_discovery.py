@@ -98,9 +98,14 @@ def discover(home: Path) -> Optional[Dict[str, Any]]:
 
 
 def read_token(home: Path) -> str:
-    """The token in `home/token`."""
-    raw = read_private(Path(home) / "token")
+    """The token in `$R1_TOKEN_FILE` when set (as the `r1` CLI reads it, for a daemon
+    reached through a forwarded socket), else in `home/token`."""
+    env = os.environ.get("R1_TOKEN_FILE")
+    path = Path(env) if env else Path(home) / "token"
+    raw = read_private(path)
     if raw is None:
+        if env:
+            raise UnreachableError(f"no token at {path} (R1_TOKEN_FILE)")
         raise UnreachableError(f"no token in {home}; start the daemon with `r1 serve`")
     return raw.decode("utf-8", "replace").strip()
 

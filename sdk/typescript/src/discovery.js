@@ -106,12 +106,17 @@ export function discover(home) {
 }
 
 /**
- * The token in `home/token`.
+ * The token in `$R1_TOKEN_FILE` when set (as the `r1` CLI reads it, for a daemon
+ * reached through a forwarded socket), else in `home/token`.
  * @param {string} home
  */
 export function readToken(home) {
-  const bytes = readPrivate(join(home, 'token'));
-  if (!bytes) throw unreachable(`no token in ${home}; start the daemon with \`r1 serve\``);
+  const env = process.env.R1_TOKEN_FILE;
+  const bytes = readPrivate(env ? env : join(home, 'token'));
+  if (!bytes) {
+    if (env) throw unreachable(`no token at ${env} (R1_TOKEN_FILE)`);
+    throw unreachable(`no token in ${home}; start the daemon with \`r1 serve\``);
+  }
   return bytes.toString('utf8').trim();
 }
 
