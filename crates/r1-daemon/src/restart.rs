@@ -259,9 +259,18 @@ async fn start_and_check(
         // reach it, and a failed one is killed with its children.
         cmd.process_group(0);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| failed(format!("cannot start it: {e}")))?;
+    // A binary an installer has just written can be "busy" for a moment (a process
+    // forked while its write descriptor was open has not exec'd yet): try again briefly.
+    let mut busy = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && busy < 50 => {
+                busy += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            r => break r.map_err(|e| failed(format!("cannot start it: {e}")))?,
+        }
+    };
     let pid = child.id();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

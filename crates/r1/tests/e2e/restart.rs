@@ -238,15 +238,26 @@ fn serve_from(home: &Home, exe: &std::path::Path) -> Daemon {
         .append(true)
         .open(home._dir.path().join("serve.stderr"))
         .unwrap();
-    let child = std::process::Command::new(exe)
-        .args(["serve", "--log-level", "debug"])
-        .env("R1_HOME", &home.path)
-        .env_remove("R1_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    // A file just written can be "busy" for a moment: another test thread's fork may
+    // still hold its write descriptor until that child execs. Try again briefly.
+    let mut tries = 0;
+    let child = loop {
+        let r = std::process::Command::new(exe)
+            .args(["serve", "--log-level", "debug"])
+            .env("R1_HOME", &home.path)
+            .env_remove("R1_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.try_clone().unwrap())
+            .spawn();
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r.unwrap(),
+        }
+    };
     let pid = child.id();
     let mut reg = Value::Null;
     wait_until(Duration::from_secs(20), "the daemon to register", || {
