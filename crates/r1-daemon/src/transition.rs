@@ -8,7 +8,7 @@
 //! after a restart, so the state a client sees is always the fold of the records it can
 //! read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use r1_engine::ToolCall;
 use r1_proto::events::{
@@ -18,6 +18,7 @@ use r1_proto::events::{
 };
 use r1_proto::{
     ApiError, Decision, ErrorCode, EventData, EventKind, EventRecord, LaneStatus, SessionState,
+    ToolPolicy,
 };
 use serde_json::Value;
 
@@ -141,6 +142,10 @@ pub struct Core {
     pub idem: IdemKeys,
     /// Why the session was last paused, while it is paused.
     pub paused_reason: Option<String>,
+    /// Tool policies clients chose while the session ran (`session.approve` with
+    /// `remember`), by tool name; they override the policy the session started with.
+    /// Shared, so publishing a snapshot does not copy the map.
+    pub remembered: std::sync::Arc<BTreeMap<String, ToolPolicy>>,
 }
 
 /// How many idempotency keys a session remembers: a send repeated with one of its
@@ -203,6 +208,7 @@ impl Default for Core {
             lanes: Vec::new(),
             idem: IdemKeys::default(),
             paused_reason: None,
+            remembered: std::sync::Arc::default(),
         }
     }
 }
@@ -254,6 +260,8 @@ pub enum Command {
         decision: String,
         /// Whether a running turn still waits for this decision.
         waiter_alive: bool,
+        /// Make the decision the session's policy for the approval's tool.
+        remember: bool,
     },
     /// The running turn asks for a decision on `call`.
     AskApproval {
@@ -422,6 +430,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
             approval_id,
             decision,
             waiter_alive,
+            remember,
         } => {
             if decision != "allow" && decision != "deny" {
                 return Err(ApiError::validation(
@@ -456,6 +465,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                         Decision::Deny
                     },
                     reason: None,
+                    remember: *remember,
                 },
                 true,
             ));
@@ -569,6 +579,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                                     approval_id: a.id.clone(),
                                     decision: Decision::Deny,
                                     reason: Some("the turn was cancelled".into()),
+                                    remember: false,
                                 },
                                 true,
                             ));
@@ -763,6 +774,14 @@ impl Core {
             EventData::ApprovalResolved(d) => {
                 if let Some(a) = self.approvals.iter_mut().find(|a| a.id == d.approval_id) {
                     a.status = d.decision.as_str().to_string();
+                    if d.remember {
+                        let policy = match d.decision {
+                            Decision::Allow => ToolPolicy::Allow,
+                            Decision::Deny => ToolPolicy::Deny,
+                        };
+                        std::sync::Arc::make_mut(&mut self.remembered)
+                            .insert(a.call.name.clone(), policy);
+                    }
                 }
                 let decided = |a: &ApprovalEntry| a.status != "pending";
                 if self.approvals.iter().filter(|a| decided(a)).count() > MAX_DECIDED_APPROVALS {
@@ -977,6 +996,7 @@ mod tests {
                 approval_id: "a1".into(),
                 decision: "allow".into(),
                 waiter_alive: false,
+                remember: false,
             },
         )
         .unwrap();
@@ -989,7 +1009,8 @@ mod tests {
             &Command::Approve {
                 approval_id: "a1".into(),
                 decision: "allow".into(),
-                waiter_alive: false
+                waiter_alive: false,
+                remember: false,
             }
         )
         .unwrap()
@@ -1001,7 +1022,8 @@ mod tests {
                 &Command::Approve {
                     approval_id: "a1".into(),
                     decision: "deny".into(),
-                    waiter_alive: false
+                    waiter_alive: false,
+                    remember: false,
                 }
             )
             .unwrap_err()
