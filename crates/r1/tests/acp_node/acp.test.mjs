@@ -1,7 +1,9 @@
-// `r1 acp` driven by the real TypeScript ACP client (`@agentclientprotocol/sdk`), which
-// parses every `session/update` and `session/request_permission` r1 sends with the
-// protocol's schemas before the handlers here see them, against a real daemon running
-// the built-in `echo` engine:
+// `r1 acp` driven by the real TypeScript ACP client (`@agentclientprotocol/sdk`),
+// against a real daemon running the built-in `echo` engine. Every message r1 sends (each
+// `session/update`, `session/request_permission` and answer) is also checked against
+// the protocol's JSON Schema shipped in the SDK package, strictly (the SDK itself is
+// lenient); any mismatch fails the test that caused it.
+// - `r1 acp` on a state directory with no daemon starts one (connect-or-spawn);
 // - initialize advertises loading, embedded context and no images;
 // - session/new gives the r1 session id itself, which the CLI sees;
 // - a prompt streams agent_message_chunk updates and ends with end_turn;
@@ -13,10 +15,15 @@
 // - session/load from a second `r1 acp` replays a session's history before answering;
 // - bad input gets ACP errors (-32002 unknown session, -32602 bad cwd).
 
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 
-import { startAcp, startDaemon, until, within } from "./lib.mjs";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+
+import { R1_BIN, freshHome, startAcp, startDaemon, until, within } from "./lib.mjs";
 
 let daemon;
 let acp;
@@ -26,6 +33,9 @@ let answer = "allow_once";
 before(async () => {
   daemon = await startDaemon();
   acp = startAcp(daemon.env, () => answer);
+});
+afterEach(() => {
+  assert.deepEqual(acp.invalid.splice(0), [], "r1 sent something the ACP schema refuses");
 });
 after(async () => {
   await acp?.close();
@@ -42,7 +52,7 @@ async function prompt(sessionId, text) {
   const from = acp.updates.length;
   const r = await within(
     30000,
-    acp.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text }] }),
+    acp.call("session/prompt", { sessionId, prompt: [{ type: "text", text }] }, "PromptResponse"),
     `the prompt ${JSON.stringify(text)}`,
   );
   return { stopReason: r.stopReason, updates: updatesOf(sessionId, from) };
@@ -55,15 +65,19 @@ const agentText = (updates) =>
     .join("");
 
 async function newSession() {
-  const s = await acp.agent.request("session/new", { cwd: daemon.workdir, mcpServers: [] });
+  const s = await acp.call("session/new", { cwd: daemon.workdir, mcpServers: [] }, "NewSessionResponse");
   return s.sessionId;
 }
 
 test("initialize advertises what r1 does", async () => {
-  const init = await acp.agent.request("initialize", {
-    protocolVersion: 1,
-    clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
-  });
+  const init = await acp.call(
+    "initialize",
+    {
+      protocolVersion: 1,
+      clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
+    },
+    "InitializeResponse",
+  );
   assert.equal(init.protocolVersion, 1);
   assert.equal(init.agentCapabilities.loadSession, true);
   assert.equal(init.agentCapabilities.promptCapabilities.embeddedContext, true);
@@ -210,10 +224,10 @@ test("session/load replays a session's history from another client", async () =>
 
   const second = startAcp(daemon.env, () => "allow_once");
   try {
-    await second.agent.request("initialize", { protocolVersion: 1 });
+    await second.call("initialize", { protocolVersion: 1 }, "InitializeResponse");
     const r = await within(
       20000,
-      second.agent.request("session/load", { sessionId: id, cwd: daemon.workdir, mcpServers: [] }),
+      second.call("session/load", { sessionId: id, cwd: daemon.workdir, mcpServers: [] }, "LoadSessionResponse"),
       "session/load",
     );
     assert.deepEqual(r ?? {}, {});
@@ -230,10 +244,11 @@ test("session/load replays a session's history from another client", async () =>
     // The loaded session takes prompts like a new one.
     const next = await within(
       30000,
-      second.agent.request("session/prompt", { sessionId: id, prompt: [{ type: "text", text: "after load" }] }),
+      second.call("session/prompt", { sessionId: id, prompt: [{ type: "text", text: "after load" }] }, "PromptResponse"),
       "a prompt after load",
     );
     assert.equal(next.stopReason, "end_turn");
+    assert.deepEqual(second.invalid, [], "r1 sent something the ACP schema refuses");
   } finally {
     await second.close();
   }
@@ -272,4 +287,33 @@ test("bad input gets ACP errors, and r1 acp keeps serving", async () => {
   assert.equal(image.code, -32602);
   // Still serving.
   assert.match(await newSession(), /^ses_/);
+});
+
+test("r1 acp starts the daemon when none runs, like every r1 client", async () => {
+  const h = await freshHome();
+  const own = startAcp(h.env, () => "allow_once");
+  try {
+    assert.ok(!existsSync(join(h.home, "daemon.json")), "no daemon before");
+    await own.call("initialize", { protocolVersion: 1 }, "InitializeResponse");
+    const s = await within(
+      30000,
+      own.call("session/new", { cwd: h.workdir, mcpServers: [] }, "NewSessionResponse"),
+      "session/new with no daemon running",
+    );
+    assert.match(s.sessionId, /^ses_/);
+    assert.ok(existsSync(join(h.home, "daemon.json")), "a daemon registered");
+    const view = JSON.parse(
+      execFileSync(R1_BIN, ["ctl", "sessions", "get", s.sessionId, "--json", "--no-spawn"], {
+        env: h.env,
+        encoding: "utf8",
+        timeout: 20000,
+      }),
+    );
+    assert.equal(view.id, s.sessionId);
+    assert.deepEqual(own.invalid, []);
+  } finally {
+    await own.close();
+    execFileSync(R1_BIN, ["ctl", "shutdown", "--no-spawn"], { env: h.env, timeout: 20000 });
+    await rm(h.base, { recursive: true, force: true });
+  }
 });

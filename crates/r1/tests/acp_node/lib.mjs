@@ -2,6 +2,7 @@
 // `r1 acp` as a child driven by the TypeScript ACP client, and small waits.
 
 import { spawn, execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { mkdtemp, mkdir, chmod, readFile, writeFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -10,11 +11,26 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import * as acp from "@agentclientprotocol/sdk";
+import Ajv2020 from "ajv/dist/2020.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 export const REPO = resolve(here, "..", "..", "..", "..");
 export const R1_BIN = process.env.R1_BIN || join(REPO, "target", "debug", "r1");
+
+// The protocol's own JSON Schema (draft 2020-12), shipped in the SDK package. The SDK
+// parses what it receives leniently (an unknown enum value falls back to a default), so
+// every message r1 sends is also checked here, strictly, against the schema.
+const require = createRequire(import.meta.url);
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false, logger: false });
+ajv.addSchema(require("@agentclientprotocol/sdk/schema/v1/schema.json"), "acp");
+
+/** The schema errors of `value` as an ACP `def` (e.g. `SessionNotification`), or null. */
+export function schemaErrors(def, value) {
+  const check = ajv.getSchema(`acp#/$defs/${def}`);
+  if (!check) throw new Error(`no $defs/${def} in the ACP schema`);
+  return check(value) ? null : { def, value, errors: check.errors };
+}
 
 /** The child environment: no provider keys, so the daemon's default engine is `echo`. */
 function cleanEnv(home) {
@@ -98,7 +114,9 @@ export async function startDaemon() {
  * Spawns `r1 acp` with `env` and connects the ACP client to it. Every `session/update`
  * lands in `updates` (in arrival order, with its session id); every permission request
  * in `permissions`, answered by `answerPermission(params)` (an option id, or
- * "cancelled"). Returns `{agent, updates, permissions, stderr(), close()}`.
+ * "cancelled"). Whatever does not match the protocol's schema lands in `invalid`.
+ * `call(method, params, responseDef)` sends a request and checks its answer too.
+ * Returns `{agent, call, updates, permissions, invalid, stderr(), close()}`.
  */
 export function startAcp(env, answerPermission) {
   const child = spawn(R1_BIN, ["acp"], { env, stdio: ["pipe", "pipe", "pipe"] });
@@ -107,12 +125,19 @@ export function startAcp(env, answerPermission) {
   const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
   const updates = [];
   const permissions = [];
+  const invalid = [];
+  const check = (def, value) => {
+    const e = schemaErrors(def, value);
+    if (e) invalid.push(e);
+  };
   const app = acp
     .client({ name: "r1-acp-node-tests" })
     .onNotification(acp.methods.client.session.update, ({ params }) => {
+      check("SessionNotification", params);
       updates.push(params);
     })
     .onRequest(acp.methods.client.session.requestPermission, ({ params }) => {
+      check("RequestPermissionRequest", params);
       permissions.push(params);
       const choice = answerPermission(params);
       return choice === "cancelled"
@@ -123,8 +148,14 @@ export function startAcp(env, answerPermission) {
   const conn = app.connect(stream);
   return {
     agent: conn.agent,
+    async call(method, params, responseDef) {
+      const r = await conn.agent.request(method, params);
+      check(responseDef, r ?? {});
+      return r;
+    },
     updates,
     permissions,
+    invalid,
     stderr: () => stderr,
     exited,
     async close() {
