@@ -968,6 +968,67 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_decision_is_folded_into_the_policy_and_replays() {
+        let mut c = created();
+        let mut journal = Vec::new();
+        let mut record = |c: &mut Core, cmd: Command| {
+            let step = transition(c, &cmd).unwrap();
+            for r in &step.records {
+                let rec = EventRecord {
+                    v: 1,
+                    seq: c.last_seq + 1,
+                    at: String::new(),
+                    kind: r.kind,
+                    lane: r.lane.clone(),
+                    data: r.data.clone(),
+                };
+                c.apply(&rec);
+                journal.push(rec);
+            }
+        };
+        record(&mut c, send("m1"));
+        let ask = |id: &str, tool: &str| Command::AskApproval {
+            approval_id: id.into(),
+            call: ToolCall {
+                id: format!("call-{id}"),
+                name: tool.into(),
+                arguments: json!({}),
+            },
+            message_id: "m1".into(),
+        };
+        let decide = |id: &str, decision: &str, remember: bool| Command::Approve {
+            approval_id: id.into(),
+            decision: decision.into(),
+            waiter_alive: true,
+            remember,
+        };
+        record(&mut c, ask("a1", "write_file"));
+        record(&mut c, decide("a1", "allow", false));
+        assert!(
+            c.remembered.is_empty(),
+            "a one-off decision is not remembered"
+        );
+        record(&mut c, ask("a2", "write_file"));
+        record(&mut c, decide("a2", "allow", true));
+        record(&mut c, ask("a3", "run_command"));
+        record(&mut c, decide("a3", "deny", true));
+        assert_eq!(c.remembered.get("write_file"), Some(&ToolPolicy::Allow));
+        assert_eq!(c.remembered.get("run_command"), Some(&ToolPolicy::Deny));
+        let resolved: Vec<&EventRecord> = journal
+            .iter()
+            .filter(|r| r.kind == EventKind::ApprovalResolved)
+            .collect();
+        assert_eq!(resolved[0].data.get("remember"), None, "absent when false");
+        assert_eq!(resolved[1].data["remember"], true);
+        // The fold of the journal gives the same policy.
+        let mut replayed = Core::default();
+        for r in &journal {
+            replayed.apply(r);
+        }
+        assert_eq!(replayed.remembered, c.remembered);
+    }
+
+    #[test]
     fn an_approval_decided_after_its_turn_is_gone_continues_in_a_new_turn() {
         let mut c = created();
         run(&mut c, send("m1")).unwrap();
