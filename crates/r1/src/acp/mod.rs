@@ -177,6 +177,8 @@ async fn serve(home: &Path, args: AcpArgs) -> i32 {
             }
         }
     }
+    // The editor hung up. Answers already queued get two seconds to reach a pipe that
+    // may still be read; turns in flight keep running in the daemon.
     drop(conn);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     0
