@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub pending_approvals: Vec<String>,
     /// The tool lanes.
     pub lanes: Vec<LaneEntry>,
+    /// Tool policies remembered from decisions (`session.approve` with `remember`).
+    pub remembered: Arc<std::collections::BTreeMap<String, r1_proto::ToolPolicy>>,
 }
 
 impl Snapshot {
@@ -76,6 +78,7 @@ impl Snapshot {
             last_seq: core.last_seq,
             pending_approvals: core.pending_approvals(),
             lanes: core.lanes.clone(),
+            remembered: core.remembered.clone(),
         }
     }
 }
@@ -383,11 +386,13 @@ impl Actor {
             Command::Approve {
                 approval_id,
                 decision,
+                remember,
                 ..
             } => Command::Approve {
                 waiter_alive: self.waiters.contains_key(&approval_id),
                 approval_id,
                 decision,
+                remember,
             },
             other => other,
         };

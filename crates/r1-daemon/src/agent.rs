@@ -20,8 +20,16 @@ use crate::Hub;
 const LANE_KILL_WAIT: Duration = Duration::from_secs(1);
 
 impl Session {
-    /// The policy for `tool` in this session.
+    /// The policy for `tool` in this session: a decision a client asked to remember,
+    /// else the policy the session started with, else the tool's default.
     pub(crate) fn policy_for(&self, tool: &str) -> Policy {
+        if let Some(p) = self.snapshot().remembered.get(tool) {
+            return match p {
+                r1_proto::ToolPolicy::Allow => Policy::Allow,
+                r1_proto::ToolPolicy::Ask => Policy::Ask,
+                r1_proto::ToolPolicy::Deny => Policy::Deny,
+            };
+        }
         self.policy
             .get(tool)
             .copied()
@@ -128,12 +136,14 @@ impl Hub {
         r1_engine::run_tool(ctx, call).await
     }
 
-    /// `session.approve`.
+    /// `session.approve`; with `remember`, the decision also becomes the session's
+    /// policy for the approval's tool.
     pub async fn approve(
         &self,
         id: &str,
         approval_id: &str,
         decision: &str,
+        remember: bool,
     ) -> Result<SessionView, ApiError> {
         let s = self.session(id)?;
         s.journal()?;
@@ -141,6 +151,7 @@ impl Hub {
             approval_id: approval_id.to_string(),
             decision: decision.to_string(),
             waiter_alive: false,
+            remember,
         })
         .await
         .map_err(|e| match e.code {

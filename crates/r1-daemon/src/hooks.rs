@@ -674,7 +674,7 @@ impl Hub {
             if decision == "allow" || decision == "deny" {
                 action = Some(decision.clone());
                 effect = self
-                    .approve(&s.id, approval_id, &decision)
+                    .approve(&s.id, approval_id, &decision, false)
                     .await
                     .map(|_| ());
             } else {

@@ -600,8 +600,13 @@ impl Api for Hub {
     }
 
     async fn session_approve(&self, p: ApproveParams) -> Result<SessionView, ApiError> {
-        self.approve(&p.session_id, &p.approval_id, p.decision.as_str())
-            .await
+        self.approve(
+            &p.session_id,
+            &p.approval_id,
+            p.decision.as_str(),
+            p.remember,
+        )
+        .await
     }
 
     async fn lanes_list(&self, p: SessionRef) -> Result<LaneList, ApiError> {

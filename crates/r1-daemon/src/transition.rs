@@ -8,7 +8,7 @@
 //! after a restart, so the state a client sees is always the fold of the records it can
 //! read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use r1_engine::ToolCall;
 use r1_proto::events::{
@@ -18,6 +18,7 @@ use r1_proto::events::{
 };
 use r1_proto::{
     ApiError, Decision, ErrorCode, EventData, EventKind, EventRecord, LaneStatus, SessionState,
+    ToolPolicy,
 };
 use serde_json::Value;
 
@@ -141,6 +142,10 @@ pub struct Core {
     pub idem: IdemKeys,
     /// Why the session was last paused, while it is paused.
     pub paused_reason: Option<String>,
+    /// Tool policies clients chose while the session ran (`session.approve` with
+    /// `remember`), by tool name; they override the policy the session started with.
+    /// Shared, so publishing a snapshot does not copy the map.
+    pub remembered: std::sync::Arc<BTreeMap<String, ToolPolicy>>,
 }
 
 /// How many idempotency keys a session remembers: a send repeated with one of its
@@ -203,6 +208,7 @@ impl Default for Core {
             lanes: Vec::new(),
             idem: IdemKeys::default(),
             paused_reason: None,
+            remembered: std::sync::Arc::default(),
         }
     }
 }
@@ -254,6 +260,8 @@ pub enum Command {
         decision: String,
         /// Whether a running turn still waits for this decision.
         waiter_alive: bool,
+        /// Make the decision the session's policy for the approval's tool.
+        remember: bool,
     },
     /// The running turn asks for a decision on `call`.
     AskApproval {
@@ -422,6 +430,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
             approval_id,
             decision,
             waiter_alive,
+            remember,
         } => {
             if decision != "allow" && decision != "deny" {
                 return Err(ApiError::validation(
@@ -456,6 +465,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                         Decision::Deny
                     },
                     reason: None,
+                    remember: *remember,
                 },
                 true,
             ));
@@ -569,6 +579,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                                     approval_id: a.id.clone(),
                                     decision: Decision::Deny,
                                     reason: Some("the turn was cancelled".into()),
+                                    remember: false,
                                 },
                                 true,
                             ));
@@ -763,6 +774,14 @@ impl Core {
             EventData::ApprovalResolved(d) => {
                 if let Some(a) = self.approvals.iter_mut().find(|a| a.id == d.approval_id) {
                     a.status = d.decision.as_str().to_string();
+                    if d.remember {
+                        let policy = match d.decision {
+                            Decision::Allow => ToolPolicy::Allow,
+                            Decision::Deny => ToolPolicy::Deny,
+                        };
+                        std::sync::Arc::make_mut(&mut self.remembered)
+                            .insert(a.call.name.clone(), policy);
+                    }
                 }
                 let decided = |a: &ApprovalEntry| a.status != "pending";
                 if self.approvals.iter().filter(|a| decided(a)).count() > MAX_DECIDED_APPROVALS {
@@ -949,6 +968,67 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_decision_is_folded_into_the_policy_and_replays() {
+        let mut c = created();
+        let mut journal = Vec::new();
+        let mut record = |c: &mut Core, cmd: Command| {
+            let step = transition(c, &cmd).unwrap();
+            for r in &step.records {
+                let rec = EventRecord {
+                    v: 1,
+                    seq: c.last_seq + 1,
+                    at: String::new(),
+                    kind: r.kind,
+                    lane: r.lane.clone(),
+                    data: r.data.clone(),
+                };
+                c.apply(&rec);
+                journal.push(rec);
+            }
+        };
+        record(&mut c, send("m1"));
+        let ask = |id: &str, tool: &str| Command::AskApproval {
+            approval_id: id.into(),
+            call: ToolCall {
+                id: format!("call-{id}"),
+                name: tool.into(),
+                arguments: json!({}),
+            },
+            message_id: "m1".into(),
+        };
+        let decide = |id: &str, decision: &str, remember: bool| Command::Approve {
+            approval_id: id.into(),
+            decision: decision.into(),
+            waiter_alive: true,
+            remember,
+        };
+        record(&mut c, ask("a1", "write_file"));
+        record(&mut c, decide("a1", "allow", false));
+        assert!(
+            c.remembered.is_empty(),
+            "a one-off decision is not remembered"
+        );
+        record(&mut c, ask("a2", "write_file"));
+        record(&mut c, decide("a2", "allow", true));
+        record(&mut c, ask("a3", "run_command"));
+        record(&mut c, decide("a3", "deny", true));
+        assert_eq!(c.remembered.get("write_file"), Some(&ToolPolicy::Allow));
+        assert_eq!(c.remembered.get("run_command"), Some(&ToolPolicy::Deny));
+        let resolved: Vec<&EventRecord> = journal
+            .iter()
+            .filter(|r| r.kind == EventKind::ApprovalResolved)
+            .collect();
+        assert_eq!(resolved[0].data.get("remember"), None, "absent when false");
+        assert_eq!(resolved[1].data["remember"], true);
+        // The fold of the journal gives the same policy.
+        let mut replayed = Core::default();
+        for r in &journal {
+            replayed.apply(r);
+        }
+        assert_eq!(replayed.remembered, c.remembered);
+    }
+
+    #[test]
     fn an_approval_decided_after_its_turn_is_gone_continues_in_a_new_turn() {
         let mut c = created();
         run(&mut c, send("m1")).unwrap();
@@ -977,6 +1057,7 @@ mod tests {
                 approval_id: "a1".into(),
                 decision: "allow".into(),
                 waiter_alive: false,
+                remember: false,
             },
         )
         .unwrap();
@@ -989,7 +1070,8 @@ mod tests {
             &Command::Approve {
                 approval_id: "a1".into(),
                 decision: "allow".into(),
-                waiter_alive: false
+                waiter_alive: false,
+                remember: false,
             }
         )
         .unwrap()
@@ -1001,7 +1083,8 @@ mod tests {
                 &Command::Approve {
                     approval_id: "a1".into(),
                     decision: "deny".into(),
-                    waiter_alive: false
+                    waiter_alive: false,
+                    remember: false,
                 }
             )
             .unwrap_err()

@@ -804,9 +804,10 @@ operations! {
 
     /// Allow or deny a tool call the agent is waiting on (`approval_id` from the
     /// session's `pending_approvals` or an `approval.requested` record). `allow` lets
-    /// the tool run, with whatever effect it has. Idempotent on the target state: the
-    /// same decision again is ok; the opposite decision afterwards is a `conflict`.
-    /// Returns the session.
+    /// the tool run, with whatever effect it has. With `remember: true` the decision
+    /// also becomes the session's policy for that tool, so its later calls run (or are
+    /// refused) without asking. Idempotent on the target state: the same decision again
+    /// is ok; the opposite decision afterwards is a `conflict`. Returns the session.
     SessionApprove session_approve {
         method: "session.approve",
         http: Post "/v1/sessions/{session_id}/approvals/{approval_id}" => 200,

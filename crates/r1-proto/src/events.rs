@@ -264,6 +264,11 @@ pub struct ApprovalResolved {
     /// Why r1 decided it itself (the turn was cancelled); absent when a client did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The client asked to remember the decision: from this record on, the session's
+    /// policy for the approval's tool is the decision, and its calls no longer ask.
+    /// Absent (false) for a decision of this call only.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remember: bool,
 }
 
 /// `lane.created`: a tool lane was opened.

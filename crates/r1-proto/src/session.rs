@@ -330,6 +330,11 @@ pub struct ApproveParams {
     pub approval_id: String,
     /// `allow` or `deny`.
     pub decision: Decision,
+    /// Remember the decision for the rest of the session: the session's policy for this
+    /// tool becomes the decision (`allow` or `deny`), so later calls of the tool no
+    /// longer ask. Default false: only this call is decided.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remember: bool,
 }
 
 /// The params of an operation on one lane.
@@ -361,4 +366,8 @@ pub struct PinLaneParams {
 
 fn yes() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }

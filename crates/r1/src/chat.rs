@@ -103,7 +103,7 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
                     let approval = asking.take().unwrap_or_default();
                     let answer = l.trim().to_ascii_lowercase();
                     let decision = if answer == "y" || answer == "yes" { Decision::Allow } else { Decision::Deny };
-                    let p = ApproveParams { session_id: session.id.clone(), approval_id: approval, decision };
+                    let p = ApproveParams { session_id: session.id.clone(), approval_id: approval, decision, remember: false };
                     client.session_approve(p).await?;
                     eprintln!("({})", decision.as_str());
                 }
@@ -180,7 +180,7 @@ async fn chat(home: &Path, args: ChatArgs) -> Result<(), ClientError> {
 
 /// Connects again (a restarted daemon takes a moment to come back) and reopens the
 /// session's event stream from `next`, for up to a minute.
-async fn reconnect(
+pub(crate) async fn reconnect(
     opts: &ConnectOptions,
     id: &str,
     next: u64,

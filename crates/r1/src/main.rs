@@ -1,5 +1,6 @@
 //! `r1`: the daemon (`serve`) and its command-line clients (`ctl`, …).
 
+mod acp;
 mod chat;
 mod ctl;
 mod doctor;
@@ -51,6 +52,9 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Serve r1's sessions to other agents over MCP (`r1 mcp serve`, stdio).
     Mcp(mcp_cmd::McpArgs),
+    /// Serve r1 to an editor over the Agent Client Protocol (stdio): Zed, JetBrains,
+    /// Neovim. Each ACP session is an r1 session, with the same id.
+    Acp(acp::AcpArgs),
     /// Deprecated: `r1 daemon start` is `r1 serve`, `status` is `r1 ctl status`,
     /// `stop` is `r1 ctl shutdown`.
     #[command(hide = true)]
@@ -108,6 +112,7 @@ fn main() {
         Command::Open(args) => open_cmd::run(&home, args),
         Command::Doctor(args) => doctor::run(&home, args),
         Command::Mcp(args) => mcp_cmd::run(&home, args),
+        Command::Acp(args) => acp::run(&home, args),
         Command::Daemon(DaemonArgs { verb }) => match verb {
             DaemonVerb::Start(args) => {
                 deprecated("daemon start", "serve");

@@ -59,6 +59,9 @@ pub enum SessionsVerb {
         id: String,
         /// The approval id (`apr_…`, see `get` or the event stream).
         approval_id: String,
+        /// Allow this tool for the rest of the session: its later calls do not ask.
+        #[arg(long)]
+        always: bool,
     },
     /// Deny a pending tool call; the model is told it was denied.
     Deny {
@@ -66,6 +69,10 @@ pub enum SessionsVerb {
         id: String,
         /// The approval id.
         approval_id: String,
+        /// Deny this tool for the rest of the session: its later calls are refused
+        /// without asking.
+        #[arg(long)]
+        always: bool,
     },
     /// List the session's lanes (the conversation and each tool call).
     Lanes {
@@ -175,11 +182,13 @@ async fn decide(
     session_id: String,
     approval_id: String,
     decision: Decision,
+    remember: bool,
 ) -> Result<SessionView, ClientError> {
     let p = ApproveParams {
         session_id,
         approval_id,
         decision,
+        remember,
     };
     Ok(client.session_approve(p).await?)
 }
@@ -300,12 +309,20 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
         } => {
             follow(opts, Some(client), &id, since_seq, until.as_deref(), json).await?;
         }
-        SessionsVerb::Approve { id, approval_id } => show(
-            &decide(client, id, approval_id, Decision::Allow).await?,
+        SessionsVerb::Approve {
+            id,
+            approval_id,
+            always,
+        } => show(
+            &decide(client, id, approval_id, Decision::Allow, always).await?,
             json,
         ),
-        SessionsVerb::Deny { id, approval_id } => show(
-            &decide(client, id, approval_id, Decision::Deny).await?,
+        SessionsVerb::Deny {
+            id,
+            approval_id,
+            always,
+        } => show(
+            &decide(client, id, approval_id, Decision::Deny, always).await?,
             json,
         ),
         SessionsVerb::Lanes { id } => lanes(client.lanes_list(at(id)).await?, json),

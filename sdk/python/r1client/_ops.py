@@ -76,6 +76,7 @@ ApproveParams = TypedDict(
     {
         'approval_id': 'str',
         'decision': 'Decision',
+        'remember': 'bool',
         'session_id': 'str',
     },
     total=False,
@@ -186,7 +187,7 @@ ErrorEnvelope = TypedDict(
 )
 
 # The closed set of record kinds a session journal holds.
-EventKind = Literal["session.created", "session.message", "session.delta", "session.state", "tool.started", "tool.completed", "approval.requested", "approval.resolved", "lane.created", "lane.delta", "lane.status", "lane.killed", "session.paused", "session.resumed", "session.cancelled", "session.ended", "session.error", "daemon.reloaded", "session.resync", "verify.completed", "hook.ran", "hook.failed", "hook.blocked"]
+EventKind = Literal["session.created", "session.message", "session.delta", "session.state", "tool.started", "tool.completed", "approval.requested", "approval.resolved", "lane.created", "lane.delta", "lane.status", "lane.killed", "session.paused", "session.resumed", "session.cancelled", "session.ended", "session.error", "daemon.reloaded", "session.resync", "verify.completed", "hook.ran", "hook.failed", "hook.blocked", "session.compacted"]
 
 # One journal record, one line of `journal.ndjson`: `{"v":1,"seq":12,"at":"…","kind":"session.delta","lane":"main","data":{…}}`.
 # Always present: `at`, `data`, `kind`, `lane`, `seq`, `v`.
@@ -1279,22 +1280,23 @@ class Operations:
         """
         return cast(ReindexResult, self._op('search.reindex', 'POST', '/v1/search/reindex', None, None, {}, None))
 
-    def session_approve(self, session_id: str, approval_id: str, *, decision: Decision) -> SessionView:
+    def session_approve(self, session_id: str, approval_id: str, *, decision: Decision, remember: Optional[bool] = None) -> SessionView:
         """Decide an approval.
 
-        Allow or deny a tool call the agent is waiting on (`approval_id` from the session's `pending_approvals` or an `approval.requested` record). `allow` lets the tool run, with whatever effect it has. Idempotent on the target state: the same decision again is ok; the opposite decision afterwards is a `conflict`. Returns the session.
+        Allow or deny a tool call the agent is waiting on (`approval_id` from the session's `pending_approvals` or an `approval.requested` record). `allow` lets the tool run, with whatever effect it has. With `remember: true` the decision also becomes the session's policy for that tool, so its later calls run (or are refused) without asking. Idempotent on the target state: the same decision again is ok; the opposite decision afterwards is a `conflict`. Returns the session.
 
         Args:
             session_id (path): The session id (`ses_…`).
             approval_id (path): The approval id (`apr_…`), from the session's `pending_approvals` or an `approval.requested` record.
             decision (body): `allow` or `deny`.
+            remember (body): Remember the decision for the rest of the session: the session's policy for this tool becomes the decision (`allow` or `deny`), so later calls of the tool no longer ask. Default false: only this call is decided.
 
         Returns:
             SessionView: A session as clients see it.
 
         `POST /v1/sessions/{session_id}/approvals/{approval_id}` (200); operation `session.approve`; capability `write`; idempotency `natural`; MCP tool `r1_session_approve`.
         """
-        return cast(SessionView, self._op('session.approve', 'POST', '/v1/sessions/{session_id}/approvals/{approval_id}', {'session_id': session_id, 'approval_id': approval_id}, None, {'decision': decision}, None))
+        return cast(SessionView, self._op('session.approve', 'POST', '/v1/sessions/{session_id}/approvals/{approval_id}', {'session_id': session_id, 'approval_id': approval_id}, None, {'decision': decision, 'remember': remember}, None))
 
     def session_cancel(self, session_id: str) -> SessionView:
         """Cancel the running turn.

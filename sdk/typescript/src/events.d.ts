@@ -25,10 +25,22 @@ export interface ApprovalResolved {
   decision: Decision;
   /** Why r1 decided it itself (the turn was cancelled); absent when a client did. */
   reason?: string | null;
+  /**
+   * The client asked to remember the decision: from this record on, the session's
+   * policy for the approval's tool is the decision, and its calls no longer ask.
+   * Absent (false) for a decision of this call only.
+   */
+  remember?: boolean;
 }
 
 /** An assistant message, `"role": "assistant"`. */
 export interface AssistantMessage {
+  /**
+   * An external agent's own conversation id (`exec` engines: Claude Code's
+   * `session_id`, Codex's `thread_id`); the next turn resumes it, after a restart
+   * too. Absent for model engines.
+   */
+  agent_session?: string | null;
   /** The user message this answers. */
   reply_to: string;
   /** The text of this step (the deltas before it, joined). */
@@ -109,7 +121,7 @@ export interface DaemonStopping {
 export type Decision = "allow" | "deny";
 
 /** The closed set of record kinds a session journal holds. */
-export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked";
+export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked" | "session.compacted";
 
 /**
  * One journal record, one line of `journal.ndjson`:
@@ -281,6 +293,34 @@ export interface MissionVerified {
 export interface SessionCancelled {
   /** The user message whose turn was cancelled. */
   message_id: string;
+}
+
+/**
+ * `session.compacted`: the conversation the model is given was made to fit the
+ * engine's context budget. Every message up to `upto_seq` is replaced by `summary`
+ * (written by the same model), and the last `kept` messages of the conversation, whole
+ * turns from the newest back, stay as they are. When the summary could not be made,
+ * `summary` is empty and those oldest turns were dropped whole (`method` says which).
+ * A replay or a restart rebuilds the same conversation from this record.
+ */
+export interface SessionCompacted {
+  /** How many messages at the end of the conversation were kept verbatim. */
+  kept: number;
+  /** `summary` or `dropped`. */
+  method: string;
+  /**
+   * Why: `budget` (the next request would not fit), `overflow` (the provider said
+   * the context was too long) or `forced` (`session.compact`).
+   */
+  reason: string;
+  /** The summary; empty when `method` is `dropped`. */
+  summary: string;
+  /** ... and after. */
+  tokens_after: number;
+  /** The estimated tokens of the conversation before. */
+  tokens_before: number;
+  /** The last record the summary stands for. */
+  upto_seq: number;
 }
 
 /**
@@ -550,6 +590,7 @@ export interface RecordData {
   "lane.killed": LaneKilled;
   "lane.status": LaneStatusChanged;
   "session.cancelled": SessionCancelled;
+  "session.compacted": SessionCompacted;
   "session.created": SessionCreated;
   "session.delta": SessionDelta;
   "session.ended": SessionEnded;

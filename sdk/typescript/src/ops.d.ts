@@ -52,6 +52,12 @@ export interface ApproveParams {
   approval_id: string;
   /** `allow` or `deny`. */
   decision: Decision;
+  /**
+   * Remember the decision for the rest of the session: the session's policy for this
+   * tool becomes the decision (`allow` or `deny`), so later calls of the tool no
+   * longer ask. Default false: only this call is decided.
+   */
+  remember?: boolean;
   /** The session id (`ses_…`). */
   session_id: string;
 }
@@ -192,7 +198,7 @@ export interface ErrorEnvelope {
 }
 
 /** The closed set of record kinds a session journal holds. */
-export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked";
+export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked" | "session.compacted";
 
 /**
  * One journal record, one line of `journal.ndjson`:
@@ -1208,6 +1214,12 @@ export interface SessionApproveParams {
   approval_id: string;
   /** `allow` or `deny`. */
   decision: Decision;
+  /**
+   * Remember the decision for the rest of the session: the session's policy for this
+   * tool becomes the decision (`allow` or `deny`), so later calls of the tool no
+   * longer ask. Default false: only this call is decided.
+   */
+  remember?: boolean;
   /** The session id (`ses_…`). */
   session_id: string;
 }
@@ -1605,7 +1617,7 @@ export interface OperationGroups {
     /**
      * Decide an approval: `session.approve`, `POST /v1/sessions/{session_id}/approvals/{approval_id}`.
      *
-     * Allow or deny a tool call the agent is waiting on (`approval_id` from the session's `pending_approvals` or an `approval.requested` record). `allow` lets the tool run, with whatever effect it has. Idempotent on the target state: the same decision again is ok; the opposite decision afterwards is a `conflict`. Returns the session.
+     * Allow or deny a tool call the agent is waiting on (`approval_id` from the session's `pending_approvals` or an `approval.requested` record). `allow` lets the tool run, with whatever effect it has. With `remember: true` the decision also becomes the session's policy for that tool, so its later calls run (or are refused) without asking. Idempotent on the target state: the same decision again is ok; the opposite decision afterwards is a `conflict`. Returns the session.
      */
     approve(params: SessionApproveParams, options?: CallOptions): Promise<SessionView>;
     /**

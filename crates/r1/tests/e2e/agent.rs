@@ -659,3 +659,111 @@ fn cli_approves_denies_and_lists_lanes_and_engines() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
 }
+
+/// How many records of `kind` the session has.
+fn count(d: &Daemon, id: &str, kind: &str) -> usize {
+    records(d, id).iter().filter(|r| r["kind"] == kind).count()
+}
+
+/// Waits for the `n`th answer that starts with `prefix`.
+fn wait_answers(d: &Daemon, id: &str, prefix: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = records(d, id)
+            .iter()
+            .filter(|r| {
+                r["kind"] == "session.message"
+                    && r["data"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(prefix))
+            })
+            .count();
+        if got >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for answer {n} starting {prefix:?}; got {got}"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+#[test]
+fn a_remembered_decision_becomes_the_sessions_policy_for_the_tool() {
+    let home = Home::new();
+    let work = tempfile::tempdir().unwrap();
+    let mut d = home.serve(&[]);
+    let id = start(&d, work.path());
+    let write = |d: &Daemon, id: &str, file: &str| {
+        send(
+            d,
+            id,
+            &format!(r#"/tool write_file {{"path": "{file}", "content": "{file}"}}"#),
+        )
+    };
+    write(&d, &id, "one.txt");
+    let apr = pending(&d, &id);
+    let r = d.post(
+        &format!("/v1/sessions/{id}/approvals/{apr}"),
+        &json!({"decision": "allow", "remember": true}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_answers(&d, &id, "echo: write_file returned", 1);
+    let recs = records(&d, &id);
+    let resolved: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["kind"] == "approval.resolved")
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["data"]["remember"], true);
+    wait_until(Duration::from_secs(5), "idle", || {
+        state(&d, &id)["state"] == "idle"
+    });
+
+    // The next call of the tool runs without asking.
+    write(&d, &id, "two.txt");
+    wait_answers(&d, &id, "echo: write_file returned", 2);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("two.txt")).unwrap(),
+        "two.txt"
+    );
+    assert_eq!(count(&d, &id, "approval.requested"), 1, "asked again");
+    // Other tools still ask.
+    send(&d, &id, "/run echo still-asks");
+    let apr = pending(&d, &id);
+    assert_eq!(decide(&d, &id, &apr, "deny").status, 200);
+    wait_until(Duration::from_secs(10), "idle", || {
+        state(&d, &id)["state"] == "idle"
+    });
+
+    // The policy is the fold of the journal: a restarted daemon keeps it.
+    assert_eq!(d.post("/v1/shutdown", "{}").status, 200);
+    d.wait_exit(Duration::from_secs(10)).unwrap();
+    d = home.serve(&[]);
+    write(&d, &id, "three.txt");
+    wait_answers(&d, &id, "echo: write_file returned", 3);
+    assert!(work.path().join("three.txt").exists());
+    assert_eq!(count(&d, &id, "approval.requested"), 2);
+
+    // Another session still asks; a remembered denial (from the CLI) refuses the tool
+    // from then on without asking.
+    let id2 = start(&d, work.path());
+    write(&d, &id2, "four.txt");
+    let apr = pending(&d, &id2);
+    let v = home.run_json(&["ctl", "sessions", "deny", &id2, &apr, "--always"]);
+    assert_eq!(v["id"], id2.as_str(), "{v}");
+    wait_answers(&d, &id2, "echo: write_file failed", 1);
+    wait_until(Duration::from_secs(5), "idle", || {
+        state(&d, &id2)["state"] == "idle"
+    });
+    write(&d, &id2, "five.txt");
+    wait_answers(&d, &id2, "echo: write_file failed", 2);
+    assert_eq!(count(&d, &id2, "approval.requested"), 1, "asked again");
+    assert!(!work.path().join("four.txt").exists());
+    assert!(!work.path().join("five.txt").exists());
+    // An approval without `remember` is the same as before.
+    let plain = json!({"session_id": "x", "approval_id": "y", "decision": "allow"});
+    let p: r1_proto::ApproveParams = serde_json::from_value(plain).unwrap();
+    assert!(!p.remember);
+}

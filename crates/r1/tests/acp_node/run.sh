@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `r1 acp` driven by the real TypeScript ACP client (@agentclientprotocol/sdk, pinned in
+# package-lock.json) against a real daemon.
+#
+#   crates/r1/tests/acp_node/run.sh                     # builds target/debug/r1 if needed
+#   R1_BIN=/path/to/r1 crates/r1/tests/acp_node/run.sh  # against a given binary (no build)
+#   crates/r1/tests/acp_node/run.sh --test-name-pattern=cancel   # extra args go to `node --test`
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../../../.." && pwd)"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "ACP node tests: node (20 or later) and npm are needed (Debian: apt-get install nodejs npm)" >&2
+  exit 2
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "ACP node tests: node $(node --version) is too old; node 20 or later is needed" >&2
+  exit 2
+fi
+if [ ! -f "$here/node_modules/.package-lock.json" ] ||
+  [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ] ||
+  [ ! -d "$here/node_modules/@agentclientprotocol/sdk" ]; then
+  (cd "$here" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
+fi
+
+# The binary under test.
+if [ -z "${R1_BIN:-}" ]; then
+  export R1_BIN="$repo/target/debug/r1"
+  (cd "$repo" && cargo build -q -p r1)
+fi
+if [ ! -x "$R1_BIN" ]; then
+  echo "ACP node tests: no r1 binary at $R1_BIN (cargo build -p r1, or set R1_BIN)" >&2
+  exit 2
+fi
+export R1_BIN
+
+cd "$here"
+exec node --test "$@" acp.test.mjs
