@@ -42,6 +42,9 @@ pub struct DaemonInfo {
     pub exe: Option<String>,
     /// That binary's build id (`<bytes>-<mtime ns>`), as it was at start.
     pub build_id: Option<String>,
+    /// The r1 CLI binary `/mcp`'s `r1_cli_invoke` runs (`ServeOptions::cli`); not in
+    /// the registration.
+    pub cli: Option<std::path::PathBuf>,
 }
 
 impl DaemonInfo {

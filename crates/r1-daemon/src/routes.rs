@@ -63,10 +63,17 @@ fn base(hub: Hub) -> Router {
     router
         .nest_service(
             "/mcp",
-            r1_mcp::http_service(std::sync::Arc::new(hub.clone()), {
-                let hub = hub.clone();
-                std::sync::Arc::new(move || hub.config().mcp.caps)
-            }),
+            r1_mcp::http_service(
+                std::sync::Arc::new(hub.clone()),
+                {
+                    let hub = hub.clone();
+                    std::sync::Arc::new(move || hub.config().mcp.caps)
+                },
+                hub.info().cli.clone().map(|exe| r1_mcp::CliRunner {
+                    exe,
+                    home: hub.state().root().to_path_buf(),
+                }),
+            ),
         )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback_or_asset)

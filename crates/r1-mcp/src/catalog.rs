@@ -40,8 +40,9 @@ pub struct ToolInfo {
     pub hints: ToolHints,
     /// True when the tool changes state; such tools need [`Caps::Write`].
     pub mutating: bool,
-    /// The catalog operation the tool calls.
-    pub operation: &'static OperationInfo,
+    /// The catalog operation the tool calls; `None` for the tools the MCP server runs
+    /// itself (`r1_cli_invoke`).
+    pub operation: Option<&'static OperationInfo>,
 }
 
 /// `schema` as the root of a tool schema: no `$schema`, no Rust type name or doc (the
@@ -97,13 +98,54 @@ fn output_schema(result: Value) -> Map<String, Value> {
 }
 
 /// The tools a server running with `caps` lists and allows: under [`Caps::Read`] only
-/// the non-mutating ones, under [`Caps::Write`] all of them.
+/// the non-mutating ones, under [`Caps::Write`] all of them. The catalog's operations
+/// come first, then the tools the server runs itself.
 pub fn catalog(caps: Caps) -> Vec<ToolInfo> {
     OPERATIONS
         .iter()
         .filter(|op| caps.allows_op(op))
         .filter_map(info)
+        .chain(
+            local_tools()
+                .into_iter()
+                .filter(|t| caps.allows(t.mutating)),
+        )
         .collect()
+}
+
+/// The tools the MCP server runs itself rather than through an operation: they act
+/// where the server runs (its own binary), not in the daemon.
+pub(crate) fn local_tools() -> Vec<ToolInfo> {
+    use crate::cli;
+    vec![ToolInfo {
+        name: cli::NAME,
+        alias: cli::ALIAS,
+        title: "Run the r1 CLI",
+        description: format!(
+            "Run r1's own command line, e.g. `args: [\"ctl\", \"sessions\", \"list\", \"--json\"]`, \
+             in `workdir`, and return its exit code, stdout and stderr (each cut at {} bytes, \
+             with a marker line). It is not a shell: the program is always r1, `args[0]` must \
+             be one of {}, a `ctl` verb one of {}, and `--home` is refused. The command is \
+             killed after `timeout_sec` (default {}, at most {}). NOT idempotent: every call \
+             runs the command again.",
+            cli::MAX_OUTPUT_BYTES,
+            cli::ALLOWED_VERBS.join(", "),
+            cli::ALLOWED_CTL_VERBS.join(", "),
+            cli::DEFAULT_TIMEOUT_SEC,
+            cli::MAX_TIMEOUT_SEC,
+        ),
+        input_schema: tool_schema(r1_proto::schema::strict_schema_for::<cli::CliInvokeParams>()),
+        output_schema: output_schema(r1_proto::schema::strict_output_schema_for::<
+            cli::CliInvokeResult,
+        >()),
+        hints: ToolHints {
+            read_only: false,
+            idempotent: false,
+            destructive: false,
+        },
+        mutating: true,
+        operation: None,
+    }]
 }
 
 /// The tool of `op`, if it has one.
@@ -122,7 +164,7 @@ pub(crate) fn info(op: &'static OperationInfo) -> Option<ToolInfo> {
             destructive: tool.destructive,
         },
         mutating: !op.read_only(),
-        operation: op,
+        operation: Some(op),
     })
 }
 

@@ -10,11 +10,13 @@
 //! the tools that change nothing.
 
 mod catalog;
+mod cli;
 mod dispatch;
 mod legacy;
 mod server;
 
 pub use catalog::{catalog, print_tools, ToolHints, ToolInfo};
+pub use cli::{CliInvokeParams, CliInvokeResult, CliRunner, ALLOWED_CTL_VERBS, ALLOWED_VERBS};
 pub use dispatch::{call_tool, call_tool_result};
 pub use server::{http_service, serve_stdio, HttpService, R1McpServer};
 

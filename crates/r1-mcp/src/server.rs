@@ -15,6 +15,9 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+use r1_proto::{ApiError, ErrorCode, Links};
+
+use crate::cli::{self, CliInvokeParams, CliRunner};
 use crate::{call_tool_result, catalog, Caps, McpError, ToolInfo};
 
 /// The MCP protocol revision this server implements and advertises.
@@ -34,12 +37,71 @@ error_message, links}.";
 pub struct R1McpServer {
     api: Arc<dyn Api>,
     caps: Caps,
+    cli: Option<Arc<CliRunner>>,
 }
 
 impl R1McpServer {
     /// A server for `api` that lists and allows what `caps` permits.
     pub fn new(api: Arc<dyn Api>, caps: Caps) -> R1McpServer {
-        R1McpServer { api, caps }
+        R1McpServer {
+            api,
+            caps,
+            cli: None,
+        }
+    }
+
+    /// The server with `r1_cli_invoke` running `cli`; without it the tool answers
+    /// that this server has no r1 binary to run.
+    pub fn with_cli(mut self, cli: Option<CliRunner>) -> R1McpServer {
+        self.cli = cli.map(Arc::new);
+        self
+    }
+
+    /// Calls a tool the server runs itself; `None` when `name` is not one.
+    async fn call_local(&self, name: &str, args: serde_json::Value) -> Option<serde_json::Value> {
+        if name != cli::NAME && name != cli::ALIAS {
+            return None;
+        }
+        let links = Links {
+            self_link: format!("/mcp/tools/{}", cli::NAME),
+            related: Vec::new(),
+            deprecations: Vec::new(),
+        };
+        let result = async {
+            if !self.caps.allows(true) {
+                return Err(ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "`{name}` runs commands, and this server runs with read-only \
+                         capabilities; start it with `r1 mcp serve --caps write` to allow it"
+                    ),
+                ));
+            }
+            let params: CliInvokeParams = serde_json::from_value(match args {
+                serde_json::Value::Null => serde_json::json!({}),
+                a => a,
+            })
+            .map_err(|e| ApiError::validation(format!("invalid arguments for `{name}`: {e}")))?;
+            let runner = self.cli.as_ref().ok_or_else(|| {
+                ApiError::conflict(
+                    "this MCP server has no r1 binary to run (an embedded daemon); \
+                     use `r1 mcp serve` or the `/mcp` endpoint of `r1 serve`",
+                )
+            })?;
+            runner.invoke(params).await
+        }
+        .await;
+        Some(match result {
+            Ok(data) => {
+                let env = serde_json::json!({"ok": true, "links": links, "data": data});
+                serde_json::json!({
+                    "content": [{"type": "text", "text": env.to_string()}],
+                    "structuredContent": env,
+                    "isError": false,
+                })
+            }
+            Err(e) => e.mcp_tool_result(links),
+        })
     }
 }
 
@@ -91,7 +153,10 @@ impl ServerHandler for R1McpServer {
             .unwrap_or(serde_json::Value::Null);
         // A failed call is still a tool result (`isError`), not a protocol error, so the
         // agent reads the envelope and its error code.
-        let result = call_tool_result(self.api.as_ref(), self.caps, &request.name, args).await;
+        let result = match self.call_local(&request.name, args.clone()).await {
+            Some(result) => result,
+            None => call_tool_result(self.api.as_ref(), self.caps, &request.name, args).await,
+        };
         let result: CallToolResult = serde_json::from_value(result)
             .map_err(|e| ErrorData::internal_error(format!("tool result: {e}"), None))?;
         Ok(result.into())
@@ -100,8 +165,8 @@ impl ServerHandler for R1McpServer {
 
 /// Serves the catalog over stdin/stdout until the client closes stdin. Nothing but
 /// MCP messages is written to stdout; diagnostics go through `tracing`.
-pub async fn serve_stdio(api: Arc<dyn Api>, caps: Caps) -> Result<(), McpError> {
-    let running = R1McpServer::new(api, caps)
+pub async fn serve_stdio(server: R1McpServer) -> Result<(), McpError> {
+    let running = server
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| McpError::Initialize(e.to_string()))?;
@@ -125,7 +190,12 @@ pub type HttpService = StreamableHttpService<R1McpServer, NeverSessionManager>;
 /// mount this only behind that perimeter.
 /// `caps` is asked on every request, so the daemon's `[mcp] caps` can change while it
 /// runs (a config reload).
-pub fn http_service(api: Arc<dyn Api>, caps: Arc<dyn Fn() -> Caps + Send + Sync>) -> HttpService {
+/// `cli` is what `r1_cli_invoke` runs (the daemon's own binary).
+pub fn http_service(
+    api: Arc<dyn Api>,
+    caps: Arc<dyn Fn() -> Caps + Send + Sync>,
+    cli: Option<CliRunner>,
+) -> HttpService {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -133,7 +203,7 @@ pub fn http_service(api: Arc<dyn Api>, caps: Arc<dyn Fn() -> Caps + Send + Sync>
         .disable_allowed_hosts()
         .disable_allowed_origins();
     StreamableHttpService::new(
-        move || Ok(R1McpServer::new(Arc::clone(&api), caps())),
+        move || Ok(R1McpServer::new(Arc::clone(&api), caps()).with_cli(cli.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     )

@@ -100,7 +100,13 @@ pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
             Err(e) => return output::fail(&e, false),
         };
         tracing::info!(caps = caps.as_str(), "serving MCP on stdio");
-        match r1_mcp::serve_stdio(Arc::new(client), caps).await {
+        // `r1_cli_invoke` runs this very binary, on the same state directory.
+        let cli = std::env::current_exe().ok().map(|exe| r1_mcp::CliRunner {
+            exe,
+            home: home.to_path_buf(),
+        });
+        let server = r1_mcp::R1McpServer::new(Arc::new(client), caps).with_cli(cli);
+        match r1_mcp::serve_stdio(server).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("r1: {e}");

@@ -141,7 +141,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     assert_eq!(server.server_info.as_ref().unwrap().name, "r1");
 
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 31, "{names:?}");
+    assert_eq!(names.len(), 32, "{names:?}");
     assert!(names.iter().all(|n| is_wire_name(n)), "{names:?}");
     assert!(names.iter().any(|n| n == "r1_session_start"));
 
@@ -187,6 +187,43 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     };
     assert_eq!(reply, "echo: hello mcp");
 
+    // r1's own CLI, as a tool: it sees the session this server started.
+    let listed = call(
+        &client,
+        "r1_cli_invoke",
+        json!({"args": ["ctl", "sessions", "list", "--json"], "workdir": workdir}),
+    )
+    .await;
+    assert_eq!(listed["ok"], true, "{listed}");
+    assert_eq!(listed["data"]["exit_code"], 0, "{listed}");
+    assert_eq!(listed["data"]["timed_out"], false);
+    let out: Value = serde_json::from_str(listed["data"]["stdout"].as_str().unwrap()).unwrap();
+    assert!(out.to_string().contains(&id), "{out}");
+    // Never a shell: anything but an allowed r1 verb is refused before anything runs.
+    for argv in [
+        json!(["sh", "-c", "id"]),
+        json!(["/bin/ls"]),
+        json!(["serve"]),
+    ] {
+        let refused = call(
+            &client,
+            "r1.cli.invoke",
+            json!({"args": argv, "workdir": workdir}),
+        )
+        .await;
+        assert_eq!(refused["error_code"], "validation", "{refused}");
+    }
+    // A command that outlives its timeout is killed.
+    let slow = call(
+        &client,
+        "r1_cli_invoke",
+        json!({"args": ["ctl", "sessions", "follow", &id], "workdir": workdir, "timeout_sec": 1}),
+    )
+    .await;
+    assert_eq!(slow["ok"], true, "{slow}");
+    assert_eq!(slow["data"]["timed_out"], true, "{slow}");
+    assert!(slow["data"].get("exit_code").is_none(), "{slow}");
+
     let cancelled = call(&client, "r1_session_cancel", json!({"session_id": id})).await;
     assert_eq!(cancelled["ok"], true, "{cancelled}");
     let cancelled_again = call(&client, "r1_session_cancel", json!({"session_id": id})).await;
@@ -226,6 +263,13 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     }
     let denied = call(&reader, "r1_session_start", json!({"workdir": workdir})).await;
     assert_eq!(denied["ok"], false);
+    assert_eq!(denied["error_code"], "permission_denied", "{denied}");
+    let denied = call(
+        &reader,
+        "r1_cli_invoke",
+        json!({"args": ["doctor"], "workdir": workdir}),
+    )
+    .await;
     assert_eq!(denied["error_code"], "permission_denied", "{denied}");
     let listed = call(&reader, "r1_session_list", json!({})).await;
     assert_eq!(listed["data"]["sessions"].as_array().unwrap().len(), 1);
