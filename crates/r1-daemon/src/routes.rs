@@ -69,10 +69,10 @@ fn base(hub: Hub) -> Router {
                     let hub = hub.clone();
                     std::sync::Arc::new(move || hub.config().mcp.caps)
                 },
-                hub.info().cli.clone().map(|exe| r1_mcp::CliRunner {
-                    exe,
-                    home: hub.state().root().to_path_buf(),
-                }),
+                r1_mcp::ServerOptions {
+                    home: Some(hub.state().root().to_path_buf()),
+                    cli: hub.info().cli.clone(),
+                },
             ),
         )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))

@@ -80,6 +80,17 @@ pub async fn call_tool_result(
     }
 }
 
+/// Whether calling the catalog tool `name` (wire name, alias or legacy name) under
+/// `caps` would run a mutating operation: it exists, changes state and `caps` allows
+/// it. The consent line is written for exactly these calls.
+pub(crate) fn allowed_mutation(caps: Caps, name: &str) -> bool {
+    let op = match crate::legacy::method_of(name) {
+        Some(method) => r1_proto::operation(method),
+        None => r1_proto::operation_for_tool(name),
+    };
+    op.is_some_and(|op| !op.read_only() && caps.allows_op(op))
+}
+
 fn links(self_link: String, related: Vec<String>) -> Links {
     Links {
         self_link,

@@ -11,6 +11,7 @@
 
 mod catalog;
 mod cli;
+mod consent;
 mod dispatch;
 mod legacy;
 mod server;
@@ -18,7 +19,7 @@ mod server;
 pub use catalog::{catalog, print_tools, ToolHints, ToolInfo};
 pub use cli::{CliInvokeParams, CliInvokeResult, CliRunner, ALLOWED_CTL_VERBS, ALLOWED_VERBS};
 pub use dispatch::{call_tool, call_tool_result};
-pub use server::{http_service, serve_stdio, HttpService, R1McpServer};
+pub use server::{http_service, serve_stdio, HttpService, R1McpServer, ServerOptions};
 
 /// The MCP protocol revision the server advertises.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";

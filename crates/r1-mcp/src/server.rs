@@ -17,7 +17,10 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
 use r1_proto::{ApiError, ErrorCode, Links};
 
+use std::path::PathBuf;
+
 use crate::cli::{self, CliInvokeParams, CliRunner};
+use crate::consent::Consent;
 use crate::{call_tool_result, catalog, Caps, McpError, ToolInfo};
 
 /// The MCP protocol revision this server implements and advertises.
@@ -38,23 +41,62 @@ pub struct R1McpServer {
     api: Arc<dyn Api>,
     caps: Caps,
     cli: Option<Arc<CliRunner>>,
+    consent: Consent,
+}
+
+/// Where a server is and what it may run, beyond its [`Api`] and caps.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The state directory (`R1_HOME`): the consent line goes to `logs/consent.log`
+    /// there, and `r1_cli_invoke`'s commands run on it.
+    pub home: Option<PathBuf>,
+    /// The r1 binary `r1_cli_invoke` runs; without it (or without `home`) the tool
+    /// answers `conflict`.
+    pub cli: Option<PathBuf>,
 }
 
 impl R1McpServer {
-    /// A server for `api` that lists and allows what `caps` permits.
-    pub fn new(api: Arc<dyn Api>, caps: Caps) -> R1McpServer {
+    /// A server for `api` that lists and allows what `caps` permits, for one
+    /// connection over `transport` (`stdio` or `http`, as the consent line names it).
+    pub fn new(
+        api: Arc<dyn Api>,
+        caps: Caps,
+        opts: &ServerOptions,
+        transport: &'static str,
+    ) -> R1McpServer {
+        let cli = match (&opts.cli, &opts.home) {
+            (Some(exe), Some(home)) => Some(Arc::new(CliRunner {
+                exe: exe.clone(),
+                home: home.clone(),
+            })),
+            _ => None,
+        };
         R1McpServer {
             api,
             caps,
-            cli: None,
+            cli,
+            consent: Consent::new(opts.home.clone(), transport),
         }
     }
 
-    /// The server with `r1_cli_invoke` running `cli`; without it the tool answers
-    /// that this server has no r1 binary to run.
-    pub fn with_cli(mut self, cli: Option<CliRunner>) -> R1McpServer {
-        self.cli = cli.map(Arc::new);
-        self
+    /// Writes the consent line if `name` is this connection's first mutating call.
+    fn note_consent(&self, name: &str, context: &RequestContext<RoleServer>) {
+        let mutating = if name == cli::NAME || name == cli::ALIAS {
+            self.caps.allows(true)
+        } else {
+            crate::dispatch::allowed_mutation(self.caps, name)
+        };
+        if !mutating {
+            return;
+        }
+        let (client, version) = match context.peer.peer_info() {
+            Some(info) => (
+                info.client_info.name.clone(),
+                info.client_info.version.clone(),
+            ),
+            None => ("unknown".to_string(), "unknown".to_string()),
+        };
+        self.consent.first_mutation(&client, &version, name);
     }
 
     /// Calls a tool the server runs itself; `None` when `name` is not one.
@@ -145,8 +187,9 @@ impl ServerHandler for R1McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.note_consent(&request.name, &context);
         let args = request
             .arguments
             .map(serde_json::Value::Object)
@@ -190,11 +233,11 @@ pub type HttpService = StreamableHttpService<R1McpServer, NeverSessionManager>;
 /// mount this only behind that perimeter.
 /// `caps` is asked on every request, so the daemon's `[mcp] caps` can change while it
 /// runs (a config reload).
-/// `cli` is what `r1_cli_invoke` runs (the daemon's own binary).
+/// `opts` holds the daemon's state directory and binary.
 pub fn http_service(
     api: Arc<dyn Api>,
     caps: Arc<dyn Fn() -> Caps + Send + Sync>,
-    cli: Option<CliRunner>,
+    opts: ServerOptions,
 ) -> HttpService {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
@@ -203,7 +246,7 @@ pub fn http_service(
         .disable_allowed_hosts()
         .disable_allowed_origins();
     StreamableHttpService::new(
-        move || Ok(R1McpServer::new(Arc::clone(&api), caps()).with_cli(cli.clone())),
+        move || Ok(R1McpServer::new(Arc::clone(&api), caps(), &opts, "http")),
         Arc::new(NeverSessionManager::default()),
         config,
     )

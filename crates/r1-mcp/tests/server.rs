@@ -466,8 +466,10 @@ async fn post(router: &axum::Router, body: Value) -> Value {
 #[tokio::test]
 async fn http_service_mounts_in_axum_and_answers_json_rpc() {
     let api: Arc<dyn Api> = Arc::new(Fake::default());
-    let router =
-        axum::Router::new().nest_service("/mcp", http_service(api, Arc::new(|| Caps::Read), None));
+    let router = axum::Router::new().nest_service(
+        "/mcp",
+        http_service(api, Arc::new(|| Caps::Read), Default::default()),
+    );
 
     let init = post(
         &router,

@@ -101,11 +101,11 @@ pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
         };
         tracing::info!(caps = caps.as_str(), "serving MCP on stdio");
         // `r1_cli_invoke` runs this very binary, on the same state directory.
-        let cli = std::env::current_exe().ok().map(|exe| r1_mcp::CliRunner {
-            exe,
-            home: home.to_path_buf(),
-        });
-        let server = r1_mcp::R1McpServer::new(Arc::new(client), caps).with_cli(cli);
+        let opts = r1_mcp::ServerOptions {
+            home: Some(home.to_path_buf()),
+            cli: std::env::current_exe().ok(),
+        };
+        let server = r1_mcp::R1McpServer::new(Arc::new(client), caps, &opts, "stdio");
         match r1_mcp::serve_stdio(server).await {
             Ok(()) => 0,
             Err(e) => {

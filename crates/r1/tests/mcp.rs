@@ -100,7 +100,7 @@ fn args(v: Value) -> serde_json::Map<String, Value> {
 
 /// Calls a tool and returns its envelope, checking that the text item carries the same
 /// envelope as `structuredContent` and that `isError` agrees with `ok`.
-async fn call(client: &RunningService<RoleClient, ()>, name: &str, a: Value) -> Value {
+async fn call(client: &rmcp::service::Peer<RoleClient>, name: &str, a: Value) -> Value {
     let result: CallToolResult = client
         .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args(a)))
         .await
@@ -129,6 +129,76 @@ fn is_wire_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Under `--caps write`, a connection's first mutating call writes one consent line,
+/// naming the client from its `initialize` and the tool, to stderr and to
+/// `$R1_HOME/logs/consent.log`; read calls and later mutations write none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_mutating_call_writes_one_consent_line() {
+    use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+    use tokio::io::AsyncReadExt;
+
+    let home = Home::new();
+    let log = home.path.join("logs/consent.log");
+    let cmd = tokio::process::Command::new(bin()).configure(|c| {
+        c.args(["mcp", "serve", "--caps", "write"])
+            .env("R1_HOME", &home.path)
+            .env_remove("R1_LOG");
+    });
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.unwrap();
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("consent-probe", "7.1.2"),
+    );
+    let client = info.serve(transport).await.unwrap();
+
+    let listed = call(&client, "r1_session_list", json!({})).await;
+    assert_eq!(listed["ok"], true, "{listed}");
+    assert!(!log.exists(), "a read call wrote a consent line");
+    let workdir = home.workdir();
+    let started = call(&client, "r1_session_start", json!({"workdir": workdir})).await;
+    assert_eq!(started["ok"], true, "{started}");
+    let id = started["data"]["id"].as_str().unwrap().to_string();
+    let again = call(&client, "r1_session_cancel", json!({"session_id": id})).await;
+    assert_eq!(again["ok"], true, "{again}");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    for needle in [
+        "\"consent-probe\"",
+        "\"7.1.2\"",
+        "r1_session_start",
+        "stdio",
+    ] {
+        assert!(lines[0].contains(needle), "{needle} not in {text}");
+    }
+    client.cancel().await.unwrap();
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).await.unwrap();
+    assert_eq!(err.matches("consent: MCP client").count(), 1, "{err}");
+    assert!(
+        err.contains("\"consent-probe\"") && err.contains("r1_session_start"),
+        "{err}"
+    );
+
+    // A new connection consents anew.
+    let second = connect(&home, &["--caps", "write"]).await;
+    let cancelled = call(&second, "r1_session_cancel", json!({"session_id": id})).await;
+    assert_eq!(cancelled["ok"], true, "{cancelled}");
+    second.cancel().await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().contains("r1_session_cancel"),
+        "{text}"
+    );
+    home.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
