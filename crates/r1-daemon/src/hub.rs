@@ -607,6 +607,13 @@ impl Api for Hub {
             .await
     }
 
+    async fn session_debug_state(
+        &self,
+        p: SessionRef,
+    ) -> Result<r1_proto::SessionDebugState, ApiError> {
+        self.debug_state(&p.session_id).await
+    }
+
     async fn lanes_list(&self, p: SessionRef) -> Result<LaneList, ApiError> {
         self.lane_list(&p.session_id).await
     }

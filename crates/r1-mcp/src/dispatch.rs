@@ -49,13 +49,19 @@ pub async fn call_tool_result(
         return e.mcp_tool_result(fallback());
     };
     if !caps.allows_op(op) {
-        let e = ApiError::new(
-            ErrorCode::PermissionDenied,
+        let message = if op.capability == r1_proto::Capability::Debug {
+            format!(
+                "`{name}` is an introspection tool, and this server runs with --caps {}; \
+                 start it with `r1 mcp serve --caps debug` to allow it",
+                caps.as_str()
+            )
+        } else {
             format!(
                 "`{name}` changes state, and this server runs with read-only capabilities; \
                  start it with `r1 mcp serve --caps write` to allow it"
-            ),
-        );
+            )
+        };
+        let e = ApiError::new(ErrorCode::PermissionDenied, message);
         return e.mcp_tool_result(fallback());
     }
     let req = match Request::parse(op.method, args.clone()) {

@@ -31,32 +31,36 @@ pub enum Caps {
     /// Only the tools that change nothing are listed and callable (the default).
     #[default]
     Read,
-    /// Every tool is listed and callable.
+    /// Every tool but the introspection ones is listed and callable.
     Write,
+    /// Everything `Write` allows, plus the introspection tools
+    /// (`r1_session_debug_state`): for debugging r1 itself.
+    Debug,
 }
 
 impl Caps {
     /// Whether a tool that is (not) `mutating` is listed and callable.
     pub fn allows(self, mutating: bool) -> bool {
-        !mutating || self == Caps::Write
+        !mutating || self != Caps::Read
     }
 
     /// Whether the tool of `op` is listed and callable: read operations always,
-    /// write operations under [`Caps::Write`]; debug operations (none yet) never, as
-    /// there are no debug caps.
+    /// write operations under [`Caps::Write`] and [`Caps::Debug`], debug operations
+    /// under [`Caps::Debug`] only.
     pub fn allows_op(self, op: &r1_proto::OperationInfo) -> bool {
         match op.capability {
             r1_proto::Capability::Read => true,
-            r1_proto::Capability::Write => self == Caps::Write,
-            r1_proto::Capability::Debug => false,
+            r1_proto::Capability::Write => self != Caps::Read,
+            r1_proto::Capability::Debug => self == Caps::Debug,
         }
     }
 
-    /// The spelling in flags and config files: `read` or `write`.
+    /// The spelling in flags and config files: `read`, `write` or `debug`.
     pub fn as_str(self) -> &'static str {
         match self {
             Caps::Read => "read",
             Caps::Write => "write",
+            Caps::Debug => "debug",
         }
     }
 }
@@ -68,7 +72,10 @@ impl std::str::FromStr for Caps {
         match s {
             "read" => Ok(Caps::Read),
             "write" => Ok(Caps::Write),
-            other => Err(format!("unknown caps `{other}`: use `read` or `write`")),
+            "debug" => Ok(Caps::Debug),
+            other => Err(format!(
+                "unknown caps `{other}`: use `read`, `write` or `debug`"
+            )),
         }
     }
 }

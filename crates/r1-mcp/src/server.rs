@@ -163,10 +163,27 @@ impl ServerHandler for R1McpServer {
     fn get_info(&self) -> ServerConfig {
         let mut implementation = Implementation::new("r1", env!("CARGO_PKG_VERSION"));
         implementation.title = Some("r1 agent sessions".into());
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let mut capabilities = ServerCapabilities::builder().enable_tools().build();
+        // The caps this connection has, for clients that read capabilities rather
+        // than instructions: `{"r1/caps": {"level": "read" | "write" | "debug"}}`.
+        let mut level = serde_json::Map::new();
+        level.insert("level".into(), self.caps.as_str().into());
+        capabilities.experimental = Some([("r1/caps".to_string(), level)].into_iter().collect());
+        ServerConfig::new(capabilities)
             .with_server_info(implementation)
             .with_protocol_version(PROTOCOL)
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(format!(
+                "{INSTRUCTIONS} This server runs with --caps {}: {}",
+                self.caps.as_str(),
+                match self.caps {
+                    Caps::Read => "only the tools that change nothing are listed.",
+                    Caps::Write => "every tool but the introspection ones is listed.",
+                    Caps::Debug => {
+                        "every tool is listed, including the introspection tools \
+                         (r1_session_debug_state)."
+                    }
+                }
+            ))
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {

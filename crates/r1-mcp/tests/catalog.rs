@@ -22,7 +22,7 @@ fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
     assert_eq!(tools.len(), 32);
     for t in &tools {
         assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
-        assert_eq!(t.alias, t.name.replace('_', "."), "alias of {}", t.name);
+        assert_eq!(t.alias.replace('.', "_"), t.name, "alias of {}", t.name);
         assert_eq!(t.output_schema["type"], "object", "{}", t.name);
         assert!(
             t.output_schema["properties"]["data"].is_object(),
@@ -70,6 +70,23 @@ fn read_caps_hide_the_mutating_tools() {
 }
 
 #[test]
+fn debug_caps_add_the_introspection_tools() {
+    let debug: Vec<_> = catalog(Caps::Debug).into_iter().map(|t| t.name).collect();
+    let write: Vec<_> = catalog(Caps::Write).into_iter().map(|t| t.name).collect();
+    assert_eq!(debug.len(), write.len() + 1, "{debug:?}");
+    assert!(debug.contains(&"r1_session_debug_state"), "{debug:?}");
+    assert!(!write.contains(&"r1_session_debug_state"), "{write:?}");
+    assert!(write.iter().all(|n| debug.contains(n)));
+    let t = catalog(Caps::Debug)
+        .into_iter()
+        .find(|t| t.name == "r1_session_debug_state")
+        .unwrap();
+    assert!(t.debug && t.hints.read_only && !t.mutating);
+    assert_eq!(t.alias, "r1.session.debug_state");
+    assert_eq!("debug".parse::<Caps>(), Ok(Caps::Debug));
+}
+
+#[test]
 fn non_idempotent_tools_say_so() {
     for t in catalog(Caps::Write) {
         if t.mutating && !t.hints.idempotent {
@@ -109,7 +126,7 @@ fn input_schemas_describe_required_fields() {
 #[test]
 fn committed_catalog_page_matches_the_tools() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/AGENTIC-API-CATALOG.md");
-    let generated = print_tools(Caps::Write, true);
+    let generated = print_tools(Caps::Debug, true);
     if std::env::var_os("R1_BLESS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }

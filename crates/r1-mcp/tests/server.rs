@@ -94,6 +94,12 @@ impl Api for Fake {
     async fn handshake(&self, _: EmptyParams) -> Result<Handshake, ApiError> {
         unsupported()
     }
+    async fn session_debug_state(
+        &self,
+        _: SessionRef,
+    ) -> Result<r1_proto::SessionDebugState, ApiError> {
+        unsupported()
+    }
     async fn health(&self, _: EmptyParams) -> Result<Health, ApiError> {
         unsupported()
     }

@@ -30,7 +30,8 @@ enum McpVerb {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// What the client may do: `read` lists and allows only the tools that change
-    /// nothing; `write` also allows starting sessions, sending, cancelling, approving.
+    /// nothing; `write` also allows starting sessions, sending, cancelling, approving;
+    /// `debug` adds the introspection tools (`r1_session_debug_state`).
     #[arg(long, value_enum, default_value_t = CapsArg::Read)]
     caps: CapsArg,
     /// Print the catalog (names, descriptions, input schemas) and exit.
@@ -45,6 +46,7 @@ pub struct ServeArgs {
 enum CapsArg {
     Read,
     Write,
+    Debug,
 }
 
 impl From<CapsArg> for Caps {
@@ -52,6 +54,7 @@ impl From<CapsArg> for Caps {
         match c {
             CapsArg::Read => Caps::Read,
             CapsArg::Write => Caps::Write,
+            CapsArg::Debug => Caps::Debug,
         }
     }
 }

@@ -201,6 +201,70 @@ async fn first_mutating_call_writes_one_consent_line() {
     home.shutdown();
 }
 
+/// `--caps debug` is reported in `initialize` and adds `r1_session_debug_state`, the
+/// session actor's own view; without it the tool is neither listed nor callable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_caps_unlock_the_actor_state() {
+    let home = Home::new();
+    let writer = connect(&home, &["--caps", "write"]).await;
+    let info = writer.peer_info().unwrap();
+    assert_eq!(
+        info.capabilities.experimental.as_ref().unwrap()["r1/caps"]["level"],
+        "write"
+    );
+    assert!(!tool_names(&writer)
+        .await
+        .contains(&"r1_session_debug_state".to_string()));
+    let started = call(
+        &writer,
+        "r1_session_start",
+        json!({"workdir": home.workdir(), "engine": "echo"}),
+    )
+    .await;
+    let id = started["data"]["id"].as_str().unwrap().to_string();
+    let denied = call(&writer, "r1_session_debug_state", json!({"session_id": id})).await;
+    assert_eq!(denied["error_code"], "permission_denied", "{denied}");
+    assert!(
+        denied["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("--caps debug"),
+        "{denied}"
+    );
+    writer.cancel().await.unwrap();
+
+    let debug = connect(&home, &["--caps", "debug"]).await;
+    let info = debug.peer_info().unwrap();
+    assert_eq!(
+        info.capabilities.experimental.as_ref().unwrap()["r1/caps"]["level"],
+        "debug"
+    );
+    assert!(
+        info.instructions.as_ref().unwrap().contains("--caps debug"),
+        "{:?}",
+        info.instructions
+    );
+    let names = tool_names(&debug).await;
+    assert_eq!(names.len(), 33, "{names:?}");
+    assert!(names.contains(&"r1_session_debug_state".to_string()));
+    let state = call(&debug, "r1.session.debug_state", json!({"session_id": id})).await;
+    assert_eq!(state["ok"], true, "{state}");
+    assert_eq!(state["data"]["session_id"], id, "{state}");
+    assert_eq!(state["data"]["state"], "idle", "{state}");
+    assert_eq!(state["data"]["turn_task"], false, "{state}");
+    assert!(state["data"]["last_seq"].as_u64().unwrap() >= 1, "{state}");
+    assert_eq!(state["data"]["queue"], json!([]), "{state}");
+    let missing = call(
+        &debug,
+        "r1_session_debug_state",
+        json!({"session_id": "ses_nope"}),
+    )
+    .await;
+    assert_eq!(missing["error_code"], "not_found", "{missing}");
+    debug.cancel().await.unwrap();
+    home.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_drives_sessions_over_stdio() {
     let home = Home::new();
@@ -356,7 +420,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
             "mcp",
             "serve",
             "--caps",
-            "write",
+            "debug",
             "--print-tools",
             "--markdown",
         ])
