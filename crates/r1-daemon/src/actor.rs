@@ -766,7 +766,17 @@ impl TurnSink for Sink<'_> {
     }
 
     async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError> {
-        match self.session.policy_for(&call.name) {
+        let mut policy = self.session.policy_for(&call.name);
+        // An untrusted MCP server's tools ask whatever the policy allows.
+        if policy == Policy::Allow
+            && self
+                .hub
+                .mcp_tool_always_asks(self.session, &call.name)
+                .await
+        {
+            policy = Policy::Ask;
+        }
+        match policy {
             Policy::Allow => Ok(Authorization::Allow),
             Policy::Deny => {
                 let reason = format!("the session's policy denies the tool {}", call.name);

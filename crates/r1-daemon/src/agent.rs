@@ -85,6 +85,24 @@ impl Hub {
         tools
     }
 
+    /// Whether `tool` belongs to an untrusted MCP server of the session, so that it
+    /// waits for an approval even when the policy allows it.
+    /// The server's trust is read from the session's pool (the tables it started
+    /// with) and from the config in force: untrusted in either asks.
+    pub(crate) async fn mcp_tool_always_asks(&self, s: &Session, tool: &str) -> bool {
+        let configured = tool.split_once("__").is_some_and(|(server, _)| {
+            self.config()
+                .mcp_servers
+                .iter()
+                .any(|c| c.name == server && c.trust == r1_engine::McpTrust::Untrusted)
+        });
+        configured
+            || match self.mcp_pool(s).await {
+                Some(pool) => pool.always_asks(tool),
+                None => false,
+            }
+    }
+
     async fn mcp_pool(&self, s: &Session) -> Option<Arc<r1_engine::McpPool>> {
         if self.config().mcp_servers.is_empty() {
             return None;
