@@ -118,8 +118,42 @@ pub fn catalog(caps: Caps) -> Vec<ToolInfo> {
 /// The tools the MCP server runs itself rather than through an operation: they act
 /// where the server runs (its own binary), not in the daemon.
 pub(crate) fn local_tools() -> Vec<ToolInfo> {
-    use crate::cli;
-    vec![ToolInfo {
+    use crate::{cli, subscribe};
+    let subscribe = ToolInfo {
+        name: subscribe::NAME,
+        alias: subscribe::ALIAS,
+        title: "Subscribe to a session's lanes",
+        description: format!(
+            "Stream a session's lane events (`lane.created`, `lane.delta`, `lane.status`, \
+             `lane.killed`, and the main lane's `session.delta`) from `since_seq` as MCP \
+             progress notifications: call it with `_meta.progressToken`. Events are \
+             coalesced to at most {} notifications a second (consecutive deltas of a lane \
+             merged); each notification's `message` is JSON `{{\"next_seq\", \"events\": \
+             [{{lane, kind, seq, to_seq, text | data}}]}}`, at most {} bytes of events. The \
+             call ends when the session's turn ends, when the session ends or after \
+             `max_duration_ms` (default {}), and answers `next_seq` to continue from. A \
+             client that takes no notification for {} s is dropped (`timeout`). Read-only.",
+            subscribe::RATE_HZ,
+            subscribe::MAX_BATCH_BYTES,
+            subscribe::DEFAULT_MAX_DURATION_MS,
+            subscribe::SEND_GRACE.as_secs(),
+        ),
+        input_schema: tool_schema(r1_proto::schema::strict_schema_for::<
+            subscribe::LanesSubscribeParams,
+        >()),
+        output_schema: output_schema(r1_proto::schema::strict_output_schema_for::<
+            subscribe::LanesSubscribeResult,
+        >()),
+        hints: ToolHints {
+            read_only: true,
+            idempotent: true,
+            destructive: false,
+        },
+        mutating: false,
+        debug: false,
+        operation: None,
+    };
+    let cli = ToolInfo {
         name: cli::NAME,
         alias: cli::ALIAS,
         title: "Run the r1 CLI",
@@ -148,7 +182,8 @@ pub(crate) fn local_tools() -> Vec<ToolInfo> {
         mutating: true,
         debug: false,
         operation: None,
-    }]
+    };
+    vec![subscribe, cli]
 }
 
 /// The tool of `op`, if it has one.

@@ -15,11 +15,16 @@ mod consent;
 mod dispatch;
 mod legacy;
 mod server;
+mod subscribe;
 
 pub use catalog::{catalog, print_tools, ToolHints, ToolInfo};
 pub use cli::{CliInvokeParams, CliInvokeResult, CliRunner, ALLOWED_CTL_VERBS, ALLOWED_VERBS};
 pub use dispatch::{call_tool, call_tool_result};
 pub use server::{http_service, serve_stdio, HttpService, R1McpServer, ServerOptions};
+pub use subscribe::{
+    LanesSubscribeParams, LanesSubscribeResult, SubscriptionEnd, MAX_BATCH_BYTES, RATE_HZ,
+    SEND_GRACE,
+};
 
 /// The MCP protocol revision the server advertises.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 use crate::cli::{self, CliInvokeParams, CliRunner};
 use crate::consent::Consent;
+use crate::subscribe;
 use crate::{call_tool_result, catalog, Caps, McpError, ToolInfo};
 
 /// The MCP protocol revision this server implements and advertises.
@@ -81,6 +82,9 @@ impl R1McpServer {
 
     /// Writes the consent line if `name` is this connection's first mutating call.
     fn note_consent(&self, name: &str, context: &RequestContext<RoleServer>) {
+        if name == subscribe::NAME || name == subscribe::ALIAS {
+            return;
+        }
         let mutating = if name == cli::NAME || name == cli::ALIAS {
             self.caps.allows(true)
         } else {
@@ -100,39 +104,36 @@ impl R1McpServer {
     }
 
     /// Calls a tool the server runs itself; `None` when `name` is not one.
-    async fn call_local(&self, name: &str, args: serde_json::Value) -> Option<serde_json::Value> {
-        if name != cli::NAME && name != cli::ALIAS {
+    async fn call_local(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<serde_json::Value> {
+        let wire = if name == cli::NAME || name == cli::ALIAS {
+            cli::NAME
+        } else if name == subscribe::NAME || name == subscribe::ALIAS {
+            subscribe::NAME
+        } else {
             return None;
-        }
+        };
         let links = Links {
-            self_link: format!("/mcp/tools/{}", cli::NAME),
+            self_link: format!("/mcp/tools/{wire}"),
             related: Vec::new(),
             deprecations: Vec::new(),
         };
-        let result = async {
-            if !self.caps.allows(true) {
-                return Err(ApiError::new(
-                    ErrorCode::PermissionDenied,
-                    format!(
-                        "`{name}` runs commands, and this server runs with read-only \
-                         capabilities; start it with `r1 mcp serve --caps write` to allow it"
-                    ),
-                ));
-            }
-            let params: CliInvokeParams = serde_json::from_value(match args {
-                serde_json::Value::Null => serde_json::json!({}),
-                a => a,
-            })
-            .map_err(|e| ApiError::validation(format!("invalid arguments for `{name}`: {e}")))?;
-            let runner = self.cli.as_ref().ok_or_else(|| {
-                ApiError::conflict(
-                    "this MCP server has no r1 binary to run (an embedded daemon); \
-                     use `r1 mcp serve` or the `/mcp` endpoint of `r1 serve`",
-                )
-            })?;
-            runner.invoke(params).await
-        }
-        .await;
+        let args = match args {
+            serde_json::Value::Null => serde_json::json!({}),
+            a => a,
+        };
+        let invalid = |e: serde_json::Error| {
+            ApiError::validation(format!("invalid arguments for `{name}`: {e}"))
+        };
+        let result = if wire == cli::NAME {
+            self.cli_invoke(name, args, invalid).await
+        } else {
+            self.lanes_subscribe(name, args, invalid, context).await
+        };
         Some(match result {
             Ok(data) => {
                 let env = serde_json::json!({"ok": true, "links": links, "data": data});
@@ -144,6 +145,77 @@ impl R1McpServer {
             }
             Err(e) => e.mcp_tool_result(links),
         })
+    }
+
+    async fn cli_invoke(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+        invalid: impl Fn(serde_json::Error) -> ApiError,
+    ) -> Result<serde_json::Value, ApiError> {
+        if !self.caps.allows(true) {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "`{name}` runs commands, and this server runs with read-only \
+                     capabilities; start it with `r1 mcp serve --caps write` to allow it"
+                ),
+            ));
+        }
+        let params: CliInvokeParams = serde_json::from_value(args).map_err(invalid)?;
+        let runner = self.cli.as_ref().ok_or_else(|| {
+            ApiError::conflict(
+                "this MCP server has no r1 binary to run (an embedded daemon); \
+                 use `r1 mcp serve` or the `/mcp` endpoint of `r1 serve`",
+            )
+        })?;
+        to_value(runner.invoke(params).await?)
+    }
+
+    async fn lanes_subscribe(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+        invalid: impl Fn(serde_json::Error) -> ApiError,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let params: subscribe::LanesSubscribeParams =
+            serde_json::from_value(args).map_err(invalid)?;
+        let Some(token) = context.meta.get_progress_token() else {
+            return Err(ApiError::validation(format!(
+                "`{name}` streams lane events as progress notifications: call it with \
+                 `_meta.progressToken` (MCP SDKs set it when you pass a progress handler)"
+            )));
+        };
+        let sink = Progress {
+            peer: context.peer.clone(),
+            token,
+        };
+        to_value(subscribe::run(self.api.as_ref(), params, &sink, &context.ct).await?)
+    }
+}
+
+fn to_value(v: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v)
+        .map_err(|e| ApiError::internal(format!("cannot encode the result: {e}")))
+}
+
+/// The progress notifications of one `r1_lanes_subscribe` call.
+struct Progress {
+    peer: rmcp::Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+}
+
+impl subscribe::ProgressSink for Progress {
+    async fn send(&self, n: u64, message: String) -> Result<(), String> {
+        #[allow(clippy::cast_precision_loss)]
+        // `n` counts notifications: far below 2^53, so exact as f64.
+        let mut param = rmcp::model::ProgressNotificationParam::new(self.token.clone(), n as f64);
+        param.message = Some(message);
+        self.peer
+            .notify_progress(param)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -213,7 +285,7 @@ impl ServerHandler for R1McpServer {
             .unwrap_or(serde_json::Value::Null);
         // A failed call is still a tool result (`isError`), not a protocol error, so the
         // agent reads the envelope and its error code.
-        let result = match self.call_local(&request.name, args.clone()).await {
+        let result = match self.call_local(&request.name, args.clone(), &context).await {
             Some(result) => result,
             None => call_tool_result(self.api.as_ref(), self.caps, &request.name, args).await,
         };
