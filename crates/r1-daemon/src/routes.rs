@@ -72,6 +72,7 @@ fn base(hub: Hub) -> Router {
                 r1_mcp::ServerOptions {
                     home: Some(hub.state().root().to_path_buf()),
                     cli: hub.info().cli.clone(),
+                    shutdown: hub.shutdown_token().clone(),
                 },
             ),
         )

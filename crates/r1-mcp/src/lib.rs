@@ -14,6 +14,8 @@ mod cli;
 mod consent;
 mod dispatch;
 mod legacy;
+mod logging;
+mod resources;
 mod server;
 mod subscribe;
 

@@ -107,6 +107,7 @@ pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
         let opts = r1_mcp::ServerOptions {
             home: Some(home.to_path_buf()),
             cli: std::env::current_exe().ok(),
+            ..r1_mcp::ServerOptions::default()
         };
         let server = r1_mcp::R1McpServer::new(Arc::new(client), caps, &opts, "stdio");
         match r1_mcp::serve_stdio(server).await {

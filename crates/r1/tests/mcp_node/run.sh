@@ -40,4 +40,4 @@ fi
 export R1_BIN
 
 cd "$here"
-exec node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs
+exec node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs resources.test.mjs
