@@ -7,7 +7,15 @@
 //! the dotted names (`r1.session.start`) are accepted as aliases on `tools/call`. Every
 //! result is the envelope `{ok, data | error_code + error_message, links}`, returned as
 //! `structuredContent` and as a JSON text item. [`Caps::Read`] lists and allows only
-//! the tools that change nothing.
+//! the tools that change nothing; [`Caps::Write`] adds the mutating ones and
+//! [`Caps::Debug`] the introspection ones.
+//!
+//! Two tools are the server's own rather than operations: `r1_lanes_subscribe`
+//! (`subscribe`: lane events as coalesced progress notifications) and `r1_cli_invoke`
+//! (`cli`: r1's own CLI, allowlisted verbs only). Beyond tools: sessions as resources
+//! with subscriptions and argument completion (`resources`), the daemon's log lines
+//! about a connection's sessions as `notifications/message` (`logging`), and one
+//! consent line per connection on its first mutating call (`consent`).
 
 mod catalog;
 mod cli;
