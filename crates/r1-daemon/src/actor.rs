@@ -143,6 +143,11 @@ pub enum Msg {
         /// conversation it started from when a compaction replaced it.
         ended: Box<TurnResult>,
     },
+    /// `session.debug_state`: the actor's view of itself, read between two commands.
+    Debug {
+        /// The answer.
+        reply: oneshot::Sender<r1_proto::SessionDebugState>,
+    },
     /// The daemon stops: pause (durably) and stop the session's child processes.
     Shutdown {
         /// Why, as journaled in `session.paused`: `daemon shutdown`, or `upgrade` when
@@ -209,6 +214,72 @@ struct Actor {
 }
 
 impl Actor {
+    /// What `session.debug_state` shows: the core and the task's bookkeeping, read
+    /// only, with `inbox` commands waiting behind this one.
+    fn debug_state(&self, inbox: usize) -> r1_proto::SessionDebugState {
+        use r1_proto::{DebugApproval, DebugLane, DebugQueued};
+        let core = &self.core;
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let mut waiters: Vec<String> = self.waiters.keys().cloned().collect();
+        waiters.sort();
+        r1_proto::SessionDebugState {
+            session_id: self
+                .session
+                .upgrade()
+                .map(|s| s.id.clone())
+                .unwrap_or_default(),
+            state: core.state,
+            last_seq: core.last_seq,
+            reattachable: core.reattachable,
+            error: core.error.clone(),
+            paused_reason: core.paused_reason.clone(),
+            turn_message_id: core.turn.clone(),
+            turn_task: self.turn.is_some(),
+            stopping: core.stopping.as_ref().map(|s| match s {
+                Stop::Cancel => "cancel".to_string(),
+                Stop::Pause(why) => format!("pause: {why}"),
+                Stop::Kill => "kill".to_string(),
+            }),
+            queue: core
+                .queue
+                .iter()
+                .map(|q| DebugQueued {
+                    message_id: q.message_id.clone(),
+                    text_bytes: count(q.text.as_ref().map_or(0, String::len)),
+                    resume_tool: q.resume.as_ref().map(|(call, _)| call.name.clone()),
+                })
+                .collect(),
+            approvals: core
+                .approvals
+                .iter()
+                .map(|a| DebugApproval {
+                    id: a.id.clone(),
+                    tool: a.call.name.clone(),
+                    message_id: a.message_id.clone(),
+                    status: a.status.clone(),
+                })
+                .collect(),
+            lanes: core
+                .lanes
+                .iter()
+                .map(|l| DebugLane {
+                    lane: l.lane.clone(),
+                    tool: l.tool.clone(),
+                    status: l.status.as_str().to_string(),
+                    pinned: l.pinned,
+                    created_seq: l.created_seq,
+                    killable: self.lane_tokens.contains_key(&l.lane),
+                })
+                .collect(),
+            idempotency_keys: count(core.idem.count()),
+            history_messages: count(self.history.len()),
+            approval_waiters: waiters,
+            turn_end_waiters: count(self.after_turn.len()),
+            pending_turn_end: self.pending_end.as_ref().map(|e| format!("{e:?}")),
+            inbox: count(inbox),
+        }
+    }
+
     async fn run(mut self, rx: flume::Receiver<Msg>) {
         loop {
             let retry = self.pending_end.is_some();
@@ -286,6 +357,9 @@ impl Actor {
                     trim_history(&mut self.history);
                     self.pending_end = Some(end);
                     Box::pin(self.journal_turn_end()).await;
+                }
+                Msg::Debug { reply } => {
+                    let _ = reply.send(self.debug_state(rx.len()));
                 }
                 Msg::Shutdown { reason, reply } => Box::pin(self.shutdown(reason, reply)).await,
             }
@@ -758,7 +832,17 @@ impl TurnSink for Sink<'_> {
     }
 
     async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError> {
-        match self.session.policy_for(&call.name) {
+        let mut policy = self.session.policy_for(&call.name);
+        // An untrusted MCP server's tools ask whatever the policy allows.
+        if policy == Policy::Allow
+            && self
+                .hub
+                .mcp_tool_always_asks(self.session, &call.name)
+                .await
+        {
+            policy = Policy::Ask;
+        }
+        match policy {
             Policy::Allow => Ok(Authorization::Allow),
             Policy::Deny => {
                 let reason = format!("the session's policy denies the tool {}", call.name);

@@ -18,6 +18,9 @@ use crate::Hub;
 
 /// How long `lanes.kill` waits for the killed lane to report its end.
 const LANE_KILL_WAIT: Duration = Duration::from_secs(1);
+/// How long `session.debug_state` waits for the actor: it answers between commands, and
+/// a command waits at most for one journal batch.
+const DEBUG_WAIT: Duration = Duration::from_secs(5);
 
 impl Session {
     /// The policy for `tool` in this session: a decision a client asked to remember,
@@ -96,6 +99,24 @@ impl Hub {
         tools
     }
 
+    /// Whether `tool` belongs to an untrusted MCP server of the session, so that it
+    /// waits for an approval even when the policy allows it.
+    /// The server's trust is read from the session's pool (the tables it started
+    /// with) and from the config in force: untrusted in either asks.
+    pub(crate) async fn mcp_tool_always_asks(&self, s: &Session, tool: &str) -> bool {
+        let configured = tool.split_once("__").is_some_and(|(server, _)| {
+            self.config()
+                .mcp_servers
+                .iter()
+                .any(|c| c.name == server && c.trust == r1_engine::McpTrust::Untrusted)
+        });
+        configured
+            || match self.mcp_pool(s).await {
+                Some(pool) => pool.always_asks(tool),
+                None => false,
+            }
+    }
+
     async fn mcp_pool(&self, s: &Session) -> Option<Arc<r1_engine::McpPool>> {
         if self.config().mcp_servers.is_empty() {
             return None;
@@ -167,6 +188,31 @@ impl Hub {
     pub async fn lane_list(&self, id: &str) -> Result<LaneList, ApiError> {
         let s = self.session(id)?;
         Ok(lanes_of(&s))
+    }
+
+    /// `session.debug_state`: asks the session's actor for its view of itself; it
+    /// answers between two commands, so a wait longer than [`DEBUG_WAIT`] (a journal
+    /// write stuck on a slow disk) is a `timeout`.
+    pub async fn debug_state(&self, id: &str) -> Result<r1_proto::SessionDebugState, ApiError> {
+        let s = self.session(id)?;
+        s.journal()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || ApiError::conflict(format!("session {id} is not running"));
+        let ask = async {
+            s.tx.send_async(crate::actor::Msg::Debug { reply })
+                .await
+                .map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())
+        };
+        tokio::time::timeout(DEBUG_WAIT, ask).await.map_err(|_| {
+            ApiError::new(
+                r1_proto::ErrorCode::Timeout,
+                format!(
+                    "the actor of session {id} did not answer within {} s",
+                    DEBUG_WAIT.as_secs()
+                ),
+            )
+        })?
     }
 
     /// `lanes.kill`: kills the lane's process group; killing a finished lane is ok. It

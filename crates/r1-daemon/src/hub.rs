@@ -42,6 +42,9 @@ pub struct DaemonInfo {
     pub exe: Option<String>,
     /// That binary's build id (`<bytes>-<mtime ns>`), as it was at start.
     pub build_id: Option<String>,
+    /// The r1 CLI binary `/mcp`'s `r1_cli_invoke` runs (`ServeOptions::cli`); not in
+    /// the registration.
+    pub cli: Option<std::path::PathBuf>,
 }
 
 impl DaemonInfo {
@@ -607,6 +610,13 @@ impl Api for Hub {
             p.remember,
         )
         .await
+    }
+
+    async fn session_debug_state(
+        &self,
+        p: SessionRef,
+    ) -> Result<r1_proto::SessionDebugState, ApiError> {
+        self.debug_state(&p.session_id).await
     }
 
     async fn lanes_list(&self, p: SessionRef) -> Result<LaneList, ApiError> {

@@ -63,10 +63,18 @@ fn base(hub: Hub) -> Router {
     router
         .nest_service(
             "/mcp",
-            r1_mcp::http_service(std::sync::Arc::new(hub.clone()), {
-                let hub = hub.clone();
-                std::sync::Arc::new(move || hub.config().mcp.caps)
-            }),
+            r1_mcp::http_service(
+                std::sync::Arc::new(hub.clone()),
+                {
+                    let hub = hub.clone();
+                    std::sync::Arc::new(move || hub.config().mcp.caps)
+                },
+                r1_mcp::ServerOptions {
+                    home: Some(hub.state().root().to_path_buf()),
+                    cli: hub.info().cli.clone(),
+                    shutdown: hub.shutdown_token().clone(),
+                },
+            ),
         )
         .route_layer(middleware::from_fn_with_state(hub.clone(), metrics::track))
         .fallback(fallback_or_asset)

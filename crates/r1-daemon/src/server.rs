@@ -41,6 +41,10 @@ pub struct ServeOptions {
     /// daemon's life. With it the daemon can hand over to a new binary (`r1 ctl
     /// restart`), which must take the lock; without it a restart is refused.
     pub lock: Option<std::sync::Arc<std::fs::File>>,
+    /// The r1 binary that `/mcp`'s `r1_cli_invoke` runs (`r1 serve` passes its own);
+    /// `None` for a daemon embedded in another program, whose own binary is not r1's
+    /// CLI: the tool then answers `conflict`.
+    pub cli: Option<PathBuf>,
 }
 
 /// The unix listener, accepting only peers running as this daemon's uid.
@@ -164,6 +168,7 @@ pub async fn serve_with(
         sock: sock_path.display().to_string(),
         exe: exe.as_ref().map(|p| p.display().to_string()),
         build_id: running_image.as_deref().and_then(crate::restart::build_id),
+        cli: opts.cli.clone(),
     };
     let hub = Hub::new(
         info.clone(),

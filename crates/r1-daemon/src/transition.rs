@@ -162,6 +162,11 @@ pub struct IdemKeys {
 }
 
 impl IdemKeys {
+    /// How many keys are remembered.
+    pub fn count(&self) -> usize {
+        self.order.len()
+    }
+
     /// The message and seq first sent with `key`, if it is remembered.
     pub fn get(&self, key: &str) -> Option<&(String, u64)> {
         self.map.get(key)

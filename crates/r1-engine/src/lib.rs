@@ -19,7 +19,7 @@ pub mod verify;
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use echo::EchoProvider;
 pub use exec::{ExecAdapter, ExecConfig, ExecProvider};
-pub use mcp::{validate_mcp_servers, McpPool, McpServerConfig, McpTransport};
+pub use mcp::{validate_mcp_servers, McpPool, McpServerConfig, McpTransport, McpTrust};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use retry::RetryPolicy;
 pub use sandbox::{probe_sandbox, sandbox_enabled, Protected, SandboxEnforcement, SandboxStatus};

@@ -86,6 +86,20 @@ pub enum McpTransport {
     Http,
 }
 
+/// Whether a session's policy may let an MCP server's tools run without asking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum McpTrust {
+    /// Its tools follow the session's policy like the built-in ones (default `ask`; a
+    /// policy of `allow` runs them without asking).
+    Trusted,
+    /// Its tools always wait for an approval, whatever the session's policy says
+    /// (`allow` is read as `ask`; `deny` still denies). The default: a server's tools
+    /// and their descriptions come from outside r1.
+    #[default]
+    Untrusted,
+}
+
 /// One `[[mcp_servers]]` table of `daemon.toml`: an MCP server whose tools the sessions
 /// may call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +130,10 @@ pub struct McpServerConfig {
     /// (within the timeout) for one to finish.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
+    /// `untrusted` (default): every call of its tools waits for an approval, even
+    /// under a policy that allows them; `trusted`: the session's policy decides.
+    #[serde(default)]
+    pub trust: McpTrust,
 }
 
 impl McpServerConfig {
@@ -331,6 +349,13 @@ impl McpPool {
     /// configured server.
     pub fn owns(&self, name: &str) -> bool {
         self.route(name).is_some()
+    }
+
+    /// Whether `name` is a tool of an untrusted server of this pool, whose calls wait
+    /// for an approval whatever the session's policy.
+    pub fn always_asks(&self, name: &str) -> bool {
+        self.route(name)
+            .is_some_and(|(server, _)| server.config.trust == McpTrust::Untrusted)
     }
 
     /// Calls the MCP tool `<server>__<tool>`, starting its server if need be. Never

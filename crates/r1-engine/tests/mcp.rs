@@ -43,6 +43,7 @@ fn stdio(name: &str, command: &str, args: &[&str], timeout_s: u64) -> McpServerC
         auth_env: None,
         timeout_s,
         max_concurrent: 4,
+        trust: r1_engine::McpTrust::Trusted,
     }
 }
 
@@ -56,6 +57,7 @@ fn http(name: &str, url: &str) -> McpServerConfig {
         auth_env: None,
         timeout_s: 5,
         max_concurrent: 4,
+        trust: r1_engine::McpTrust::Trusted,
     }
 }
 
@@ -439,6 +441,29 @@ fn config_defaults_and_the_timeout_alias() {
     assert_eq!(config.timeout_s, 30);
     assert_eq!(config.max_concurrent, 4);
     assert!(config.args.is_empty());
+    // Untrusted unless the table says otherwise: its tools always ask.
+    assert_eq!(config.trust, r1_engine::McpTrust::Untrusted);
+    let pool = r1_engine::McpPool::new(
+        vec![config.clone(), {
+            let mut t = config.clone();
+            t.name = "mine".into();
+            t.trust = r1_engine::McpTrust::Trusted;
+            t
+        }],
+        std::env::temp_dir(),
+    );
+    assert!(pool.always_asks("fs__read"));
+    assert!(!pool.always_asks("mine__read"));
+    assert!(!pool.always_asks("read_file"));
+    let trusted: McpServerConfig = serde_json::from_value(json!({
+        "name": "fs", "transport": "stdio", "command": "mcp-fs", "trust": "trusted",
+    }))
+    .unwrap();
+    assert_eq!(trusted.trust, r1_engine::McpTrust::Trusted);
+    assert!(serde_json::from_value::<McpServerConfig>(json!({
+        "name": "fs", "transport": "stdio", "command": "mcp-fs", "trust": "maybe",
+    }))
+    .is_err());
 
     let config: McpServerConfig = serde_json::from_value(json!({
         "name": "gh", "transport": "http", "url": "https://example.com/mcp",

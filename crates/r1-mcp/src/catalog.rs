@@ -40,8 +40,11 @@ pub struct ToolInfo {
     pub hints: ToolHints,
     /// True when the tool changes state; such tools need [`Caps::Write`].
     pub mutating: bool,
-    /// The catalog operation the tool calls.
-    pub operation: &'static OperationInfo,
+    /// True for an introspection tool, listed only under [`Caps::Debug`].
+    pub debug: bool,
+    /// The catalog operation the tool calls; `None` for the tools the MCP server runs
+    /// itself (`r1_cli_invoke`).
+    pub operation: Option<&'static OperationInfo>,
 }
 
 /// `schema` as the root of a tool schema: no `$schema`, no Rust type name or doc (the
@@ -97,13 +100,90 @@ fn output_schema(result: Value) -> Map<String, Value> {
 }
 
 /// The tools a server running with `caps` lists and allows: under [`Caps::Read`] only
-/// the non-mutating ones, under [`Caps::Write`] all of them.
+/// the non-mutating ones, under [`Caps::Write`] all of them. The catalog's operations
+/// come first, then the tools the server runs itself.
 pub fn catalog(caps: Caps) -> Vec<ToolInfo> {
     OPERATIONS
         .iter()
         .filter(|op| caps.allows_op(op))
         .filter_map(info)
+        .chain(
+            local_tools()
+                .into_iter()
+                .filter(|t| caps.allows(t.mutating)),
+        )
         .collect()
+}
+
+/// The tools the MCP server runs itself rather than through an operation: they act
+/// where the server runs (its own binary), not in the daemon.
+pub(crate) fn local_tools() -> Vec<ToolInfo> {
+    use crate::{cli, subscribe};
+    let subscribe = ToolInfo {
+        name: subscribe::NAME,
+        alias: subscribe::ALIAS,
+        title: "Subscribe to a session's lanes",
+        description: format!(
+            "Stream a session's lane events (`lane.created`, `lane.delta`, `lane.status`, \
+             `lane.killed`, and the main lane's `session.delta`) from `since_seq` as MCP \
+             progress notifications: call it with `_meta.progressToken`. Events are \
+             coalesced to at most {} notifications a second (consecutive deltas of a lane \
+             merged); each notification's `message` is JSON `{{\"next_seq\", \"events\": \
+             [{{lane, kind, seq, to_seq, text | data}}]}}`, at most {} bytes of events. The \
+             call ends when the session's turn ends, when the session ends or after \
+             `max_duration_ms` (default {}), and answers `next_seq` to continue from. A \
+             client that takes no notification for {} s is dropped (`timeout`). Read-only.",
+            subscribe::RATE_HZ,
+            subscribe::MAX_BATCH_BYTES,
+            subscribe::DEFAULT_MAX_DURATION_MS,
+            subscribe::SEND_GRACE.as_secs(),
+        ),
+        input_schema: tool_schema(r1_proto::schema::strict_schema_for::<
+            subscribe::LanesSubscribeParams,
+        >()),
+        output_schema: output_schema(r1_proto::schema::strict_output_schema_for::<
+            subscribe::LanesSubscribeResult,
+        >()),
+        hints: ToolHints {
+            read_only: true,
+            idempotent: true,
+            destructive: false,
+        },
+        mutating: false,
+        debug: false,
+        operation: None,
+    };
+    let cli = ToolInfo {
+        name: cli::NAME,
+        alias: cli::ALIAS,
+        title: "Run the r1 CLI",
+        description: format!(
+            "Run r1's own command line, e.g. `args: [\"ctl\", \"sessions\", \"list\", \"--json\"]`, \
+             in `workdir`, and return its exit code, stdout and stderr (each cut at {} bytes, \
+             with a marker line). It is not a shell: the program is always r1, `args[0]` must \
+             be one of {}, a `ctl` verb one of {}, and `--home` is refused. The command is \
+             killed after `timeout_sec` (default {}, at most {}). NOT idempotent: every call \
+             runs the command again.",
+            cli::MAX_OUTPUT_BYTES,
+            cli::ALLOWED_VERBS.join(", "),
+            cli::ALLOWED_CTL_VERBS.join(", "),
+            cli::DEFAULT_TIMEOUT_SEC,
+            cli::MAX_TIMEOUT_SEC,
+        ),
+        input_schema: tool_schema(r1_proto::schema::strict_schema_for::<cli::CliInvokeParams>()),
+        output_schema: output_schema(r1_proto::schema::strict_output_schema_for::<
+            cli::CliInvokeResult,
+        >()),
+        hints: ToolHints {
+            read_only: false,
+            idempotent: false,
+            destructive: false,
+        },
+        mutating: true,
+        debug: false,
+        operation: None,
+    };
+    vec![subscribe, cli]
 }
 
 /// The tool of `op`, if it has one.
@@ -122,7 +202,8 @@ pub(crate) fn info(op: &'static OperationInfo) -> Option<ToolInfo> {
             destructive: tool.destructive,
         },
         mutating: !op.read_only(),
-        operation: op,
+        debug: op.capability == r1_proto::Capability::Debug,
+        operation: Some(op),
     })
 }
 
@@ -160,7 +241,7 @@ pub fn print_tools(caps: Caps, markdown: bool) -> String {
     let mut out = String::new();
     out.push_str("# r1 agentic API catalog\n\n");
     out.push_str(
-        "<!-- Generated by `r1 mcp serve --caps write --print-tools --markdown`; do not edit.\n     \
+        "<!-- Generated by `r1 mcp serve --caps debug --print-tools --markdown`; do not edit.\n     \
          Regenerate with `R1_BLESS=1 cargo test -p r1-mcp --test catalog`; the tools come from\n     the operation catalog in crates/r1-proto/src/catalog.rs. -->\n\n",
     );
     out.push_str(
@@ -174,7 +255,8 @@ pub fn print_tools(caps: Caps, markdown: bool) -> String {
          `error_code` is one of `validation`, `not_found`, `conflict`, `append_only_violation`, \
          `permission_denied`, `budget_exceeded`, `timeout`, `crash_recovery`, `schema_version`, \
          `internal`. Under `--caps read` (the default) only the read-only tools are listed, and \
-         calling a mutating one answers `permission_denied`; `--caps write` enables them all. \
+         calling a mutating one answers `permission_denied`; `--caps write` enables them all \
+         but the introspection tools, which `--caps debug` adds. \
          The dotted names (`r1.session.start`, …) are accepted as aliases on `tools/call`.\n\n",
     );
     out.push_str("| Tool | Alias | Read-only | Idempotent | Destructive |\n");
@@ -194,7 +276,9 @@ pub fn print_tools(caps: Caps, markdown: bool) -> String {
     for t in &tools {
         out.push_str(&format!("\n## {}\n\n", t.name));
         out.push_str(&format!("**{}** (alias `{}`", t.title, t.alias));
-        out.push_str(if t.mutating {
+        out.push_str(if t.debug {
+            "; read-only introspection: needs `--caps debug`)\n\n"
+        } else if t.mutating {
             "; mutating: needs `--caps write`)\n\n"
         } else {
             "; read-only)\n\n"

@@ -49,13 +49,19 @@ pub async fn call_tool_result(
         return e.mcp_tool_result(fallback());
     };
     if !caps.allows_op(op) {
-        let e = ApiError::new(
-            ErrorCode::PermissionDenied,
+        let message = if op.capability == r1_proto::Capability::Debug {
+            format!(
+                "`{name}` is an introspection tool, and this server runs with --caps {}; \
+                 start it with `r1 mcp serve --caps debug` to allow it",
+                caps.as_str()
+            )
+        } else {
             format!(
                 "`{name}` changes state, and this server runs with read-only capabilities; \
                  start it with `r1 mcp serve --caps write` to allow it"
-            ),
-        );
+            )
+        };
+        let e = ApiError::new(ErrorCode::PermissionDenied, message);
         return e.mcp_tool_result(fallback());
     }
     let req = match Request::parse(op.method, args.clone()) {
@@ -78,6 +84,17 @@ pub async fn call_tool_result(
         }
         Err(e) => e.mcp_tool_result(with_note(links_of(op, &args, &Value::Null))),
     }
+}
+
+/// Whether calling the catalog tool `name` (wire name, alias or legacy name) under
+/// `caps` would run a mutating operation: it exists, changes state and `caps` allows
+/// it. The consent line is written for exactly these calls.
+pub(crate) fn allowed_mutation(caps: Caps, name: &str) -> bool {
+    let op = match crate::legacy::method_of(name) {
+        Some(method) => r1_proto::operation(method),
+        None => r1_proto::operation_for_tool(name),
+    };
+    op.is_some_and(|op| !op.read_only() && caps.allows_op(op))
 }
 
 fn links(self_link: String, related: Vec<String>) -> Links {

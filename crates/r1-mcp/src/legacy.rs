@@ -47,6 +47,12 @@ pub(crate) fn resolve(name: &str, args: &Value) -> Option<Result<Legacy, ApiErro
     }))
 }
 
+/// The method of the operation that replaces the legacy tool `name` (with or without
+/// `stoke_`); `None` when `name` is not a legacy tool.
+pub(crate) fn method_of(name: &str) -> Option<&'static str> {
+    replacement(name.strip_prefix("stoke_").unwrap_or(name)).map(|(method, _)| method)
+}
+
 /// The operation (method, tool alias) that replaces the legacy tool `bare`.
 fn replacement(bare: &str) -> Option<(&'static str, &'static str)> {
     Some(match bare {

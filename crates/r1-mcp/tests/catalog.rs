@@ -19,10 +19,10 @@ fn is_wire_name(name: &str) -> bool {
 #[test]
 fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
     let tools = catalog(Caps::Write);
-    assert_eq!(tools.len(), 31);
+    assert_eq!(tools.len(), 33);
     for t in &tools {
         assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
-        assert_eq!(t.alias, t.name.replace('_', "."), "alias of {}", t.name);
+        assert_eq!(t.alias.replace('.', "_"), t.name, "alias of {}", t.name);
         assert_eq!(t.output_schema["type"], "object", "{}", t.name);
         assert!(
             t.output_schema["properties"]["data"].is_object(),
@@ -60,13 +60,31 @@ fn read_caps_hide_the_mutating_tools() {
             "r1_worktree_diff",
             "r1_mission_list",
             "r1_mission_get",
-            "r1_search"
+            "r1_search",
+            "r1_lanes_subscribe"
         ]
     );
     assert_eq!(Caps::default(), Caps::Read);
     for t in catalog(Caps::Write) {
         assert_eq!(read.contains(&t.name), !t.mutating, "{}", t.name);
     }
+}
+
+#[test]
+fn debug_caps_add_the_introspection_tools() {
+    let debug: Vec<_> = catalog(Caps::Debug).into_iter().map(|t| t.name).collect();
+    let write: Vec<_> = catalog(Caps::Write).into_iter().map(|t| t.name).collect();
+    assert_eq!(debug.len(), write.len() + 1, "{debug:?}");
+    assert!(debug.contains(&"r1_session_debug_state"), "{debug:?}");
+    assert!(!write.contains(&"r1_session_debug_state"), "{write:?}");
+    assert!(write.iter().all(|n| debug.contains(n)));
+    let t = catalog(Caps::Debug)
+        .into_iter()
+        .find(|t| t.name == "r1_session_debug_state")
+        .unwrap();
+    assert!(t.debug && t.hints.read_only && !t.mutating);
+    assert_eq!(t.alias, "r1.session.debug_state");
+    assert_eq!("debug".parse::<Caps>(), Ok(Caps::Debug));
 }
 
 #[test]
@@ -99,7 +117,7 @@ fn input_schemas_describe_required_fields() {
     let decision = &approve.input_schema["properties"]["decision"];
     assert!(decision.to_string().contains("allow") && decision.to_string().contains("deny"));
     let plain: serde_json::Value = serde_json::from_str(&print_tools(Caps::Read, false)).unwrap();
-    assert_eq!(plain["tools"].as_array().unwrap().len(), 12);
+    assert_eq!(plain["tools"].as_array().unwrap().len(), 13);
     let pin = tools.iter().find(|t| t.name == "r1_lanes_pin").unwrap();
     assert_eq!(pin.input_schema["properties"]["pinned"]["type"], "boolean");
     assert!(pin.input_schema["properties"].get("lane_id").is_some());
@@ -109,7 +127,7 @@ fn input_schemas_describe_required_fields() {
 #[test]
 fn committed_catalog_page_matches_the_tools() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/AGENTIC-API-CATALOG.md");
-    let generated = print_tools(Caps::Write, true);
+    let generated = print_tools(Caps::Debug, true);
     if std::env::var_os("R1_BLESS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
@@ -166,7 +184,9 @@ fn every_ui_action_is_an_operation_and_a_tool() {
         let op = r1_proto::operation(name)
             .unwrap_or_else(|| panic!("data-api={name:?} is not in r1_proto::OPERATIONS"));
         assert!(
-            tools.iter().any(|t| t.operation.method == op.method),
+            tools
+                .iter()
+                .any(|t| t.operation.is_some_and(|o| o.method == op.method)),
             "data-api={name:?} has no MCP tool"
         );
     }

@@ -94,6 +94,12 @@ impl Api for Fake {
     async fn handshake(&self, _: EmptyParams) -> Result<Handshake, ApiError> {
         unsupported()
     }
+    async fn session_debug_state(
+        &self,
+        _: SessionRef,
+    ) -> Result<r1_proto::SessionDebugState, ApiError> {
+        unsupported()
+    }
     async fn health(&self, _: EmptyParams) -> Result<Health, ApiError> {
         unsupported()
     }
@@ -447,27 +453,146 @@ async fn bus_tools_are_the_journal_operations() {
     assert_eq!(replay["data"]["next_seq"], 2);
 }
 
+/// POSTs one JSON-RPC message (in the MCP session `session`, if any) and returns the
+/// answer, read from a JSON body or the JSON-RPC `data:` line of an SSE one, and the
+/// session id the answer carried.
+async fn post_in(
+    router: &axum::Router,
+    session: Option<&str>,
+    body: Value,
+) -> (Value, Option<String>) {
+    let mut req = Request::post("/mcp")
+        .header("host", "127.0.0.1:7777")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25");
+    if let Some(id) = session {
+        req = req.header("mcp-session-id", id);
+    }
+    let req = req.body(Body::from(body.to_string())).unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let id = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    assert_eq!(status, 200, "{text}");
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").or(Some(l)))
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(|v| v.get("jsonrpc").is_some())
+        })
+        .unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"));
+    (json, id)
+}
+
 async fn post(router: &axum::Router, body: Value) -> Value {
+    post_in(router, None, body).await.0
+}
+
+/// `initialize` opens a session: its id comes back, requests in it are answered, a
+/// GET with it opens the notification stream, DELETE ends it; without a session a
+/// call is answered statelessly.
+#[tokio::test]
+async fn http_sessions_have_a_get_stream_and_stateless_calls_still_work() {
+    let api: Arc<dyn Api> = Arc::new(Fake::default());
+    let router = axum::Router::new().nest_service(
+        "/mcp",
+        http_service(api, Arc::new(|| Caps::Read), Default::default()),
+    );
+    let (init, id) = post_in(
+        &router,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+    )
+    .await;
+    let id = id.expect("initialize opens a session");
+    let caps = &init["result"]["capabilities"];
+    assert!(caps["resources"]["subscribe"] == true, "{init}");
+    assert!(
+        caps["logging"].is_object() && caps["completions"].is_object(),
+        "{init}"
+    );
     let req = Request::post("/mcp")
         .header("host", "127.0.0.1:7777")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
-        .body(Body::from(body.to_string()))
+        .header("mcp-session-id", &id)
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        ))
         .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
-    serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    assert_eq!(router.clone().oneshot(req).await.unwrap().status(), 202);
+    let (listed, _) = post_in(
+        &router,
+        Some(&id),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "r1://sessions"}}),
+    )
+    .await;
+    let text = listed["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(text.contains("ses_1"), "{listed}");
+
+    let get = Request::get("/mcp")
+        .header("host", "127.0.0.1:7777")
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", &id)
+        .body(Body::empty())
+        .unwrap();
+    let resp = router.clone().oneshot(get).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    drop(resp);
+    let unknown = Request::get("/mcp")
+        .header("host", "127.0.0.1:7777")
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", "nope")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(router.clone().oneshot(unknown).await.unwrap().status(), 404);
+
+    // Without a session id, a call is still answered, as plain JSON.
+    let listed = post(
+        &router,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "r1_session_list", "arguments": {}}}),
+    )
+    .await;
+    assert_eq!(
+        listed["result"]["structuredContent"]["ok"], true,
+        "{listed}"
+    );
+    let end = Request::delete("/mcp")
+        .header("host", "127.0.0.1:7777")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", &id)
+        .body(Body::empty())
+        .unwrap();
+    assert!(router
+        .clone()
+        .oneshot(end)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
 }
 
 #[tokio::test]
 async fn http_service_mounts_in_axum_and_answers_json_rpc() {
     let api: Arc<dyn Api> = Arc::new(Fake::default());
-    let router =
-        axum::Router::new().nest_service("/mcp", http_service(api, Arc::new(|| Caps::Read)));
+    let router = axum::Router::new().nest_service(
+        "/mcp",
+        http_service(api, Arc::new(|| Caps::Read), Default::default()),
+    );
 
     let init = post(
         &router,
@@ -490,7 +615,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

@@ -41,9 +41,10 @@ use crate::{
     LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
     MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
     RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult, SendMessageParams,
-    SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams,
-    TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    SendMessageResult, SessionDebugState, SessionList, SessionRef, SessionView, ShutdownParams,
+    StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
+    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
+    WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -81,8 +82,7 @@ pub enum Capability {
     Read,
     /// Changes state (MCP `--caps write`).
     Write,
-    /// Introspection of the daemon's internals (MCP `--caps debug`). Reserved: no
-    /// operation needs it yet.
+    /// Introspection of the daemon's internals, read-only (MCP `--caps debug`).
     Debug,
 }
 
@@ -206,9 +206,9 @@ impl OperationInfo {
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
     }
 
-    /// True when the operation changes nothing.
+    /// True when the operation changes nothing (read and debug operations).
     pub fn read_only(&self) -> bool {
-        self.capability == Capability::Read
+        self.capability != Capability::Write
     }
 
     /// The path with its placeholders filled from `params` (each value
@@ -818,6 +818,23 @@ operations! {
         mcp: mcp_destructive("r1_session_approve", "r1.session.approve"),
         related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/journal", "/v1/sessions/{session_id}/lanes"],
         title: "Decide an approval",
+    }
+
+    /// A session actor's own view of itself, for debugging r1: the fold of its journal
+    /// (state, running turn, queue, approvals, lanes) and its task's bookkeeping
+    /// (waiters, killable lanes, inbox), answered by the actor between two commands.
+    /// Its shape may change between versions. Only under MCP `--caps debug`.
+    /// Read-only.
+    SessionDebugState session_debug_state {
+        method: "session.debug_state",
+        http: Get "/v1/sessions/{session_id}/debug" => 200,
+        cap: Debug,
+        idempotency: Natural,
+        params: SessionRef,
+        result: SessionDebugState,
+        mcp: mcp("r1_session_debug_state", "r1.session.debug_state"),
+        related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/lanes"],
+        title: "Debug a session's actor",
     }
 
     /// List a session's lanes in creation order: `main` (the conversation) and one

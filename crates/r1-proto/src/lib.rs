@@ -36,10 +36,11 @@ pub use ops::{
 };
 pub use search::{ReindexResult, SearchHit, SearchKind, SearchParams, SearchResult, SnippetPart};
 pub use session::{
-    ApprovalView, ApproveParams, Decision, EmptyParams, EngineList, EngineView, JournalPage,
-    JournalParams, LaneList, LaneRef, LaneView, PinLaneParams, RepairResult, ResumeAllResult,
-    ResumeFailure, SendMessageParams, SendMessageResult, SessionId, SessionList, SessionRef,
-    SessionState, SessionView, StartSessionParams, TailParams,
+    ApprovalView, ApproveParams, DebugApproval, DebugLane, DebugQueued, Decision, EmptyParams,
+    EngineList, EngineView, JournalPage, JournalParams, LaneList, LaneRef, LaneView, PinLaneParams,
+    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
+    SessionDebugState, SessionId, SessionList, SessionRef, SessionState, SessionView,
+    StartSessionParams, TailParams,
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use worktree::{

@@ -371,3 +371,93 @@ fn yes() -> bool {
 fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// A session actor's own view of itself (`session.debug_state`, `--caps debug`): the
+/// fold of its journal and the bookkeeping of its task, for people and agents
+/// debugging r1. Its shape may change between versions; nothing should depend on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionDebugState {
+    /// The session id.
+    pub session_id: String,
+    /// The state clients see.
+    pub state: SessionState,
+    /// The newest journaled seq, as the actor folded it.
+    pub last_seq: u64,
+    /// Paused by a daemon restart with work to reattach to.
+    pub reattachable: bool,
+    /// Why the session is in `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why it was last paused, while it is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
+    /// The user message whose turn is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_message_id: Option<String>,
+    /// True while a turn task runs (it can outlive `turn_message_id` while it stops).
+    pub turn_task: bool,
+    /// What the running turn is being stopped for: `cancel`, `pause: <reason>`, `kill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<String>,
+    /// Turns waiting to run, in order.
+    pub queue: Vec<DebugQueued>,
+    /// The approvals the actor remembers (pending ones always).
+    pub approvals: Vec<DebugApproval>,
+    /// The tool lanes the actor remembers.
+    pub lanes: Vec<DebugLane>,
+    /// Idempotency keys remembered for sends.
+    pub idempotency_keys: u64,
+    /// Messages in the conversation the next turn is given.
+    pub history_messages: u64,
+    /// Approval ids a running turn waits on.
+    pub approval_waiters: Vec<String>,
+    /// Callers waiting for the running turn to end (cancel, pause, kill).
+    pub turn_end_waiters: u64,
+    /// An end of turn the journal refused, being retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_turn_end: Option<String>,
+    /// Commands waiting in the actor's inbox when it answered.
+    pub inbox: u64,
+}
+
+/// A turn waiting in a session's queue (`SessionDebugState`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DebugQueued {
+    /// The user message it answers.
+    pub message_id: String,
+    /// Bytes of its text (0 for a continuation after an approval).
+    pub text_bytes: u64,
+    /// The decided tool call it runs first, for a continuation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_tool: Option<String>,
+}
+
+/// An approval as a session actor remembers it (`SessionDebugState`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DebugApproval {
+    /// `apr_…`.
+    pub id: String,
+    /// The tool that waits.
+    pub tool: String,
+    /// The turn's user message.
+    pub message_id: String,
+    /// `pending`, `allow` or `deny`.
+    pub status: String,
+}
+
+/// A lane as a session actor remembers it (`SessionDebugState`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DebugLane {
+    /// `tool_…`.
+    pub lane: String,
+    /// The tool it runs.
+    pub tool: String,
+    /// Its status, as `lane.status` spells it.
+    pub status: String,
+    /// Kept in views after it ends.
+    pub pinned: bool,
+    /// The seq of its `lane.created`.
+    pub created_seq: u64,
+    /// True while the actor holds its cancel token (it can be killed).
+    pub killable: bool,
+}

@@ -30,7 +30,8 @@ enum McpVerb {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// What the client may do: `read` lists and allows only the tools that change
-    /// nothing; `write` also allows starting sessions, sending, cancelling, approving.
+    /// nothing; `write` also allows starting sessions, sending, cancelling, approving;
+    /// `debug` adds the introspection tools (`r1_session_debug_state`).
     #[arg(long, value_enum, default_value_t = CapsArg::Read)]
     caps: CapsArg,
     /// Print the catalog (names, descriptions, input schemas) and exit.
@@ -45,6 +46,7 @@ pub struct ServeArgs {
 enum CapsArg {
     Read,
     Write,
+    Debug,
 }
 
 impl From<CapsArg> for Caps {
@@ -52,6 +54,7 @@ impl From<CapsArg> for Caps {
         match c {
             CapsArg::Read => Caps::Read,
             CapsArg::Write => Caps::Write,
+            CapsArg::Debug => Caps::Debug,
         }
     }
 }
@@ -100,7 +103,14 @@ pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
             Err(e) => return output::fail(&e, false),
         };
         tracing::info!(caps = caps.as_str(), "serving MCP on stdio");
-        match r1_mcp::serve_stdio(Arc::new(client), caps).await {
+        // `r1_cli_invoke` runs this very binary, on the same state directory.
+        let opts = r1_mcp::ServerOptions {
+            home: Some(home.to_path_buf()),
+            cli: std::env::current_exe().ok(),
+            ..r1_mcp::ServerOptions::default()
+        };
+        let server = r1_mcp::R1McpServer::new(Arc::new(client), caps, &opts, "stdio");
+        match r1_mcp::serve_stdio(server).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("r1: {e}");

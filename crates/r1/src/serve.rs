@@ -128,6 +128,8 @@ pub fn run(home: &Path, args: ServeArgs) -> i32 {
         version: env!("CARGO_PKG_VERSION").to_string(),
         listening: None,
         lock: Some(std::sync::Arc::clone(&lock)),
+        // `/mcp`'s `r1_cli_invoke` runs this very binary.
+        cli: std::env::current_exe().ok(),
     };
     // Blocking work (journal batches, file reads) runs on a pool capped well below
     // tokio's default of 512, so thousands of sessions loading at once never mean

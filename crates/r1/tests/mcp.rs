@@ -100,7 +100,7 @@ fn args(v: Value) -> serde_json::Map<String, Value> {
 
 /// Calls a tool and returns its envelope, checking that the text item carries the same
 /// envelope as `structuredContent` and that `isError` agrees with `ok`.
-async fn call(client: &RunningService<RoleClient, ()>, name: &str, a: Value) -> Value {
+async fn call(client: &rmcp::service::Peer<RoleClient>, name: &str, a: Value) -> Value {
     let result: CallToolResult = client
         .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args(a)))
         .await
@@ -131,6 +131,140 @@ fn is_wire_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Under `--caps write`, a connection's first mutating call writes one consent line,
+/// naming the client from its `initialize` and the tool, to stderr and to
+/// `$R1_HOME/logs/consent.log`; read calls and later mutations write none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_mutating_call_writes_one_consent_line() {
+    use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+    use tokio::io::AsyncReadExt;
+
+    let home = Home::new();
+    let log = home.path.join("logs/consent.log");
+    let cmd = tokio::process::Command::new(bin()).configure(|c| {
+        c.args(["mcp", "serve", "--caps", "write"])
+            .env("R1_HOME", &home.path)
+            .env_remove("R1_LOG");
+    });
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.unwrap();
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("consent-probe", "7.1.2"),
+    );
+    let client = info.serve(transport).await.unwrap();
+
+    let listed = call(&client, "r1_session_list", json!({})).await;
+    assert_eq!(listed["ok"], true, "{listed}");
+    assert!(!log.exists(), "a read call wrote a consent line");
+    let workdir = home.workdir();
+    let started = call(&client, "r1_session_start", json!({"workdir": workdir})).await;
+    assert_eq!(started["ok"], true, "{started}");
+    let id = started["data"]["id"].as_str().unwrap().to_string();
+    let again = call(&client, "r1_session_cancel", json!({"session_id": id})).await;
+    assert_eq!(again["ok"], true, "{again}");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    for needle in [
+        "\"consent-probe\"",
+        "\"7.1.2\"",
+        "r1_session_start",
+        "stdio",
+    ] {
+        assert!(lines[0].contains(needle), "{needle} not in {text}");
+    }
+    client.cancel().await.unwrap();
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).await.unwrap();
+    assert_eq!(err.matches("consent: MCP client").count(), 1, "{err}");
+    assert!(
+        err.contains("\"consent-probe\"") && err.contains("r1_session_start"),
+        "{err}"
+    );
+
+    // A new connection consents anew.
+    let second = connect(&home, &["--caps", "write"]).await;
+    let cancelled = call(&second, "r1_session_cancel", json!({"session_id": id})).await;
+    assert_eq!(cancelled["ok"], true, "{cancelled}");
+    second.cancel().await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().contains("r1_session_cancel"),
+        "{text}"
+    );
+    home.shutdown();
+}
+
+/// `--caps debug` is reported in `initialize` and adds `r1_session_debug_state`, the
+/// session actor's own view; without it the tool is neither listed nor callable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_caps_unlock_the_actor_state() {
+    let home = Home::new();
+    let writer = connect(&home, &["--caps", "write"]).await;
+    let info = writer.peer_info().unwrap();
+    assert_eq!(
+        info.capabilities.experimental.as_ref().unwrap()["r1/caps"]["level"],
+        "write"
+    );
+    assert!(!tool_names(&writer)
+        .await
+        .contains(&"r1_session_debug_state".to_string()));
+    let started = call(
+        &writer,
+        "r1_session_start",
+        json!({"workdir": home.workdir(), "engine": "echo"}),
+    )
+    .await;
+    let id = started["data"]["id"].as_str().unwrap().to_string();
+    let denied = call(&writer, "r1_session_debug_state", json!({"session_id": id})).await;
+    assert_eq!(denied["error_code"], "permission_denied", "{denied}");
+    assert!(
+        denied["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("--caps debug"),
+        "{denied}"
+    );
+    writer.cancel().await.unwrap();
+
+    let debug = connect(&home, &["--caps", "debug"]).await;
+    let info = debug.peer_info().unwrap();
+    assert_eq!(
+        info.capabilities.experimental.as_ref().unwrap()["r1/caps"]["level"],
+        "debug"
+    );
+    assert!(
+        info.instructions.as_ref().unwrap().contains("--caps debug"),
+        "{:?}",
+        info.instructions
+    );
+    let names = tool_names(&debug).await;
+    assert_eq!(names.len(), 34, "{names:?}");
+    assert!(names.contains(&"r1_session_debug_state".to_string()));
+    let state = call(&debug, "r1.session.debug_state", json!({"session_id": id})).await;
+    assert_eq!(state["ok"], true, "{state}");
+    assert_eq!(state["data"]["session_id"], id, "{state}");
+    assert_eq!(state["data"]["state"], "idle", "{state}");
+    assert_eq!(state["data"]["turn_task"], false, "{state}");
+    assert!(state["data"]["last_seq"].as_u64().unwrap() >= 1, "{state}");
+    assert_eq!(state["data"]["queue"], json!([]), "{state}");
+    let missing = call(
+        &debug,
+        "r1_session_debug_state",
+        json!({"session_id": "ses_nope"}),
+    )
+    .await;
+    assert_eq!(missing["error_code"], "not_found", "{missing}");
+    debug.cancel().await.unwrap();
+    home.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_drives_sessions_over_stdio() {
     let home = Home::new();
@@ -141,7 +275,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     assert_eq!(server.server_info.as_ref().unwrap().name, "r1");
 
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 31, "{names:?}");
+    assert_eq!(names.len(), 33, "{names:?}");
     assert!(names.iter().all(|n| is_wire_name(n)), "{names:?}");
     assert!(names.iter().any(|n| n == "r1_session_start"));
 
@@ -187,6 +321,43 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     };
     assert_eq!(reply, "echo: hello mcp");
 
+    // r1's own CLI, as a tool: it sees the session this server started.
+    let listed = call(
+        &client,
+        "r1_cli_invoke",
+        json!({"args": ["ctl", "sessions", "list", "--json"], "workdir": workdir}),
+    )
+    .await;
+    assert_eq!(listed["ok"], true, "{listed}");
+    assert_eq!(listed["data"]["exit_code"], 0, "{listed}");
+    assert_eq!(listed["data"]["timed_out"], false);
+    let out: Value = serde_json::from_str(listed["data"]["stdout"].as_str().unwrap()).unwrap();
+    assert!(out.to_string().contains(&id), "{out}");
+    // Never a shell: anything but an allowed r1 verb is refused before anything runs.
+    for argv in [
+        json!(["sh", "-c", "id"]),
+        json!(["/bin/ls"]),
+        json!(["serve"]),
+    ] {
+        let refused = call(
+            &client,
+            "r1.cli.invoke",
+            json!({"args": argv, "workdir": workdir}),
+        )
+        .await;
+        assert_eq!(refused["error_code"], "validation", "{refused}");
+    }
+    // A command that outlives its timeout is killed.
+    let slow = call(
+        &client,
+        "r1_cli_invoke",
+        json!({"args": ["ctl", "sessions", "follow", &id], "workdir": workdir, "timeout_sec": 1}),
+    )
+    .await;
+    assert_eq!(slow["ok"], true, "{slow}");
+    assert_eq!(slow["data"]["timed_out"], true, "{slow}");
+    assert!(slow["data"].get("exit_code").is_none(), "{slow}");
+
     let cancelled = call(&client, "r1_session_cancel", json!({"session_id": id})).await;
     assert_eq!(cancelled["ok"], true, "{cancelled}");
     let cancelled_again = call(&client, "r1_session_cancel", json!({"session_id": id})).await;
@@ -212,7 +383,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     // Default caps: read-only tools only, and a mutating call is refused in an envelope.
     let reader = connect(&home, &[]).await;
     let names = tool_names(&reader).await;
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     for mutating in [
         "r1_session_start",
         "r1_session_send",
@@ -226,6 +397,13 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     }
     let denied = call(&reader, "r1_session_start", json!({"workdir": workdir})).await;
     assert_eq!(denied["ok"], false);
+    assert_eq!(denied["error_code"], "permission_denied", "{denied}");
+    let denied = call(
+        &reader,
+        "r1_cli_invoke",
+        json!({"args": ["doctor"], "workdir": workdir}),
+    )
+    .await;
     assert_eq!(denied["error_code"], "permission_denied", "{denied}");
     let listed = call(&reader, "r1_session_list", json!({})).await;
     assert_eq!(listed["data"]["sessions"].as_array().unwrap().len(), 1);
@@ -242,7 +420,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
             "mcp",
             "serve",
             "--caps",
-            "write",
+            "debug",
             "--print-tools",
             "--markdown",
         ])
@@ -265,7 +443,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tools"].as_array().unwrap().len(), 12);
+    assert_eq!(doc["tools"].as_array().unwrap().len(), 13);
 }
 
 /// The committed catalog page, which `--print-tools --markdown` must reproduce.

@@ -38,6 +38,7 @@ OPERATIONS: Dict[str, Tuple[str, str, str]] = {
     'search.reindex': ('POST', '/v1/search/reindex', 'search_reindex'),
     'session.approve': ('POST', '/v1/sessions/{session_id}/approvals/{approval_id}', 'session_approve'),
     'session.cancel': ('POST', '/v1/sessions/{session_id}/cancel', 'session_cancel'),
+    'session.debug_state': ('GET', '/v1/sessions/{session_id}/debug', 'session_debug_state'),
     'session.get': ('GET', '/v1/sessions/{session_id}', 'session_get'),
     'session.journal': ('GET', '/v1/sessions/{session_id}/journal', 'session_journal'),
     'session.kill': ('DELETE', '/v1/sessions/{session_id}', 'session_kill'),
@@ -102,6 +103,46 @@ DaemonStatus = TypedDict(
         'subscribers': 'int',
         'uptime_s': 'int',
         'version': 'str',
+    },
+    total=False,
+)
+
+# An approval as a session actor remembers it (`SessionDebugState`).
+# Always present: `id`, `message_id`, `status`, `tool`.
+DebugApproval = TypedDict(
+    'DebugApproval',
+    {
+        'id': 'str',
+        'message_id': 'str',
+        'status': 'str',
+        'tool': 'str',
+    },
+    total=False,
+)
+
+# A lane as a session actor remembers it (`SessionDebugState`).
+# Always present: `created_seq`, `killable`, `lane`, `pinned`, `status`, `tool`.
+DebugLane = TypedDict(
+    'DebugLane',
+    {
+        'created_seq': 'int',
+        'killable': 'bool',
+        'lane': 'str',
+        'pinned': 'bool',
+        'status': 'str',
+        'tool': 'str',
+    },
+    total=False,
+)
+
+# A turn waiting in a session's queue (`SessionDebugState`).
+# Always present: `message_id`, `text_bytes`.
+DebugQueued = TypedDict(
+    'DebugQueued',
+    {
+        'message_id': 'str',
+        'resume_tool': 'str',
+        'text_bytes': 'int',
     },
     total=False,
 )
@@ -677,6 +718,33 @@ SendMessageResult = TypedDict(
         'duplicate': 'bool',
         'message_id': 'str',
         'seq': 'int',
+    },
+    total=False,
+)
+
+# A session actor's own view of itself (`session.debug_state`, `--caps debug`): the fold of its journal and the bookkeeping of its task, for people and agents debugging r1. Its shape may change between versions; nothing should depend on it.
+# Always present: `approval_waiters`, `approvals`, `history_messages`, `idempotency_keys`, `inbox`, `lanes`, `last_seq`, `queue`, `reattachable`, `session_id`, `state`, `turn_end_waiters`, `turn_task`.
+SessionDebugState = TypedDict(
+    'SessionDebugState',
+    {
+        'approval_waiters': 'List[str]',
+        'approvals': 'List[DebugApproval]',
+        'error': 'str',
+        'history_messages': 'int',
+        'idempotency_keys': 'int',
+        'inbox': 'int',
+        'lanes': 'List[DebugLane]',
+        'last_seq': 'int',
+        'paused_reason': 'str',
+        'pending_turn_end': 'str',
+        'queue': 'List[DebugQueued]',
+        'reattachable': 'bool',
+        'session_id': 'str',
+        'state': 'SessionState',
+        'stopping': 'str',
+        'turn_end_waiters': 'int',
+        'turn_message_id': 'str',
+        'turn_task': 'bool',
     },
     total=False,
 )
@@ -1312,6 +1380,21 @@ class Operations:
         `POST /v1/sessions/{session_id}/cancel` (200); operation `session.cancel`; capability `write`; idempotency `natural`; MCP tool `r1_session_cancel`.
         """
         return cast(SessionView, self._op('session.cancel', 'POST', '/v1/sessions/{session_id}/cancel', {'session_id': session_id}, None, {}, None))
+
+    def session_debug_state(self, session_id: str) -> SessionDebugState:
+        """Debug a session's actor.
+
+        A session actor's own view of itself, for debugging r1: the fold of its journal (state, running turn, queue, approvals, lanes) and its task's bookkeeping (waiters, killable lanes, inbox), answered by the actor between two commands. Its shape may change between versions. Only under MCP `--caps debug`. Read-only.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+
+        Returns:
+            SessionDebugState: A session actor's own view of itself (`session.debug_state`, `--caps debug`): the fold of its journal and the bookkeeping of its task, for people and agents debugging r1. Its shape may change between versions; nothing should depend on it.
+
+        `GET /v1/sessions/{session_id}/debug` (200); operation `session.debug_state`; capability `debug`; idempotency `natural`; MCP tool `r1_session_debug_state`.
+        """
+        return cast(SessionDebugState, self._op('session.debug_state', 'GET', '/v1/sessions/{session_id}/debug', {'session_id': session_id}, None, None, None))
 
     def session_get(self, session_id: str) -> SessionView:
         """Get a session.

@@ -105,6 +105,44 @@ export interface DaemonStatus {
   version: string;
 }
 
+/** An approval as a session actor remembers it (`SessionDebugState`). */
+export interface DebugApproval {
+  /** `apr_…`. */
+  id: string;
+  /** The turn's user message. */
+  message_id: string;
+  /** `pending`, `allow` or `deny`. */
+  status: string;
+  /** The tool that waits. */
+  tool: string;
+}
+
+/** A lane as a session actor remembers it (`SessionDebugState`). */
+export interface DebugLane {
+  /** The seq of its `lane.created`. */
+  created_seq: number;
+  /** True while the actor holds its cancel token (it can be killed). */
+  killable: boolean;
+  /** `tool_…`. */
+  lane: string;
+  /** Kept in views after it ends. */
+  pinned: boolean;
+  /** Its status, as `lane.status` spells it. */
+  status: string;
+  /** The tool it runs. */
+  tool: string;
+}
+
+/** A turn waiting in a session's queue (`SessionDebugState`). */
+export interface DebugQueued {
+  /** The user message it answers. */
+  message_id: string;
+  /** The decided tool call it runs first, for a continuation. */
+  resume_tool?: string;
+  /** Bytes of its text (0 for a continuation after an approval). */
+  text_bytes: number;
+}
+
 /** A decision on a pending approval. */
 export type Decision = "allow" | "deny";
 
@@ -752,6 +790,50 @@ export interface SendMessageResult {
   seq: number;
 }
 
+/**
+ * A session actor's own view of itself (`session.debug_state`, `--caps debug`): the
+ * fold of its journal and the bookkeeping of its task, for people and agents
+ * debugging r1. Its shape may change between versions; nothing should depend on it.
+ */
+export interface SessionDebugState {
+  /** Approval ids a running turn waits on. */
+  approval_waiters: Array<string>;
+  /** The approvals the actor remembers (pending ones always). */
+  approvals: Array<DebugApproval>;
+  /** Why the session is in `error`. */
+  error?: string;
+  /** Messages in the conversation the next turn is given. */
+  history_messages: number;
+  /** Idempotency keys remembered for sends. */
+  idempotency_keys: number;
+  /** Commands waiting in the actor's inbox when it answered. */
+  inbox: number;
+  /** The tool lanes the actor remembers. */
+  lanes: Array<DebugLane>;
+  /** The newest journaled seq, as the actor folded it. */
+  last_seq: number;
+  /** Why it was last paused, while it is paused. */
+  paused_reason?: string;
+  /** An end of turn the journal refused, being retried. */
+  pending_turn_end?: string;
+  /** Turns waiting to run, in order. */
+  queue: Array<DebugQueued>;
+  /** Paused by a daemon restart with work to reattach to. */
+  reattachable: boolean;
+  /** The session id. */
+  session_id: string;
+  /** The state clients see. */
+  state: SessionState;
+  /** What the running turn is being stopped for: `cancel`, `pause: <reason>`, `kill`. */
+  stopping?: string;
+  /** Callers waiting for the running turn to end (cancel, pause, kill). */
+  turn_end_waiters: number;
+  /** The user message whose turn is running. */
+  turn_message_id?: string;
+  /** True while a turn task runs (it can outlive `turn_message_id` while it stops). */
+  turn_task: boolean;
+}
+
 /** The answer of `GET /v1/sessions`. */
 export interface SessionList {
   /** Every loaded session, oldest first. */
@@ -1230,6 +1312,12 @@ export interface SessionCancelParams {
   session_id: string;
 }
 
+/** The params of `session.debug_state` (`GET /v1/sessions/{session_id}/debug`). */
+export interface SessionDebugStateParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The params of `session.get` (`GET /v1/sessions/{session_id}`). */
 export interface SessionGetParams {
   /** The session id (`ses_…`). */
@@ -1402,6 +1490,7 @@ export type OperationId =
   | "search.reindex"
   | "session.approve"
   | "session.cancel"
+  | "session.debug_state"
   | "session.get"
   | "session.journal"
   | "session.kill"
@@ -1447,6 +1536,7 @@ export interface OperationTypes {
   "search.reindex": { params: SearchReindexParams; result: ReindexResult };
   "session.approve": { params: SessionApproveParams; result: SessionView };
   "session.cancel": { params: SessionCancelParams; result: SessionView };
+  "session.debug_state": { params: SessionDebugStateParams; result: SessionDebugState };
   "session.get": { params: SessionGetParams; result: SessionView };
   "session.journal": { params: SessionJournalParams; result: JournalPage };
   "session.kill": { params: SessionKillParams; result: SessionView };
@@ -1626,6 +1716,12 @@ export interface OperationGroups {
      * Cancel the turn the session is running (the agent stops and its partial answer is discarded); the session stays open for the next message. Idempotent: cancelling when nothing runs is ok. Returns the session.
      */
     cancel(params: SessionCancelParams, options?: CallOptions): Promise<SessionView>;
+    /**
+     * Debug a session's actor: `session.debug_state`, `GET /v1/sessions/{session_id}/debug`.
+     *
+     * A session actor's own view of itself, for debugging r1: the fold of its journal (state, running turn, queue, approvals, lanes) and its task's bookkeeping (waiters, killable lanes, inbox), answered by the actor between two commands. Its shape may change between versions. Only under MCP `--caps debug`. Read-only.
+     */
+    debugState(params: SessionDebugStateParams, options?: CallOptions): Promise<SessionDebugState>;
     /**
      * Get a session: `session.get`, `GET /v1/sessions/{session_id}`.
      *

@@ -562,7 +562,7 @@ fn mcp_server_tools_reach_sessions_through_policy_and_approvals() {
     std::fs::write(
         home.path.join("daemon.toml"),
         format!(
-            "[[mcp_servers]]\nname = \"fake\"\ntransport = \"stdio\"\ncommand = \"{}\"\ntimeout_s = 5\n\n[[mcp_servers]]\nname = \"broken\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/mcp-server\"\ntimeout_s = 2\n",
+            "[[mcp_servers]]\nname = \"fake\"\ntransport = \"stdio\"\ncommand = \"{0}\"\ntimeout_s = 5\n\n[[mcp_servers]]\nname = \"mine\"\ntransport = \"stdio\"\ncommand = \"{0}\"\ntimeout_s = 5\ntrust = \"trusted\"\n\n[[mcp_servers]]\nname = \"broken\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/mcp-server\"\ntimeout_s = 2\ntrust = \"trusted\"\n",
             fake.display()
         ),
     )
@@ -591,6 +591,50 @@ fn mcp_server_tools_reach_sessions_through_policy_and_approvals() {
         .unwrap();
     assert_eq!(done["data"]["is_error"], false, "{done}");
     assert!(done["data"]["content"].as_str().unwrap().contains('5'));
+    // An untrusted server (the default) asks even when the policy allows its tool; a
+    // trusted one follows the policy.
+    let id3 = start_with(
+        &d,
+        json!({"workdir": work.path(), "policy": {"fake__add": "allow", "mine__add": "allow"}}),
+    );
+    send(&d, &id3, r#"/tool fake__add {"a": 1, "b": 1}"#);
+    let apr = pending(&d, &id3);
+    let recs = records(&d, &id3);
+    assert!(recs
+        .iter()
+        .any(|r| r["kind"] == "approval.requested" && r["data"]["tool"] == "fake__add"));
+    assert_eq!(decide(&d, &id3, &apr, "allow").status, 200);
+    wait_for(&d, &id3, "the untrusted result", |r| {
+        r["kind"] == "session.message"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("echo: fake__add"))
+    });
+    wait_until(Duration::from_secs(10), "idle", || {
+        state(&d, &id3)["state"] == "idle"
+    });
+    send(&d, &id3, r#"/tool mine__add {"a": 20, "b": 22}"#);
+    let recs = wait_for(&d, &id3, "the trusted result", |r| {
+        r["kind"] == "session.message"
+            && r["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("echo: mine__add"))
+    });
+    let asked: Vec<_> = recs
+        .iter()
+        .filter(|r| r["kind"] == "approval.requested")
+        .map(|r| r["data"]["tool"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(asked, ["fake__add"], "the trusted tool asked");
+    let done = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "tool.completed")
+        .unwrap();
+    assert!(
+        done["data"]["content"].as_str().unwrap().contains("42"),
+        "{done}"
+    );
     // A server that cannot start gives a clear tool error and never blocks the session.
     let id2 = start_with(
         &d,

@@ -134,7 +134,7 @@ fn over_mcp(d: &Daemon, tool: &str, params: &Value) -> Value {
 #[test]
 fn every_operation_has_the_same_shape_on_every_surface() {
     let home = Home::new();
-    write_config(&home, "[mcp]\ncaps = \"write\"\n");
+    write_config(&home, "[mcp]\ncaps = \"debug\"\n");
     let d = home.serve(&[]);
     let work = tempfile::tempdir().unwrap();
     let workdir = work.path().to_str().unwrap();

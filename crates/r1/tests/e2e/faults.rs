@@ -25,6 +25,7 @@ fn a_failed_fsync_puts_the_session_in_error_and_is_never_acknowledged() {
         version: "test".into(),
         listening: None,
         lock: None,
+        cli: None,
     };
     let server = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -25,10 +25,10 @@ export function printedTools(caps) {
 
 /**
  * Starts `r1 serve` on a fresh 0700 R1_HOME whose daemon.toml gives `/mcp` write caps,
- * and waits for its registration. Returns the home, URL, token, a scratch workdir and
+ * and waits for its registration (`logLevel`: its R1_LOG, default warn). Returns the home, URL, token, a scratch workdir and
  * `cleanup()`.
  */
-export async function startDaemon() {
+export async function startDaemon({ logLevel = process.env.R1_LOG || "warn" } = {}) {
   const base = await mkdtemp(join(tmpdir(), "r1-mcp-node-"));
   await chmod(base, 0o700);
   const home = join(base, "h");
@@ -39,7 +39,7 @@ export async function startDaemon() {
   await writeFile(join(home, "daemon.toml"), '[mcp]\ncaps = "write"\n', { mode: 0o600 });
 
   const child = spawn(R1_BIN, ["serve"], {
-    env: { ...process.env, R1_HOME: home, R1_LOG: process.env.R1_LOG || "warn" },
+    env: { ...process.env, R1_HOME: home, R1_LOG: logLevel },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";

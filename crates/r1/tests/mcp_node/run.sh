@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # r1's MCP server driven by the real Node clients: the TypeScript MCP SDK and the MCP
-# Inspector CLI, pinned in package-lock.json, over stdio (`r1 mcp serve`) and `/mcp`.
+# Inspector CLI, pinned in package-lock.json, over stdio (`r1 mcp serve`) and `/mcp`
+# (tools, r1_lanes_subscribe, resources, logging, completion); then the official MCP
+# conformance suite's server scenarios against `/mcp` (conformance.sh).
 #
 #   crates/r1/tests/mcp_node/run.sh                     # builds target/debug/r1 if needed
 #   R1_BIN=/path/to/r1 crates/r1/tests/mcp_node/run.sh  # against a given binary (no build)
@@ -40,4 +42,11 @@ fi
 export R1_BIN
 
 cd "$here"
-exec node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs
+status=0
+node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs resources.test.mjs || status=$?
+# The official MCP conformance suite's server scenarios against /mcp (Node 22, which
+# conformance.sh installs from npm). Skipped when only some tests were asked for.
+if [ "$#" -eq 0 ]; then
+  bash "$here/conformance.sh" || status=$?
+fi
+exit "$status"
