@@ -143,6 +143,16 @@ pub enum Msg {
         /// conversation it started from when a compaction replaced it.
         ended: Box<TurnResult>,
     },
+    /// `session.compact`: summarize the conversation now (the session must be idle).
+    Compact {
+        /// Answered when the compaction is journaled (or found nothing to do).
+        reply: oneshot::Sender<Result<r1_proto::CompactResult, ApiError>>,
+    },
+    /// A forced compaction ended: its conversation, if it made one.
+    Compacted {
+        /// The compacted conversation.
+        history: Option<Vec<ChatMessage>>,
+    },
     /// `session.debug_state`: the actor's view of itself, read between two commands.
     Debug {
         /// The answer.
@@ -185,6 +195,8 @@ pub fn spawn(
         pending_end: None,
         shutdown_waiters: Vec::new(),
         last_written: None,
+        compacting: false,
+        deferred: None,
     };
     tokio::spawn(actor.run(rx));
 }
@@ -211,6 +223,12 @@ struct Actor {
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     /// The newest record written, which the `on-turn-end` hook gets.
     last_written: Option<EventRecord>,
+    /// A forced compaction (`session.compact`) is running: a turn that starts meanwhile
+    /// waits for it, so it sees the compacted conversation and none of its messages
+    /// are lost when the conversation is replaced.
+    compacting: bool,
+    /// The turn that waits for the compaction, with its cancel token.
+    deferred: Option<(Queued, CancellationToken)>,
 }
 
 impl Actor {
@@ -357,6 +375,16 @@ impl Actor {
                     trim_history(&mut self.history);
                     self.pending_end = Some(end);
                     Box::pin(self.journal_turn_end()).await;
+                }
+                Msg::Compact { reply } => self.compact(reply),
+                Msg::Compacted { history } => {
+                    if let Some(h) = history {
+                        self.history = h;
+                    }
+                    self.compacting = false;
+                    if let Some((q, cancel)) = self.deferred.take() {
+                        self.launch_turn(q, cancel);
+                    }
                 }
                 Msg::Debug { reply } => {
                     let _ = reply.send(self.debug_state(rx.len()));
@@ -628,6 +656,89 @@ impl Actor {
         };
         let cancel = CancellationToken::new();
         self.turn = Some(cancel.clone());
+        if self.compacting {
+            self.deferred = Some((q, cancel));
+            return;
+        }
+        self.launch_turn(q, cancel);
+        drop((s, tx));
+    }
+
+    /// Starts a forced compaction in a task of its own; refused while a turn runs.
+    fn compact(&mut self, reply: oneshot::Sender<Result<r1_proto::CompactResult, ApiError>>) {
+        let (Some(s), Some(tx)) = (self.session.upgrade(), self.tx.upgrade()) else {
+            let _ = reply.send(Err(ApiError::conflict("the session has stopped")));
+            return;
+        };
+        if self.turn.is_some() || self.core.state != SessionState::Idle {
+            let _ = reply.send(Err(ApiError::conflict(format!(
+                "session {} is {}; compact it when it is idle",
+                s.id,
+                self.core.state.as_str()
+            ))));
+            return;
+        }
+        if self.compacting {
+            let _ = reply.send(Err(ApiError::conflict(format!(
+                "session {} is being compacted already",
+                s.id
+            ))));
+            return;
+        }
+        self.compacting = true;
+        let history = self.history.clone();
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let before = crate::compact::estimate(&history);
+            let (answer, made) = match hub.provider_for(&s).await {
+                Err(e) => (Err(e), None),
+                Ok(provider) => {
+                    match crate::compact::compact(&s, provider.as_ref(), &history, "forced").await {
+                        None => (
+                            Ok(r1_proto::CompactResult {
+                                session_id: s.id.clone(),
+                                compacted: false,
+                                method: None,
+                                tokens_before: before,
+                                tokens_after: before,
+                                seq: None,
+                            }),
+                            None,
+                        ),
+                        Some(c) => {
+                            let (method, after) = (c.record.method.clone(), c.record.tokens_after);
+                            let (ack, rx) = oneshot::channel();
+                            let rec = Box::new(Rec::new("main", EventData::from(c.record), true));
+                            let sent = tx.send_async(Msg::Emit { rec, reply: ack }).await.is_ok();
+                            match rx.await {
+                                Ok(Ok(seq)) if sent => (
+                                    Ok(r1_proto::CompactResult {
+                                        session_id: s.id.clone(),
+                                        compacted: true,
+                                        method: Some(method),
+                                        tokens_before: before,
+                                        tokens_after: after,
+                                        seq: Some(seq),
+                                    }),
+                                    Some(c.history),
+                                ),
+                                Ok(Err(e)) => (Err(e), None),
+                                _ => (Err(ApiError::conflict("the session has stopped")), None),
+                            }
+                        }
+                    }
+                }
+            };
+            let _ = tx.send_async(Msg::Compacted { history: made }).await;
+            let _ = reply.send(answer);
+        });
+    }
+
+    /// Runs the turn answering `q` (its cancel token already installed).
+    fn launch_turn(&mut self, q: Queued, cancel: CancellationToken) {
+        let (Some(s), Some(tx)) = (self.session.upgrade(), self.tx.upgrade()) else {
+            return;
+        };
         if let Some(text) = &q.text {
             self.history
                 .push(ChatMessage::text(Role::User, text.clone()));

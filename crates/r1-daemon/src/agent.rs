@@ -190,6 +190,18 @@ impl Hub {
         Ok(lanes_of(&s))
     }
 
+    /// `session.compact`: the session's actor summarizes its conversation now.
+    pub async fn compact_session(&self, id: &str) -> Result<r1_proto::CompactResult, ApiError> {
+        let s = self.session(id)?;
+        s.journal()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || ApiError::conflict(format!("session {id} is not running"));
+        s.tx.send_async(crate::actor::Msg::Compact { reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
     /// `session.debug_state`: asks the session's actor for its view of itself; it
     /// answers between two commands, so a wait longer than [`DEBUG_WAIT`] (a journal
     /// write stuck on a slow disk) is a `timeout`.

@@ -612,6 +612,10 @@ impl Api for Hub {
         .await
     }
 
+    async fn session_compact(&self, p: SessionRef) -> Result<r1_proto::CompactResult, ApiError> {
+        self.compact_session(&p.session_id).await
+    }
+
     async fn session_debug_state(
         &self,
         p: SessionRef,

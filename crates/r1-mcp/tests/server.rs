@@ -100,6 +100,9 @@ impl Api for Fake {
     ) -> Result<r1_proto::SessionDebugState, ApiError> {
         unsupported()
     }
+    async fn session_compact(&self, _: SessionRef) -> Result<r1_proto::CompactResult, ApiError> {
+        unsupported()
+    }
     async fn health(&self, _: EmptyParams) -> Result<Health, ApiError> {
         unsupported()
     }

@@ -36,15 +36,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    Ack, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
-    Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
-    LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
-    MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
-    RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult, SendMessageParams,
-    SendMessageResult, SessionDebugState, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
-    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
-    WorktreeView,
+    Ack, ApiError, ApproveParams, CompactResult, DaemonStatus, Discovery, EmptyParams, EngineList,
+    Handshake, Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams,
+    LaneList, LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList,
+    MissionListParams, MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult,
+    RepairResult, RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult,
+    SendMessageParams, SendMessageResult, SessionDebugState, SessionList, SessionRef, SessionView,
+    ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
+    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
+    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -800,6 +800,26 @@ operations! {
         mcp: mcp_destructive("r1_session_repair", "r1.session.repair"),
         related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/journal", "/v1/sessions/{session_id}/lanes"],
         title: "Repair a quarantined session",
+    }
+
+    /// Compact the session's conversation now: the turns before the last two are
+    /// summarized by the session's own model (or dropped whole when that fails), as
+    /// happens by itself when the next request would not fit the engine's context
+    /// budget; `session.compacted` is journaled and the model sees the summary from the
+    /// next turn on. The session must be idle (`conflict` while a turn runs). NOT
+    /// idempotent: every call summarizes again when there is something before the kept
+    /// turns. Returns
+    /// `{compacted, method, tokens_before, tokens_after, seq}`.
+    SessionCompact session_compact {
+        method: "session.compact",
+        http: Post "/v1/sessions/{session_id}/compact" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: SessionRef,
+        result: CompactResult,
+        mcp: mcp("r1_session_compact", "r1.session.compact"),
+        related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/journal"],
+        title: "Compact a session's conversation",
     }
 
     /// Allow or deny a tool call the agent is waiting on (`approval_id` from the

@@ -36,11 +36,11 @@ pub use ops::{
 };
 pub use search::{ReindexResult, SearchHit, SearchKind, SearchParams, SearchResult, SnippetPart};
 pub use session::{
-    ApprovalView, ApproveParams, DebugApproval, DebugLane, DebugQueued, Decision, EmptyParams,
-    EngineList, EngineView, JournalPage, JournalParams, LaneList, LaneRef, LaneView, PinLaneParams,
-    RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult,
-    SessionDebugState, SessionId, SessionList, SessionRef, SessionState, SessionView,
-    StartSessionParams, TailParams,
+    ApprovalView, ApproveParams, CompactResult, DebugApproval, DebugLane, DebugQueued, Decision,
+    EmptyParams, EngineList, EngineView, JournalPage, JournalParams, LaneList, LaneRef, LaneView,
+    PinLaneParams, RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams,
+    SendMessageResult, SessionDebugState, SessionId, SessionList, SessionRef, SessionState,
+    SessionView, StartSessionParams, TailParams,
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use worktree::{
@@ -338,6 +338,7 @@ pub fn wire_schema() -> serde_json::Value {
         PinLaneParams,
         JournalPage,
         RepairResult,
+        CompactResult,
         ResumeAllResult,
         ResumeFailure,
         ApprovalView,

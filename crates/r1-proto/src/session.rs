@@ -182,6 +182,26 @@ pub struct SendMessageResult {
     pub duplicate: bool,
 }
 
+/// What `session.compact` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompactResult {
+    /// The session id.
+    pub session_id: String,
+    /// False when there was nothing before the kept turns to compact.
+    pub compacted: bool,
+    /// `summary` (written by the session's model) or `dropped` (the summary failed and
+    /// the oldest turns were dropped whole); absent when nothing was compacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The estimated tokens of the conversation before.
+    pub tokens_before: u64,
+    /// ... and after.
+    pub tokens_after: u64,
+    /// The seq of the `session.compacted` record; absent when nothing was compacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
 /// What `session.repair` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RepairResult {

@@ -154,6 +154,13 @@ pub enum SessionsVerb {
         /// The session id.
         id: String,
     },
+    /// Compact an idle session's conversation now: the turns before the last two are
+    /// summarized by its own model (journaled as `session.compacted`), as happens by
+    /// itself when the context budget (`context_tokens` of the engine) runs out.
+    Compact {
+        /// The session id.
+        id: String,
+    },
 }
 
 fn show(v: &SessionView, json: bool) {
@@ -383,6 +390,25 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 output::line(&format!(
                     "{} is healthy (last seq {}); nothing to repair",
                     r.session.id, r.last_seq
+                ));
+            }
+        }
+        SessionsVerb::Compact { id } => {
+            let r = client.session_compact(at(id)).await?;
+            if json {
+                output::json(&r);
+            } else if r.compacted {
+                output::line(&format!(
+                    "compacted {} ({}): about {} tokens, now {}",
+                    r.session_id,
+                    r.method.as_deref().unwrap_or("?"),
+                    r.tokens_before,
+                    r.tokens_after
+                ));
+            } else {
+                output::line(&format!(
+                    "{}: nothing before the last two turns to compact (about {} tokens)",
+                    r.session_id, r.tokens_before
                 ));
             }
         }

@@ -38,6 +38,7 @@ OPERATIONS: Dict[str, Tuple[str, str, str]] = {
     'search.reindex': ('POST', '/v1/search/reindex', 'search_reindex'),
     'session.approve': ('POST', '/v1/sessions/{session_id}/approvals/{approval_id}', 'session_approve'),
     'session.cancel': ('POST', '/v1/sessions/{session_id}/cancel', 'session_cancel'),
+    'session.compact': ('POST', '/v1/sessions/{session_id}/compact', 'session_compact'),
     'session.debug_state': ('GET', '/v1/sessions/{session_id}/debug', 'session_debug_state'),
     'session.get': ('GET', '/v1/sessions/{session_id}', 'session_get'),
     'session.journal': ('GET', '/v1/sessions/{session_id}/journal', 'session_journal'),
@@ -79,6 +80,21 @@ ApproveParams = TypedDict(
         'decision': 'Decision',
         'remember': 'bool',
         'session_id': 'str',
+    },
+    total=False,
+)
+
+# What `session.compact` did.
+# Always present: `compacted`, `session_id`, `tokens_after`, `tokens_before`.
+CompactResult = TypedDict(
+    'CompactResult',
+    {
+        'compacted': 'bool',
+        'method': 'str',
+        'seq': 'int',
+        'session_id': 'str',
+        'tokens_after': 'int',
+        'tokens_before': 'int',
     },
     total=False,
 )
@@ -1380,6 +1396,21 @@ class Operations:
         `POST /v1/sessions/{session_id}/cancel` (200); operation `session.cancel`; capability `write`; idempotency `natural`; MCP tool `r1_session_cancel`.
         """
         return cast(SessionView, self._op('session.cancel', 'POST', '/v1/sessions/{session_id}/cancel', {'session_id': session_id}, None, {}, None))
+
+    def session_compact(self, session_id: str) -> CompactResult:
+        """Compact a session's conversation.
+
+        Compact the session's conversation now: the turns before the last two are summarized by the session's own model (or dropped whole when that fails), as happens by itself when the next request would not fit the engine's context budget; `session.compacted` is journaled and the model sees the summary from the next turn on. The session must be idle (`conflict` while a turn runs). NOT idempotent: every call summarizes again when there is something before the kept turns. Returns `{compacted, method, tokens_before, tokens_after, seq}`.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+
+        Returns:
+            CompactResult: What `session.compact` did.
+
+        `POST /v1/sessions/{session_id}/compact` (200); operation `session.compact`; capability `write`; idempotency `none`; MCP tool `r1_session_compact`.
+        """
+        return cast(CompactResult, self._op('session.compact', 'POST', '/v1/sessions/{session_id}/compact', {'session_id': session_id}, None, {}, None))
 
     def session_debug_state(self, session_id: str) -> SessionDebugState:
         """Debug a session's actor.

@@ -62,6 +62,25 @@ export interface ApproveParams {
   session_id: string;
 }
 
+/** What `session.compact` did. */
+export interface CompactResult {
+  /** False when there was nothing before the kept turns to compact. */
+  compacted: boolean;
+  /**
+   * `summary` (written by the session's model) or `dropped` (the summary failed and
+   * the oldest turns were dropped whole); absent when nothing was compacted.
+   */
+  method?: string;
+  /** The seq of the `session.compacted` record; absent when nothing was compacted. */
+  seq?: number;
+  /** The session id. */
+  session_id: string;
+  /** ... and after. */
+  tokens_after: number;
+  /** The estimated tokens of the conversation before. */
+  tokens_before: number;
+}
+
 /** The answer of `daemon.status`. */
 export interface DaemonStatus {
   /** The daemon run id. */
@@ -1312,6 +1331,12 @@ export interface SessionCancelParams {
   session_id: string;
 }
 
+/** The params of `session.compact` (`POST /v1/sessions/{session_id}/compact`). */
+export interface SessionCompactParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The params of `session.debug_state` (`GET /v1/sessions/{session_id}/debug`). */
 export interface SessionDebugStateParams {
   /** The session id (`ses_…`). */
@@ -1490,6 +1515,7 @@ export type OperationId =
   | "search.reindex"
   | "session.approve"
   | "session.cancel"
+  | "session.compact"
   | "session.debug_state"
   | "session.get"
   | "session.journal"
@@ -1536,6 +1562,7 @@ export interface OperationTypes {
   "search.reindex": { params: SearchReindexParams; result: ReindexResult };
   "session.approve": { params: SessionApproveParams; result: SessionView };
   "session.cancel": { params: SessionCancelParams; result: SessionView };
+  "session.compact": { params: SessionCompactParams; result: CompactResult };
   "session.debug_state": { params: SessionDebugStateParams; result: SessionDebugState };
   "session.get": { params: SessionGetParams; result: SessionView };
   "session.journal": { params: SessionJournalParams; result: JournalPage };
@@ -1716,6 +1743,12 @@ export interface OperationGroups {
      * Cancel the turn the session is running (the agent stops and its partial answer is discarded); the session stays open for the next message. Idempotent: cancelling when nothing runs is ok. Returns the session.
      */
     cancel(params: SessionCancelParams, options?: CallOptions): Promise<SessionView>;
+    /**
+     * Compact a session's conversation: `session.compact`, `POST /v1/sessions/{session_id}/compact`.
+     *
+     * Compact the session's conversation now: the turns before the last two are summarized by the session's own model (or dropped whole when that fails), as happens by itself when the next request would not fit the engine's context budget; `session.compacted` is journaled and the model sees the summary from the next turn on. The session must be idle (`conflict` while a turn runs). NOT idempotent: every call summarizes again when there is something before the kept turns. Returns `{compacted, method, tokens_before, tokens_after, seq}`.
+     */
+    compact(params: SessionCompactParams, options?: CallOptions): Promise<CompactResult>;
     /**
      * Debug a session's actor: `session.debug_state`, `GET /v1/sessions/{session_id}/debug`.
      *

@@ -36,6 +36,7 @@ export const OPERATIONS = Object.freeze({
   "search.reindex": Object.freeze({"method":"POST","path":"/v1/search/reindex","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":null}),
   "session.approve": Object.freeze({"method":"POST","path":"/v1/sessions/{session_id}/approvals/{approval_id}","pathFields":["session_id","approval_id"],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_session_approve"}),
   "session.cancel": Object.freeze({"method":"POST","path":"/v1/sessions/{session_id}/cancel","pathFields":["session_id"],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_session_cancel"}),
+  "session.compact": Object.freeze({"method":"POST","path":"/v1/sessions/{session_id}/compact","pathFields":["session_id"],"query":{},"statuses":[200],"capability":"write","idempotency":"none","mcpTool":"r1_session_compact"}),
   "session.debug_state": Object.freeze({"method":"GET","path":"/v1/sessions/{session_id}/debug","pathFields":["session_id"],"query":{},"statuses":[200],"capability":"debug","idempotency":"natural","mcpTool":"r1_session_debug_state"}),
   "session.get": Object.freeze({"method":"GET","path":"/v1/sessions/{session_id}","pathFields":["session_id"],"query":{},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_session_get"}),
   "session.journal": Object.freeze({"method":"GET","path":"/v1/sessions/{session_id}/journal","pathFields":["session_id"],"query":{"limit":"integer","since_seq":"integer"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_bus_replay"}),
@@ -103,6 +104,7 @@ export function operationGroups(call) {
     session: {
       approve: (params, options) => call("session.approve", params, options),
       cancel: (params, options) => call("session.cancel", params, options),
+      compact: (params, options) => call("session.compact", params, options),
       debugState: (params, options) => call("session.debug_state", params, options),
       get: (params, options) => call("session.get", params, options),
       journal: (params, options) => call("session.journal", params, options),

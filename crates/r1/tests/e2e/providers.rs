@@ -718,3 +718,59 @@ fn a_context_length_error_gets_one_compaction_and_one_retry() {
     assert_eq!(s.fake.recorded().len(), 8, "one retry, not a loop");
     assert_eq!(s.fake.remaining(), 0);
 }
+
+/// Issue 17: `session.compact` (and `r1 ctl sessions compact`) forces a compaction of
+/// an idle session; a busy one is refused; nothing to compact is said plainly.
+#[test]
+fn a_forced_compaction_summarizes_an_idle_session() {
+    let s = setup(
+        FakeKind::OpenAi,
+        vec![
+            Scripted::Sse(openai_text_chunks("a1", 1)),
+            Scripted::Sse(openai_text_chunks("a2", 1)),
+            Scripted::Sse(openai_text_chunks("a3", 1)),
+            Scripted::Sse(openai_text_chunks("FORCED SUMMARY", 1)),
+            Scripted::SseDelayed(openai_text_chunks("a4", 4), Duration::from_millis(300)),
+        ],
+    );
+    let id = start(&s);
+    // One turn: nothing before the last two to compact.
+    turn(&s, &id, "q1");
+    let r = s.d.post(&format!("/v1/sessions/{id}/compact"), "{}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["compacted"], false, "{}", r.body);
+    turn(&s, &id, "q2");
+    turn(&s, &id, "q3");
+
+    let out = s.home.run_json(&["ctl", "sessions", "compact", &id]);
+    assert_eq!(out["compacted"], true, "{out}");
+    assert_eq!(out["method"], "summary", "{out}");
+    let seq = out["seq"].as_u64().unwrap();
+    let recs = records(&s.d, &id);
+    let c = recs
+        .iter()
+        .find(|r| r["seq"].as_u64() == Some(seq))
+        .unwrap();
+    assert_eq!(c["kind"], "session.compacted");
+    assert_eq!(c["data"]["reason"], "forced");
+    assert_eq!(c["data"]["summary"], "FORCED SUMMARY");
+    assert_eq!(
+        s.d.get(&format!("/v1/sessions/{id}")).json()["state"],
+        "idle"
+    );
+
+    // The next turn sees the summary, not q1; while it runs, compact is refused.
+    send(&s.d, &id, "q4");
+    let r = s.d.post(&format!("/v1/sessions/{id}/compact"), "{}");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("busy"), "{}", r.body);
+    wait_until(Duration::from_secs(20), "the fourth answer", || {
+        final_text(&records(&s.d, &id)).as_deref() == Some("a4")
+    });
+    let last = s.fake.recorded().last().unwrap().body.to_string();
+    assert!(
+        last.contains("FORCED SUMMARY") && !last.contains("\"q1\""),
+        "{last}"
+    );
+    assert_eq!(s.d.post("/v1/sessions/ses_nope/compact", "{}").status, 404);
+}
