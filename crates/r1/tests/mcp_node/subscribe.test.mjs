@@ -72,6 +72,11 @@ test("SDK over stdio: r1_lanes_subscribe coalesces a fast lane to at most 10 not
     const result = (await subscription).structuredContent;
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(result.data.ended, "turn_ended");
+    // The last notification is written before the result, but the SDK may hand it to
+    // `onprogress` a tick after it resolves the call: wait for it (bounded).
+    for (let i = 0; i < 100 && notes.length < result.data.notifications; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     assert.equal(result.data.notifications, notes.length);
 
     // Every line, once, in order.
