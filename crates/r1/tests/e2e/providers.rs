@@ -774,3 +774,44 @@ fn a_forced_compaction_summarizes_an_idle_session() {
     );
     assert_eq!(s.d.post("/v1/sessions/ses_nope/compact", "{}").status, 404);
 }
+
+/// Every `daemon.toml` block of `docs/ENGINES.md` loads: the daemon starts with it and
+/// lists each engine it names.
+#[test]
+fn every_engines_md_config_loads() {
+    let doc = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/ENGINES.md"),
+    )
+    .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 8, "{} blocks", blocks.len());
+    for block in blocks {
+        let home = Home::new();
+        std::fs::create_dir_all(&home.path).unwrap();
+        std::fs::set_permissions(&home.path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(home.path.join("daemon.toml"), block).unwrap();
+        let d = home.serve(&[]);
+        let listed = d.get("/v1/engines").json();
+        let names: Vec<&str> = listed["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        for line in block.lines() {
+            if let Some(name) = line
+                .strip_prefix("[engines.")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                assert!(
+                    names.contains(&name),
+                    "{name} not listed: {listed}\n{block}"
+                );
+            }
+        }
+    }
+}
