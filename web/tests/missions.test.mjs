@@ -122,6 +122,10 @@ test("missions board: queue from the form, live to succeeded, cancel, open the s
   await page.waitForSelector('[data-testid="mission-form"]', { state: "hidden" });
   await page.click('[data-testid="mission-new-toggle"]');
   await page.waitForSelector('[data-testid="mission-form"]', { state: "visible" });
+  // Focus moves to the prompt once the form is shown (a frame after it is visible).
+  await page
+    .waitForFunction(() => document.activeElement?.dataset.testid === "mission-prompt", null, { timeout: 2000 })
+    .catch(() => {});
   assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "mission-prompt");
 
   // A long one, cancelled from its card while it runs.
