@@ -593,6 +593,26 @@ function addNote(text, kind = "") {
   appendToLog(el("p", { class: "note" + (kind ? " note-" + kind : ""), "data-testid": "note", text }));
 }
 
+// A note on the session's cortex board: who wrote it and its text; a critical one
+// (shown to the agent at its next turn) is marked in words and in colour.
+function addCortexNote(d) {
+  const label = (d.critical ? "Critical note from " : "Note from ") + (d.source === "client" ? "a client" : `lobe ${d.source}`);
+  const tags = (d.tags || []).length ? ` (${d.tags.join(", ")})` : "";
+  appendToLog(
+    el(
+      "aside",
+      {
+        class: "cortex-note" + (d.critical ? " cortex-critical" : ""),
+        "data-testid": "cortex-note",
+        "data-critical": d.critical ? "true" : "false",
+        "aria-label": label,
+      },
+      el("span", { class: "cortex-source", text: label + tags }),
+      el("p", { class: "cortex-text", text: d.text }),
+    ),
+  );
+}
+
 function messageEl(role, seq) {
   const body = el("div", { class: "msg-body" });
   const m = el(
@@ -864,6 +884,12 @@ function applyRecord(chat, rec) {
       break;
     case "hook.failed":
       addNote(`Hook ${d.hook} failed: ${d.reason}`, "error");
+      break;
+    case "cortex.note":
+      addCortexNote(d);
+      break;
+    case "cortex.lobe":
+      addNote(`Lobe ${d.lobe} ${d.paused ? "paused" : "resumed"} for this session.`);
       break;
     case "session.compacted":
       addNote(

@@ -66,6 +66,10 @@ pub struct Snapshot {
     pub lanes: Vec<LaneEntry>,
     /// Tool policies remembered from decisions (`session.approve` with `remember`).
     pub remembered: Arc<std::collections::BTreeMap<String, r1_proto::ToolPolicy>>,
+    /// The newest notes of the cortex board.
+    pub notes: Arc<std::collections::VecDeque<r1_proto::NoteView>>,
+    /// Lobes paused for this session.
+    pub lobes_paused: Arc<std::collections::BTreeSet<String>>,
 }
 
 impl Snapshot {
@@ -79,6 +83,8 @@ impl Snapshot {
             pending_approvals: core.pending_approvals(),
             lanes: core.lanes.clone(),
             remembered: core.remembered.clone(),
+            notes: core.notes.clone(),
+            lobes_paused: core.lobes_paused.clone(),
         }
     }
 }
@@ -153,6 +159,13 @@ pub enum Msg {
         /// The compacted conversation.
         history: Option<Vec<ChatMessage>>,
     },
+    /// A user lobe publishes a note.
+    LobeNote {
+        /// The note.
+        note: Box<r1_proto::NoteInput>,
+        /// The lobe's name.
+        lobe: Box<str>,
+    },
     /// `session.debug_state`: the actor's view of itself, read between two commands.
     Debug {
         /// The answer.
@@ -197,6 +210,8 @@ pub fn spawn(
         last_written: None,
         compacting: false,
         deferred: None,
+        lobes: None,
+        lobe_outbox: Vec::new(),
     };
     tokio::spawn(actor.run(rx));
 }
@@ -229,6 +244,11 @@ struct Actor {
     compacting: bool,
     /// The turn that waits for the compaction, with its cancel token.
     deferred: Option<(Queued, CancellationToken)>,
+    /// The session's lobes, made on the first record written (`crate::cortex`).
+    lobes: Option<Box<crate::cortex::LobeHost>>,
+    /// Notes the built-in lobes published while a command was being journaled; they
+    /// go in right after it.
+    lobe_outbox: Vec<(r1_proto::NoteInput, &'static str)>,
 }
 
 impl Actor {
@@ -386,10 +406,84 @@ impl Actor {
                         self.launch_turn(q, cancel);
                     }
                 }
+                Msg::LobeNote { note, lobe } => {
+                    let allowed = self.lobes.as_mut().is_some_and(|l| l.allow_note(&lobe));
+                    if allowed {
+                        Box::pin(self.publish_note(*note, &lobe)).await;
+                    } else {
+                        tracing::warn!(session = %self.id(), lobe = %lobe, "lobe publishes too many notes; one was dropped");
+                    }
+                }
                 Msg::Debug { reply } => {
                     let _ = reply.send(self.debug_state(rx.len()));
                 }
                 Msg::Shutdown { reason, reply } => Box::pin(self.shutdown(reason, reply)).await,
+            }
+            // Notes the built-in lobes made meanwhile; bounded, as each lobe speaks
+            // once per thing it saw.
+            for _ in 0..16 {
+                if self.lobe_outbox.is_empty() {
+                    break;
+                }
+                for (note, lobe) in std::mem::take(&mut self.lobe_outbox) {
+                    Box::pin(self.publish_note(note, lobe)).await;
+                }
+            }
+            self.lobe_outbox.clear();
+        }
+    }
+
+    /// Journals a note a lobe published. A refused note (the lobe was paused, the
+    /// session ended) is dropped: lobes are advisers, and nobody waits for them.
+    async fn publish_note(&mut self, note: r1_proto::NoteInput, lobe: &str) {
+        let rec = match crate::cortex::note_record(note, lobe) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(session = %self.id(), lobe, "lobe note refused: {}", e.message);
+                return;
+            }
+        };
+        if let Err(e) = self.step(&Command::Publish(rec)).await {
+            tracing::debug!(session = %self.id(), lobe, "lobe note not journaled: {}", e.message);
+        }
+    }
+
+    /// Shows a written record to the session's lobes (made on the first one).
+    fn observe_lobes(&mut self, rec: &EventRecord) {
+        let Some(s) = self.session.upgrade() else {
+            return;
+        };
+        if self.lobes.is_none() {
+            let warned = self.core.notes.iter().any(|n| n.source == "budget");
+            self.lobes = Some(Box::new(crate::cortex::LobeHost::new(
+                &s.id,
+                &s.workdir,
+                self.hub.state().root(),
+                s.worktree_id().is_some(),
+                s.token_budget,
+                s.tokens(),
+                warned,
+            )));
+        }
+        let Some(host) = self.lobes.as_mut() else {
+            return;
+        };
+        let actions = host.observe(rec, &self.core.lobes_paused, self.hub.cortex(), &self.tx);
+        for a in actions {
+            match a {
+                crate::cortex::LobeAction::Publish(note, lobe) => {
+                    if host.allow_note(lobe) {
+                        self.lobe_outbox.push((note, lobe));
+                    }
+                }
+                crate::cortex::LobeAction::Verify => {
+                    let done = host.verifying.clone();
+                    tokio::spawn(crate::cortex::run_verify(
+                        self.hub.clone(),
+                        s.id.clone(),
+                        done,
+                    ));
+                }
             }
         }
     }
@@ -426,6 +520,7 @@ impl Actor {
                     seqs.push(rec.seq);
                     self.core.apply(&rec);
                     self.announce(&rec);
+                    self.observe_lobes(&rec);
                     last = Some(rec);
                 }
                 Err(e) => {
@@ -604,6 +699,8 @@ impl Actor {
 
     /// The session ended: its journal closes and its followers drain and stop.
     async fn end(&mut self) {
+        // Dropping the lobes' feeds stops their processes.
+        self.lobes = None;
         let _ = self.journal.close().await;
         if let Some(s) = self.session.upgrade() {
             s.close_live();
@@ -642,6 +739,7 @@ impl Actor {
     }
 
     async fn stop_children(&mut self) {
+        self.lobes = None;
         if let Some(s) = self.session.upgrade() {
             if let Some(pool) = s.mcp.get() {
                 pool.shutdown().await;
@@ -746,10 +844,11 @@ impl Actor {
         }
         let history = self.history.clone();
         let hub = self.hub.clone();
+        let notes = self.core.turn_notes.clone();
         // Every line logged inside the turn (tools, providers) carries the session.
         let span = tracing::info_span!("turn", session = %s.id);
         let turn = async move {
-            let (end, added, base) = run_turn(&hub, &s, &tx, q, history, &cancel).await;
+            let (end, added, base) = run_turn(&hub, &s, &tx, q, history, notes, &cancel).await;
             let outcome = match &end {
                 TurnEnd::Completed => "completed",
                 TurnEnd::Cancelled => "cancelled",
@@ -779,6 +878,7 @@ async fn run_turn(
     tx: &flume::Sender<Msg>,
     q: Queued,
     mut history: Vec<ChatMessage>,
+    notes: Vec<String>,
     cancel: &CancellationToken,
 ) -> TurnResult {
     let provider = match hub.provider_for(s).await {
@@ -801,12 +901,16 @@ async fn run_turn(
             base = Some(h);
         }
     }
-    let (end, added) = run_turn_once(hub, s, tx, &q, history.clone(), cancel, &provider).await;
+    let turn = TurnInput {
+        q: &q,
+        notes: &notes,
+    };
+    let (end, added) = run_turn_once(hub, s, tx, &turn, history.clone(), cancel, &provider).await;
     let overflow = matches!(&end, TurnEnd::Failed { message, .. } if crate::compact::is_context_overflow(message));
     if overflow && added.is_empty() && q.resume.is_none() && !cancel.is_cancelled() {
         if let Some(h) = compact_now(s, tx, provider.as_ref(), &history, "overflow").await {
             tracing::info!(session = %s.id, "the provider said the context is too long: compacted, trying once more");
-            let (end, added) = run_turn_once(hub, s, tx, &q, h.clone(), cancel, &provider).await;
+            let (end, added) = run_turn_once(hub, s, tx, &turn, h.clone(), cancel, &provider).await;
             return (end, added, Some(h));
         }
     }
@@ -833,16 +937,23 @@ async fn compact_now(
     }
 }
 
+/// What a turn answers: the queued message, and the critical notes it starts with.
+struct TurnInput<'a> {
+    q: &'a Queued,
+    notes: &'a [String],
+}
+
 /// One attempt at a turn with `history`.
 async fn run_turn_once(
     hub: &Hub,
     s: &Arc<Session>,
     tx: &flume::Sender<Msg>,
-    q: &Queued,
+    turn: &TurnInput<'_>,
     mut history: Vec<ChatMessage>,
     cancel: &CancellationToken,
     provider: &Arc<dyn r1_engine::Provider>,
 ) -> (TurnEnd, Vec<ChatMessage>) {
+    let q = turn.q;
     let mut added = Vec::new();
     let sink = Sink {
         hub,
@@ -878,6 +989,7 @@ async fn run_turn_once(
         messages: history,
         tools: hub.tools_for(s).await,
         protected: hub.protected(),
+        notes: turn.notes.to_vec(),
     };
     match r1_engine::run_turn(provider.as_ref(), req, &sink, &q.message_id, cancel).await {
         TurnOutcome::Completed { added: more, .. } => {
@@ -896,14 +1008,11 @@ async fn run_turn_once(
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
+    let head = crate::fsutil::head(s, max);
+    if head.len() == s.len() {
         return s.to_string();
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n[… {} more bytes not shown]", &s[..end], s.len() - end)
+    format!("{head}\n[… {} more bytes not shown]", s.len() - head.len())
 }
 
 /// What the engine's turn loop calls back into: every record goes through the actor.

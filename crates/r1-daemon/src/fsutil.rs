@@ -109,6 +109,18 @@ pub fn load_records<T: serde::de::DeserializeOwned>(
     records
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn head(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_atomic_temp_name;

@@ -386,7 +386,7 @@ pub async fn run(hook: &HookFile, ctx: &RunContext<'_>, stdin: &[u8]) -> Outcome
 }
 
 /// Kills the process group a hook runs in (SIGKILL).
-fn kill_group(pgid: libc::pid_t) {
+pub(crate) fn kill_group(pgid: libc::pid_t) {
     // kill(-1) would signal every process of the user and kill(0) the daemon's own
     // group; a child's pid is never either, but this is the one place to be sure.
     if pgid <= 1 {

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use r1_proto::{
-    Ack, Api, ApiError, ApproveParams, DaemonStatus, Discovery, EmptyParams, EngineList, Handshake,
-    Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList,
-    LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
-    MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
+    Ack, Api, ApiError, ApproveParams, CortexNotesParams, CortexPublishParams, DaemonStatus,
+    Discovery, EmptyParams, EngineList, Handshake, Health, HookList, HookTestParams,
+    HookTestResult, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LobeList, LobeRef,
+    LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams, MissionRef,
+    MissionView, NoteList, NoteView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
     RestartParams, RestartResult, ResumeAllResult, ResumeFailure, SearchParams, SearchResult,
     SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
     StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams,
@@ -126,6 +127,8 @@ struct HubInner {
     restart: crate::restart::RestartCell,
     /// The hooks in `$R1_HOME/hooks`, their pool and counts.
     hooks: crate::hooks::Hooks,
+    /// The user lobes in `$R1_HOME/lobes`.
+    cortex: Arc<crate::cortex::Cortex>,
     /// The full-text index of every session's history (`$R1_HOME/index`).
     search: crate::search::SearchIndex,
 }
@@ -181,6 +184,7 @@ impl Hub {
         let bus = Bus::open(&state.path("bus/events.ndjson"));
         let metrics = Metrics::default();
         let hooks = crate::hooks::Hooks::new(state.root(), config.hooks.clone());
+        let cortex = Arc::new(crate::cortex::Cortex::new(state.root()));
         let journal_opts = metrics.timed_journal(journal_opts);
         let search = if config.search.enabled {
             crate::search::SearchIndex::new(state.path("index"), crate::search::QUEUE_BYTES)
@@ -211,6 +215,7 @@ impl Hub {
                 runtime: crate::status::Runtime::default(),
                 restart: crate::restart::RestartCell::default(),
                 hooks,
+                cortex,
                 search,
             }),
         }
@@ -275,6 +280,11 @@ impl Hub {
     /// Held while a config reload runs.
     pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.reloading
+    }
+
+    /// The cortex's user lobes.
+    pub(crate) fn cortex(&self) -> &Arc<crate::cortex::Cortex> {
+        &self.inner.cortex
     }
 
     /// The hooks.
@@ -647,6 +657,46 @@ impl Api for Hub {
 
     async fn lanes_pin(&self, p: PinLaneParams) -> Result<LaneList, ApiError> {
         self.pin_lane(&p.session_id, &p.lane_id, p.pinned).await
+    }
+
+    async fn cortex_notes(&self, p: CortexNotesParams) -> Result<NoteList, ApiError> {
+        let s = self.session(&p.session_id)?;
+        let since = p.since_seq.unwrap_or(0);
+        Ok(NoteList {
+            notes: s
+                .snapshot()
+                .notes
+                .iter()
+                .filter(|n| n.seq >= since)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn cortex_publish(&self, p: CortexPublishParams) -> Result<NoteView, ApiError> {
+        let s = self.session(&p.session_id)?;
+        let rec = crate::cortex::note_record(p.note, "client")?;
+        let note_id = rec.note_id.clone();
+        s.command(crate::transition::Command::Publish(rec)).await?;
+        s.snapshot()
+            .notes
+            .iter()
+            .rev()
+            .find(|n| n.note_id == note_id)
+            .cloned()
+            .ok_or_else(|| ApiError::internal("the note was journaled but is not on the board"))
+    }
+
+    async fn cortex_lobes_list(&self, p: SessionRef) -> Result<LobeList, ApiError> {
+        self.lobes_of(&p.session_id)
+    }
+
+    async fn cortex_lobe_pause(&self, p: LobeRef) -> Result<LobeList, ApiError> {
+        self.set_lobe(&p, true).await
+    }
+
+    async fn cortex_lobe_resume(&self, p: LobeRef) -> Result<LobeList, ApiError> {
+        self.set_lobe(&p, false).await
     }
 
     async fn engines_list(&self, _: EmptyParams) -> Result<EngineList, ApiError> {

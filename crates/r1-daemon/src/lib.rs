@@ -7,6 +7,7 @@ mod assets;
 mod bus;
 pub mod compact;
 mod conn;
+pub mod cortex;
 mod engines;
 mod error;
 mod fsutil;

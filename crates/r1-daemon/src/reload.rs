@@ -114,6 +114,7 @@ impl Hub {
             .set_limits(limits.max_subscribers_per_session, limits.max_subscribers);
         self.missions().set_workers(workers);
         self.apply_hooks(&hooks);
+        self.cortex().rediscover();
     }
 
     /// Puts a reloaded `[hooks]` in force (the scripts themselves are looked up at

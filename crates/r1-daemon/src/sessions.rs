@@ -157,6 +157,23 @@ impl Session {
         self.view.clone()
     }
 
+    /// The worktree (`wt_…`) the session works in, when it was started with one.
+    pub(crate) fn worktree_id(&self) -> Option<&str> {
+        self.worktree_id.as_deref()
+    }
+
+    /// Journals a note from `lobe` through the session's actor.
+    pub(crate) async fn lobe_note(
+        &self,
+        note: r1_proto::NoteInput,
+        lobe: &str,
+    ) -> Result<(), ApiError> {
+        let rec = crate::cortex::note_record(note, lobe)?;
+        self.command(crate::transition::Command::Publish(rec))
+            .await
+            .map(|_| ())
+    }
+
     /// Tokens the session's turns have used.
     pub(crate) fn tokens(&self) -> u64 {
         self.tokens_used.load(std::sync::atomic::Ordering::Acquire)

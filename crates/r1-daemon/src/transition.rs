@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use r1_engine::ToolCall;
 use r1_proto::events::{
-    ApprovalRequested, ApprovalResolved, LaneStatusChanged, SessionCancelled, SessionEnded,
-    SessionError, SessionMessage, SessionPaused, SessionResumed, SessionStateChanged,
-    ToolCompleted, UserMessage,
+    ApprovalRequested, ApprovalResolved, CortexLobe, CortexNote, LaneStatusChanged,
+    SessionCancelled, SessionEnded, SessionError, SessionMessage, SessionPaused, SessionResumed,
+    SessionStateChanged, ToolCompleted, UserMessage,
 };
 use r1_proto::{
     ApiError, Decision, ErrorCode, EventData, EventKind, EventRecord, LaneStatus, SessionState,
@@ -146,7 +146,24 @@ pub struct Core {
     /// `remember`), by tool name; they override the policy the session started with.
     /// Shared, so publishing a snapshot does not copy the map.
     pub remembered: std::sync::Arc<BTreeMap<String, ToolPolicy>>,
+    /// The newest [`MAX_NOTES`] notes of the cortex board, oldest first (shared, so a
+    /// snapshot does not copy them).
+    pub notes: std::sync::Arc<VecDeque<r1_proto::NoteView>>,
+    /// Critical notes published since the running (or last) turn started: the next
+    /// turn shows them to the agent.
+    pub pending_notes: Vec<String>,
+    /// The critical notes the running (or last) turn was started with.
+    pub turn_notes: Vec<String>,
+    /// Lobes paused for this session, by name.
+    pub lobes_paused: std::sync::Arc<std::collections::BTreeSet<String>>,
 }
+
+/// How many notes a session keeps in memory for `cortex.notes`; every note stays in
+/// the journal.
+pub const MAX_NOTES: usize = 1000;
+/// How many critical notes wait for the next turn at most (the newest are kept), so a
+/// chatty lobe cannot grow the next prompt without bound.
+pub const MAX_PENDING_NOTES: usize = 20;
 
 /// How many idempotency keys a session remembers: a send repeated with one of its
 /// newest this-many keys gets the first answer; an older key is a new message. Bounds a
@@ -214,6 +231,10 @@ impl Default for Core {
             idem: IdemKeys::default(),
             paused_reason: None,
             remembered: std::sync::Arc::default(),
+            notes: std::sync::Arc::default(),
+            pending_notes: Vec::new(),
+            turn_notes: Vec::new(),
+            lobes_paused: std::sync::Arc::default(),
         }
     }
 }
@@ -288,6 +309,15 @@ pub enum Command {
     },
     /// The running turn ended.
     TurnEnded(TurnEnd),
+    /// Put a note on the cortex board.
+    Publish(CortexNote),
+    /// Pause (true) or resume (false) a lobe for this session.
+    SetLobe {
+        /// The lobe's name.
+        lobe: String,
+        /// The state it should be in.
+        paused: bool,
+    },
 }
 
 /// What a command does: the records to journal and what to do once they are written.
@@ -558,6 +588,28 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                 ));
             }
         }
+        Command::Publish(note) => {
+            refuse_dead(core)?;
+            if core.lobes_paused.contains(&note.source) {
+                return Err(ApiError::conflict(format!(
+                    "lobe {} is paused in this session",
+                    note.source
+                )));
+            }
+            step.records.push(Rec::main(note.clone(), true));
+        }
+        Command::SetLobe { lobe, paused } => {
+            if core.lobes_paused.contains(lobe) != *paused {
+                refuse_dead(core)?;
+                step.records.push(Rec::main(
+                    CortexLobe {
+                        lobe: lobe.clone(),
+                        paused: *paused,
+                    },
+                    true,
+                ));
+            }
+        }
         Command::TurnEnded(end) => {
             let Some(message_id) = core.turn.clone() else {
                 return Ok(step);
@@ -713,11 +765,13 @@ impl Core {
                             Some(mid) if self.turn.as_deref() != Some(mid.as_str()) => {
                                 self.queue.retain(|q| q.message_id != mid);
                                 self.turn = Some(mid);
+                                self.turn_notes = std::mem::take(&mut self.pending_notes);
                             }
                             // Journals written before turns named their message: the
                             // oldest waiting message is the one that started.
                             None if self.turn.is_none() => {
                                 self.turn = self.queue.pop_front().map(|q| q.message_id);
+                                self.turn_notes = std::mem::take(&mut self.pending_notes);
                             }
                             _ => {}
                         }
@@ -808,6 +862,35 @@ impl Core {
                     if let Some(i) = self.lanes.iter().position(ended) {
                         self.lanes.remove(i);
                     }
+                }
+            }
+            EventData::CortexNote(n) => {
+                if n.critical {
+                    self.pending_notes.push(n.text.clone());
+                    if self.pending_notes.len() > MAX_PENDING_NOTES {
+                        self.pending_notes.remove(0);
+                    }
+                }
+                let notes = std::sync::Arc::make_mut(&mut self.notes);
+                notes.push_back(r1_proto::NoteView {
+                    seq: r.seq,
+                    note_id: n.note_id,
+                    at: r.at.clone(),
+                    text: n.text,
+                    tags: n.tags,
+                    critical: n.critical,
+                    source: n.source,
+                });
+                if notes.len() > MAX_NOTES {
+                    notes.pop_front();
+                }
+            }
+            EventData::CortexLobe(d) => {
+                let paused = std::sync::Arc::make_mut(&mut self.lobes_paused);
+                if d.paused {
+                    paused.insert(d.lobe);
+                } else {
+                    paused.remove(&d.lobe);
                 }
             }
             EventData::LaneKilled(d) => {

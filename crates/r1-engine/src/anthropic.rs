@@ -99,8 +99,8 @@ impl AnthropicProvider {
             "stream": true,
             "messages": messages(&req.messages),
         });
-        if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
-            body["system"] = Value::String(system.to_owned());
+        if let Some(system) = req.system_prompt() {
+            body["system"] = Value::String(system);
         }
         if !req.tools.is_empty() {
             let tools: Vec<Value> = req

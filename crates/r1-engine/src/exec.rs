@@ -164,7 +164,10 @@ impl Provider for ExecProvider {
             .iter()
             .rev()
             .find(|m| m.role == Role::User && m.tool_result.is_none())
-            .map(|m| m.text.clone())
+            .map(|m| match crate::notes_preamble(&req.notes) {
+                Some(notes) => format!("{notes}\n\n{}", m.text),
+                None => m.text.clone(),
+            })
             .ok_or_else(|| ProviderError::fatal("no user message to send to the agent"))?;
         let resume = req
             .messages

@@ -115,6 +115,37 @@ pub struct ProviderRequest {
     /// The daemon's own files: a provider that starts a process (`exec`) confines it
     /// away from them. Empty when there is no daemon (tests, benches).
     pub protected: std::sync::Arc<Protected>,
+    /// Critical notes from the session's cortex, put in front of the agent for this
+    /// turn: model engines read them at the end of the system prompt, agent CLIs
+    /// (`exec`) before the message.
+    pub notes: Vec<String>,
+}
+
+impl ProviderRequest {
+    /// The system prompt with the turn's critical notes after it; `None` when both
+    /// are empty.
+    pub fn system_prompt(&self) -> Option<String> {
+        let system = self.system.as_deref().unwrap_or("");
+        match notes_preamble(&self.notes) {
+            None if system.is_empty() => None,
+            None => Some(system.to_owned()),
+            Some(n) if system.is_empty() => Some(n),
+            Some(n) => Some(format!("{system}\n\n{n}")),
+        }
+    }
+}
+
+/// The block of text that puts critical notes in front of an agent; `None` for none.
+pub fn notes_preamble(notes: &[String]) -> Option<String> {
+    if notes.is_empty() {
+        return None;
+    }
+    let mut out = String::from("Critical notes from r1's cortex (watchers of this session); take them into account before you continue:");
+    for n in notes {
+        out.push_str("\n- ");
+        out.push_str(n);
+    }
+    Some(out)
 }
 
 /// One item of a provider's stream.

@@ -85,7 +85,7 @@ impl OpenAiProvider {
             ));
         }
         let mut messages = Vec::new();
-        if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(system) = req.system_prompt() {
             messages.push(json!({"role": "system", "content": system}));
         }
         for m in &req.messages {

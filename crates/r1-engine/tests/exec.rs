@@ -66,6 +66,7 @@ fn request(prompt: &str) -> ProviderRequest {
         ],
         tools: Vec::new(),
         protected: Default::default(),
+        notes: Vec::new(),
     }
 }
 

@@ -312,6 +312,33 @@ impl Api for Fake {
     async fn search_reindex(&self, _: EmptyParams) -> Result<r1_proto::ReindexResult, ApiError> {
         unsupported()
     }
+    async fn cortex_notes(
+        &self,
+        _: r1_proto::CortexNotesParams,
+    ) -> Result<r1_proto::NoteList, ApiError> {
+        unsupported()
+    }
+    async fn cortex_publish(
+        &self,
+        _: r1_proto::CortexPublishParams,
+    ) -> Result<r1_proto::NoteView, ApiError> {
+        unsupported()
+    }
+    async fn cortex_lobes_list(&self, _: SessionRef) -> Result<r1_proto::LobeList, ApiError> {
+        unsupported()
+    }
+    async fn cortex_lobe_pause(
+        &self,
+        _: r1_proto::LobeRef,
+    ) -> Result<r1_proto::LobeList, ApiError> {
+        unsupported()
+    }
+    async fn cortex_lobe_resume(
+        &self,
+        _: r1_proto::LobeRef,
+    ) -> Result<r1_proto::LobeList, ApiError> {
+        unsupported()
+    }
 }
 
 #[tokio::test]
@@ -618,7 +645,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 13, "{names:?}");
+    assert_eq!(names.len(), 15, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

@@ -36,15 +36,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    Ack, ApiError, ApproveParams, CompactResult, DaemonStatus, Discovery, EmptyParams, EngineList,
-    Handshake, Health, HookList, HookTestParams, HookTestResult, JournalPage, JournalParams,
-    LaneList, LaneRef, LaneView, LogPage, LogsParams, MissionCreateParams, MissionList,
-    MissionListParams, MissionRef, MissionView, PinLaneParams, ReindexResult, ReloadResult,
-    RepairResult, RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult,
-    SendMessageParams, SendMessageResult, SessionDebugState, SessionList, SessionRef, SessionView,
-    ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
-    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
-    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    Ack, ApiError, ApproveParams, CompactResult, CortexNotesParams, CortexPublishParams,
+    DaemonStatus, Discovery, EmptyParams, EngineList, Handshake, Health, HookList, HookTestParams,
+    HookTestResult, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LobeList, LobeRef,
+    LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams, MissionRef,
+    MissionView, NoteList, NoteView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
+    RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult, SendMessageParams,
+    SendMessageResult, SessionDebugState, SessionList, SessionRef, SessionView, ShutdownParams,
+    StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
+    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
+    WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -914,6 +915,84 @@ operations! {
         mcp: mcp("r1_lanes_pin", "r1.lanes.pin"),
         related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/journal", "/v1/sessions/{session_id}/lanes"],
         title: "Pin or unpin a lane",
+    }
+
+    /// The notes on a session's cortex board, oldest first: each with its `seq`,
+    /// `text`, `tags`, whether it is `critical` (put in front of the agent at the start
+    /// of its next turn) and its `source` (`client` or the lobe that wrote it). With
+    /// `since_seq`, only notes from that seq on. Read-only.
+    CortexNotes cortex_notes {
+        method: "cortex.notes",
+        http: Get "/v1/sessions/{session_id}/cortex/notes" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: CortexNotesParams,
+        result: NoteList,
+        mcp: mcp("r1_cortex_notes", "r1.cortex.notes"),
+        related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/cortex/lobes"],
+        title: "Read a session's notes",
+    }
+
+    /// Publish a note on a session's cortex board: `{text, tags[], critical}`. It is
+    /// journaled (`cortex.note`), shown in every client's timeline, and when
+    /// `critical` the agent is shown it at the start of its next turn. NOT idempotent:
+    /// every call adds a note.
+    CortexPublish cortex_publish {
+        method: "cortex.publish",
+        http: Post "/v1/sessions/{session_id}/cortex/notes" => 201,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: CortexPublishParams,
+        result: NoteView,
+        mcp: mcp("r1_cortex_publish", "r1.cortex.publish"),
+        related: ["/v1/sessions/{session_id}/cortex/notes"],
+        title: "Publish a note",
+    }
+
+    /// The lobes attached to a session: the built-in `verify` (runs the project's
+    /// verify steps after the agent changes files in a worktree), `budget` (warns at
+    /// 80 % of the token budget) and `loop` (flags one tool call repeated with the same
+    /// arguments), then the user's executables in `$R1_HOME/lobes`; each with whether
+    /// it is paused for this session and how many notes it published. Read-only.
+    CortexLobesList cortex_lobes_list {
+        method: "cortex.lobes_list",
+        http: Get "/v1/sessions/{session_id}/cortex/lobes" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: SessionRef,
+        result: LobeList,
+        mcp: mcp("r1_cortex_lobes_list", "r1.cortex.lobes_list"),
+        related: ["/v1/sessions/{session_id}/cortex/notes"],
+        title: "List a session's lobes",
+    }
+
+    /// Pause a lobe for one session: it is fed nothing and publishes nothing until
+    /// resumed (journaled, so it stays paused across restarts). Idempotent: pausing a
+    /// paused lobe is ok. Returns the session's lobes.
+    CortexLobePause cortex_lobe_pause {
+        method: "cortex.lobe_pause",
+        http: Post "/v1/sessions/{session_id}/cortex/lobes/{lobe}/pause" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: LobeRef,
+        result: LobeList,
+        mcp: mcp("r1_cortex_lobe_pause", "r1.cortex.lobe_pause"),
+        related: ["/v1/sessions/{session_id}/cortex/lobes"],
+        title: "Pause a lobe",
+    }
+
+    /// Resume a paused lobe for one session. Idempotent: resuming a running lobe is
+    /// ok. Returns the session's lobes.
+    CortexLobeResume cortex_lobe_resume {
+        method: "cortex.lobe_resume",
+        http: Post "/v1/sessions/{session_id}/cortex/lobes/{lobe}/resume" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: LobeRef,
+        result: LobeList,
+        mcp: mcp("r1_cortex_lobe_resume", "r1.cortex.lobe_resume"),
+        related: ["/v1/sessions/{session_id}/cortex/lobes"],
+        title: "Resume a lobe",
     }
 
     /// Long-poll a session's journal: returns the records with seq >= `since_seq`

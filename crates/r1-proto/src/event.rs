@@ -80,11 +80,17 @@ pub enum EventKind {
     /// fit the engine's context budget (durable).
     #[serde(rename = "session.compacted")]
     SessionCompacted,
+    /// A note on the session's cortex board, from a client or a lobe (durable).
+    #[serde(rename = "cortex.note")]
+    CortexNote,
+    /// A lobe was paused or resumed for this session (durable).
+    #[serde(rename = "cortex.lobe")]
+    CortexLobe,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 26] = [
         EventKind::SessionCreated,
         EventKind::SessionMessage,
         EventKind::SessionDelta,
@@ -109,6 +115,8 @@ impl EventKind {
         EventKind::HookFailed,
         EventKind::HookBlocked,
         EventKind::SessionCompacted,
+        EventKind::CortexNote,
+        EventKind::CortexLobe,
     ];
 
     /// The wire spelling, e.g. `session.delta`.
@@ -138,6 +146,8 @@ impl EventKind {
             EventKind::HookFailed => "hook.failed",
             EventKind::HookBlocked => "hook.blocked",
             EventKind::SessionCompacted => "session.compacted",
+            EventKind::CortexNote => "cortex.note",
+            EventKind::CortexLobe => "cortex.lobe",
         }
     }
 
@@ -156,6 +166,8 @@ impl EventKind {
                 | EventKind::SessionError
                 | EventKind::VerifyCompleted
                 | EventKind::SessionCompacted
+                | EventKind::CortexNote
+                | EventKind::CortexLobe
         )
     }
 }

@@ -404,6 +404,33 @@ pub struct SessionCompacted {
     pub reason: String,
 }
 
+/// `cortex.note`: a note on the session's cortex board. A critical note is put in
+/// front of the agent at the start of its next turn (once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CortexNote {
+    /// `note_…`.
+    pub note_id: String,
+    /// The text.
+    pub text: String,
+    /// Its labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Whether the agent is shown it at the start of its next turn.
+    #[serde(default)]
+    pub critical: bool,
+    /// Who published it: `client`, or the lobe's name.
+    pub source: String,
+}
+
+/// `cortex.lobe`: a lobe was paused or resumed for this session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CortexLobe {
+    /// The lobe's name.
+    pub lobe: String,
+    /// Paused (true) or running (false) from now on.
+    pub paused: bool,
+}
+
 /// `hook.ran`: a hook in `$R1_HOME/hooks` ran for an event of this session and exited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HookRan {
@@ -545,6 +572,8 @@ events! {
     HookFailed => HookFailed,
     HookBlocked => HookBlocked,
     SessionCompacted => SessionCompacted,
+    CortexNote => CortexNote,
+    CortexLobe => CortexLobe,
 }
 
 impl EventData {

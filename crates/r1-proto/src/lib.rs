@@ -7,6 +7,7 @@
 //! wire types is generated from it (see [`wire_schema`]) and committed.
 
 pub mod catalog;
+mod cortex;
 mod error;
 mod event;
 pub mod events;
@@ -22,6 +23,10 @@ mod worktree;
 pub use catalog::{
     dispatch, operation, operation_for_tool, Api, Capability, HttpMethod, Idempotency, McpTool,
     OperationInfo, Remote, Request, OPERATIONS,
+};
+pub use cortex::{
+    CortexNotesParams, CortexPublishParams, LobeList, LobeRef, LobeView, NoteInput, NoteList,
+    NoteView,
 };
 pub use error::{ApiError, ErrorCode, ErrorEnvelope, Links, JSONRPC_API_ERROR};
 pub use event::{BusEvent, EventKind, EventRecord};

@@ -88,6 +88,10 @@ enum Verb {
     /// Hooks in `$R1_HOME/hooks`: list (trusted or refused, and why), test one.
     #[command(subcommand)]
     Hooks(crate::ops_cmd::HooksVerb),
+    /// A session's cortex: its notes board (read, publish) and the lobes watching it
+    /// (list, pause, resume).
+    #[command(subcommand)]
+    Cortex(crate::ops_cmd::CortexVerb),
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +207,7 @@ async fn dispatch(home: &Path, args: CtlArgs) -> Result<(), CtlError> {
         Verb::Status => return Ok(crate::ops_cmd::status(&opts, args.json).await?),
         Verb::Logs(a) => return Ok(crate::ops_cmd::logs(&opts, a, args.json).await?),
         Verb::Hooks(verb) => return Ok(crate::ops_cmd::hooks(&opts, verb, args.json).await?),
+        Verb::Cortex(verb) => return Ok(crate::ops_cmd::cortex(&opts, verb, args.json).await?),
         Verb::Engines => {
             let client = r1_client::connect_or_spawn(&opts).await?;
             let l = client.engines_list(EmptyParams {}).await?;

@@ -242,3 +242,155 @@ pub async fn hooks(opts: &ConnectOptions, verb: HooksVerb, json: bool) -> Result
     }
     Ok(())
 }
+
+/// `r1 ctl cortex`: a session's notes board and lobes.
+#[derive(Debug, clap::Subcommand)]
+pub enum CortexVerb {
+    /// The notes on a session's board, oldest first (critical ones marked `!`).
+    Notes {
+        /// The session id.
+        session: String,
+        /// Only notes from this seq on.
+        #[arg(long)]
+        since: Option<u64>,
+    },
+    /// Put a note on a session's board; with `--critical` the agent is shown it at the
+    /// start of its next turn.
+    Publish {
+        /// The session id.
+        session: String,
+        /// The note (it may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        text: String,
+        /// A label (repeat for more).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Show it to the agent at the start of its next turn.
+        #[arg(long)]
+        critical: bool,
+    },
+    /// The lobes watching a session: built-in ones and those in `$R1_HOME/lobes`.
+    Lobes {
+        /// The session id.
+        session: String,
+    },
+    /// Pause a lobe for one session (ok when it is paused already).
+    Pause {
+        /// The session id.
+        session: String,
+        /// The lobe's name (see `r1 ctl cortex lobes`).
+        lobe: String,
+    },
+    /// Resume a lobe for one session (ok when it runs already).
+    Resume {
+        /// The session id.
+        session: String,
+        /// The lobe's name.
+        lobe: String,
+    },
+}
+
+/// Runs `r1 ctl cortex …`.
+pub async fn cortex(
+    opts: &ConnectOptions,
+    verb: CortexVerb,
+    json: bool,
+) -> Result<(), ClientError> {
+    let client = r1_client::connect_or_spawn(opts).await?;
+    let lobes = match verb {
+        CortexVerb::Notes { session, since } => {
+            let l = client
+                .cortex_notes(r1_proto::CortexNotesParams {
+                    session_id: session,
+                    since_seq: since,
+                })
+                .await?;
+            if json {
+                output::json(&l);
+            } else if l.notes.is_empty() {
+                output::line("no notes");
+            } else {
+                for n in &l.notes {
+                    output::line(&note_line(n));
+                }
+            }
+            return Ok(());
+        }
+        CortexVerb::Publish {
+            session,
+            text,
+            tags,
+            critical,
+        } => {
+            let n = client
+                .cortex_publish(r1_proto::CortexPublishParams {
+                    session_id: session,
+                    note: r1_proto::NoteInput {
+                        text,
+                        tags,
+                        critical,
+                    },
+                })
+                .await?;
+            if json {
+                output::json(&n);
+            } else {
+                output::line(&note_line(&n));
+            }
+            return Ok(());
+        }
+        CortexVerb::Lobes { session } => {
+            client
+                .cortex_lobes_list(r1_proto::SessionRef::new(session))
+                .await?
+        }
+        CortexVerb::Pause { session, lobe } => {
+            client
+                .cortex_lobe_pause(r1_proto::LobeRef {
+                    session_id: session,
+                    lobe,
+                })
+                .await?
+        }
+        CortexVerb::Resume { session, lobe } => {
+            client
+                .cortex_lobe_resume(r1_proto::LobeRef {
+                    session_id: session,
+                    lobe,
+                })
+                .await?
+        }
+    };
+    if json {
+        output::json(&lobes);
+        return Ok(());
+    }
+    for l in &lobes.lobes {
+        let state = match (&l.error, l.paused) {
+            (Some(e), _) => format!("REFUSED: {e}"),
+            (None, true) => "paused".to_string(),
+            (None, false) => "running".to_string(),
+        };
+        output::line(&format!(
+            "{:<16} {:<8} {:<8} notes {:<4} {}",
+            l.name, l.kind, state, l.notes, l.description
+        ));
+    }
+    Ok(())
+}
+
+/// One note for people: `#seq ! [source] text (tags)`.
+fn note_line(n: &r1_proto::NoteView) -> String {
+    let tags = if n.tags.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", n.tags.join(", "))
+    };
+    format!(
+        "#{:<6} {} [{}] {}{tags}",
+        n.seq,
+        if n.critical { "!" } else { " " },
+        n.source,
+        n.text
+    )
+}

@@ -14,6 +14,11 @@ PROTOCOL = 'r1.proto.v1'
 
 #: Every operationId, with its HTTP method, path template and method name here.
 OPERATIONS: Dict[str, Tuple[str, str, str]] = {
+    'cortex.lobe_pause': ('POST', '/v1/sessions/{session_id}/cortex/lobes/{lobe}/pause', 'cortex_lobe_pause'),
+    'cortex.lobe_resume': ('POST', '/v1/sessions/{session_id}/cortex/lobes/{lobe}/resume', 'cortex_lobe_resume'),
+    'cortex.lobes_list': ('GET', '/v1/sessions/{session_id}/cortex/lobes', 'cortex_lobes_list'),
+    'cortex.notes': ('GET', '/v1/sessions/{session_id}/cortex/notes', 'cortex_notes'),
+    'cortex.publish': ('POST', '/v1/sessions/{session_id}/cortex/notes', 'cortex_publish'),
     'daemon.discover': ('GET', '/v1/discover', 'daemon_discover'),
     'daemon.handshake': ('GET', '/v1/handshake', 'daemon_handshake'),
     'daemon.health': ('GET', '/v1/health', 'daemon_health'),
@@ -95,6 +100,28 @@ CompactResult = TypedDict(
         'session_id': 'str',
         'tokens_after': 'int',
         'tokens_before': 'int',
+    },
+    total=False,
+)
+
+# The params of `cortex.notes`.
+# Always present: `session_id`.
+CortexNotesParams = TypedDict(
+    'CortexNotesParams',
+    {
+        'session_id': 'str',
+        'since_seq': 'int',
+    },
+    total=False,
+)
+
+# The params of `cortex.publish`.
+# Always present: `note`, `session_id`.
+CortexPublishParams = TypedDict(
+    'CortexPublishParams',
+    {
+        'note': 'NoteInput',
+        'session_id': 'str',
     },
     total=False,
 )
@@ -244,7 +271,7 @@ ErrorEnvelope = TypedDict(
 )
 
 # The closed set of record kinds a session journal holds.
-EventKind = Literal["session.created", "session.message", "session.delta", "session.state", "tool.started", "tool.completed", "approval.requested", "approval.resolved", "lane.created", "lane.delta", "lane.status", "lane.killed", "session.paused", "session.resumed", "session.cancelled", "session.ended", "session.error", "daemon.reloaded", "session.resync", "verify.completed", "hook.ran", "hook.failed", "hook.blocked", "session.compacted"]
+EventKind = Literal["session.created", "session.message", "session.delta", "session.state", "tool.started", "tool.completed", "approval.requested", "approval.resolved", "lane.created", "lane.delta", "lane.status", "lane.killed", "session.paused", "session.resumed", "session.cancelled", "session.ended", "session.error", "daemon.reloaded", "session.resync", "verify.completed", "hook.ran", "hook.failed", "hook.blocked", "session.compacted", "cortex.note", "cortex.lobe"]
 
 # One journal record, one line of `journal.ndjson`: `{"v":1,"seq":12,"at":"…","kind":"session.delta","lane":"main","data":{…}}`.
 # Always present: `at`, `data`, `kind`, `lane`, `seq`, `v`.
@@ -427,6 +454,43 @@ ListenerStatus = TypedDict(
     total=False,
 )
 
+# The answer of `cortex.lobes_list`, `cortex.lobe_pause` and `cortex.lobe_resume`.
+# Always present: `lobes`, `session_id`.
+LobeList = TypedDict(
+    'LobeList',
+    {
+        'lobes': 'List[LobeView]',
+        'session_id': 'str',
+    },
+    total=False,
+)
+
+# The params of `cortex.lobe_pause` and `cortex.lobe_resume`.
+# Always present: `lobe`, `session_id`.
+LobeRef = TypedDict(
+    'LobeRef',
+    {
+        'lobe': 'str',
+        'session_id': 'str',
+    },
+    total=False,
+)
+
+# A lobe attached to a session.
+# Always present: `description`, `kind`, `name`, `notes`, `paused`.
+LobeView = TypedDict(
+    'LobeView',
+    {
+        'description': 'str',
+        'error': 'str',
+        'kind': 'str',
+        'name': 'str',
+        'notes': 'int',
+        'paused': 'bool',
+    },
+    total=False,
+)
+
 # One line of the daemon's log.
 # Always present: `at`, `level`, `message`, `target`.
 LogLine = TypedDict(
@@ -563,6 +627,44 @@ MissionView = TypedDict(
         'tokens_used': 'int',
         'verify': 'List[VerifyResult]',
         'worktree_id': 'str',
+    },
+    total=False,
+)
+
+# A note as a client or a lobe writes it (the `note` of `cortex.publish`, and each line a user lobe prints).
+# Always present: `text`.
+NoteInput = TypedDict(
+    'NoteInput',
+    {
+        'critical': 'bool',
+        'tags': 'List[str]',
+        'text': 'str',
+    },
+    total=False,
+)
+
+# The answer of `cortex.notes`.
+# Always present: `notes`.
+NoteList = TypedDict(
+    'NoteList',
+    {
+        'notes': 'List[NoteView]',
+    },
+    total=False,
+)
+
+# A note on a session's board.
+# Always present: `at`, `critical`, `note_id`, `seq`, `source`, `tags`, `text`.
+NoteView = TypedDict(
+    'NoteView',
+    {
+        'at': 'str',
+        'critical': 'bool',
+        'note_id': 'str',
+        'seq': 'int',
+        'source': 'str',
+        'tags': 'List[str]',
+        'text': 'str',
     },
     total=False,
 )
@@ -1040,6 +1142,85 @@ class Operations:
         headers: Optional[Dict[str, Any]],
     ) -> Any:
         raise NotImplementedError
+
+    def cortex_lobe_pause(self, session_id: str, lobe: str) -> LobeList:
+        """Pause a lobe.
+
+        Pause a lobe for one session: it is fed nothing and publishes nothing until resumed (journaled, so it stays paused across restarts). Idempotent: pausing a paused lobe is ok. Returns the session's lobes.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+            lobe (path): The lobe's name: `verify`, `budget`, `loop`, or a user lobe's file name.
+
+        Returns:
+            LobeList: The answer of `cortex.lobes_list`, `cortex.lobe_pause` and `cortex.lobe_resume`.
+
+        `POST /v1/sessions/{session_id}/cortex/lobes/{lobe}/pause` (200); operation `cortex.lobe_pause`; capability `write`; idempotency `natural`; MCP tool `r1_cortex_lobe_pause`.
+        """
+        return cast(LobeList, self._op('cortex.lobe_pause', 'POST', '/v1/sessions/{session_id}/cortex/lobes/{lobe}/pause', {'session_id': session_id, 'lobe': lobe}, None, {}, None))
+
+    def cortex_lobe_resume(self, session_id: str, lobe: str) -> LobeList:
+        """Resume a lobe.
+
+        Resume a paused lobe for one session. Idempotent: resuming a running lobe is ok. Returns the session's lobes.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+            lobe (path): The lobe's name: `verify`, `budget`, `loop`, or a user lobe's file name.
+
+        Returns:
+            LobeList: The answer of `cortex.lobes_list`, `cortex.lobe_pause` and `cortex.lobe_resume`.
+
+        `POST /v1/sessions/{session_id}/cortex/lobes/{lobe}/resume` (200); operation `cortex.lobe_resume`; capability `write`; idempotency `natural`; MCP tool `r1_cortex_lobe_resume`.
+        """
+        return cast(LobeList, self._op('cortex.lobe_resume', 'POST', '/v1/sessions/{session_id}/cortex/lobes/{lobe}/resume', {'session_id': session_id, 'lobe': lobe}, None, {}, None))
+
+    def cortex_lobes_list(self, session_id: str) -> LobeList:
+        """List a session's lobes.
+
+        The lobes attached to a session: the built-in `verify` (runs the project's verify steps after the agent changes files in a worktree), `budget` (warns at 80 % of the token budget) and `loop` (flags one tool call repeated with the same arguments), then the user's executables in `$R1_HOME/lobes`; each with whether it is paused for this session and how many notes it published. Read-only.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+
+        Returns:
+            LobeList: The answer of `cortex.lobes_list`, `cortex.lobe_pause` and `cortex.lobe_resume`.
+
+        `GET /v1/sessions/{session_id}/cortex/lobes` (200); operation `cortex.lobes_list`; capability `read`; idempotency `natural`; MCP tool `r1_cortex_lobes_list`.
+        """
+        return cast(LobeList, self._op('cortex.lobes_list', 'GET', '/v1/sessions/{session_id}/cortex/lobes', {'session_id': session_id}, None, None, None))
+
+    def cortex_notes(self, session_id: str, *, since_seq: Optional[int] = None) -> NoteList:
+        """Read a session's notes.
+
+        The notes on a session's cortex board, oldest first: each with its `seq`, `text`, `tags`, whether it is `critical` (put in front of the agent at the start of its next turn) and its `source` (`client` or the lobe that wrote it). With `since_seq`, only notes from that seq on. Read-only.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+            since_seq (query): Only notes journaled at or after this seq (default: all the session keeps).
+
+        Returns:
+            NoteList: The answer of `cortex.notes`.
+
+        `GET /v1/sessions/{session_id}/cortex/notes` (200); operation `cortex.notes`; capability `read`; idempotency `natural`; MCP tool `r1_cortex_notes`.
+        """
+        return cast(NoteList, self._op('cortex.notes', 'GET', '/v1/sessions/{session_id}/cortex/notes', {'session_id': session_id}, {'since_seq': since_seq}, None, None))
+
+    def cortex_publish(self, session_id: str, *, note: NoteInput) -> NoteView:
+        """Publish a note.
+
+        Publish a note on a session's cortex board: `{text, tags[], critical}`. It is journaled (`cortex.note`), shown in every client's timeline, and when `critical` the agent is shown it at the start of its next turn. NOT idempotent: every call adds a note.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+            note (body): The note.
+
+        Returns:
+            NoteView: A note on a session's board.
+
+        `POST /v1/sessions/{session_id}/cortex/notes` (201); operation `cortex.publish`; capability `write`; idempotency `none`; MCP tool `r1_cortex_publish`.
+        """
+        return cast(NoteView, self._op('cortex.publish', 'POST', '/v1/sessions/{session_id}/cortex/notes', {'session_id': session_id}, None, {'note': note}, None))
 
     def daemon_discover(self) -> Discovery:
         """Discover.

@@ -69,6 +69,31 @@ export interface BusEvent {
   seq: number;
 }
 
+/** `cortex.lobe`: a lobe was paused or resumed for this session. */
+export interface CortexLobe {
+  /** The lobe's name. */
+  lobe: string;
+  /** Paused (true) or running (false) from now on. */
+  paused: boolean;
+}
+
+/**
+ * `cortex.note`: a note on the session's cortex board. A critical note is put in
+ * front of the agent at the start of its next turn (once).
+ */
+export interface CortexNote {
+  /** Whether the agent is shown it at the start of its next turn. */
+  critical: boolean;
+  /** `note_…`. */
+  note_id: string;
+  /** Who published it: `client`, or the lobe's name. */
+  source: string;
+  /** Its labels. */
+  tags: Array<string>;
+  /** The text. */
+  text: string;
+}
+
 /** `daemon.reloaded`: a daemon started and reloaded this session (paused). */
 export interface DaemonReloaded {
   /** The id of the daemon run that reloaded it. */
@@ -121,7 +146,7 @@ export interface DaemonStopping {
 export type Decision = "allow" | "deny";
 
 /** The closed set of record kinds a session journal holds. */
-export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked" | "session.compacted";
+export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked" | "session.compacted" | "cortex.note" | "cortex.lobe";
 
 /**
  * One journal record, one line of `journal.ndjson`:
@@ -581,6 +606,8 @@ export type VerifyStep = "build" | "test" | "lint";
 export interface RecordData {
   "approval.requested": ApprovalRequested;
   "approval.resolved": ApprovalResolved;
+  "cortex.lobe": CortexLobe;
+  "cortex.note": CortexNote;
   "daemon.reloaded": DaemonReloaded;
   "hook.blocked": HookBlocked;
   "hook.failed": HookFailed;

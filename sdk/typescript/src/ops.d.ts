@@ -81,6 +81,22 @@ export interface CompactResult {
   tokens_before: number;
 }
 
+/** The params of `cortex.notes`. */
+export interface CortexNotesParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+  /** Only notes journaled at or after this seq (default: all the session keeps). */
+  since_seq?: number;
+}
+
+/** The params of `cortex.publish`. */
+export interface CortexPublishParams {
+  /** The note. */
+  note: NoteInput;
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The answer of `daemon.status`. */
 export interface DaemonStatus {
   /** The daemon run id. */
@@ -255,7 +271,7 @@ export interface ErrorEnvelope {
 }
 
 /** The closed set of record kinds a session journal holds. */
-export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked" | "session.compacted";
+export type EventKind = "session.created" | "session.message" | "session.delta" | "session.state" | "tool.started" | "tool.completed" | "approval.requested" | "approval.resolved" | "lane.created" | "lane.delta" | "lane.status" | "lane.killed" | "session.paused" | "session.resumed" | "session.cancelled" | "session.ended" | "session.error" | "daemon.reloaded" | "session.resync" | "verify.completed" | "hook.ran" | "hook.failed" | "hook.blocked" | "session.compacted" | "cortex.note" | "cortex.lobe";
 
 /**
  * One journal record, one line of `journal.ndjson`:
@@ -444,6 +460,38 @@ export interface ListenerStatus {
   url: string;
 }
 
+/** The answer of `cortex.lobes_list`, `cortex.lobe_pause` and `cortex.lobe_resume`. */
+export interface LobeList {
+  /** Every lobe: the built-in ones, then the user's, by name. */
+  lobes: Array<LobeView>;
+  /** The session. */
+  session_id: string;
+}
+
+/** The params of `cortex.lobe_pause` and `cortex.lobe_resume`. */
+export interface LobeRef {
+  /** The lobe's name: `verify`, `budget`, `loop`, or a user lobe's file name. */
+  lobe: string;
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
+/** A lobe attached to a session. */
+export interface LobeView {
+  /** What it watches for. */
+  description: string;
+  /** Why a user lobe cannot run (an untrusted file, a crash), when it cannot. */
+  error?: string;
+  /** `builtin`, or `user` (an executable in `$R1_HOME/lobes`). */
+  kind: string;
+  /** Its name. */
+  name: string;
+  /** Notes it published in this session (as far as the session remembers). */
+  notes: number;
+  /** Paused for this session: it is fed nothing and publishes nothing. */
+  paused: boolean;
+}
+
 /** One line of the daemon's log. */
 export interface LogLine {
   /** When it was written (RFC 3339, UTC, microseconds). */
@@ -608,6 +656,46 @@ export interface MissionView {
   verify: Array<VerifyResult>;
   /** Its worktree, once started with one. */
   worktree_id?: string;
+}
+
+/**
+ * A note as a client or a lobe writes it (the `note` of `cortex.publish`, and each
+ * line a user lobe prints).
+ */
+export interface NoteInput {
+  /** Put the note in front of the agent at the start of its next turn. */
+  critical?: boolean;
+  /** Free-form labels, e.g. `["verify", "test"]`. */
+  tags?: Array<string>;
+  /** The note, for the agent and for people (1 to 8,192 bytes). */
+  text: string;
+}
+
+/** The answer of `cortex.notes`. */
+export interface NoteList {
+  /**
+   * The notes, oldest first (the newest 1,000 at most; every note stays in the
+   * journal).
+   */
+  notes: Array<NoteView>;
+}
+
+/** A note on a session's board. */
+export interface NoteView {
+  /** RFC 3339 time it was journaled. */
+  at: string;
+  /** Whether it was put in front of the agent. */
+  critical: boolean;
+  /** `note_…`. */
+  note_id: string;
+  /** The seq of its `cortex.note` record. */
+  seq: number;
+  /** Who published it: `client`, or the lobe's name. */
+  source: string;
+  /** Its labels. */
+  tags: Array<string>;
+  /** The text. */
+  text: string;
 }
 
 /** The params of `lanes.pin`. */
@@ -1146,6 +1234,28 @@ export interface WorktreeView {
 
 // The params of each operation: path fields, then query or body fields.
 
+/** The params of `cortex.lobe_pause` (`POST /v1/sessions/{session_id}/cortex/lobes/{lobe}/pause`). */
+export interface CortexLobePauseParams {
+  /** The lobe's name: `verify`, `budget`, `loop`, or a user lobe's file name. */
+  lobe: string;
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
+/** The params of `cortex.lobe_resume` (`POST /v1/sessions/{session_id}/cortex/lobes/{lobe}/resume`). */
+export interface CortexLobeResumeParams {
+  /** The lobe's name: `verify`, `budget`, `loop`, or a user lobe's file name. */
+  lobe: string;
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
+/** The params of `cortex.lobes_list` (`GET /v1/sessions/{session_id}/cortex/lobes`). */
+export interface CortexLobesListParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The params of `daemon.discover` (`GET /v1/discover`). */
 export type DaemonDiscoverParams = Record<string, never>;
 
@@ -1491,6 +1601,11 @@ export interface VerifyTestParams {
 
 /** Every operationId. */
 export type OperationId =
+  | "cortex.lobe_pause"
+  | "cortex.lobe_resume"
+  | "cortex.lobes_list"
+  | "cortex.notes"
+  | "cortex.publish"
   | "daemon.discover"
   | "daemon.handshake"
   | "daemon.health"
@@ -1538,6 +1653,11 @@ export type OperationId =
 
 /** The params and result type of each operation. */
 export interface OperationTypes {
+  "cortex.lobe_pause": { params: CortexLobePauseParams; result: LobeList };
+  "cortex.lobe_resume": { params: CortexLobeResumeParams; result: LobeList };
+  "cortex.lobes_list": { params: CortexLobesListParams; result: LobeList };
+  "cortex.notes": { params: CortexNotesParams; result: NoteList };
+  "cortex.publish": { params: CortexPublishParams; result: NoteView };
   "daemon.discover": { params: DaemonDiscoverParams; result: Discovery };
   "daemon.handshake": { params: DaemonHandshakeParams; result: Handshake };
   "daemon.health": { params: DaemonHealthParams; result: Health };
@@ -1586,6 +1706,38 @@ export interface OperationTypes {
 
 /** The typed operation methods, grouped by the operationId's namespace. */
 export interface OperationGroups {
+  cortex: {
+    /**
+     * Pause a lobe: `cortex.lobe_pause`, `POST /v1/sessions/{session_id}/cortex/lobes/{lobe}/pause`.
+     *
+     * Pause a lobe for one session: it is fed nothing and publishes nothing until resumed (journaled, so it stays paused across restarts). Idempotent: pausing a paused lobe is ok. Returns the session's lobes.
+     */
+    lobePause(params: CortexLobePauseParams, options?: CallOptions): Promise<LobeList>;
+    /**
+     * Resume a lobe: `cortex.lobe_resume`, `POST /v1/sessions/{session_id}/cortex/lobes/{lobe}/resume`.
+     *
+     * Resume a paused lobe for one session. Idempotent: resuming a running lobe is ok. Returns the session's lobes.
+     */
+    lobeResume(params: CortexLobeResumeParams, options?: CallOptions): Promise<LobeList>;
+    /**
+     * List a session's lobes: `cortex.lobes_list`, `GET /v1/sessions/{session_id}/cortex/lobes`.
+     *
+     * The lobes attached to a session: the built-in `verify` (runs the project's verify steps after the agent changes files in a worktree), `budget` (warns at 80 % of the token budget) and `loop` (flags one tool call repeated with the same arguments), then the user's executables in `$R1_HOME/lobes`; each with whether it is paused for this session and how many notes it published. Read-only.
+     */
+    lobesList(params: CortexLobesListParams, options?: CallOptions): Promise<LobeList>;
+    /**
+     * Read a session's notes: `cortex.notes`, `GET /v1/sessions/{session_id}/cortex/notes`.
+     *
+     * The notes on a session's cortex board, oldest first: each with its `seq`, `text`, `tags`, whether it is `critical` (put in front of the agent at the start of its next turn) and its `source` (`client` or the lobe that wrote it). With `since_seq`, only notes from that seq on. Read-only.
+     */
+    notes(params: CortexNotesParams, options?: CallOptions): Promise<NoteList>;
+    /**
+     * Publish a note: `cortex.publish`, `POST /v1/sessions/{session_id}/cortex/notes`.
+     *
+     * Publish a note on a session's cortex board: `{text, tags[], critical}`. It is journaled (`cortex.note`), shown in every client's timeline, and when `critical` the agent is shown it at the start of its next turn. NOT idempotent: every call adds a note.
+     */
+    publish(params: CortexPublishParams, options?: CallOptions): Promise<NoteView>;
+  };
   daemon: {
     /**
      * Discover: `daemon.discover`, `GET /v1/discover`.

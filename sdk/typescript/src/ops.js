@@ -12,6 +12,11 @@ export const PROTOCOL = "r1.proto.v1";
  * @type {Readonly<Record<string, import('./ops.js').OperationInfo>>}
  */
 export const OPERATIONS = Object.freeze({
+  "cortex.lobe_pause": Object.freeze({"method":"POST","path":"/v1/sessions/{session_id}/cortex/lobes/{lobe}/pause","pathFields":["session_id","lobe"],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_cortex_lobe_pause"}),
+  "cortex.lobe_resume": Object.freeze({"method":"POST","path":"/v1/sessions/{session_id}/cortex/lobes/{lobe}/resume","pathFields":["session_id","lobe"],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_cortex_lobe_resume"}),
+  "cortex.lobes_list": Object.freeze({"method":"GET","path":"/v1/sessions/{session_id}/cortex/lobes","pathFields":["session_id"],"query":{},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_cortex_lobes_list"}),
+  "cortex.notes": Object.freeze({"method":"GET","path":"/v1/sessions/{session_id}/cortex/notes","pathFields":["session_id"],"query":{"since_seq":"integer"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_cortex_notes"}),
+  "cortex.publish": Object.freeze({"method":"POST","path":"/v1/sessions/{session_id}/cortex/notes","pathFields":["session_id"],"query":{},"statuses":[201],"capability":"write","idempotency":"none","mcpTool":"r1_cortex_publish"}),
   "daemon.discover": Object.freeze({"method":"GET","path":"/v1/discover","pathFields":[],"query":{},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":null}),
   "daemon.handshake": Object.freeze({"method":"GET","path":"/v1/handshake","pathFields":[],"query":{},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":null}),
   "daemon.health": Object.freeze({"method":"GET","path":"/v1/health","pathFields":[],"query":{},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":null}),
@@ -67,6 +72,13 @@ export const OPERATIONS = Object.freeze({
  */
 export function operationGroups(call) {
   return {
+    cortex: {
+      lobePause: (params, options) => call("cortex.lobe_pause", params, options),
+      lobeResume: (params, options) => call("cortex.lobe_resume", params, options),
+      lobesList: (params, options) => call("cortex.lobes_list", params, options),
+      notes: (params, options) => call("cortex.notes", params, options),
+      publish: (params, options) => call("cortex.publish", params, options),
+    },
     daemon: {
       discover: (params, options) => call("daemon.discover", params, options),
       handshake: (params, options) => call("daemon.handshake", params, options),

@@ -73,6 +73,11 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "mission.list" | "search.reindex" => json!({}),
         "search.query" => json!({"q": "hello", "limit": 5}),
         "mission.get" | "mission.cancel" | "mission.resume" => json!({"mission_id": "ms_none"}),
+        "cortex.notes" => json!({"session_id": main, "since_seq": 1}),
+        "cortex.publish" => {
+            json!({"session_id": main, "note": {"text": "from the catalog test", "tags": ["catalog"]}})
+        }
+        "cortex.lobe_pause" | "cortex.lobe_resume" => json!({"session_id": main, "lobe": "loop"}),
         // Nothing to build in an empty workdir: the same `validation` everywhere.
         _ => json!({"session_id": main}),
     })

@@ -9,6 +9,7 @@ mod agent;
 mod catalog;
 mod confinement;
 mod core;
+mod cortex;
 mod faults;
 mod flow;
 mod foundation;

@@ -14,14 +14,14 @@ use crate::agent::wait_for;
 use crate::sessions::records;
 use crate::support::*;
 
-const KEY: &str = "sk-test-secret-key-r1";
+pub(crate) const KEY: &str = "sk-test-secret-key-r1";
 
-struct Setup {
+pub(crate) struct Setup {
     _rt: tokio::runtime::Runtime,
-    fake: FakeProvider,
-    home: Home,
-    work: tempfile::TempDir,
-    d: Daemon,
+    pub(crate) fake: FakeProvider,
+    pub(crate) home: Home,
+    pub(crate) work: tempfile::TempDir,
+    pub(crate) d: Daemon,
 }
 
 fn setup(kind: FakeKind, script: Vec<Scripted>) -> Setup {
@@ -29,7 +29,7 @@ fn setup(kind: FakeKind, script: Vec<Scripted>) -> Setup {
 }
 
 /// [`setup`] with `extra` lines in the engine's table of `daemon.toml`.
-fn setup_with(kind: FakeKind, script: Vec<Scripted>, extra: &str) -> Setup {
+pub(crate) fn setup_with(kind: FakeKind, script: Vec<Scripted>, extra: &str) -> Setup {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -82,7 +82,7 @@ fn send(d: &Daemon, id: &str, text: &str) {
     assert_eq!(r.status, 202, "{}", r.body);
 }
 
-fn final_text(recs: &[Value]) -> Option<String> {
+pub(crate) fn final_text(recs: &[Value]) -> Option<String> {
     recs.iter()
         .rev()
         .find(|r| {
@@ -514,7 +514,7 @@ fn exec_engines_resume_their_conversation_across_turns_and_restarts() {
 
 /// Every `tool` message of an OpenAI request follows an assistant message that made
 /// that call: no orphaned tool result.
-fn assert_no_orphans(req: &Value) {
+pub(crate) fn assert_no_orphans(req: &Value) {
     let msgs = req["messages"].as_array().unwrap();
     for (i, m) in msgs.iter().enumerate() {
         if m["role"] != "tool" {
@@ -532,7 +532,7 @@ fn assert_no_orphans(req: &Value) {
 }
 
 /// The system prompt of a request.
-fn system_of(req: &Value) -> String {
+pub(crate) fn system_of(req: &Value) -> String {
     req["messages"][0]["content"]
         .as_str()
         .unwrap_or("")
@@ -540,7 +540,7 @@ fn system_of(req: &Value) -> String {
 }
 
 /// Sends `text` and waits until the turn is over (idle after it).
-fn turn(s: &Setup, id: &str, text: &str) -> Vec<Value> {
+pub(crate) fn turn(s: &Setup, id: &str, text: &str) -> Vec<Value> {
     let before = records(&s.d, id).len();
     send(&s.d, id, text);
     wait_for(&s.d, id, "the turn to end", |r| {
