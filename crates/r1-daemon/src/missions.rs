@@ -172,7 +172,8 @@ impl Missions {
     }
 
     /// Marks missions that were running when the daemon stopped `paused` (and says so
-    /// on the bus); called once at start, before the scheduler runs.
+    /// on the bus); called once at start, before the daemon registers (so no client
+    /// reads a mission as `running` that nothing runs) and before the scheduler runs.
     pub(crate) async fn settle_after_restart(&self, hub: &Hub) {
         let interrupted: Vec<String> = self
             .lock()
@@ -424,7 +425,6 @@ impl Hub {
     /// daemon stops.
     pub(crate) async fn mission_scheduler(self) {
         let missions = self.missions();
-        missions.settle_after_restart(&self).await;
         loop {
             loop {
                 let next = {

@@ -188,6 +188,7 @@ pub async fn serve_with(
         );
     }
     hub.reload_sessions().await;
+    hub.missions().settle_after_restart(&hub).await;
     let sources = hub.clone();
     tokio::spawn(hub.search_index().clone().run(
         move || sources.search_sources(),
