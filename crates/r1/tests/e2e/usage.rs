@@ -193,4 +193,24 @@ fn usage_is_journaled_priced_summed_and_kept_across_restarts() {
         "the provider was asked anyway"
     );
     assert_eq!(fake.remaining(), 0);
+
+    // Prices reload live: the next call is priced anew, earlier calls keep their cost.
+    let doubled = config(&fake)
+        .replace("input = 2.0", "input = 4.0")
+        .replace("output = 10.0", "output = 20.0")
+        .replace("cached_input = 0.5", "cached_input = 1.0");
+    std::fs::write(home.path.join("daemon.toml"), doubled).unwrap();
+    let r = home.run_json(&["ctl", "reload"]);
+    assert_eq!(r["changed"], json!(["prices"]), "{r}");
+    fake.push([answer("five")]);
+    let recs = turn(&d, &a, "priced anew");
+    let last = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "session.message" && r["data"]["role"] == "assistant")
+        .unwrap();
+    let paid = last["data"]["usage"]["cost_usd"].as_f64().unwrap();
+    assert!(close(paid, 2.0 * ONE_CALL_USD), "{last}");
+    let v = d.get(&format!("/v1/sessions/{a}")).json();
+    assert!(close(cost(&v), 4.0 * ONE_CALL_USD), "{v}");
 }
