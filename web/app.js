@@ -290,6 +290,11 @@ function upsertSession(view, updatedAt) {
   if (!view || !view.id) return;
   const old = app.sessions.get(view.id) || {};
   const merged = { ...old, ...view };
+  // A view read before records this page has already counted keeps the newer usage.
+  if (old.usage && view.usage && (view.last_seq || 0) < (old.last_seq || 0)) {
+    merged.usage = old.usage;
+    merged.last_seq = old.last_seq;
+  }
   if (updatedAt && (!merged.updated_at || updatedAt > merged.updated_at)) merged.updated_at = updatedAt;
   app.sessions.set(view.id, merged);
   renderListItem(merged);
@@ -300,6 +305,34 @@ function patchSession(id, patch, updatedAt) {
   const old = app.sessions.get(id);
   if (!old) return;
   upsertSession({ ...old, ...patch }, updatedAt);
+}
+
+/** Adds one model call's usage (record `seq`) to the session's totals, unless the
+ * session's view already counts it (its `last_seq` is at or past the record). */
+function countUsage(id, seq, u) {
+  const s = app.sessions.get(id);
+  if (!s || !s.usage || !u || seq <= (s.last_seq || 0)) return;
+  const t = s.usage;
+  const usage = {
+    input_tokens: t.input_tokens + (u.input_tokens || 0),
+    output_tokens: t.output_tokens + (u.output_tokens || 0),
+    cached_input_tokens: t.cached_input_tokens + (u.cached_input_tokens || 0),
+    model_calls: t.model_calls + 1,
+  };
+  if (typeof u.cost_usd === "number") usage.cost_usd = (t.cost_usd || 0) + u.cost_usd;
+  else if (typeof t.cost_usd === "number") usage.cost_usd = t.cost_usd;
+  patchSession(id, { usage, last_seq: seq });
+}
+
+/** A session's usage for people: "Tokens: 1,234 in (200 cached) · 567 out · $0.0123". */
+function usageText(u) {
+  if (!u.model_calls) return "Tokens: none yet";
+  const n = (x) => (x || 0).toLocaleString("en-US");
+  let text = `Tokens: ${n(u.input_tokens)} in`;
+  if (u.cached_input_tokens) text += ` (${n(u.cached_input_tokens)} cached)`;
+  text += ` · ${n(u.output_tokens)} out`;
+  if (typeof u.cost_usd === "number") text += ` · $${u.cost_usd.toFixed(4)}`;
+  return text;
 }
 
 function sortedIds() {
@@ -531,6 +564,9 @@ function renderChatHead() {
   badge.dataset.state = s.state || "";
   badge.textContent = STATE_LABELS[s.state] || s.state || "…";
   $("chat-meta").textContent = [s.engine + (s.model ? ` (${s.model})` : ""), s.workdir, chat.id].filter(Boolean).join(" · ");
+  const usage = $("chat-usage");
+  usage.hidden = !s.usage;
+  usage.textContent = s.usage ? usageText(s.usage) : "";
   const st = s.state;
   const can = {
     "act-cancel": st === "busy" || st === "waiting_on_approval",
@@ -824,6 +860,7 @@ function applyRecord(chat, rec) {
       addNote(`Session started in ${d.workdir || "its working directory"}.`);
       break;
     case "session.message":
+      if (d.role === "assistant") countUsage(chat.id, rec.seq, d.usage);
       if (d.role === "user") {
         finishStream(chat, undefined, undefined, true);
         const m = messageEl("user", rec.seq);
@@ -892,6 +929,7 @@ function applyRecord(chat, rec) {
       addNote(`Lobe ${d.lobe} ${d.paused ? "paused" : "resumed"} for this session.`);
       break;
     case "session.compacted":
+      countUsage(chat.id, rec.seq, d.usage);
       addNote(
         (d.method === "summary" ? "The earlier conversation was summarized" : "The oldest turns were dropped") +
           ` to fit the model's context (${d.tokens_before} → ${d.tokens_after} tokens).`,

@@ -88,9 +88,24 @@ test("golden path: login, start, chat, streamed reply, markdown, approval, lane 
       if (document.querySelector('#log [data-streaming="true"]')) window.__sawStreaming = true;
     }).observe(document.getElementById("log"), { subtree: true, childList: true, attributes: true, characterData: true });
   });
+  const usageText = () => page.textContent('[data-testid="chat-usage"]');
+  assert.equal(await usageText(), "Tokens: none yet");
   await sendUI(page, "hello");
   await waitAssistant(page, "echo: hello");
   assert.equal(await page.evaluate(() => window.__sawStreaming), true, "the reply did not stream");
+  // The header counts the model call's tokens as its message arrives (echo: one word
+  // in, two out), and agrees with the session's view.
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="chat-usage"]').textContent === "Tokens: 1 in · 2 out",
+    null,
+    { timeout: 5000 },
+  ).catch(async () => assert.fail(`usage in the header: ${await usageText()}`));
+  assert.deepEqual((await api(d, "GET", `/v1/sessions/${sid}`)).json.usage, {
+    input_tokens: 1,
+    output_tokens: 2,
+    cached_input_tokens: 0,
+    model_calls: 1,
+  });
   assert.equal(await page.inputValue('[data-testid="composer-input"]'), "");
   assert.deepEqual(
     (await messages(page)).map(([r, t]) => [r, t]),
@@ -111,6 +126,15 @@ test("golden path: login, start, chat, streamed reply, markdown, approval, lane 
   await waitAssistant(page, "echo: streaming without moving the rest of the page around, one delta at a time", 20000);
   const cls = await page.evaluate(() => window.__cls);
   assert.ok(cls < 0.01, `layout shift while streaming: ${cls}`);
+  // Live, turn after turn: the header shows the session's totals.
+  const u = (await api(d, "GET", `/v1/sessions/${sid}`)).json.usage;
+  assert.equal(u.model_calls, 2);
+  const want = `Tokens: ${u.input_tokens} in · ${u.output_tokens} out`;
+  await page.waitForFunction(
+    (w) => document.querySelector('[data-testid="chat-usage"]').textContent === w,
+    want,
+    { timeout: 5000 },
+  ).catch(async () => assert.fail(`usage in the header: ${await usageText()}, want ${want}`));
 
   // Shift+Enter adds a line; Enter sends.
   const input = page.locator('[data-testid="composer-input"]');

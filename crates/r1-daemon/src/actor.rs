@@ -23,7 +23,8 @@ use r1_engine::{
 };
 use r1_journal::{Ack, Journal, JournalError, NewRecord};
 use r1_proto::events::{
-    bus, LaneCreated, LaneDelta, LaneKilled, LaneStatusChanged, ToolCompleted, ToolStarted,
+    bus, LaneCreated, LaneDelta, LaneKilled, LaneStatusChanged, TokenUsage, ToolCompleted,
+    ToolStarted,
 };
 use r1_proto::{
     ApiError, EventData, EventKind, EventRecord, LaneStatus, SendMessageResult, SessionState,
@@ -70,6 +71,8 @@ pub struct Snapshot {
     pub notes: Arc<std::collections::VecDeque<r1_proto::NoteView>>,
     /// Lobes paused for this session.
     pub lobes_paused: Arc<std::collections::BTreeSet<String>>,
+    /// The tokens and cost of every model call journaled.
+    pub usage: r1_proto::SessionUsage,
 }
 
 impl Snapshot {
@@ -85,6 +88,7 @@ impl Snapshot {
             remembered: core.remembered.clone(),
             notes: core.notes.clone(),
             lobes_paused: core.lobes_paused.clone(),
+            usage: core.usage,
         }
     }
 }
@@ -461,14 +465,19 @@ impl Actor {
                 self.hub.state().root(),
                 s.worktree_id().is_some(),
                 s.token_budget,
-                s.tokens(),
                 warned,
             )));
         }
         let Some(host) = self.lobes.as_mut() else {
             return;
         };
-        let actions = host.observe(rec, &self.core.lobes_paused, self.hub.cortex(), &self.tx);
+        let actions = host.observe(
+            rec,
+            s.tokens(),
+            &self.core.lobes_paused,
+            self.hub.cortex(),
+            &self.tx,
+        );
         for a in actions {
             match a {
                 crate::cortex::LobeAction::Publish(note, lobe) => {
@@ -791,7 +800,9 @@ impl Actor {
             let (answer, made) = match hub.provider_for(&s).await {
                 Err(e) => (Err(e), None),
                 Ok(provider) => {
-                    match crate::compact::compact(&s, provider.as_ref(), &history, "forced").await {
+                    match crate::compact::compact(&hub, &s, provider.as_ref(), &history, "forced")
+                        .await
+                    {
                         None => (
                             Ok(r1_proto::CompactResult {
                                 session_id: s.id.clone(),
@@ -881,6 +892,15 @@ async fn run_turn(
     notes: Vec<String>,
     cancel: &CancellationToken,
 ) -> TurnResult {
+    // A budget spent by earlier turns (before a restart too) stops the turn before it
+    // costs anything more.
+    if let Err(e) = budget_left(s) {
+        let end = TurnEnd::Failed {
+            message: e.message,
+            code: e.code.to_string(),
+        };
+        return (end, Vec::new(), None);
+    }
     let provider = match hub.provider_for(s).await {
         Ok(p) => p,
         Err(e) => {
@@ -896,7 +916,7 @@ async fn run_turn(
     };
     let mut base = None;
     if crate::compact::estimate(&history) > hub.context_budget(s) {
-        if let Some(h) = compact_now(s, tx, provider.as_ref(), &history, "budget").await {
+        if let Some(h) = compact_now(hub, s, tx, provider.as_ref(), &history, "budget").await {
             history = h.clone();
             base = Some(h);
         }
@@ -908,7 +928,7 @@ async fn run_turn(
     let (end, added) = run_turn_once(hub, s, tx, &turn, history.clone(), cancel, &provider).await;
     let overflow = matches!(&end, TurnEnd::Failed { message, .. } if crate::compact::is_context_overflow(message));
     if overflow && added.is_empty() && q.resume.is_none() && !cancel.is_cancelled() {
-        if let Some(h) = compact_now(s, tx, provider.as_ref(), &history, "overflow").await {
+        if let Some(h) = compact_now(hub, s, tx, provider.as_ref(), &history, "overflow").await {
             tracing::info!(session = %s.id, "the provider said the context is too long: compacted, trying once more");
             let (end, added) = run_turn_once(hub, s, tx, &turn, h.clone(), cancel, &provider).await;
             return (end, added, Some(h));
@@ -921,13 +941,14 @@ async fn run_turn(
 /// the new conversation, or `None` when there was nothing to compact or the record
 /// could not be written.
 async fn compact_now(
+    hub: &Hub,
     s: &Arc<Session>,
     tx: &flume::Sender<Msg>,
     provider: &dyn r1_engine::Provider,
     history: &[ChatMessage],
     reason: &str,
 ) -> Option<Vec<ChatMessage>> {
-    let c = crate::compact::compact(s, provider, history, reason).await?;
+    let c = crate::compact::compact(hub, s, provider, history, reason).await?;
     let (reply, rx) = oneshot::channel();
     let rec = Box::new(Rec::new("main", EventData::from(c.record), true));
     tx.send_async(Msg::Emit { rec, reply }).await.ok()?;
@@ -1214,22 +1235,38 @@ impl TurnSink for Sink<'_> {
         ToolResult { content, ..result }
     }
 
-    fn usage(&self, input_tokens: u64, output_tokens: u64) -> Result<(), SinkError> {
-        let s = self.session;
-        self.hub
-            .metrics()
-            .tokens(&s.engine, input_tokens, output_tokens);
-        let used = s
-            .tokens_used
-            .fetch_add(input_tokens + output_tokens, Ordering::AcqRel)
-            + input_tokens
-            + output_tokens;
-        match s.token_budget {
-            Some(b) if used > b => Err(SinkError {
-                message: format!("the session's token budget of {b} is spent ({used} used); start a new session or raise the budget"),
-                code: "budget_exceeded",
-            }),
-            _ => Ok(()),
-        }
+    fn usage(&self, usage: &mut TokenUsage) -> Result<(), SinkError> {
+        self.hub.count_usage(self.session, usage);
+        budget_left(self.session)
+    }
+}
+
+/// `Ok` while `s` is within its token budget (input plus output over its whole
+/// journal), `budget_exceeded` once it has spent more.
+pub(crate) fn budget_left(s: &Session) -> Result<(), SinkError> {
+    let used = s.tokens();
+    match s.token_budget {
+        Some(b) if used > b => Err(SinkError {
+            message: format!("the session's token budget of {b} is spent ({used} used); start a new session or raise the budget"),
+            code: "budget_exceeded",
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Hub {
+    /// Prices one model call of `s` from the `[prices]` in force (exact match on the
+    /// session's model, else its engine's), counts its tokens in the session's budget
+    /// counter and the metrics.
+    pub(crate) fn count_usage(&self, s: &Session, usage: &mut TokenUsage) {
+        usage.cost_usd = self
+            .model_of(s)
+            .and_then(|m| self.config().prices.get(&m).map(|p| p.cost(usage)));
+        self.metrics()
+            .tokens(&s.engine, usage.input_tokens, usage.output_tokens);
+        s.tokens_used.fetch_add(
+            usage.input_tokens.saturating_add(usage.output_tokens),
+            Ordering::AcqRel,
+        );
     }
 }

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use r1_engine::{ChatMessage, Provider, ProviderEvent, ProviderRequest, Role};
-use r1_proto::events::SessionCompacted;
+use r1_proto::events::{SessionCompacted, TokenUsage};
 use r1_proto::EventKind;
 
 use crate::sessions::Session;
+use crate::Hub;
 
 /// Turns kept verbatim at the end of the conversation (the current one included).
 pub(crate) const KEEP_TURNS: usize = 2;
@@ -180,12 +181,13 @@ fn transcript(head: &[ChatMessage]) -> String {
     out
 }
 
-/// Asks `provider` for a summary of `head`.
+/// Asks `provider` for a summary of `head`; with the usage the call reported, if any,
+/// whether or not it made a summary.
 async fn summarize(
     provider: &dyn Provider,
     model: Option<String>,
     head: &[ChatMessage],
-) -> Result<String, String> {
+) -> (Result<String, String>, Option<TokenUsage>) {
     let req = ProviderRequest {
         model,
         system: Some(
@@ -202,26 +204,43 @@ async fn summarize(
         protected: Default::default(),
         notes: Vec::new(),
     };
+    let mut usage = None;
     let run = async {
         let mut stream = provider.stream(req).await.map_err(|e| e.message)?;
         let mut text = String::new();
         while let Some(ev) = stream.next().await {
             match ev.map_err(|e| e.message)? {
                 ProviderEvent::TextDelta(d) => text.push_str(&d),
+                ProviderEvent::Usage {
+                    input_tokens,
+                    output_tokens,
+                    cached_input_tokens,
+                } => {
+                    usage = Some(TokenUsage {
+                        input_tokens,
+                        output_tokens,
+                        cached_input_tokens,
+                        cost_usd: None,
+                    })
+                }
                 ProviderEvent::Finish { .. } => break,
                 _ => {}
             }
         }
         Ok::<_, String>(text)
     };
-    let text = tokio::time::timeout(SUMMARY_TIMEOUT, run)
-        .await
-        .map_err(|_| "the summary took too long".to_string())??;
-    let text = text.trim().to_string();
-    if text.is_empty() {
-        return Err("the model answered no summary".into());
-    }
-    Ok(text)
+    let text = match tokio::time::timeout(SUMMARY_TIMEOUT, run).await {
+        Err(_) => Err("the summary took too long".to_string()),
+        Ok(r) => r.and_then(|t| {
+            let t = t.trim().to_string();
+            if t.is_empty() {
+                Err("the model answered no summary".into())
+            } else {
+                Ok(t)
+            }
+        }),
+    };
+    (text, usage)
 }
 
 /// What a compaction made: the new conversation and the record to journal.
@@ -234,6 +253,7 @@ pub(crate) struct Compacted {
 /// is nothing before the kept turns. `upto_seq` is found in the journal: the record
 /// before the first kept user message.
 pub(crate) async fn compact(
+    hub: &Hub,
     s: &Arc<Session>,
     provider: &dyn Provider,
     history: &[ChatMessage],
@@ -242,7 +262,12 @@ pub(crate) async fn compact(
     let cut = cut_point(history, KEEP_TURNS)?;
     let (head, tail) = history.split_at(cut);
     let before = estimate(history);
-    let (method, summary) = match summarize(provider, s.model.clone(), head).await {
+    let (summary, mut usage) = summarize(provider, s.model.clone(), head).await;
+    // The summary's tokens count like a turn's, in the totals and the budget.
+    if let Some(u) = usage.as_mut() {
+        hub.count_usage(s, u);
+    }
+    let (method, summary) = match summary {
         Ok(summary) => ("summary", summary),
         Err(why) => {
             tracing::warn!(session = %s.id, "compaction: no summary ({why}); dropping the oldest turns");
@@ -268,6 +293,7 @@ pub(crate) async fn compact(
         tokens_after: estimate(&out),
         kept: tail.len(),
         reason: reason.to_string(),
+        usage,
     };
     Some(Compacted {
         history: out,
@@ -398,6 +424,7 @@ mod tests {
             tokens_after: 0,
             kept: h.len() - cut,
             reason: "budget".into(),
+            usage: None,
         };
         let mut rebuilt = h.clone();
         apply(&mut rebuilt, &rec);

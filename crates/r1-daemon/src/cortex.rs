@@ -300,7 +300,7 @@ pub struct LobeHost {
     /// `loop`: the last tool call (name and arguments) and how often it came in a row.
     last_call: Option<String>,
     repeats: usize,
-    /// `budget`: tokens used, and whether the warning was given.
+    /// `budget`: tokens used when last looked, and whether the warning was given.
     used: u64,
     budget_warned: bool,
     /// `verify`: a tool that may change files completed in this turn.
@@ -313,15 +313,14 @@ pub struct LobeHost {
 }
 
 impl LobeHost {
-    /// The lobes of a session; `used` tokens so far, `warned` when the budget lobe has
-    /// spoken already (its note is on the board).
+    /// The lobes of a session; `warned` when the budget lobe has spoken already (its
+    /// note is on the board).
     pub fn new(
         session_id: &str,
         workdir: &str,
         home: &Path,
         worktree: bool,
         token_budget: Option<u64>,
-        used: u64,
         warned: bool,
     ) -> LobeHost {
         LobeHost {
@@ -332,7 +331,7 @@ impl LobeHost {
             token_budget,
             last_call: None,
             repeats: 0,
-            used,
+            used: 0,
             budget_warned: warned,
             changed: false,
             verifying: Arc::default(),
@@ -342,10 +341,12 @@ impl LobeHost {
     }
 
     /// Shows `rec` to every lobe not `paused`; the built-in lobes answer with what to
-    /// do, user lobes are fed it (and publish through `publish` themselves).
+    /// do, user lobes are fed it (and publish through `publish` themselves). `used` is
+    /// the session's token count now (its budget counter).
     pub fn observe(
         &mut self,
         rec: &EventRecord,
+        used: u64,
         paused: &BTreeSet<String>,
         cortex: &Arc<Cortex>,
         publish: &flume::WeakSender<crate::actor::Msg>,
@@ -380,8 +381,8 @@ impl LobeHost {
                         }
                     }
                 }
-                if let (Some(u), Some(budget)) = (&m.usage, self.token_budget) {
-                    self.used += u.input_tokens + u.output_tokens;
+                if let (Some(_), Some(budget)) = (&m.usage, self.token_budget) {
+                    self.used = used;
                     let reached =
                         self.used.saturating_mul(100) >= budget.saturating_mul(BUDGET_WARN_PERCENT);
                     if reached && !self.budget_warned && on("budget") {

@@ -19,6 +19,8 @@
 //! - `mcp.caps`: the next request to `/mcp`.
 //! - `missions.workers`: at once; a smaller pool lets running missions finish.
 //! - `hooks`: the switch, pool and default timeout ([`Hub::apply_hooks`]).
+//! - `prices`: the next model call recorded; calls recorded before keep the cost they
+//!   were journaled with.
 
 use std::fmt::Debug;
 
@@ -189,6 +191,7 @@ fn diff(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
             text(&new.missions.workers),
         ),
         ("hooks", text(&old.hooks), text(&new.hooks)),
+        ("prices", text(&old.prices), text(&new.prices)),
         (
             "search.enabled",
             text(&old.search.enabled),
@@ -225,6 +228,36 @@ mod tests {
         assert_eq!(changed, ["perimeter.allowed_origins", "missions.workers"]);
         assert_eq!(restart, ["limits.max_connections_tcp"]);
         assert_eq!(diff(&new, &new), (vec![], vec![]));
+    }
+
+    #[test]
+    fn prices_parse_price_calls_and_reload() {
+        let old = parse_config("").unwrap();
+        let new = parse_config(
+            "[prices.\"gpt-4o\"]\ninput = 2.5\noutput = 10.0\ncached_input = 1.25\n[prices.\"m\"]\ninput = 1\noutput = 2\n",
+        )
+        .unwrap();
+        assert_eq!(diff(&old, &new).0, ["prices"]);
+        let usage = |input, cached, output| r1_proto::events::TokenUsage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            cost_usd: None,
+        };
+        let p = new.prices["gpt-4o"];
+        // 200k fresh input, 800k cached, 100k output.
+        let c = p.cost(&usage(1_000_000, Some(800_000), 100_000));
+        assert!((c - (0.5 + 1.0 + 1.0)).abs() < 1e-9, "{c}");
+        // Without a cached price, cached tokens cost as input.
+        let c = new.prices["m"].cost(&usage(1_000_000, Some(500_000), 1_000_000));
+        assert!((c - 3.0).abs() < 1e-9, "{c}");
+
+        let e = parse_config("[prices.x]\ninput = -1\noutput = 1\n").unwrap_err();
+        assert!(e.message.contains("0 or more"), "{e}");
+        let e = parse_config("[prices.x]\ninput = 1\n").unwrap_err();
+        assert!(e.message.contains("output"), "{e}");
+        let e = parse_config("[prices.x]\ninput = 1\noutput = 1\ncache = 2\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
     }
 
     #[test]

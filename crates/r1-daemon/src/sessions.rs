@@ -115,6 +115,8 @@ pub struct Session {
     pub(crate) policy: HashMap<String, Policy>,
     /// The session's token budget, if any.
     pub(crate) token_budget: Option<u64>,
+    /// Input plus output tokens of every model call: from the journal's usage when
+    /// loaded, then counted as each call ends (before its usage is journaled).
     pub(crate) tokens_used: std::sync::atomic::AtomicU64,
     /// The session's provider, built on its first turn.
     pub(crate) provider: OnceCell<Arc<dyn Provider>>,
@@ -331,6 +333,7 @@ impl Session {
             pending_approvals: m.pending_approvals.clone(),
             error: m.error.clone(),
             worktree_id: self.worktree_id.clone(),
+            usage: m.usage,
         }
     }
 }
@@ -394,7 +397,7 @@ impl Hub {
             .count() as u64
     }
 
-    fn all_sessions(&self) -> Vec<Arc<Session>> {
+    pub(crate) fn all_sessions(&self) -> Vec<Arc<Session>> {
         let map = self
             .sessions()
             .map
@@ -416,8 +419,6 @@ impl Hub {
         })
     }
 
-    /// The provider for a session's turns, built on its first turn and kept (one HTTP
-    /// client per session, not one per turn).
     /// The context budget of `s`'s engine, in tokens.
     pub(crate) fn context_budget(&self, s: &Session) -> u64 {
         match self.engine(&s.engine) {
@@ -429,6 +430,18 @@ impl Hub {
         }
     }
 
+    /// The model `s` talks to: the one it was started with, else its engine's
+    /// `model` in the config in force; `None` when neither names one.
+    pub(crate) fn model_of(&self, s: &Session) -> Option<String> {
+        s.model.clone().or_else(|| {
+            self.engine(&s.engine)
+                .ok()
+                .and_then(|e| e.config.model.clone())
+        })
+    }
+
+    /// The provider for a session's turns, built on its first turn and kept (one HTTP
+    /// client per session, not one per turn).
     pub(crate) async fn provider_for(&self, s: &Session) -> Result<Arc<dyn Provider>, ApiError> {
         s.provider
             .get_or_try_init(|| async {
@@ -1119,7 +1132,8 @@ impl Hub {
             view,
             policy,
             token_budget: meta["token_budget"].as_u64(),
-            tokens_used: std::sync::atomic::AtomicU64::new(0),
+            // The budget applies to the session's whole journal, across restarts.
+            tokens_used: std::sync::atomic::AtomicU64::new(core.usage.tokens()),
             mcp: OnceCell::new(),
             provider: OnceCell::new(),
             live: Mutex::new(None),

@@ -1,6 +1,7 @@
 //! The state directory: its safety checks, the daemon lock, the token, the
 //! registration and the operator config.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -338,8 +339,9 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigError> {
             column,
         }
     })?;
-    let checks: [Result<(), String>; 6] = [
+    let checks: [Result<(), String>; 7] = [
         r1_engine::validate_mcp_servers(&config.mcp_servers),
+        validate_prices(&config.prices),
         crate::engines::engines(&config.engines).map(|_| ()),
         config.logs.validate(),
         config.hooks.validate(),
@@ -594,6 +596,61 @@ pub struct Config {
     /// The full-text index in `$R1_HOME/index` (`[search]`).
     #[serde(default)]
     pub search: SearchConfig,
+    /// Prices by model name (`[prices."gpt-4o"]`), to put a cost on each model call.
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+}
+
+/// `[prices."MODEL"]` in `daemon.toml`: what a model's tokens cost, in US dollars per
+/// million tokens. It applies to the sessions whose model is exactly `MODEL`: the
+/// model the session was started with, else its engine's `model`. A session with no
+/// model, or another spelling of it, gets no cost.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per million input (prompt) tokens that were not read from the cache.
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+    /// Per million input tokens read from the provider's prompt cache; `input` when
+    /// absent.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+impl Price {
+    /// What a call with `u`'s tokens costs, in US dollars.
+    pub fn cost(&self, u: &r1_proto::events::TokenUsage) -> f64 {
+        let cached = u.cached_input_tokens.unwrap_or(0).min(u.input_tokens);
+        let fresh = u.input_tokens - cached;
+        // Token counts are far below 2^53, so the conversion is exact.
+        (fresh as f64 * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + u.output_tokens as f64 * self.output)
+            / 1_000_000.0
+    }
+
+    /// Refuses a negative or non-finite price.
+    fn validate(&self, model: &str) -> Result<(), String> {
+        let fields = [
+            ("input", Some(self.input)),
+            ("output", Some(self.output)),
+            ("cached_input", self.cached_input),
+        ];
+        for (name, v) in fields {
+            if let Some(v) = v.filter(|v| !v.is_finite() || *v < 0.0) {
+                return Err(format!(
+                    "[prices.{model:?}] {name} must be a number of US dollars per million tokens, 0 or more, not {v}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every `[prices."MODEL"]` table.
+fn validate_prices(prices: &BTreeMap<String, Price>) -> Result<(), String> {
+    prices.iter().try_for_each(|(m, p)| p.validate(m))
 }
 
 /// `[search]` in `daemon.toml`.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use r1_proto::{
     ApiError, DaemonStatus, ListenerStatus, LogPage, LogsParams, MissionState, SessionState,
+    SessionUsage,
 };
 
 use crate::logs::LogQuery;
@@ -79,6 +80,15 @@ impl Hub {
         by
     }
 
+    /// The usage of every loaded session, summed.
+    fn usage_total(&self) -> SessionUsage {
+        let mut total = SessionUsage::default();
+        for s in self.all_sessions() {
+            total.merge(&s.snapshot().usage);
+        }
+        total
+    }
+
     /// The Prometheus text of `/v1/metrics`.
     pub(crate) fn metrics_text(&self) -> String {
         let subs = self.subscribers();
@@ -126,6 +136,7 @@ impl Hub {
             sandbox_active,
             sessions: nonzero(self.sessions_by_state()),
             missions: nonzero(self.missions_by_state()),
+            usage: self.usage_total(),
             subscribers: self.subscribers().total() as u64,
             hooks_run: self.hooks().runs(),
             last_error: crate::logs::last_error(),

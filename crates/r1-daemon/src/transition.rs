@@ -18,7 +18,7 @@ use r1_proto::events::{
 };
 use r1_proto::{
     ApiError, Decision, ErrorCode, EventData, EventKind, EventRecord, LaneStatus, SessionState,
-    ToolPolicy,
+    SessionUsage, ToolPolicy,
 };
 use serde_json::Value;
 
@@ -156,6 +156,10 @@ pub struct Core {
     pub turn_notes: Vec<String>,
     /// Lobes paused for this session, by name.
     pub lobes_paused: std::sync::Arc<std::collections::BTreeSet<String>>,
+    /// The tokens and cost of every model call journaled: the `usage` of assistant
+    /// messages and of compaction summaries. The budget counter starts from it when
+    /// the session is loaded.
+    pub usage: SessionUsage,
 }
 
 /// How many notes a session keeps in memory for `cortex.notes`; every note stays in
@@ -235,6 +239,7 @@ impl Default for Core {
             pending_notes: Vec::new(),
             turn_notes: Vec::new(),
             lobes_paused: std::sync::Arc::default(),
+            usage: SessionUsage::default(),
         }
     }
 }
@@ -757,6 +762,16 @@ impl Core {
                     resume: None,
                 });
             }
+            EventData::SessionMessage(SessionMessage::Assistant(m)) => {
+                if let Some(u) = &m.usage {
+                    self.usage.add(u);
+                }
+            }
+            EventData::SessionCompacted(c) => {
+                if let Some(u) = &c.usage {
+                    self.usage.add(u);
+                }
+            }
             EventData::SessionState(d) => {
                 match d.state {
                     SessionState::Busy => {
@@ -1004,6 +1019,53 @@ mod tests {
             data: json!({}),
         });
         c
+    }
+
+    #[test]
+    fn usage_is_the_sum_of_the_journaled_calls() {
+        let mut c = created();
+        let mut fold = |kind, data| {
+            let seq = c.last_seq + 1;
+            c.apply(&EventRecord {
+                v: 1,
+                seq,
+                at: String::new(),
+                kind,
+                lane: "main".into(),
+                data,
+            })
+        };
+        let msg = EventKind::SessionMessage;
+        fold(
+            msg,
+            json!({"role": "assistant", "text": "a", "usage": {"input_tokens": 100, "output_tokens": 10, "cached_input_tokens": 60, "cost_usd": 0.5}}),
+        );
+        // Journals written before usage was priced, and steps with no usage.
+        fold(
+            msg,
+            json!({"role": "assistant", "text": "b", "usage": {"input_tokens": 7, "output_tokens": 3}}),
+        );
+        fold(
+            msg,
+            json!({"role": "assistant", "text": "c", "usage": null}),
+        );
+        fold(msg, json!({"role": "user", "text": "d", "message_id": "m"}));
+        fold(
+            EventKind::SessionCompacted,
+            json!({"upto_seq": 1, "method": "summary", "summary": "s", "tokens_before": 9, "tokens_after": 1, "kept": 0, "reason": "forced", "usage": {"input_tokens": 1000, "output_tokens": 20, "cost_usd": 0.25}}),
+        );
+        assert_eq!(
+            c.usage,
+            SessionUsage {
+                input_tokens: 1107,
+                output_tokens: 33,
+                cached_input_tokens: 60,
+                cost_usd: Some(0.75),
+                model_calls: 3,
+            }
+        );
+        assert_eq!(c.usage.tokens(), 1140);
+        assert_eq!(created().usage, SessionUsage::default());
     }
 
     #[test]

@@ -185,12 +185,23 @@ impl Provider for AnthropicProvider {
 
 /// Reads Messages stream events. Usage is sent once, at `message_delta`, combining the
 /// prompt tokens of `message_start` with the final output count; the `Finish` is held
-/// until `message_stop`.
+/// until `message_stop`. The API counts cached prompt tokens apart from
+/// `input_tokens`; r1's input is the whole prompt (`input_tokens` +
+/// `cache_creation_input_tokens` + `cache_read_input_tokens`), of which
+/// `cache_read_input_tokens` are the cached ones.
 #[derive(Debug, Default)]
 struct EventsParser {
     input_tokens: u64,
     output_tokens: u64,
+    cached_input_tokens: Option<u64>,
     stop_reason: Option<String>,
+}
+
+/// The whole prompt of a Messages `usage` object, given its `input_tokens`.
+fn prompt_tokens(usage: &Value, input_tokens: u64) -> u64 {
+    input_tokens
+        + tokens(usage, "cache_creation_input_tokens")
+        + tokens(usage, "cache_read_input_tokens")
 }
 
 /// A field of an event's data as a number (0 when absent).
@@ -233,11 +244,9 @@ impl EventParser for EventsParser {
         match kind {
             "message_start" => {
                 let usage = v.pointer("/message/usage").unwrap_or(&Value::Null);
-                // Cached prompt tokens are counted apart from `input_tokens`; the
-                // prompt is their sum.
-                self.input_tokens = tokens(usage, "input_tokens")
-                    + tokens(usage, "cache_creation_input_tokens")
-                    + tokens(usage, "cache_read_input_tokens");
+                self.input_tokens = prompt_tokens(usage, tokens(usage, "input_tokens"));
+                self.cached_input_tokens =
+                    usage.get("cache_read_input_tokens").and_then(Value::as_u64);
                 self.output_tokens = tokens(usage, "output_tokens");
             }
             "content_block_start" => {
@@ -290,9 +299,12 @@ impl EventParser for EventsParser {
                 }
                 if let Some(usage) = v.get("usage") {
                     if let Some(n) = usage.get("input_tokens").and_then(Value::as_u64) {
-                        self.input_tokens = n
-                            + tokens(usage, "cache_creation_input_tokens")
-                            + tokens(usage, "cache_read_input_tokens");
+                        self.input_tokens = prompt_tokens(usage, n);
+                        if let Some(c) =
+                            usage.get("cache_read_input_tokens").and_then(Value::as_u64)
+                        {
+                            self.cached_input_tokens = Some(c);
+                        }
                     }
                     self.output_tokens = usage
                         .get("output_tokens")
@@ -302,6 +314,7 @@ impl EventParser for EventsParser {
                 out.push(ProviderEvent::Usage {
                     input_tokens: self.input_tokens,
                     output_tokens: self.output_tokens,
+                    cached_input_tokens: self.cached_input_tokens,
                 });
             }
             "message_stop" => {
@@ -390,6 +403,57 @@ mod tests {
         assert_eq!(wire[1]["content"][0]["type"], "tool_use");
         assert_eq!(wire[2]["role"], "user");
         assert_eq!(wire[2]["content"][1]["tool_use_id"], "b");
+    }
+
+    #[test]
+    fn usage_counts_cached_tokens_in_the_prompt() {
+        let mut p = EventsParser::default();
+        let mut out = Vec::new();
+        for data in [
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":1000,"output_tokens":1}}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":42}}"#,
+            r#"{"type":"message_stop"}"#,
+        ] {
+            let ev = SseEvent {
+                event: None,
+                data: data.into(),
+            };
+            p.on_event(ev, &mut out).unwrap();
+        }
+        assert_eq!(
+            out,
+            vec![
+                ProviderEvent::Usage {
+                    input_tokens: 1210,
+                    output_tokens: 42,
+                    cached_input_tokens: Some(1000),
+                },
+                ProviderEvent::Finish {
+                    reason: "end_turn".into()
+                },
+            ]
+        );
+        // No cache fields: the provider did not say.
+        let mut p = EventsParser::default();
+        let mut out = Vec::new();
+        for data in [
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":7,"output_tokens":1}}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+        ] {
+            let ev = SseEvent {
+                event: None,
+                data: data.into(),
+            };
+            p.on_event(ev, &mut out).unwrap();
+        }
+        assert_eq!(
+            out[0],
+            ProviderEvent::Usage {
+                input_tokens: 7,
+                output_tokens: 3,
+                cached_input_tokens: None,
+            }
+        );
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn text_events(answer: &str, input_words: usize) -> Vec<ProviderEvent> {
     events.push(ProviderEvent::Usage {
         input_tokens: input_words as u64,
         output_tokens: answer.split_whitespace().count() as u64,
+        cached_input_tokens: None,
     });
     events.push(ProviderEvent::Finish {
         reason: "stop".into(),

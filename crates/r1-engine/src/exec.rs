@@ -580,7 +580,8 @@ impl Parser {
                     return Flow::Failed;
                 }
                 let u = &v["usage"];
-                // Claude counts cached prompt tokens apart; r1's input is the whole prompt.
+                // Claude counts cached prompt tokens apart; r1's input is the whole
+                // prompt, of which `cache_read_input_tokens` were cached.
                 let input = [
                     "input_tokens",
                     "cache_creation_input_tokens",
@@ -592,6 +593,7 @@ impl Parser {
                 out.push_back(Ok(ProviderEvent::Usage {
                     input_tokens: input,
                     output_tokens: u["output_tokens"].as_u64().unwrap_or(0),
+                    cached_input_tokens: u["cache_read_input_tokens"].as_u64(),
                 }));
                 Flow::Finished
             }
@@ -613,10 +615,12 @@ impl Parser {
                 Flow::Continue
             }
             "turn.completed" => {
+                // Codex reports OpenAI's usage: `input_tokens` counts the cached ones.
                 let u = &v["usage"];
                 out.push_back(Ok(ProviderEvent::Usage {
                     input_tokens: u["input_tokens"].as_u64().unwrap_or(0),
                     output_tokens: u["output_tokens"].as_u64().unwrap_or(0),
+                    cached_input_tokens: u["cached_input_tokens"].as_u64(),
                 }));
                 Flow::Finished
             }

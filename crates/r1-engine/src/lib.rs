@@ -171,10 +171,14 @@ pub enum ProviderEvent {
     },
     /// Token usage of the request.
     Usage {
-        /// Prompt tokens.
+        /// Prompt tokens: the whole prompt, cached tokens included (see
+        /// [`r1_proto::events::TokenUsage`]).
         input_tokens: u64,
         /// Completion tokens.
         output_tokens: u64,
+        /// Of `input_tokens`, those read from the provider's prompt cache; `None` when
+        /// the provider does not say.
+        cached_input_tokens: Option<u64>,
     },
     /// An external agent (the `exec` engine) ran a tool of its own; r1 records it but
     /// does not run anything.

@@ -217,10 +217,18 @@ struct FunctionFragment {
     arguments: Option<String>,
 }
 
+/// `usage`; `prompt_tokens` counts the cached tokens too, and
+/// `prompt_tokens_details.cached_tokens` says how many of them were cached.
 #[derive(Debug, Deserialize)]
 struct Usage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptTokensDetails {
+    cached_tokens: Option<u64>,
 }
 
 /// What is known of one streamed tool call.
@@ -310,6 +318,7 @@ impl EventParser for ChunkParser {
             out.push(ProviderEvent::Usage {
                 input_tokens: u.prompt_tokens.unwrap_or(0),
                 output_tokens: u.completion_tokens.unwrap_or(0),
+                cached_input_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
             });
         }
         Ok(false)
@@ -405,6 +414,32 @@ mod tests {
         let e = r.unwrap_err();
         assert!(e.retryable);
         assert!(e.message.contains("upstream overloaded"), "{}", e.message);
+    }
+
+    #[test]
+    fn usage_with_and_without_cached_tokens() {
+        let (evs, r) = run(&[
+            r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":30,"prompt_tokens_details":{"cached_tokens":1024,"audio_tokens":0}}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":6}}"#,
+            "[DONE]",
+        ]);
+        r.unwrap();
+        assert_eq!(
+            evs[1..3],
+            [
+                ProviderEvent::Usage {
+                    input_tokens: 1200,
+                    output_tokens: 30,
+                    cached_input_tokens: Some(1024),
+                },
+                ProviderEvent::Usage {
+                    input_tokens: 5,
+                    output_tokens: 6,
+                    cached_input_tokens: None,
+                },
+            ]
+        );
     }
 
     #[test]

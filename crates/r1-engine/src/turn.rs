@@ -63,8 +63,11 @@ pub trait TurnSink: Send + Sync {
     /// Runs `call` (the host owns lanes and their records).
     async fn execute(&self, call: &ToolCall) -> ToolResult;
 
-    /// Counts tokens; an error stops the turn (e.g. the budget is spent).
-    fn usage(&self, input_tokens: u64, output_tokens: u64) -> Result<(), SinkError>;
+    /// Counts the tokens of one model call (a step of the turn) and sets its
+    /// `cost_usd` when the host has a price for them, before the step's assistant
+    /// message records `usage`. An error (the budget is spent) stops the turn after
+    /// that message is recorded, without its tool calls.
+    fn usage(&self, usage: &mut TokenUsage) -> Result<(), SinkError>;
 }
 
 /// How a turn ended.
@@ -182,17 +185,18 @@ pub async fn run_turn(
                     }
                     calls[index].args.push_str(&arguments);
                 }
+                // A provider may report usage more than once; the last report counts.
                 ProviderEvent::Usage {
                     input_tokens,
                     output_tokens,
+                    cached_input_tokens,
                 } => {
                     usage = Some(TokenUsage {
                         input_tokens,
                         output_tokens,
+                        cached_input_tokens,
+                        cost_usd: None,
                     });
-                    if let Err(e) = sink.usage(input_tokens, output_tokens) {
-                        return failed(e.message, e.code);
-                    }
                 }
                 ProviderEvent::ExternalToolCall {
                     id,
@@ -235,6 +239,17 @@ pub async fn run_turn(
         if cancel.is_cancelled() {
             return TurnOutcome::Cancelled;
         }
+        // Counted once the call is over, so the journaled usage is what the budget
+        // counted. A step that spends the budget is still recorded (its text and
+        // usage), but its tool calls are not: they will not run, and a call without
+        // its result would make the conversation invalid for the provider.
+        let mut over_budget = None;
+        if let Some(u) = usage.as_mut() {
+            if let Err(e) = sink.usage(u) {
+                over_budget = Some(e);
+                calls.clear();
+            }
+        }
         let calls: Vec<ToolCall> = calls
             .into_iter()
             .filter(|c| !c.name.is_empty())
@@ -256,6 +271,9 @@ pub async fn run_turn(
             agent_session: agent_session.clone(),
         });
         if let Err(e) = sink.emit("main", data.into(), false).await {
+            return failed(e.message, e.code);
+        }
+        if let Some(e) = over_budget {
             return failed(e.message, e.code);
         }
         let step = ChatMessage {

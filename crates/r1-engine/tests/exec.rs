@@ -147,6 +147,7 @@ async fn claude_stream_json_maps_to_events() {
             Ok(ProviderEvent::Usage {
                 input_tokens: 15,
                 output_tokens: 7,
+                cached_input_tokens: Some(5),
             }),
             finish(),
         ]
@@ -257,6 +258,7 @@ async fn codex_json_maps_to_events() {
             Ok(ProviderEvent::Usage {
                 input_tokens: 12,
                 output_tokens: 9,
+                cached_input_tokens: Some(4),
             }),
             finish(),
         ]

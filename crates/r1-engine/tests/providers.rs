@@ -124,6 +124,7 @@ fn usage_and_finish(reason: &str) -> [ProviderEvent; 2] {
         ProviderEvent::Usage {
             input_tokens: FAKE_INPUT_TOKENS,
             output_tokens: FAKE_OUTPUT_TOKENS,
+            cached_input_tokens: None,
         },
         ProviderEvent::Finish {
             reason: reason.into(),

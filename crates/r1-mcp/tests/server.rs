@@ -58,6 +58,7 @@ impl Fake {
             pending_approvals: Vec::new(),
             error: None,
             worktree_id: None,
+            usage: Default::default(),
         }
     }
 

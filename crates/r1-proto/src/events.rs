@@ -84,13 +84,27 @@ pub struct ToolCall {
     pub arguments: Value,
 }
 
-/// The tokens a provider reported for one model call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The tokens a provider reported for one model call, and what they cost.
+///
+/// `input_tokens` is the whole prompt, cached part included: OpenAI's
+/// `prompt_tokens` already counts its cached tokens, and for Anthropic (and Claude
+/// Code) r1 adds `cache_creation_input_tokens` and `cache_read_input_tokens` to
+/// `input_tokens`. `cached_input_tokens` says how many of them were read from the
+/// provider's prompt cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenUsage {
-    /// Tokens sent to the model.
+    /// Tokens sent to the model (the whole prompt, cached tokens included).
     pub input_tokens: u64,
     /// Tokens the model produced.
     pub output_tokens: u64,
+    /// Of `input_tokens`, those read from the provider's prompt cache; absent when the
+    /// provider did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_tokens: Option<u64>,
+    /// What the call cost in US dollars, from the daemon's `[prices]` table for the
+    /// session's model when the call was recorded; absent when no price was configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// `session.created`: the first record of every journal, with what the session was
@@ -402,6 +416,10 @@ pub struct SessionCompacted {
     /// Why: `budget` (the next request would not fit), `overflow` (the provider said
     /// the context was too long) or `forced` (`session.compact`).
     pub reason: String,
+    /// The tokens (and cost) of the call that wrote the summary; they count towards the
+    /// session's totals and budget. Absent when no call reported any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
 }
 
 /// `cortex.note`: a note on the session's cortex board. A critical note is put in

@@ -45,7 +45,7 @@ pub use session::{
     EmptyParams, EngineList, EngineView, JournalPage, JournalParams, LaneList, LaneRef, LaneView,
     PinLaneParams, RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams,
     SendMessageResult, SessionDebugState, SessionId, SessionList, SessionRef, SessionState,
-    SessionView, StartSessionParams, TailParams,
+    SessionUsage, SessionView, StartSessionParams, TailParams,
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use worktree::{

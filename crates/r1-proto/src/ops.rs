@@ -75,7 +75,7 @@ pub struct ListenerStatus {
 }
 
 /// The answer of `daemon.status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DaemonStatus {
     /// `ok` while the daemon serves; `stopping` during a graceful shutdown.
     pub status: String,
@@ -105,6 +105,10 @@ pub struct DaemonStatus {
     /// Missions by state (`queued`, `running`, `verifying`, `paused`, `succeeded`,
     /// `failed`, `cancelled`); states with none are left out.
     pub missions: BTreeMap<String, u64>,
+    /// The tokens and cost of every loaded session, summed (each session's `usage`
+    /// over its whole journal).
+    #[serde(default)]
+    pub usage: crate::SessionUsage,
     /// Live event-stream subscribers (SSE streams and WebSocket subscriptions).
     pub subscribers: u64,
     /// Hooks run since the start. Always 0: this daemon has no hooks yet.

@@ -71,6 +71,62 @@ pub struct SessionView {
     /// The worktree (`wt_…`) the session works in, when it was started with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree_id: Option<String>,
+    /// The tokens and cost of every model call the session made, over its whole
+    /// journal (restarts included); zeros when it made none.
+    #[serde(default)]
+    pub usage: SessionUsage,
+}
+
+/// What a session's model calls used in all: the sum of the `usage` of its assistant
+/// messages (and of its compaction summaries). Budgets apply to
+/// `input_tokens + output_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionUsage {
+    /// Tokens sent to the model, cached ones included.
+    pub input_tokens: u64,
+    /// Tokens the model produced.
+    pub output_tokens: u64,
+    /// Of `input_tokens`, those the provider said it read from its prompt cache.
+    pub cached_input_tokens: u64,
+    /// The cost in US dollars of the calls that had a price (`[prices]` in
+    /// `daemon.toml`); absent when none had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Model calls that reported usage (one per step of a turn, and one per summary).
+    pub model_calls: u64,
+}
+
+impl SessionUsage {
+    /// Adds one call's usage.
+    pub fn add(&mut self, u: &crate::events::TokenUsage) {
+        self.input_tokens = self.input_tokens.saturating_add(u.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(u.output_tokens);
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(u.cached_input_tokens.unwrap_or(0));
+        if let Some(c) = u.cost_usd {
+            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + c);
+        }
+        self.model_calls += 1;
+    }
+
+    /// Adds another total (a daemon's sum over its sessions).
+    pub fn merge(&mut self, o: &SessionUsage) {
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(o.cached_input_tokens);
+        if let Some(c) = o.cost_usd {
+            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + c);
+        }
+        self.model_calls = self.model_calls.saturating_add(o.model_calls);
+    }
+
+    /// The tokens a budget counts: input plus output.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
 }
 
 /// The answer of `GET /v1/sessions`.

@@ -180,6 +180,8 @@ const OLD_RECORDS: &[&str] = &[
     r#"{"v":1,"seq":27,"at":"x","kind":"session.compacted","lane":"main","data":{"upto_seq":20,"method":"summary","summary":"they read a file","tokens_before":40000,"tokens_after":900,"kept":6,"reason":"budget"}}"#,
     r#"{"v":1,"seq":28,"at":"x","kind":"cortex.note","lane":"main","data":{"note_id":"note_1","text":"tests fail","tags":["verify"],"critical":true,"source":"verify"}}"#,
     r#"{"v":1,"seq":29,"at":"x","kind":"cortex.lobe","lane":"main","data":{"lobe":"loop","paused":true}}"#,
+    r#"{"v":1,"seq":30,"at":"x","kind":"session.message","lane":"main","data":{"reply_to":"msg_1","role":"assistant","text":"done","tool_calls":[],"usage":{"input_tokens":1200,"output_tokens":30,"cached_input_tokens":1024,"cost_usd":0.00123}}}"#,
+    r#"{"v":1,"seq":31,"at":"x","kind":"session.compacted","lane":"main","data":{"upto_seq":20,"method":"summary","summary":"s","tokens_before":40000,"tokens_after":900,"kept":6,"reason":"forced","usage":{"input_tokens":9000,"output_tokens":200}}}"#,
 ];
 
 /// Lines older daemons wrote with fields left out: they parse, with defaults.

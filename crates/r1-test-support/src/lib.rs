@@ -424,6 +424,16 @@ pub fn openai_text_chunks(text: &str, n_pieces: usize) -> Vec<String> {
     out
 }
 
+/// [`openai_text_chunks`] with this `usage` object in the usage chunk instead of the
+/// fixed counts (e.g. with `prompt_tokens_details.cached_tokens`).
+pub fn openai_text_chunks_with_usage(text: &str, n_pieces: usize, usage: Value) -> Vec<String> {
+    let mut out = openai_text_chunks(text, n_pieces);
+    // The tail is the finish chunk, the usage chunk and `[DONE]`.
+    let at = out.len() - 2;
+    out[at] = openai_chunk(None, usage);
+    out
+}
+
 /// A complete OpenAI stream calling tool `name` (call `id`, index 0) with the JSON text
 /// `args_json` split over `n_pieces` argument fragments; finish reason `tool_calls`.
 pub fn openai_tool_call_chunks(

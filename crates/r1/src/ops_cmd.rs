@@ -131,6 +131,7 @@ pub async fn status(opts: &ConnectOptions, json: bool) -> Result<(), ClientError
     ));
     output::line(&format!("  sessions     {}", counts(&s.sessions)));
     output::line(&format!("  missions     {}", counts(&s.missions)));
+    output::line(&format!("  tokens       {}", output::usage(&s.usage)));
     output::line(&format!("  subscribers  {}", s.subscribers));
     output::line(&format!("  hooks run    {}", s.hooks_run));
     match &s.last_error {

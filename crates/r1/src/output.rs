@@ -37,3 +37,52 @@ pub fn fail(err: &ClientError, as_json: bool) -> i32 {
     }
     err.exit_code()
 }
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A usage total for people: `1,234 in (200 cached) / 567 out  $0.0123`; the cached
+/// part and the cost only when there are any.
+pub fn usage(u: &r1_proto::SessionUsage) -> String {
+    let mut text = format!("{} in", thousands(u.input_tokens));
+    if u.cached_input_tokens > 0 {
+        text.push_str(&format!(" ({} cached)", thousands(u.cached_input_tokens)));
+    }
+    text.push_str(&format!(" / {} out", thousands(u.output_tokens)));
+    if let Some(c) = u.cost_usd {
+        text.push_str(&format!("  ${c:.4}"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_for_people() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        let mut u = r1_proto::SessionUsage {
+            input_tokens: 1234,
+            output_tokens: 567,
+            ..Default::default()
+        };
+        assert_eq!(usage(&u), "1,234 in / 567 out");
+        u.cached_input_tokens = 200;
+        u.cost_usd = Some(0.01234);
+        assert_eq!(usage(&u), "1,234 in (200 cached) / 567 out  $0.0123");
+    }
+}

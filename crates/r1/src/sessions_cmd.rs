@@ -235,7 +235,15 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             }
         }
         SessionsVerb::Get { id } => {
-            show(&client.session_get(at(id)).await?, json);
+            let v = client.session_get(at(id)).await?;
+            show(&v, json);
+            if !json {
+                output::line(&format!(
+                    "  tokens  {}  ({} model calls)",
+                    output::usage(&v.usage),
+                    v.usage.model_calls
+                ));
+            }
         }
         SessionsVerb::Start {
             workdir,

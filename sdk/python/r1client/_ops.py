@@ -127,7 +127,7 @@ CortexPublishParams = TypedDict(
 )
 
 # The answer of `daemon.status`.
-# Always present: `daemon_id`, `home`, `hooks_run`, `missions`, `pid`, `sandbox`, `sandbox_active`, `sessions`, `started_at`, `status`, `subscribers`, `uptime_s`, `version`.
+# Always present: `daemon_id`, `home`, `hooks_run`, `missions`, `pid`, `sandbox`, `sandbox_active`, `sessions`, `started_at`, `status`, `subscribers`, `uptime_s`, `usage`, `version`.
 DaemonStatus = TypedDict(
     'DaemonStatus',
     {
@@ -145,6 +145,7 @@ DaemonStatus = TypedDict(
         'status': 'str',
         'subscribers': 'int',
         'uptime_s': 'int',
+        'usage': 'SessionUsage',
         'version': 'str',
     },
     total=False,
@@ -890,8 +891,22 @@ SessionRef = TypedDict(
 # Where a session is in its life.
 SessionState = Literal["idle", "busy", "waiting_on_approval", "paused", "ended", "error"]
 
+# What a session's model calls used in all: the sum of the `usage` of its assistant messages (and of its compaction summaries). Budgets apply to `input_tokens + output_tokens`.
+# Always present: `cached_input_tokens`, `input_tokens`, `model_calls`, `output_tokens`.
+SessionUsage = TypedDict(
+    'SessionUsage',
+    {
+        'cached_input_tokens': 'int',
+        'cost_usd': 'float',
+        'input_tokens': 'int',
+        'model_calls': 'int',
+        'output_tokens': 'int',
+    },
+    total=False,
+)
+
 # A session as clients see it.
-# Always present: `created_at`, `engine`, `id`, `last_seq`, `pending_approvals`, `reattachable`, `state`, `workdir`.
+# Always present: `created_at`, `engine`, `id`, `last_seq`, `pending_approvals`, `reattachable`, `state`, `usage`, `workdir`.
 SessionView = TypedDict(
     'SessionView',
     {
@@ -905,6 +920,7 @@ SessionView = TypedDict(
         'reattachable': 'bool',
         'state': 'SessionState',
         'title': 'str',
+        'usage': 'SessionUsage',
         'workdir': 'str',
         'worktree_id': 'str',
     },

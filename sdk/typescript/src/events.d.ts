@@ -346,6 +346,11 @@ export interface SessionCompacted {
   tokens_before: number;
   /** The last record the summary stands for. */
   upto_seq: number;
+  /**
+   * The tokens (and cost) of the call that wrote the summary; they count towards the
+   * session's totals and budget. Absent when no call reported any.
+   */
+  usage?: TokenUsage | null;
 }
 
 /**
@@ -487,9 +492,27 @@ export interface SessionStateChanged2 {
   state: SessionState;
 }
 
-/** The tokens a provider reported for one model call. */
+/**
+ * The tokens a provider reported for one model call, and what they cost.
+ *
+ * `input_tokens` is the whole prompt, cached part included: OpenAI's
+ * `prompt_tokens` already counts its cached tokens, and for Anthropic (and Claude
+ * Code) r1 adds `cache_creation_input_tokens` and `cache_read_input_tokens` to
+ * `input_tokens`. `cached_input_tokens` says how many of them were read from the
+ * provider's prompt cache.
+ */
 export interface TokenUsage {
-  /** Tokens sent to the model. */
+  /**
+   * Of `input_tokens`, those read from the provider's prompt cache; absent when the
+   * provider did not say.
+   */
+  cached_input_tokens?: number | null;
+  /**
+   * What the call cost in US dollars, from the daemon's `[prices]` table for the
+   * session's model when the call was recorded; absent when no price was configured.
+   */
+  cost_usd?: number | null;
+  /** Tokens sent to the model (the whole prompt, cached tokens included). */
   input_tokens: number;
   /** Tokens the model produced. */
   output_tokens: number;

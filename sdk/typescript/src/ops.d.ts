@@ -136,6 +136,11 @@ export interface DaemonStatus {
   subscribers: number;
   /** Whole seconds since the daemon started. */
   uptime_s: number;
+  /**
+   * The tokens and cost of every loaded session, summed (each session's `usage`
+   * over its whole journal).
+   */
+  usage: SessionUsage;
   /** The daemon's version. */
   version: string;
 }
@@ -956,6 +961,27 @@ export interface SessionRef {
 /** Where a session is in its life. */
 export type SessionState = "idle" | "busy" | "waiting_on_approval" | "paused" | "ended" | "error";
 
+/**
+ * What a session's model calls used in all: the sum of the `usage` of its assistant
+ * messages (and of its compaction summaries). Budgets apply to
+ * `input_tokens + output_tokens`.
+ */
+export interface SessionUsage {
+  /** Of `input_tokens`, those the provider said it read from its prompt cache. */
+  cached_input_tokens: number;
+  /**
+   * The cost in US dollars of the calls that had a price (`[prices]` in
+   * `daemon.toml`); absent when none had.
+   */
+  cost_usd?: number;
+  /** Tokens sent to the model, cached ones included. */
+  input_tokens: number;
+  /** Model calls that reported usage (one per step of a turn, and one per summary). */
+  model_calls: number;
+  /** Tokens the model produced. */
+  output_tokens: number;
+}
+
 /** A session as clients see it. */
 export interface SessionView {
   /** RFC 3339 creation time. */
@@ -978,6 +1004,11 @@ export interface SessionView {
   state: SessionState;
   /** A title for people. */
   title?: string;
+  /**
+   * The tokens and cost of every model call the session made, over its whole
+   * journal (restarts included); zeros when it made none.
+   */
+  usage: SessionUsage;
   /** The absolute working directory the agent is confined to. */
   workdir: string;
   /** The worktree (`wt_…`) the session works in, when it was started with one. */

@@ -26,4 +26,5 @@ mod search;
 mod service;
 mod sessions;
 mod support;
+mod usage;
 mod worktrees;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use r1_test_support::{
     anthropic_text_events, anthropic_tool_use_events, openai_text_chunks, openai_tool_call_chunks,
-    FakeKind, FakeProvider, Scripted,
+    FakeKind, FakeProvider, Scripted, FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS,
 };
 use serde_json::{json, Value};
 
@@ -754,10 +754,15 @@ fn a_forced_compaction_summarizes_an_idle_session() {
     assert_eq!(c["kind"], "session.compacted");
     assert_eq!(c["data"]["reason"], "forced");
     assert_eq!(c["data"]["summary"], "FORCED SUMMARY");
+    // The summary's call counts in the session's usage, like the three turns' calls.
     assert_eq!(
-        s.d.get(&format!("/v1/sessions/{id}")).json()["state"],
-        "idle"
+        c["data"]["usage"],
+        json!({"input_tokens": FAKE_INPUT_TOKENS, "output_tokens": FAKE_OUTPUT_TOKENS})
     );
+    let v = s.d.get(&format!("/v1/sessions/{id}")).json();
+    assert_eq!(v["state"], "idle");
+    assert_eq!(v["usage"]["model_calls"], 4, "{v}");
+    assert_eq!(v["usage"]["input_tokens"], 4 * FAKE_INPUT_TOKENS, "{v}");
 
     // The next turn sees the summary, not q1; while it runs, compact is refused.
     send(&s.d, &id, "q4");
