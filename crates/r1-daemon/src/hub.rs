@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use r1_proto::{
     Ack, Api, ApiError, ApproveParams, CortexNotesParams, CortexPublishParams, DaemonStatus,
-    Discovery, EmptyParams, EngineList, Handshake, Health, HookList, HookTestParams,
-    HookTestResult, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LobeList, LobeRef,
-    LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams, MissionRef,
-    MissionView, NoteList, NoteView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
-    RestartParams, RestartResult, ResumeAllResult, ResumeFailure, SearchParams, SearchResult,
-    SendMessageParams, SendMessageResult, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams, VerifyParams, VerifyResult, VerifyStep, WorktreeCleanParams,
-    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
-    WorktreeMergeResult, WorktreeView, PROTOCOL,
+    DeleteResult, Discovery, EmptyParams, EngineList, Handshake, Health, HookList, HookTestParams,
+    HookTestResult, JournalPage, JournalParams, LaneList, LaneRef, LaneView, ListSessionsParams,
+    LobeList, LobeRef, LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams,
+    MissionRef, MissionView, NoteList, NoteView, PinLaneParams, ReindexResult, ReloadResult,
+    RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult, ResumeFailure,
+    SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
+    SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
+    VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList,
+    WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -456,7 +456,7 @@ impl Hub {
     pub async fn resume_all(&self) -> ResumeAllResult {
         use futures_util::StreamExt;
         let paused: Vec<String> = self
-            .list_sessions()
+            .list_sessions(true)
             .sessions
             .into_iter()
             .filter(|s| s.state == r1_proto::SessionState::Paused)
@@ -555,8 +555,24 @@ impl Api for Hub {
         self.start_session(params).await
     }
 
-    async fn session_list(&self, _: EmptyParams) -> Result<SessionList, ApiError> {
-        Ok(self.list_sessions())
+    async fn session_list(&self, p: ListSessionsParams) -> Result<SessionList, ApiError> {
+        Ok(self.list_sessions(p.include_archived))
+    }
+
+    async fn session_rename(&self, p: RenameParams) -> Result<SessionView, ApiError> {
+        self.rename_session(&p.session_id, &p.title).await
+    }
+
+    async fn session_archive(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        self.archive_session(&p.session_id, true).await
+    }
+
+    async fn session_unarchive(&self, p: SessionRef) -> Result<SessionView, ApiError> {
+        self.archive_session(&p.session_id, false).await
+    }
+
+    async fn session_delete(&self, p: SessionRef) -> Result<DeleteResult, ApiError> {
+        self.delete_session(&p.session_id).await
     }
 
     async fn session_get(&self, p: SessionRef) -> Result<SessionView, ApiError> {
@@ -751,7 +767,19 @@ impl Api for Hub {
     }
 
     async fn search(&self, p: SearchParams) -> Result<SearchResult, ApiError> {
-        self.search_index().search(p).await
+        let mut r = self.search_index().search(p).await?;
+        // A deleted session's entries may still be on their way out of the index: it
+        // is gone from the moment its delete was answered.
+        r.hits.retain(|h| self.session(&h.session_id).is_ok());
+        // The index knows the title a session started with; a rename shows at once.
+        for h in &mut r.hits {
+            if let Ok(s) = self.session(&h.session_id) {
+                if let Some(t) = s.labels().title {
+                    h.session_title = Some(t);
+                }
+            }
+        }
+        Ok(r)
     }
 
     async fn search_reindex(&self, _: EmptyParams) -> Result<ReindexResult, ApiError> {

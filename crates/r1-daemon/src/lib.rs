@@ -14,6 +14,7 @@ mod fsutil;
 pub mod hooks;
 mod hub;
 mod index;
+pub mod labels;
 pub mod logs;
 mod metrics;
 mod missions;

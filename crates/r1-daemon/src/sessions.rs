@@ -76,7 +76,7 @@ fn check_name(what: &str, name: &str, max: usize) -> Result<(), ApiError> {
 
 /// Refuses a title that is too long or holds control characters (which would garble
 /// terminals and logs).
-fn check_title(title: &str) -> Result<(), ApiError> {
+pub(crate) fn check_title(title: &str) -> Result<(), ApiError> {
     if title.len() > MAX_TITLE_BYTES {
         return Err(ApiError::validation(format!(
             "title must be at most {MAX_TITLE_BYTES} bytes, got {}",
@@ -122,6 +122,8 @@ pub struct Session {
     pub(crate) provider: OnceCell<Arc<dyn Provider>>,
     /// The session's MCP servers, started on its first turn.
     pub(crate) mcp: OnceCell<Arc<r1_engine::McpPool>>,
+    /// Its title (when renamed) and whether it is archived (`crate::labels`).
+    labels: Mutex<crate::labels::Labels>,
     /// The live subscribers' queues (`session_stream`), created on first subscription;
     /// each is bounded in bytes, so an unwatched session holds nothing.
     live: Mutex<Option<crate::session_stream::Fanout>>,
@@ -136,6 +138,8 @@ pub struct Sessions {
     pub(crate) journal_opts: JournalOptions,
     /// Repairs run one at a time (each swaps a session in the table).
     repair: tokio::sync::Mutex<()>,
+    /// Label changes and deletes run one at a time.
+    pub(crate) label_lock: tokio::sync::Mutex<()>,
 }
 
 impl Sessions {
@@ -157,6 +161,19 @@ impl Session {
     /// A receiver of every view the actor publishes from now on.
     pub(crate) fn watch_view(&self) -> watch::Receiver<Arc<crate::actor::Snapshot>> {
         self.view.clone()
+    }
+
+    /// Its labels now.
+    pub(crate) fn labels(&self) -> crate::labels::Labels {
+        self.labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces its labels (once they are on disk).
+    pub(crate) fn set_labels(&self, labels: crate::labels::Labels) {
+        *self.labels.lock().unwrap_or_else(|p| p.into_inner()) = labels;
     }
 
     /// The worktree (`wt_…`) the session works in, when it was started with one.
@@ -316,12 +333,13 @@ impl Session {
     /// The session as clients see it.
     pub fn view(&self) -> SessionView {
         let m = self.snapshot();
+        let labels = self.labels();
         SessionView {
             id: self.id.clone(),
             workdir: self.workdir.clone(),
             engine: self.engine.clone(),
             model: self.model.clone(),
-            title: self.title.clone(),
+            title: labels.title.or_else(|| self.title.clone()),
             state: m.state,
             reattachable: m.reattachable,
             created_at: self.created_at.clone(),
@@ -334,6 +352,7 @@ impl Session {
             error: m.error.clone(),
             worktree_id: self.worktree_id.clone(),
             usage: m.usage,
+            archived: labels.archived,
         }
     }
 }
@@ -369,7 +388,7 @@ pub fn journal_error(e: &JournalError) -> ApiError {
 }
 
 impl Hub {
-    fn sessions(&self) -> &Sessions {
+    pub(crate) fn sessions(&self) -> &Sessions {
         self.sessions_table()
     }
 
@@ -683,9 +702,14 @@ impl Hub {
     }
 
     /// `session.list`.
-    pub fn list_sessions(&self) -> SessionList {
+    pub fn list_sessions(&self, include_archived: bool) -> SessionList {
         SessionList {
-            sessions: self.all_sessions().iter().map(|s| s.view()).collect(),
+            sessions: self
+                .all_sessions()
+                .iter()
+                .map(|s| s.view())
+                .filter(|v| include_archived || !v.archived)
+                .collect(),
         }
     }
 
@@ -1124,6 +1148,7 @@ impl Hub {
             engine: text("engine").unwrap_or_else(|| "echo".into()),
             model: text("model"),
             title: text("title"),
+            labels: Mutex::new(crate::labels::load(&self.state().path("sessions").join(id))),
             created_at: text("created_at").unwrap_or_default(),
             worktree_id: text("worktree_id"),
             journal,

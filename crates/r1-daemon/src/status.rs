@@ -64,7 +64,7 @@ impl Hub {
     fn sessions_by_state(&self) -> BTreeMap<&'static str, u64> {
         let mut by: BTreeMap<&'static str, u64> =
             SESSION_STATES.iter().map(|s| (s.as_str(), 0)).collect();
-        for s in self.list_sessions().sessions {
+        for s in self.list_sessions(true).sessions {
             *by.entry(s.state.as_str()).or_default() += 1;
         }
         by

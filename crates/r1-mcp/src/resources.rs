@@ -136,7 +136,11 @@ pub(crate) fn templates() -> Result<ListResourceTemplatesResult, ErrorData> {
 /// `resources/read` of `uri`.
 pub(crate) async fn read(api: &dyn Api, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let body = match parse(uri)? {
-        Target::Sessions => json_of(api.session_list(EmptyParams {}).await.map_err(rpc_error)?)?,
+        Target::Sessions => json_of(
+            api.session_list(r1_proto::ListSessionsParams::default())
+                .await
+                .map_err(rpc_error)?,
+        )?,
         Target::Session(id) => json_of(
             api.session_get(SessionRef::new(id))
                 .await
@@ -189,7 +193,7 @@ pub(crate) async fn complete(
         .unwrap_or_default();
     let mut values: Vec<String> = match (template.as_str(), p.argument.name.as_str()) {
         (t, "id") if t.starts_with("r1://sessions/") => api
-            .session_list(EmptyParams {})
+            .session_list(r1_proto::ListSessionsParams::default())
             .await
             .map_err(rpc_error)?
             .sessions
@@ -293,7 +297,10 @@ impl Watches {
 
 /// A fingerprint of the session list: ids, states and seqs.
 async fn list_print(api: &dyn Api) -> Option<String> {
-    let list = api.session_list(EmptyParams {}).await.ok()?;
+    let list = api
+        .session_list(r1_proto::ListSessionsParams::default())
+        .await
+        .ok()?;
     Some(
         list.sessions
             .iter()

@@ -59,6 +59,7 @@ impl Fake {
             error: None,
             worktree_id: None,
             usage: Default::default(),
+            archived: false,
         }
     }
 
@@ -143,7 +144,19 @@ impl Api for Fake {
         }
         Ok(self.view())
     }
-    async fn session_list(&self, _: EmptyParams) -> Result<SessionList, ApiError> {
+    async fn session_rename(&self, _: r1_proto::RenameParams) -> Result<SessionView, ApiError> {
+        unsupported()
+    }
+    async fn session_archive(&self, _: SessionRef) -> Result<SessionView, ApiError> {
+        unsupported()
+    }
+    async fn session_unarchive(&self, _: SessionRef) -> Result<SessionView, ApiError> {
+        unsupported()
+    }
+    async fn session_delete(&self, _: SessionRef) -> Result<r1_proto::DeleteResult, ApiError> {
+        unsupported()
+    }
+    async fn session_list(&self, _: r1_proto::ListSessionsParams) -> Result<SessionList, ApiError> {
         Ok(SessionList {
             sessions: vec![self.view()],
         })

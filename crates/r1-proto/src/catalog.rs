@@ -37,15 +37,15 @@ use serde_json::Value;
 
 use crate::{
     Ack, ApiError, ApproveParams, CompactResult, CortexNotesParams, CortexPublishParams,
-    DaemonStatus, Discovery, EmptyParams, EngineList, Handshake, Health, HookList, HookTestParams,
-    HookTestResult, JournalPage, JournalParams, LaneList, LaneRef, LaneView, LobeList, LobeRef,
-    LogPage, LogsParams, MissionCreateParams, MissionList, MissionListParams, MissionRef,
-    MissionView, NoteList, NoteView, PinLaneParams, ReindexResult, ReloadResult, RepairResult,
-    RestartParams, RestartResult, ResumeAllResult, SearchParams, SearchResult, SendMessageParams,
-    SendMessageResult, SessionDebugState, SessionList, SessionRef, SessionView, ShutdownParams,
-    StartSessionParams, TailParams, VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff,
-    WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult,
-    WorktreeView,
+    DaemonStatus, DeleteResult, Discovery, EmptyParams, EngineList, Handshake, Health, HookList,
+    HookTestParams, HookTestResult, JournalPage, JournalParams, LaneList, LaneRef, LaneView,
+    ListSessionsParams, LobeList, LobeRef, LogPage, LogsParams, MissionCreateParams, MissionList,
+    MissionListParams, MissionRef, MissionView, NoteList, NoteView, PinLaneParams, ReindexResult,
+    ReloadResult, RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult,
+    SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionDebugState,
+    SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
+    VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -661,13 +661,14 @@ operations! {
 
     /// List every session the daemon has loaded, oldest first, with its state
     /// (`idle`, `busy`, `waiting_on_approval`, `paused`, `ended`, `error`), `last_seq`
-    /// and pending approvals. Read-only.
+    /// and pending approvals. Archived sessions are left out unless `include_archived`.
+    /// Read-only.
     SessionList session_list {
         method: "session.list",
         http: Get "/v1/sessions" => 200,
         cap: Read,
         idempotency: Natural,
-        params: EmptyParams,
+        params: ListSessionsParams,
         result: SessionList,
         mcp: mcp("r1_session_list", "r1.session.list"),
         related: [],
@@ -783,6 +784,66 @@ operations! {
         mcp: mcp_destructive("r1_session_kill", "r1.session.kill"),
         related: ["/v1/sessions/{session_id}/journal"],
         title: "End a session",
+    }
+
+    /// Give a session a new title (1 to 200 characters). Works in every state, ended
+    /// sessions too. Idempotent: the same title again changes nothing. Returns the
+    /// session.
+    SessionRename session_rename {
+        method: "session.rename",
+        http: Post "/v1/sessions/{session_id}/rename" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: RenameParams,
+        result: SessionView,
+        mcp: mcp("r1_session_rename", "r1.session.rename"),
+        related: ["/v1/sessions/{session_id}"],
+        title: "Rename a session",
+    }
+
+    /// Archive a session: it leaves the default `session.list` (and the UI's list) but
+    /// stays readable, searchable and usable; `archived: true` in its view. Reversible
+    /// with `r1_session_unarchive`. Idempotent. Returns the session.
+    SessionArchive session_archive {
+        method: "session.archive",
+        http: Post "/v1/sessions/{session_id}/archive" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: SessionRef,
+        result: SessionView,
+        mcp: mcp("r1_session_archive", "r1.session.archive"),
+        related: ["/v1/sessions/{session_id}", "/v1/sessions/{session_id}/unarchive"],
+        title: "Archive a session",
+    }
+
+    /// Bring an archived session back into the default list. Idempotent. Returns the
+    /// session.
+    SessionUnarchive session_unarchive {
+        method: "session.unarchive",
+        http: Post "/v1/sessions/{session_id}/unarchive" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: SessionRef,
+        result: SessionView,
+        mcp: mcp("r1_session_unarchive", "r1.session.unarchive"),
+        related: ["/v1/sessions/{session_id}"],
+        title: "Unarchive a session",
+    }
+
+    /// Delete a session for good: a live one is ended first, then its journal and
+    /// search entries are removed. Cannot be undone; `not_found` afterwards. Its
+    /// worktree, if any, is left for `r1_worktree_clean`. NOT idempotent in its answer:
+    /// a second call is `not_found`.
+    SessionDelete session_delete {
+        method: "session.delete",
+        http: Post "/v1/sessions/{session_id}/delete" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: SessionRef,
+        result: DeleteResult,
+        mcp: mcp_destructive("r1_session_delete", "r1.session.delete"),
+        related: ["/v1/sessions"],
+        title: "Delete a session",
     }
 
     /// Repair a session quarantined because its journal is corrupt (state `error`,

@@ -698,6 +698,25 @@ pub mod bus {
         pub session_id: String,
     }
 
+    /// `session.updated`: a session was renamed, archived or unarchived.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct SessionUpdated {
+        /// The session id.
+        pub session_id: String,
+        /// Its title now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub title: Option<String>,
+        /// Whether it is archived now.
+        pub archived: bool,
+    }
+
+    /// `session.deleted`: a session and its journal were deleted.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct SessionDeleted {
+        /// The session id.
+        pub session_id: String,
+    }
+
     /// `session.repaired`: a session's journal was repaired and the session reloaded.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct SessionRepaired {
@@ -789,6 +808,8 @@ pub mod bus {
         "session.state" => SessionStateChanged,
         "session.ended" => SessionEnded,
         "session.repaired" => SessionRepaired,
+        "session.updated" => SessionUpdated,
+        "session.deleted" => SessionDeleted,
         "mission.queued" => MissionQueued,
         "mission.started" => MissionStarted,
         "mission.verified" => MissionVerified,

@@ -42,10 +42,11 @@ pub use ops::{
 pub use search::{ReindexResult, SearchHit, SearchKind, SearchParams, SearchResult, SnippetPart};
 pub use session::{
     ApprovalView, ApproveParams, CompactResult, DebugApproval, DebugLane, DebugQueued, Decision,
-    EmptyParams, EngineList, EngineView, JournalPage, JournalParams, LaneList, LaneRef, LaneView,
-    PinLaneParams, RepairResult, ResumeAllResult, ResumeFailure, SendMessageParams,
-    SendMessageResult, SessionDebugState, SessionId, SessionList, SessionRef, SessionState,
-    SessionUsage, SessionView, StartSessionParams, TailParams,
+    DeleteResult, EmptyParams, EngineList, EngineView, JournalPage, JournalParams, LaneList,
+    LaneRef, LaneView, ListSessionsParams, PinLaneParams, RenameParams, RepairResult,
+    ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult, SessionDebugState,
+    SessionId, SessionList, SessionRef, SessionState, SessionUsage, SessionView,
+    StartSessionParams, TailParams,
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use worktree::{

@@ -75,6 +75,40 @@ pub struct SessionView {
     /// journal (restarts included); zeros when it made none.
     #[serde(default)]
     pub usage: SessionUsage,
+    /// Archived (`session.archive`): left out of the default list, still searchable
+    /// and usable; `session.unarchive` brings it back.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// The params of `session.list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListSessionsParams {
+    /// List archived sessions too (default: only sessions that are not archived).
+    #[serde(default)]
+    pub include_archived: bool,
+}
+
+/// The params of `session.rename`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameParams {
+    /// The session id (`ses_…`).
+    pub session_id: SessionId,
+    /// The new title: 1 to 200 characters, no control characters.
+    pub title: String,
+}
+
+/// The answer of `session.delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteResult {
+    /// The session that was deleted.
+    pub session_id: SessionId,
+    /// Always true: the session, its journal and its search entries are gone.
+    pub deleted: bool,
+    /// Whether it had to be ended first (it was live).
+    pub ended: bool,
 }
 
 /// What a session's model calls used in all: the sum of the `usage` of its assistant

@@ -15,8 +15,12 @@ use crate::output;
 /// A session verb.
 #[derive(Debug, Subcommand)]
 pub enum SessionsVerb {
-    /// List every session.
-    List,
+    /// List the sessions (archived ones only with `--all`).
+    List {
+        /// Archived sessions too.
+        #[arg(long)]
+        all: bool,
+    },
     /// Show one session.
     Get {
         /// The session id (`ses_…`).
@@ -146,6 +150,35 @@ pub enum SessionsVerb {
         /// The session id.
         id: String,
     },
+    /// Give the session a new title.
+    Rename {
+        /// The session id.
+        id: String,
+        /// The new title (1 to 200 characters).
+        #[arg(allow_hyphen_values = true)]
+        title: String,
+    },
+    /// Archive the session: it leaves the default list, stays searchable and usable
+    /// (idempotent; `unarchive` brings it back).
+    Archive {
+        /// The session id.
+        id: String,
+    },
+    /// Bring an archived session back into the default list (idempotent).
+    Unarchive {
+        /// The session id.
+        id: String,
+    },
+    /// Delete the session for good: a live one is ended first, then its journal and
+    /// search entries are removed. Asks for confirmation on a terminal; `--yes` skips
+    /// the question (needed when stdin is not a terminal).
+    Delete {
+        /// The session id.
+        id: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Repair a session quarantined because its journal is corrupt: keep a `.broken`
     /// copy of the whole journal, cut it back to its last good record, and bring the
     /// session back paused (resume it to go on). Records after the damage stay only in
@@ -168,19 +201,40 @@ fn show(v: &SessionView, json: bool) {
         output::json(v);
     } else {
         output::line(&format!(
-            "{}  {:<19}  {:<6}  seq {:<6}  {}{}",
+            "{}  {:<19}  {:<6}  seq {:<6}  {}{}{}{}",
             v.id,
             v.state.as_str(),
             v.engine,
             v.last_seq,
             v.workdir,
+            v.title
+                .as_deref()
+                .map(|t| format!("  \"{t}\""))
+                .unwrap_or_default(),
             if v.reattachable {
                 "  (reattachable)"
             } else {
                 ""
-            }
+            },
+            if v.archived { "  (archived)" } else { "" }
         ));
     }
+}
+
+/// Asks `question` on the terminal; false when stdin is not one or the answer is not
+/// yes.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
 }
 
 /// Decides a pending approval.
@@ -222,8 +276,12 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
     let client = &client;
     let at = SessionRef::new;
     match verb {
-        SessionsVerb::List => {
-            let l = client.session_list(EmptyParams {}).await?;
+        SessionsVerb::List { all } => {
+            let l = client
+                .session_list(r1_proto::ListSessionsParams {
+                    include_archived: all,
+                })
+                .await?;
             if json {
                 output::json(&l);
             } else if l.sessions.is_empty() {
@@ -421,6 +479,42 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
             }
         }
         SessionsVerb::Kill { id } => show(&client.session_kill(at(id)).await?, json),
+        SessionsVerb::Rename { id, title } => show(
+            &client
+                .session_rename(r1_proto::RenameParams {
+                    session_id: id,
+                    title,
+                })
+                .await?,
+            json,
+        ),
+        SessionsVerb::Archive { id } => show(&client.session_archive(at(id)).await?, json),
+        SessionsVerb::Unarchive { id } => show(&client.session_unarchive(at(id)).await?, json),
+        SessionsVerb::Delete { id, yes } => {
+            if !yes
+                && !confirm(&format!(
+                    "Delete session {id} and its journal for good? [y/N] "
+                ))
+            {
+                return Err(ClientError::from(r1_proto::ApiError::validation(
+                    "not deleted: confirm on a terminal, or pass --yes",
+                )));
+            }
+            let r = client.session_delete(at(id)).await?;
+            if json {
+                output::json(&r);
+            } else {
+                output::line(&format!(
+                    "deleted {}{}",
+                    r.session_id,
+                    if r.ended {
+                        " (it was live: ended first)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
     }
     Ok(())
 }

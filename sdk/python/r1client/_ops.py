@@ -42,20 +42,24 @@ OPERATIONS: Dict[str, Tuple[str, str, str]] = {
     'search.query': ('GET', '/v1/search', 'search_query'),
     'search.reindex': ('POST', '/v1/search/reindex', 'search_reindex'),
     'session.approve': ('POST', '/v1/sessions/{session_id}/approvals/{approval_id}', 'session_approve'),
+    'session.archive': ('POST', '/v1/sessions/{session_id}/archive', 'session_archive'),
     'session.cancel': ('POST', '/v1/sessions/{session_id}/cancel', 'session_cancel'),
     'session.compact': ('POST', '/v1/sessions/{session_id}/compact', 'session_compact'),
     'session.debug_state': ('GET', '/v1/sessions/{session_id}/debug', 'session_debug_state'),
+    'session.delete': ('POST', '/v1/sessions/{session_id}/delete', 'session_delete'),
     'session.get': ('GET', '/v1/sessions/{session_id}', 'session_get'),
     'session.journal': ('GET', '/v1/sessions/{session_id}/journal', 'session_journal'),
     'session.kill': ('DELETE', '/v1/sessions/{session_id}', 'session_kill'),
     'session.list': ('GET', '/v1/sessions', 'session_list'),
     'session.pause': ('POST', '/v1/sessions/{session_id}/pause', 'session_pause'),
+    'session.rename': ('POST', '/v1/sessions/{session_id}/rename', 'session_rename'),
     'session.repair': ('POST', '/v1/sessions/{session_id}/repair', 'session_repair'),
     'session.resume': ('POST', '/v1/sessions/{session_id}/resume', 'session_resume'),
     'session.resume_all': ('POST', '/v1/sessions/resume', 'session_resume_all'),
     'session.send': ('POST', '/v1/sessions/{session_id}/messages', 'session_send'),
     'session.start': ('POST', '/v1/sessions', 'session_start'),
     'session.tail': ('GET', '/v1/sessions/{session_id}/journal/tail', 'session_tail'),
+    'session.unarchive': ('POST', '/v1/sessions/{session_id}/unarchive', 'session_unarchive'),
     'verify.build': ('POST', '/v1/verify/build', 'verify_build'),
     'verify.lint': ('POST', '/v1/verify/lint', 'verify_lint'),
     'verify.test': ('POST', '/v1/verify/test', 'verify_test'),
@@ -193,6 +197,18 @@ DebugQueued = TypedDict(
 
 # A decision on a pending approval.
 Decision = Literal["allow", "deny"]
+
+# The answer of `session.delete`.
+# Always present: `deleted`, `ended`, `session_id`.
+DeleteResult = TypedDict(
+    'DeleteResult',
+    {
+        'deleted': 'bool',
+        'ended': 'bool',
+        'session_id': 'str',
+    },
+    total=False,
+)
 
 # One file of a diff.
 # Always present: `added`, `binary`, `path`, `removed`.
@@ -439,6 +455,15 @@ Links = TypedDict(
         'deprecations': 'List[str]',
         'related': 'List[str]',
         'self': 'str',
+    },
+    total=False,
+)
+
+# The params of `session.list`.
+ListSessionsParams = TypedDict(
+    'ListSessionsParams',
+    {
+        'include_archived': 'bool',
     },
     total=False,
 )
@@ -707,6 +732,17 @@ ReloadResult = TypedDict(
     total=False,
 )
 
+# The params of `session.rename`.
+# Always present: `session_id`, `title`.
+RenameParams = TypedDict(
+    'RenameParams',
+    {
+        'session_id': 'str',
+        'title': 'str',
+    },
+    total=False,
+)
+
 # What `session.repair` did.
 # Always present: `dropped_bytes`, `last_seq`, `repaired`, `session`.
 RepairResult = TypedDict(
@@ -906,10 +942,11 @@ SessionUsage = TypedDict(
 )
 
 # A session as clients see it.
-# Always present: `created_at`, `engine`, `id`, `last_seq`, `pending_approvals`, `reattachable`, `state`, `usage`, `workdir`.
+# Always present: `archived`, `created_at`, `engine`, `id`, `last_seq`, `pending_approvals`, `reattachable`, `state`, `usage`, `workdir`.
 SessionView = TypedDict(
     'SessionView',
     {
+        'archived': 'bool',
         'created_at': 'str',
         'engine': 'str',
         'error': 'str',
@@ -1579,6 +1616,21 @@ class Operations:
         """
         return cast(SessionView, self._op('session.approve', 'POST', '/v1/sessions/{session_id}/approvals/{approval_id}', {'session_id': session_id, 'approval_id': approval_id}, None, {'decision': decision, 'remember': remember}, None))
 
+    def session_archive(self, session_id: str) -> SessionView:
+        """Archive a session.
+
+        Archive a session: it leaves the default `session.list` (and the UI's list) but stays readable, searchable and usable; `archived: true` in its view. Reversible with `r1_session_unarchive`. Idempotent. Returns the session.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+
+        Returns:
+            SessionView: A session as clients see it.
+
+        `POST /v1/sessions/{session_id}/archive` (200); operation `session.archive`; capability `write`; idempotency `natural`; MCP tool `r1_session_archive`.
+        """
+        return cast(SessionView, self._op('session.archive', 'POST', '/v1/sessions/{session_id}/archive', {'session_id': session_id}, None, {}, None))
+
     def session_cancel(self, session_id: str) -> SessionView:
         """Cancel the running turn.
 
@@ -1623,6 +1675,21 @@ class Operations:
         `GET /v1/sessions/{session_id}/debug` (200); operation `session.debug_state`; capability `debug`; idempotency `natural`; MCP tool `r1_session_debug_state`.
         """
         return cast(SessionDebugState, self._op('session.debug_state', 'GET', '/v1/sessions/{session_id}/debug', {'session_id': session_id}, None, None, None))
+
+    def session_delete(self, session_id: str) -> DeleteResult:
+        """Delete a session.
+
+        Delete a session for good: a live one is ended first, then its journal and search entries are removed. Cannot be undone; `not_found` afterwards. Its worktree, if any, is left for `r1_worktree_clean`. NOT idempotent in its answer: a second call is `not_found`.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+
+        Returns:
+            DeleteResult: The answer of `session.delete`.
+
+        `POST /v1/sessions/{session_id}/delete` (200); operation `session.delete`; capability `write`; idempotency `none`; MCP tool `r1_session_delete`.
+        """
+        return cast(DeleteResult, self._op('session.delete', 'POST', '/v1/sessions/{session_id}/delete', {'session_id': session_id}, None, {}, None))
 
     def session_get(self, session_id: str) -> SessionView:
         """Get a session.
@@ -1671,17 +1738,20 @@ class Operations:
         """
         return cast(SessionView, self._op('session.kill', 'DELETE', '/v1/sessions/{session_id}', {'session_id': session_id}, None, None, None))
 
-    def session_list(self) -> SessionList:
+    def session_list(self, *, include_archived: Optional[bool] = None) -> SessionList:
         """List sessions.
 
-        List every session the daemon has loaded, oldest first, with its state (`idle`, `busy`, `waiting_on_approval`, `paused`, `ended`, `error`), `last_seq` and pending approvals. Read-only.
+        List every session the daemon has loaded, oldest first, with its state (`idle`, `busy`, `waiting_on_approval`, `paused`, `ended`, `error`), `last_seq` and pending approvals. Archived sessions are left out unless `include_archived`. Read-only.
+
+        Args:
+            include_archived (query): List archived sessions too (default: only sessions that are not archived).
 
         Returns:
             SessionList: The answer of `GET /v1/sessions`.
 
         `GET /v1/sessions` (200); operation `session.list`; capability `read`; idempotency `natural`; MCP tool `r1_session_list`.
         """
-        return cast(SessionList, self._op('session.list', 'GET', '/v1/sessions', None, None, None, None))
+        return cast(SessionList, self._op('session.list', 'GET', '/v1/sessions', None, {'include_archived': include_archived}, None, None))
 
     def session_pause(self, session_id: str) -> SessionView:
         """Pause a session.
@@ -1697,6 +1767,22 @@ class Operations:
         `POST /v1/sessions/{session_id}/pause` (200); operation `session.pause`; capability `write`; idempotency `natural`; MCP tool `r1_session_pause`.
         """
         return cast(SessionView, self._op('session.pause', 'POST', '/v1/sessions/{session_id}/pause', {'session_id': session_id}, None, {}, None))
+
+    def session_rename(self, session_id: str, *, title: str) -> SessionView:
+        """Rename a session.
+
+        Give a session a new title (1 to 200 characters). Works in every state, ended sessions too. Idempotent: the same title again changes nothing. Returns the session.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+            title (body): The new title: 1 to 200 characters, no control characters.
+
+        Returns:
+            SessionView: A session as clients see it.
+
+        `POST /v1/sessions/{session_id}/rename` (200); operation `session.rename`; capability `write`; idempotency `natural`; MCP tool `r1_session_rename`.
+        """
+        return cast(SessionView, self._op('session.rename', 'POST', '/v1/sessions/{session_id}/rename', {'session_id': session_id}, None, {'title': title}, None))
 
     def session_repair(self, session_id: str) -> RepairResult:
         """Repair a quarantined session.
@@ -1796,6 +1882,21 @@ class Operations:
         `GET /v1/sessions/{session_id}/journal/tail` (200); operation `session.tail`; capability `read`; idempotency `natural`; MCP tool `r1_bus_tail`.
         """
         return cast(JournalPage, self._op('session.tail', 'GET', '/v1/sessions/{session_id}/journal/tail', {'session_id': session_id}, {'limit': limit, 'since_seq': since_seq, 'wait_ms': wait_ms}, None, None))
+
+    def session_unarchive(self, session_id: str) -> SessionView:
+        """Unarchive a session.
+
+        Bring an archived session back into the default list. Idempotent. Returns the session.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+
+        Returns:
+            SessionView: A session as clients see it.
+
+        `POST /v1/sessions/{session_id}/unarchive` (200); operation `session.unarchive`; capability `write`; idempotency `natural`; MCP tool `r1_session_unarchive`.
+        """
+        return cast(SessionView, self._op('session.unarchive', 'POST', '/v1/sessions/{session_id}/unarchive', {'session_id': session_id}, None, {}, None))
 
     def verify_build(self, *, packages: Optional[List[str]] = None, session_id: Optional[str] = None, worktree_id: Optional[str] = None) -> VerifyResult:
         """Build a worktree.

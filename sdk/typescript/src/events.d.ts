@@ -391,6 +391,12 @@ export interface SessionCreated2 {
   workdir: string;
 }
 
+/** `session.deleted`: a session and its journal were deleted. */
+export interface SessionDeleted {
+  /** The session id. */
+  session_id: string;
+}
+
 /** `session.delta`: a piece of assistant text as it streams. */
 export interface SessionDelta {
   /** The user message this answers. */
@@ -490,6 +496,16 @@ export interface SessionStateChanged2 {
   session_id: string;
   /** The new state. */
   state: SessionState;
+}
+
+/** `session.updated`: a session was renamed, archived or unarchived. */
+export interface SessionUpdated {
+  /** Whether it is archived now. */
+  archived: boolean;
+  /** The session id. */
+  session_id: string;
+  /** Its title now. */
+  title?: string | null;
 }
 
 /**

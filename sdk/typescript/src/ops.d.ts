@@ -186,6 +186,16 @@ export interface DebugQueued {
 /** A decision on a pending approval. */
 export type Decision = "allow" | "deny";
 
+/** The answer of `session.delete`. */
+export interface DeleteResult {
+  /** Always true: the session, its journal and its search entries are gone. */
+  deleted: boolean;
+  /** Whether it had to be ended first (it was live). */
+  ended: boolean;
+  /** The session that was deleted. */
+  session_id: string;
+}
+
 /** One file of a diff. */
 export interface DiffFileStat {
   /** Lines added (0 for a binary file). */
@@ -453,6 +463,12 @@ export interface Links {
   related: Array<string>;
   /** The request path (without its query string). */
   self: string;
+}
+
+/** The params of `session.list`. */
+export interface ListSessionsParams {
+  /** List archived sessions too (default: only sessions that are not archived). */
+  include_archived?: boolean;
 }
 
 /** The daemon's listeners. */
@@ -747,6 +763,14 @@ export interface ReloadResult {
   version: string;
 }
 
+/** The params of `session.rename`. */
+export interface RenameParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+  /** The new title: 1 to 200 characters, no control characters. */
+  title: string;
+}
+
 /** What `session.repair` did. */
 export interface RepairResult {
   /** Where the whole damaged journal was copied before it was cut. */
@@ -984,6 +1008,11 @@ export interface SessionUsage {
 
 /** A session as clients see it. */
 export interface SessionView {
+  /**
+   * Archived (`session.archive`): left out of the default list, still searchable
+   * and usable; `session.unarchive` brings it back.
+   */
+  archived: boolean;
   /** RFC 3339 creation time. */
   created_at: string;
   /** The engine (provider) name. */
@@ -1466,6 +1495,12 @@ export interface SessionApproveParams {
   session_id: string;
 }
 
+/** The params of `session.archive` (`POST /v1/sessions/{session_id}/archive`). */
+export interface SessionArchiveParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The params of `session.cancel` (`POST /v1/sessions/{session_id}/cancel`). */
 export interface SessionCancelParams {
   /** The session id (`ses_…`). */
@@ -1480,6 +1515,12 @@ export interface SessionCompactParams {
 
 /** The params of `session.debug_state` (`GET /v1/sessions/{session_id}/debug`). */
 export interface SessionDebugStateParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
+/** The params of `session.delete` (`POST /v1/sessions/{session_id}/delete`). */
+export interface SessionDeleteParams {
   /** The session id (`ses_…`). */
   session_id: string;
 }
@@ -1510,12 +1551,23 @@ export interface SessionKillParams {
 }
 
 /** The params of `session.list` (`GET /v1/sessions`). */
-export type SessionListParams = Record<string, never>;
+export interface SessionListParams {
+  /** List archived sessions too (default: only sessions that are not archived). */
+  include_archived?: boolean;
+}
 
 /** The params of `session.pause` (`POST /v1/sessions/{session_id}/pause`). */
 export interface SessionPauseParams {
   /** The session id (`ses_…`). */
   session_id: string;
+}
+
+/** The params of `session.rename` (`POST /v1/sessions/{session_id}/rename`). */
+export interface SessionRenameParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+  /** The new title: 1 to 200 characters, no control characters. */
+  title: string;
 }
 
 /** The params of `session.repair` (`POST /v1/sessions/{session_id}/repair`). */
@@ -1591,6 +1643,12 @@ export interface SessionTailParams {
   wait_ms?: number;
 }
 
+/** The params of `session.unarchive` (`POST /v1/sessions/{session_id}/unarchive`). */
+export interface SessionUnarchiveParams {
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The params of `verify.build` (`POST /v1/verify/build`). */
 export interface VerifyBuildParams {
   /**
@@ -1660,20 +1718,24 @@ export type OperationId =
   | "search.query"
   | "search.reindex"
   | "session.approve"
+  | "session.archive"
   | "session.cancel"
   | "session.compact"
   | "session.debug_state"
+  | "session.delete"
   | "session.get"
   | "session.journal"
   | "session.kill"
   | "session.list"
   | "session.pause"
+  | "session.rename"
   | "session.repair"
   | "session.resume"
   | "session.resume_all"
   | "session.send"
   | "session.start"
   | "session.tail"
+  | "session.unarchive"
   | "verify.build"
   | "verify.lint"
   | "verify.test"
@@ -1712,20 +1774,24 @@ export interface OperationTypes {
   "search.query": { params: SearchQueryParams; result: SearchResult };
   "search.reindex": { params: SearchReindexParams; result: ReindexResult };
   "session.approve": { params: SessionApproveParams; result: SessionView };
+  "session.archive": { params: SessionArchiveParams; result: SessionView };
   "session.cancel": { params: SessionCancelParams; result: SessionView };
   "session.compact": { params: SessionCompactParams; result: CompactResult };
   "session.debug_state": { params: SessionDebugStateParams; result: SessionDebugState };
+  "session.delete": { params: SessionDeleteParams; result: DeleteResult };
   "session.get": { params: SessionGetParams; result: SessionView };
   "session.journal": { params: SessionJournalParams; result: JournalPage };
   "session.kill": { params: SessionKillParams; result: SessionView };
   "session.list": { params: SessionListParams; result: SessionList };
   "session.pause": { params: SessionPauseParams; result: SessionView };
+  "session.rename": { params: SessionRenameParams; result: SessionView };
   "session.repair": { params: SessionRepairParams; result: RepairResult };
   "session.resume": { params: SessionResumeParams; result: SessionView };
   "session.resume_all": { params: SessionResumeAllParams; result: ResumeAllResult };
   "session.send": { params: SessionSendParams; result: SendMessageResult };
   "session.start": { params: SessionStartParams; result: SessionView };
   "session.tail": { params: SessionTailParams; result: JournalPage };
+  "session.unarchive": { params: SessionUnarchiveParams; result: SessionView };
   "verify.build": { params: VerifyBuildParams; result: VerifyResult };
   "verify.lint": { params: VerifyLintParams; result: VerifyResult };
   "verify.test": { params: VerifyTestParams; result: VerifyResult };
@@ -1921,6 +1987,12 @@ export interface OperationGroups {
      */
     approve(params: SessionApproveParams, options?: CallOptions): Promise<SessionView>;
     /**
+     * Archive a session: `session.archive`, `POST /v1/sessions/{session_id}/archive`.
+     *
+     * Archive a session: it leaves the default `session.list` (and the UI's list) but stays readable, searchable and usable; `archived: true` in its view. Reversible with `r1_session_unarchive`. Idempotent. Returns the session.
+     */
+    archive(params: SessionArchiveParams, options?: CallOptions): Promise<SessionView>;
+    /**
      * Cancel the running turn: `session.cancel`, `POST /v1/sessions/{session_id}/cancel`.
      *
      * Cancel the turn the session is running (the agent stops and its partial answer is discarded); the session stays open for the next message. Idempotent: cancelling when nothing runs is ok. Returns the session.
@@ -1938,6 +2010,12 @@ export interface OperationGroups {
      * A session actor's own view of itself, for debugging r1: the fold of its journal (state, running turn, queue, approvals, lanes) and its task's bookkeeping (waiters, killable lanes, inbox), answered by the actor between two commands. Its shape may change between versions. Only under MCP `--caps debug`. Read-only.
      */
     debugState(params: SessionDebugStateParams, options?: CallOptions): Promise<SessionDebugState>;
+    /**
+     * Delete a session: `session.delete`, `POST /v1/sessions/{session_id}/delete`.
+     *
+     * Delete a session for good: a live one is ended first, then its journal and search entries are removed. Cannot be undone; `not_found` afterwards. Its worktree, if any, is left for `r1_worktree_clean`. NOT idempotent in its answer: a second call is `not_found`.
+     */
+    delete(params: SessionDeleteParams, options?: CallOptions): Promise<DeleteResult>;
     /**
      * Get a session: `session.get`, `GET /v1/sessions/{session_id}`.
      *
@@ -1959,7 +2037,7 @@ export interface OperationGroups {
     /**
      * List sessions: `session.list`, `GET /v1/sessions`.
      *
-     * List every session the daemon has loaded, oldest first, with its state (`idle`, `busy`, `waiting_on_approval`, `paused`, `ended`, `error`), `last_seq` and pending approvals. Read-only.
+     * List every session the daemon has loaded, oldest first, with its state (`idle`, `busy`, `waiting_on_approval`, `paused`, `ended`, `error`), `last_seq` and pending approvals. Archived sessions are left out unless `include_archived`. Read-only.
      */
     list(params?: SessionListParams, options?: CallOptions): Promise<SessionList>;
     /**
@@ -1968,6 +2046,12 @@ export interface OperationGroups {
      * Pause a session: its running turn is stopped and it accepts no message until `r1_session_resume`. Idempotent: pausing a paused session is ok. Returns the session.
      */
     pause(params: SessionPauseParams, options?: CallOptions): Promise<SessionView>;
+    /**
+     * Rename a session: `session.rename`, `POST /v1/sessions/{session_id}/rename`.
+     *
+     * Give a session a new title (1 to 200 characters). Works in every state, ended sessions too. Idempotent: the same title again changes nothing. Returns the session.
+     */
+    rename(params: SessionRenameParams, options?: CallOptions): Promise<SessionView>;
     /**
      * Repair a quarantined session: `session.repair`, `POST /v1/sessions/{session_id}/repair`.
      *
@@ -2004,6 +2088,12 @@ export interface OperationGroups {
      * Long-poll a session's journal: returns the records with seq >= `since_seq` (`data.records`) and the seq to ask for next (`data.next_seq`). When there are none yet it waits up to `wait_ms` (default 0, at most 60000) for the first one, then answers, possibly with no records. Loop on `next_seq` to follow a session; the agent's reply is a `session.message` record with `data.role = "assistant"`. Read-only.
      */
     tail(params: SessionTailParams, options?: CallOptions): Promise<JournalPage>;
+    /**
+     * Unarchive a session: `session.unarchive`, `POST /v1/sessions/{session_id}/unarchive`.
+     *
+     * Bring an archived session back into the default list. Idempotent. Returns the session.
+     */
+    unarchive(params: SessionUnarchiveParams, options?: CallOptions): Promise<SessionView>;
   };
   verify: {
     /**

@@ -43,7 +43,7 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         // Restart hands the daemon over to a new process; `restart.rs` covers it.
         "daemon.restart" => return None,
         "daemon.handshake" | "daemon.health" | "daemon.discover" | "daemon.status"
-        | "daemon.reload" | "session.list" | "session.resume_all" | "engines.list" => json!({}),
+        | "daemon.reload" | "session.resume_all" | "engines.list" => json!({}),
         "daemon.logs" => json!({"session_id": main, "level": "info", "limit": 1}),
         "hooks.list" => json!({}),
         // No hook is installed here: every surface answers the same `not_found`
@@ -73,6 +73,11 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "mission.list" | "search.reindex" => json!({}),
         "search.query" => json!({"q": "hello", "limit": 5}),
         "mission.get" | "mission.cancel" | "mission.resume" => json!({"mission_id": "ms_none"}),
+        "session.rename" => json!({"session_id": victim, "title": "renamed by the catalog test"}),
+        "session.list" => json!({"include_archived": true}),
+        // Deleting would leave later operations nothing to call on; `manage.rs` covers
+        // it on every surface.
+        "session.delete" => return None,
         "cortex.notes" => json!({"session_id": main, "since_seq": 1}),
         "cortex.publish" => {
             json!({"session_id": main, "note": {"text": "from the catalog test", "tags": ["catalog"]}})
@@ -216,8 +221,8 @@ fn every_operation_has_the_same_shape_on_every_surface() {
     }
     assert_eq!(
         covered,
-        OPERATIONS.len() - 2,
-        "every operation but shutdown and restart"
+        OPERATIONS.len() - 3,
+        "every operation but shutdown, restart and delete"
     );
 }
 

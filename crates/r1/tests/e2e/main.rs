@@ -15,6 +15,7 @@ mod flow;
 mod foundation;
 mod hardening;
 mod hooks;
+mod manage;
 mod missions;
 mod ops;
 mod perimeter;
