@@ -200,6 +200,7 @@ async fn summarize(
         )],
         tools: Vec::new(),
         protected: Default::default(),
+        agent: Default::default(),
     };
     let run = async {
         let mut stream = provider.stream(req).await.map_err(|e| e.message)?;

@@ -89,6 +89,7 @@ fn request() -> ProviderRequest {
             input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
         }],
         protected: Default::default(),
+        agent: Default::default(),
     }
 }
 

@@ -128,6 +128,7 @@ fn main() {
             messages: vec![ChatMessage::text(Role::User, "hi")],
             tools: Vec::new(),
             protected: Default::default(),
+            agent: Default::default(),
         };
         let t = Instant::now();
         rt.block_on(async {

@@ -7,6 +7,7 @@
 
 mod agent;
 mod catalog;
+mod cli_approvals;
 mod confinement;
 mod core;
 mod faults;
