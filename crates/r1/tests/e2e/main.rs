@@ -19,6 +19,7 @@ mod missions;
 mod ops;
 mod perimeter;
 mod providers;
+mod real_programs;
 mod reload;
 mod remote;
 mod restart;
