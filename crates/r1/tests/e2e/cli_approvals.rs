@@ -194,6 +194,20 @@ fn assert_permit_opens_nothing_else(d: &Daemon, path: &str, secret: &str) {
         &list,
     );
     assert_eq!(r.status, 401, "another permit id: {}", r.body);
+    // The endpoint's way past the daemon's token leads nowhere else.
+    for other in [
+        "/v1/permission/../sessions",
+        "/v1/permission/%2e%2e/sessions",
+    ] {
+        let r = request(d, "GET", other, None, "");
+        assert!(
+            r.status == 404 || r.status == 405,
+            "{other}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(!r.body.contains("\"sessions\""), "{other}: {}", r.body);
+    }
     // With its secret it offers one tool and nothing else.
     let r = request(d, "POST", path, Some(&bearer), &list);
     assert_eq!(r.status, 200, "{}", r.body);
