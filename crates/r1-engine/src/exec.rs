@@ -169,7 +169,6 @@ impl ExecProvider {
                 || a == "--full-auto"
                 || a == "--approve-for-me"
                 || a == "--dangerously-bypass-approvals-and-sandbox"
-                || a.starts_with("sandbox_mode")
                 || ((a == "-c" || a == "--config")
                     && args
                         .get(i + 1)
