@@ -118,6 +118,8 @@ pub enum Msg {
         call: Box<ToolCall>,
         /// The turn's message.
         message_id: Box<str>,
+        /// The agent CLI asks for a tool of its own (its permission prompt).
+        external: bool,
         /// The receiver of the decision, once the request is journaled.
         reply: oneshot::Sender<Result<oneshot::Receiver<bool>, ApiError>>,
     },
@@ -340,6 +342,7 @@ impl Actor {
                 Msg::Ask {
                     call,
                     message_id,
+                    external,
                     reply,
                 } => {
                     let approval_id = format!("apr_{}", random_hex(6).unwrap_or_default());
@@ -347,6 +350,7 @@ impl Actor {
                         approval_id: approval_id.clone(),
                         call: *call,
                         message_id: message_id.into(),
+                        external,
                     };
                     let answer = match Box::pin(self.step(&cmd)).await {
                         Ok(_) => {
@@ -1004,6 +1008,9 @@ async fn run_turn_once(
         history.push(m.clone());
         added.push(m);
     }
+    // An agent CLI's permission channel (or sandbox) for this turn; the guard closes
+    // the channel when the turn is over.
+    let (agent, _permit) = crate::permission::agent_access(hub, s, tx, &q.message_id, cancel);
     let req = ProviderRequest {
         model: s.model.clone(),
         system: Some(crate::agent::system_prompt(s)),
@@ -1011,6 +1018,7 @@ async fn run_turn_once(
         tools: hub.tools_for(s).await,
         protected: hub.protected(),
         notes: turn.notes.to_vec(),
+        agent,
     };
     match r1_engine::run_turn(provider.as_ref(), req, &sink, &q.message_id, cancel).await {
         TurnOutcome::Completed { added: more, .. } => {
@@ -1026,6 +1034,23 @@ async fn run_turn_once(
             added,
         ),
     }
+}
+
+/// The session's decision on an agent CLI's own tool call, asked through its turn's
+/// permit: the policy, or an `approval.requested` (`external`) that a client decides.
+pub(crate) async fn ask_for_agent(
+    hub: &Hub,
+    permit: &crate::permission::Permit,
+    call: &ToolCall,
+) -> Result<Authorization, SinkError> {
+    let sink = Sink {
+        hub,
+        session: &permit.session,
+        tx: &permit.tx,
+        message_id: permit.message_id.clone(),
+        cancel: permit.cancel.clone(),
+    };
+    sink.decide(call, true).await
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -1062,17 +1087,11 @@ impl Sink<'_> {
             .await
             .map(|_| ())
     }
-}
 
-#[async_trait::async_trait]
-impl TurnSink for Sink<'_> {
-    async fn emit(&self, lane: &str, event: EventData, durable: bool) -> Result<u64, SinkError> {
-        self.record(lane, event, durable)
-            .await
-            .map_err(|e| SinkError::storage(e.message))
-    }
-
-    async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError> {
+    /// The session's decision on `call`: its policy, or a client's answer to an
+    /// approval. `external` is an agent CLI's own tool, which r1 does not run: its
+    /// denial is not recorded as a `tool.completed` (the agent reports its own result).
+    async fn decide(&self, call: &ToolCall, external: bool) -> Result<Authorization, SinkError> {
         let mut policy = self.session.policy_for(&call.name);
         // An untrusted MCP server's tools ask whatever the policy allows.
         if policy == Policy::Allow
@@ -1087,7 +1106,9 @@ impl TurnSink for Sink<'_> {
             Policy::Allow => Ok(Authorization::Allow),
             Policy::Deny => {
                 let reason = format!("the session's policy denies the tool {}", call.name);
-                self.emit_denial(call, &reason).await?;
+                if !external {
+                    self.emit_denial(call, &reason).await?;
+                }
                 Ok(Authorization::Deny(reason))
             }
             Policy::Ask => {
@@ -1096,6 +1117,7 @@ impl TurnSink for Sink<'_> {
                     .send_async(Msg::Ask {
                         call: Box::new(call.clone()),
                         message_id: self.message_id.as_str().into(),
+                        external,
                         reply,
                     })
                     .await
@@ -1112,13 +1134,26 @@ impl TurnSink for Sink<'_> {
                     Ok(Authorization::Allow)
                 } else {
                     let reason = crate::transition::denial(&call.name);
-                    if !self.cancel.is_cancelled() {
+                    if !self.cancel.is_cancelled() && !external {
                         self.emit_denial(call, &reason).await?;
                     }
                     Ok(Authorization::Deny(reason))
                 }
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl TurnSink for Sink<'_> {
+    async fn emit(&self, lane: &str, event: EventData, durable: bool) -> Result<u64, SinkError> {
+        self.record(lane, event, durable)
+            .await
+            .map_err(|e| SinkError::storage(e.message))
+    }
+
+    async fn authorize(&self, call: &ToolCall) -> Result<Authorization, SinkError> {
+        self.decide(call, false).await
     }
 
     async fn execute(&self, call: &ToolCall) -> ToolResult {

@@ -203,6 +203,7 @@ async fn summarize(
         tools: Vec::new(),
         protected: Default::default(),
         notes: Vec::new(),
+        agent: Default::default(),
     };
     let mut usage = None;
     let run = async {

@@ -131,6 +131,8 @@ struct HubInner {
     cortex: Arc<crate::cortex::Cortex>,
     /// The full-text index of every session's history (`$R1_HOME/index`).
     search: crate::search::SearchIndex,
+    /// The agent CLIs' permission channels, one per running turn that has one.
+    permits: crate::permission::Permits,
 }
 
 /// The operator config in force, with the engines resolved from it.
@@ -217,6 +219,7 @@ impl Hub {
                 hooks,
                 cortex,
                 search,
+                permits: crate::permission::Permits::default(),
             }),
         }
     }
@@ -238,6 +241,11 @@ impl Hub {
         session: Option<&str>,
     ) -> Result<crate::subscribers::Slot, ApiError> {
         self.inner.subscribers.acquire(session)
+    }
+
+    /// The open permission channels of agent CLI turns.
+    pub(crate) fn permits(&self) -> &crate::permission::Permits {
+        &self.inner.permits
     }
 
     /// The daemon's protected files, for tool contexts and sandboxes.

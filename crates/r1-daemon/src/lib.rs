@@ -19,6 +19,7 @@ pub mod logs;
 mod metrics;
 mod missions;
 mod perimeter;
+mod permission;
 mod reload;
 mod restart;
 mod routes;

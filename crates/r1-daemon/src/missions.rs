@@ -267,6 +267,25 @@ impl Hub {
             random_hex(8).map_err(|_| ApiError::internal("no randomness"))?
         );
         let missions = self.missions();
+        let view = MissionView {
+            id: id.clone(),
+            state: MissionState::Queued,
+            title: title.clone(),
+            spec,
+            executor: LOCAL.to_string(),
+            remote_id: None,
+            parent_session_id: p.session_id,
+            session_id: None,
+            worktree_id: None,
+            verify: Vec::new(),
+            timings: MissionTimings {
+                created_at: now_rfc3339(),
+                ..MissionTimings::default()
+            },
+            tokens_used: 0,
+            reason: None,
+            log_tail: Vec::new(),
+        };
         {
             let mut inner = missions.lock();
             let order = inner.next_order;
@@ -274,25 +293,7 @@ impl Hub {
             inner.records.insert(
                 id.clone(),
                 MissionRecord {
-                    view: MissionView {
-                        id: id.clone(),
-                        state: MissionState::Queued,
-                        title: title.clone(),
-                        spec,
-                        executor: LOCAL.to_string(),
-                        remote_id: None,
-                        parent_session_id: p.session_id,
-                        session_id: None,
-                        worktree_id: None,
-                        verify: Vec::new(),
-                        timings: MissionTimings {
-                            created_at: now_rfc3339(),
-                            ..MissionTimings::default()
-                        },
-                        tokens_used: 0,
-                        reason: None,
-                        log_tail: Vec::new(),
-                    },
+                    view: view.clone(),
                     order,
                     turn_done: false,
                 },
@@ -302,8 +303,8 @@ impl Hub {
             missions.lock().records.remove(&id);
             return Err(e);
         }
-        // The answer is the mission as created (queued), whatever a worker does next.
-        let view = missions.view(&id)?;
+        // The answer is the mission as created (queued), whatever a worker (woken by
+        // an earlier create) did with it meanwhile.
         self.bus().publish(&bus::MissionQueued {
             mission_id: id.clone(),
             title,

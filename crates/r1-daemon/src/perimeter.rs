@@ -78,6 +78,11 @@ fn needs_auth(path: &str) -> bool {
     if path == "/v1/auth/exchange" {
         return false;
     }
+    // An agent CLI's permission endpoint takes its turn's permit secret, never the
+    // daemon's token, which agents must not have (`permission.rs`).
+    if path.starts_with(crate::permission::PREFIX) {
+        return false;
+    }
     path.starts_with("/v1/") || path == "/v1" || path.starts_with("/mcp")
 }
 

@@ -47,6 +47,7 @@ fn base(hub: Hub) -> Router {
         .route("/v1/auth/rotate", post(rotate_token))
         .route("/v1/auth/code", post(mint_code))
         .route("/v1/auth/exchange", post(exchange_code))
+        .route(crate::permission::ROUTE, post(crate::permission::endpoint))
         .route("/v1/sessions/{session_id}/events", get(session_events));
     for op in OPERATIONS {
         let handler =

@@ -427,7 +427,7 @@ impl Hub {
         v
     }
 
-    fn engine(&self, name: &str) -> Result<crate::engines::Engine, ApiError> {
+    pub(crate) fn engine(&self, name: &str) -> Result<crate::engines::Engine, ApiError> {
         let all = self.engine_list();
         let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
         all.iter().find(|e| e.name == name).cloned().ok_or_else(|| {
@@ -936,7 +936,23 @@ impl Hub {
             ..
         } = loaded;
         let (in_flight, pending, _) = interruption(&core);
-        let mut records: Vec<EventData> = Vec::new();
+        // An agent CLI's approval died with the process that asked (a crash, or
+        // `kill -9`, left it pending): denied, like at the end of any turn.
+        let mut records: Vec<EventData> = core
+            .approvals
+            .iter()
+            .filter(|a| a.external && a.status == "pending")
+            .map(|a| {
+                r1_proto::events::ApprovalResolved {
+                    approval_id: a.id.clone(),
+                    decision: r1_proto::Decision::Deny,
+                    reason: Some(crate::transition::AGENT_GONE.into()),
+                    remember: false,
+                }
+                .into()
+            })
+            .collect();
+        let pending = pending - records.len();
         if in_flight && pending == 0 {
             records.push(
                 SessionError {

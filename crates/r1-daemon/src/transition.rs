@@ -86,6 +86,9 @@ pub struct ApprovalEntry {
     pub message_id: String,
     /// `pending`, `allow` or `deny`.
     pub status: String,
+    /// An agent CLI's own tool asks (`approval.requested` `external`): the decision
+    /// goes back to that process, so it lives only as long as the turn that asked.
+    pub external: bool,
 }
 
 /// A tool lane as the session knows it.
@@ -302,6 +305,8 @@ pub enum Command {
         call: ToolCall,
         /// The user message of the turn.
         message_id: String,
+        /// The agent CLI asks for a tool of its own (its permission prompt).
+        external: bool,
     },
     /// The running turn records an event (text, tool, lane).
     Emit(Rec),
@@ -515,6 +520,10 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                 if core.state == SessionState::WaitingOnApproval {
                     step.records.push(Rec::state(SessionState::Busy));
                 }
+            } else if a.external {
+                // The agent process that asked is gone (its turn is ending): the
+                // decision is recorded, and there is nothing to continue; r1 cannot
+                // run another program's tool.
             } else {
                 // No turn waits any more (a restart or a pause ended it): the decision
                 // continues the conversation in a new turn.
@@ -552,8 +561,14 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
             approval_id,
             call,
             message_id,
+            external,
         } => {
             refuse_dead(core)?;
+            // Only the running turn asks. An agent CLI's permission call can arrive
+            // just after its turn ended; it must not leave a pending approval behind.
+            if core.turn.as_deref() != Some(message_id.as_str()) {
+                return Err(ApiError::conflict("the turn that asked has ended"));
+            }
             step.records.push(Rec::main(
                 ApprovalRequested {
                     approval_id: approval_id.clone(),
@@ -561,6 +576,7 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                     args: call.arguments.clone(),
                     call_id: call.id.clone(),
                     reply_to: message_id.clone(),
+                    external: *external,
                 },
                 true,
             ));
@@ -620,22 +636,37 @@ pub fn transition(core: &Core, cmd: &Command) -> Result<Step, ApiError> {
                 return Ok(step);
             };
             let stop = core.stopping.clone();
-            // A pause keeps the turn's pending approvals: they can be answered later,
-            // and the conversation continues from the decision then.
+            // An agent CLI's own approvals die with the process that asked, whatever
+            // ended the turn: no later decision could reach it.
+            for a in core
+                .approvals
+                .iter()
+                .filter(|a| a.external && a.status == "pending" && a.message_id == message_id)
+            {
+                step.records.push(Rec::main(
+                    ApprovalResolved {
+                        approval_id: a.id.clone(),
+                        decision: Decision::Deny,
+                        reason: Some(AGENT_GONE.into()),
+                        remember: false,
+                    },
+                    true,
+                ));
+            }
+            // A pause keeps the turn's pending approvals of r1's own tools: they can be
+            // answered later, and the conversation continues from the decision then.
             let keep_approvals = matches!(stop, Some(Stop::Pause(_)))
                 && core
                     .approvals
                     .iter()
-                    .any(|a| a.status == "pending" && a.message_id == message_id);
+                    .any(|a| !a.external && a.status == "pending" && a.message_id == message_id);
             match end {
                 TurnEnd::Completed => {}
                 TurnEnd::Cancelled => {
                     if !keep_approvals {
-                        for a in core
-                            .approvals
-                            .iter()
-                            .filter(|a| a.status == "pending" && a.message_id == message_id)
-                        {
+                        for a in core.approvals.iter().filter(|a| {
+                            !a.external && a.status == "pending" && a.message_id == message_id
+                        }) {
                             step.records.push(Rec::main(
                                 ApprovalResolved {
                                     approval_id: a.id.clone(),
@@ -714,6 +745,9 @@ fn kill_records(core: &Core) -> Vec<Rec> {
     }
     vec![Rec::main(SessionEnded {}, true)]
 }
+
+/// Why an agent CLI's pending approval was denied by r1 when its turn ended.
+pub const AGENT_GONE: &str = "the agent that asked has stopped";
 
 /// The tool result a denied call reports to the model.
 pub fn denial(tool: &str) -> String {
@@ -844,6 +878,7 @@ impl Core {
                 },
                 message_id: d.reply_to,
                 status: "pending".into(),
+                external: d.external,
             }),
             EventData::ApprovalResolved(d) => {
                 if let Some(a) = self.approvals.iter_mut().find(|a| a.id == d.approval_id) {
@@ -1145,6 +1180,7 @@ mod tests {
                 arguments: json!({}),
             },
             message_id: "m1".into(),
+            external: false,
         };
         let decide = |id: &str, decision: &str, remember: bool| Command::Approve {
             approval_id: id.into(),
@@ -1193,6 +1229,7 @@ mod tests {
                 approval_id: "a1".into(),
                 call,
                 message_id: "m1".into(),
+                external: false,
             },
         )
         .unwrap();
@@ -1241,6 +1278,62 @@ mod tests {
             .code,
             ErrorCode::Conflict
         );
+    }
+
+    #[test]
+    fn an_agent_clis_approval_ends_with_its_turn_and_never_continues_one() {
+        let ask = |id: &str| Command::AskApproval {
+            approval_id: id.into(),
+            call: ToolCall {
+                id: format!("toolu_{id}"),
+                name: "Write".into(),
+                arguments: json!({"file_path": "a.txt"}),
+            },
+            message_id: "m1".into(),
+            external: true,
+        };
+        // A pause stops the agent: its pending approval is denied by r1, not kept.
+        let mut c = created();
+        run(&mut c, send("m1")).unwrap();
+        run(&mut c, ask("a1")).unwrap();
+        assert_eq!(c.state, SessionState::WaitingOnApproval);
+        run(&mut c, Command::Pause { reason: "x".into() }).unwrap();
+        let step = run(&mut c, Command::TurnEnded(TurnEnd::Cancelled)).unwrap();
+        let resolved = step
+            .records
+            .iter()
+            .find(|r| r.kind == EventKind::ApprovalResolved)
+            .expect("resolved");
+        assert_eq!(resolved.data["decision"], "deny");
+        assert_eq!(resolved.data["reason"], AGENT_GONE);
+        assert!(c.pending_approvals().is_empty());
+        assert_eq!(c.state, SessionState::Paused);
+        // A turn that completes with one still pending (the agent gave the call up)
+        // resolves it too.
+        let mut c = created();
+        run(&mut c, send("m1")).unwrap();
+        run(&mut c, ask("a1")).unwrap();
+        run(&mut c, Command::TurnEnded(TurnEnd::Completed)).unwrap();
+        assert!(c.pending_approvals().is_empty());
+        assert_eq!(c.state, SessionState::Idle);
+        // Decided while no waiter is left (the turn is ending): recorded, and no turn
+        // starts to run another program's tool.
+        let mut c = created();
+        run(&mut c, send("m1")).unwrap();
+        run(&mut c, ask("a1")).unwrap();
+        let step = run(
+            &mut c,
+            Command::Approve {
+                approval_id: "a1".into(),
+                decision: "allow".into(),
+                waiter_alive: false,
+                remember: false,
+            },
+        )
+        .unwrap();
+        assert!(step.start_turn.is_none());
+        assert_eq!(step.records.len(), 1, "{:?}", step.records);
+        assert!(c.queue.is_empty());
     }
 
     #[test]

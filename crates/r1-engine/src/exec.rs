@@ -11,7 +11,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +24,10 @@ use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
 use crate::sandbox::{confine_child, Confinement};
-use crate::{Provider, ProviderError, ProviderEvent, ProviderRequest, Role};
+use crate::{
+    AgentSandbox, PermissionChannel, Provider, ProviderError, ProviderEvent, ProviderRequest, Role,
+    PERMISSION_SERVER, PERMISSION_TOOL,
+};
 
 /// How much of the agent's stderr is kept for error messages: enough for a stack trace
 /// or a CLI's usage text, small enough to put in an event.
@@ -41,6 +44,9 @@ const EXIT_GRACE: Duration = Duration::from_secs(3);
 const STDERR_GRACE: Duration = Duration::from_millis(500);
 /// How many characters of a malformed line are quoted in the error.
 const QUOTE_CHARS: usize = 200;
+/// How long Claude Code waits for one answer of r1's permission tool: a person may
+/// take a while to decide, so a day; past it Claude Code gives the call up.
+const PERMISSION_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Which output format the external agent speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,8 +95,15 @@ impl ExecProvider {
     /// The argv after the program name for one turn, resuming the agent's own
     /// conversation `resume` when there is one. The prompt is never in the argv: it
     /// goes on stdin, so a message such as `--help` or `-rf /` reaches the model as
-    /// it is and is never parsed as an option.
-    fn args(&self, resume: Option<&str>) -> Vec<String> {
+    /// it is and is never parsed as an option. `mcp_config` is the file naming r1's
+    /// permission endpoint (Claude Code); `sandbox` is the sandbox r1 chose (Codex).
+    /// Either is left out when the engine's own `args` already decide it.
+    fn args(
+        &self,
+        resume: Option<&str>,
+        mcp_config: Option<&Path>,
+        sandbox: Option<AgentSandbox>,
+    ) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
         match self.cfg.adapter {
             // `claude -p` reads the prompt from stdin when none is given.
@@ -100,6 +113,14 @@ impl ExecProvider {
                 );
                 if let Some(id) = resume {
                     args.extend(["--resume".to_string(), id.to_string()]);
+                }
+                if let Some(path) = mcp_config {
+                    args.extend([
+                        "--mcp-config".to_string(),
+                        path.display().to_string(),
+                        "--permission-prompt-tool".to_string(),
+                        format!("mcp__{PERMISSION_SERVER}__{PERMISSION_TOOL}"),
+                    ]);
                 }
                 args.extend(self.cfg.args.iter().cloned());
             }
@@ -111,6 +132,13 @@ impl ExecProvider {
                 if !in_git_repo(&self.cfg.workdir) && !self.cfg.args.iter().any(|a| a == skip) {
                     args.push(skip.to_string());
                 }
+                if let Some(mode) = sandbox.filter(|_| !self.codex_sandbox_configured()) {
+                    let mode = match mode {
+                        AgentSandbox::ReadOnly => "read-only",
+                        AgentSandbox::WorkspaceWrite => "workspace-write",
+                    };
+                    args.extend(["--sandbox".to_string(), mode.to_string()]);
+                }
                 args.extend(self.cfg.args.iter().cloned());
                 if let Some(id) = resume {
                     args.extend(["resume".to_string(), id.to_string()]);
@@ -119,6 +147,34 @@ impl ExecProvider {
             ExecAdapter::Generic => args.extend(self.cfg.args.iter().cloned()),
         }
         args
+    }
+
+    /// Claude Code's permission prompts go to r1 unless the engine's `args` name a
+    /// prompt tool of their own.
+    fn routes_permissions(&self) -> bool {
+        self.cfg.adapter == ExecAdapter::ClaudeCode
+            && !self
+                .cfg
+                .args
+                .iter()
+                .any(|a| a.starts_with("--permission-prompt-tool"))
+    }
+
+    /// Whether the engine's `args` already decide Codex's sandbox (or bypass it).
+    fn codex_sandbox_configured(&self) -> bool {
+        let args = &self.cfg.args;
+        args.iter().enumerate().any(|(i, a)| {
+            a == "-s"
+                || a.starts_with("--sandbox")
+                || a == "--full-auto"
+                || a == "--approve-for-me"
+                || a == "--dangerously-bypass-approvals-and-sandbox"
+                || ((a == "-c" || a == "--config")
+                    && args
+                        .get(i + 1)
+                        .is_some_and(|v| v.trim_start().starts_with("sandbox_mode")))
+                || a.starts_with("--config=sandbox_mode")
+        })
     }
 
     /// Where the agent keeps its own sessions and settings, which it must be able to
@@ -175,29 +231,46 @@ impl Provider for ExecProvider {
             .rev()
             .find_map(|m| m.agent_session.as_deref());
         let label = self.cfg.command.clone();
+        let channel = req
+            .agent
+            .permission
+            .clone()
+            .filter(|_| self.routes_permissions());
+        let workdir = self.cfg.workdir.clone();
+        let writable = self.own_dirs();
+        let protected = req.protected.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let config = channel
+                .as_ref()
+                .map(mcp_config_file)
+                .transpose()
+                .map_err(|e| format!("cannot write its MCP config: {e}"))?;
+            let confinement =
+                Confinement::build(&workdir, &writable, &protected).map_err(|e| e.to_string())?;
+            Ok::<_, String>((config, confinement))
+        })
+        .await
+        .map_err(|e| ProviderError::fatal(format!("cannot prepare the sandbox: {e}")))?
+        .map_err(|e| ProviderError::fatal(format!("cannot start {label}: {e}")))?;
+        let (mcp_config, confinement) = prepared;
 
         let mut cmd = Command::new(&self.cfg.command);
-        cmd.args(self.args(resume))
-            .current_dir(&self.cfg.workdir)
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args(self.args(
+            resume,
+            mcp_config.as_ref().map(|f| f.path()),
+            req.agent.sandbox,
+        ))
+        .current_dir(&self.cfg.workdir)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
         for (name, _) in std::env::vars_os() {
             if self.is_removed(&name) {
                 cmd.env_remove(&name);
             }
         }
-        let workdir = self.cfg.workdir.clone();
-        let writable = self.own_dirs();
-        let protected = req.protected.clone();
-        let confinement = tokio::task::spawn_blocking(move || {
-            Confinement::build(&workdir, &writable, &protected)
-        })
-        .await
-        .map_err(|e| ProviderError::fatal(format!("cannot prepare the sandbox: {e}")))?
-        .map_err(|e| ProviderError::fatal(format!("cannot start {label}: {e}")))?;
         if let Some(confinement) = confinement {
             confine_child(&mut cmd, confinement);
         }
@@ -229,6 +302,7 @@ impl Provider for ExecProvider {
 
         let run = Run {
             _group: group,
+            _mcp_config: mcp_config,
             child,
             stdout: BufReader::new(stdout),
             stderr,
@@ -316,9 +390,11 @@ enum Phase {
     Done,
 }
 
-/// One running agent. Field order matters: the group is killed first on drop.
+/// One running agent. Field order matters: the group is killed first on drop, then
+/// the MCP config file it was given is removed.
 struct Run {
     _group: GroupGuard,
+    _mcp_config: Option<tempfile::NamedTempFile>,
     child: Child,
     stdout: BufReader<ChildStdout>,
     stderr: StderrTail,
@@ -668,6 +744,33 @@ impl Parser {
             _ => {}
         }
     }
+}
+
+/// Writes the MCP config that points Claude Code at r1's permission endpoint: a private
+/// file (0600, in the temp directory, removed when the run ends), because the secret
+/// must not be in the argv, which every user of the machine can read. The timeout is
+/// Claude Code's limit on one call of the tool, and so on how long a decision may take
+/// (its default for an HTTP server is five minutes without a byte).
+fn mcp_config_file(channel: &PermissionChannel) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let config = serde_json::json!({
+        "mcpServers": {
+            PERMISSION_SERVER: {
+                "type": "http",
+                "url": channel.url,
+                "headers": { "Authorization": format!("Bearer {}", channel.secret) },
+                "timeout": PERMISSION_TIMEOUT_MS,
+                "alwaysLoad": true,
+            }
+        }
+    });
+    let mut file = tempfile::Builder::new()
+        .prefix("r1-permission-")
+        .suffix(".json")
+        .tempfile()?;
+    file.write_all(config.to_string().as_bytes())?;
+    file.flush()?;
+    Ok(file)
 }
 
 /// True when `dir` or a directory above it holds `.git` (a repository or a worktree),

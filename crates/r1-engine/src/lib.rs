@@ -115,6 +115,10 @@ pub struct ProviderRequest {
     /// The daemon's own files: a provider that starts a process (`exec`) confines it
     /// away from them. Empty when there is no daemon (tests, benches).
     pub protected: std::sync::Arc<Protected>,
+    /// What an agent CLI (`exec`) may do on its own this turn, and where it asks r1
+    /// otherwise. The default (no channel, no sandbox choice) leaves the CLI to its own
+    /// settings; the other providers ignore it.
+    pub agent: AgentAccess,
     /// Critical notes from the session's cortex, put in front of the agent for this
     /// turn: model engines read them at the end of the system prompt, agent CLIs
     /// (`exec`) before the message.
@@ -147,6 +151,52 @@ pub fn notes_preamble(notes: &[String]) -> Option<String> {
     }
     Some(out)
 }
+
+/// What r1 lets an agent CLI do this turn, decided by the host from the session's
+/// policy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentAccess {
+    /// Where the agent asks r1 before it uses a tool that needs permission (Claude
+    /// Code's `--permission-prompt-tool`); `None`: it acts under its own settings.
+    pub permission: Option<PermissionChannel>,
+    /// The sandbox Codex runs with (`--sandbox`), unless its engine's `args` choose
+    /// one; `None`: Codex's own default.
+    pub sandbox: Option<AgentSandbox>,
+}
+
+/// The sandbox of an agent CLI that cannot ask anyone mid-run (`codex exec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSandbox {
+    /// It may read, and change nothing (`--sandbox read-only`).
+    ReadOnly,
+    /// It may change files in the workdir and run commands (`--sandbox workspace-write`).
+    WorkspaceWrite,
+}
+
+/// A per-turn capability to ask r1 for a decision on one of the agent's tool calls: an
+/// MCP endpoint on the daemon's loopback port that takes only this secret and offers
+/// only the permission tool. Its `Debug` hides the secret.
+#[derive(Clone, PartialEq)]
+pub struct PermissionChannel {
+    /// The endpoint (`http://127.0.0.1:PORT/v1/permission/ID`).
+    pub url: String,
+    /// The bearer the endpoint takes; it authenticates nothing else.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PermissionChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PermissionChannel")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The MCP server name of r1's permission endpoint in the agent's MCP config.
+pub const PERMISSION_SERVER: &str = "r1_approvals";
+/// The name of the permission tool on that server.
+pub const PERMISSION_TOOL: &str = "permission_prompt";
 
 /// One item of a provider's stream.
 #[derive(Debug, Clone, PartialEq)]

@@ -67,6 +67,7 @@ fn request(prompt: &str) -> ProviderRequest {
         tools: Vec::new(),
         protected: Default::default(),
         notes: Vec::new(),
+        agent: Default::default(),
     }
 }
 
@@ -482,4 +483,85 @@ async fn codex_resumes_its_thread_and_skips_the_repo_check_only_outside_a_repo()
     );
     let t = texts(&collect_all(&p, request("hi")).await);
     assert!(t.contains("extra= ") || t.ends_with("extra="), "{t}");
+}
+
+/// A Claude Code turn with a permission channel: the agent gets `--mcp-config FILE
+/// --permission-prompt-tool mcp__r1_approvals__permission_prompt`; the secret is in the
+/// file (private to the user, removed after the run), never in the argv.
+#[tokio::test]
+async fn claude_gets_the_permission_channel_in_a_private_file() {
+    init_env();
+    let (dir, _) = workdir();
+    // A `claude` that reports its argv, and the mode and content of the file after
+    // --mcp-config, in its answer.
+    let script = dir.path().join("claude-argv");
+    std::fs::write(
+        &script,
+        r#"#!/usr/bin/python3
+import json, os, sys
+args = sys.argv[1:]
+seen = {"argv": args}
+if "--mcp-config" in args:
+    path = args[args.index("--mcp-config") + 1]
+    seen.update(mode=oct(os.stat(path).st_mode & 0o777), config=json.load(open(path)))
+print(json.dumps({"type": "assistant", "message": {"id": "m", "content": [{"type": "text", "text": json.dumps(seen)}]}}))
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "usage": {}}))
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let p = ExecProvider::new(p_config(&script, dir.path()));
+    let mut req = request("hi");
+    req.agent.permission = Some(r1_engine::PermissionChannel {
+        url: "http://127.0.0.1:9/v1/permission/prm_x".into(),
+        secret: "s3cr3t-permit".into(),
+    });
+    let seen: serde_json::Value =
+        serde_json::from_str(&texts(&collect_all(&p, req).await)).unwrap();
+    let argv: Vec<String> = serde_json::from_value(seen["argv"].clone()).unwrap();
+    assert!(!argv.iter().any(|a| a.contains("s3cr3t")), "{argv:?}");
+    let tool = argv
+        .iter()
+        .position(|a| a == "--permission-prompt-tool")
+        .unwrap();
+    assert_eq!(argv[tool + 1], "mcp__r1_approvals__permission_prompt");
+    assert_eq!(seen["mode"], "0o600", "{seen}");
+    let server = &seen["config"]["mcpServers"]["r1_approvals"];
+    assert_eq!(server["type"], "http", "{seen}");
+    assert_eq!(server["url"], "http://127.0.0.1:9/v1/permission/prm_x");
+    assert_eq!(server["headers"]["Authorization"], "Bearer s3cr3t-permit");
+    let file = &argv[argv.iter().position(|a| a == "--mcp-config").unwrap() + 1];
+    assert!(
+        !std::path::Path::new(file).exists(),
+        "{file} outlived the run"
+    );
+    // The engine's own prompt tool wins: r1 adds no channel then.
+    let p = ExecProvider::new(ExecConfig {
+        args: vec!["--permission-prompt-tool".into(), "mcp__mine__ask".into()],
+        ..p_config(&script, dir.path())
+    });
+    let mut req = request("hi");
+    req.agent.permission = Some(r1_engine::PermissionChannel {
+        url: "http://127.0.0.1:9/x".into(),
+        secret: "s".into(),
+    });
+    let seen: serde_json::Value =
+        serde_json::from_str(&texts(&collect_all(&p, req).await)).unwrap();
+    let argv: Vec<String> = serde_json::from_value(seen["argv"].clone()).unwrap();
+    assert!(!argv.iter().any(|a| a == "--mcp-config"), "{argv:?}");
+    assert_eq!(
+        argv[argv.len() - 2..],
+        ["--permission-prompt-tool", "mcp__mine__ask"]
+    );
+}
+
+fn p_config(command: &std::path::Path, workdir: &std::path::Path) -> ExecConfig {
+    ExecConfig {
+        adapter: ExecAdapter::ClaudeCode,
+        command: command.display().to_string(),
+        args: Vec::new(),
+        workdir: workdir.into(),
+        env_remove: Vec::new(),
+    }
 }

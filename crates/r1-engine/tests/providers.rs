@@ -90,6 +90,7 @@ fn request() -> ProviderRequest {
         }],
         protected: Default::default(),
         notes: Vec::new(),
+        agent: Default::default(),
     }
 }
 

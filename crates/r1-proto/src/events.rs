@@ -266,6 +266,12 @@ pub struct ApprovalRequested {
     /// The user message whose turn asks.
     #[serde(default)]
     pub reply_to: String,
+    /// An agent CLI asks before it runs a tool of its own (Claude Code's permission
+    /// prompt): the decision goes back to that process, which runs or skips the tool
+    /// itself. Such an approval lives only as long as the turn that asked; absent
+    /// (false) for r1's own tools.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
 }
 
 /// `approval.resolved`: an approval was decided (durable).

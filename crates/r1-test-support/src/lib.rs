@@ -47,7 +47,15 @@ pub enum FakeKind {
     OpenAi,
     /// `POST /v1/messages`.
     Anthropic,
+    /// OpenAI's Responses API, `POST /v1/responses` (and `/responses`): what Codex
+    /// speaks.
+    OpenAiResponses,
 }
+
+/// Answers a request from what it asks, for a client that makes requests the test
+/// cannot script in order (a real agent CLI's side requests). Every request goes to
+/// it, whatever its path; it answers 404 for what it does not serve.
+pub type Responder = Arc<dyn Fn(&RecordedRequest) -> Scripted + Send + Sync>;
 
 /// The answer to one request.
 ///
@@ -99,6 +107,7 @@ impl RecordedRequest {
 struct Shared {
     kind: FakeKind,
     script: Mutex<VecDeque<Scripted>>,
+    responder: Option<Responder>,
     recorded: Mutex<Vec<RecordedRequest>>,
     /// Streamed bodies dropped before they ended (the client went away).
     closed_early: AtomicUsize,
@@ -115,9 +124,23 @@ impl FakeProvider {
     /// Starts a fake of `kind` on an ephemeral port; request number `i` gets
     /// `script[i]`. Requests beyond the script get `418` with a message saying so.
     pub async fn start(kind: FakeKind, script: Vec<Scripted>) -> FakeProvider {
+        FakeProvider::serve(kind, script, None).await
+    }
+
+    /// Starts a fake of `kind` that answers every request with `responder`.
+    pub async fn start_responding(kind: FakeKind, responder: Responder) -> FakeProvider {
+        FakeProvider::serve(kind, Vec::new(), Some(responder)).await
+    }
+
+    async fn serve(
+        kind: FakeKind,
+        script: Vec<Scripted>,
+        responder: Option<Responder>,
+    ) -> FakeProvider {
         let shared = Arc::new(Shared {
             kind,
             script: Mutex::new(script.into()),
+            responder,
             recorded: Mutex::new(Vec::new()),
             closed_early: AtomicUsize::new(0),
         });
@@ -139,7 +162,7 @@ impl FakeProvider {
     /// Anthropic (the client appends `/v1/messages`).
     pub fn base_url(&self) -> String {
         match self.shared.kind {
-            FakeKind::OpenAi => format!("http://{}/v1", self.addr),
+            FakeKind::OpenAi | FakeKind::OpenAiResponses => format!("http://{}/v1", self.addr),
             FakeKind::Anthropic => format!("http://{}", self.addr),
         }
     }
@@ -182,6 +205,7 @@ fn serves(kind: FakeKind, path: &str) -> bool {
     match kind {
         FakeKind::OpenAi => path == "/v1/chat/completions" || path == "/chat/completions",
         FakeKind::Anthropic => path == "/v1/messages",
+        FakeKind::OpenAiResponses => path == "/v1/responses" || path == "/responses",
     }
 }
 
@@ -203,11 +227,16 @@ async fn handle(
             )
         })
         .collect();
-    shared.recorded.lock().unwrap().push(RecordedRequest {
+    let request = RecordedRequest {
         path: path.clone(),
         headers,
         body,
-    });
+    };
+    shared.recorded.lock().unwrap().push(request.clone());
+    if let Some(responder) = &shared.responder {
+        let answer = responder(&request);
+        return answer_with(&shared, answer);
+    }
     if !serves(shared.kind, &path) {
         return status(
             404,
@@ -223,17 +252,22 @@ async fn handle(
             "the fake provider's script is exhausted".into(),
         );
     };
+    answer_with(&shared, answer)
+}
+
+/// The response that sends `answer`.
+fn answer_with(shared: &Arc<Shared>, answer: Scripted) -> Response {
     match answer {
-        Scripted::Sse(chunks) => sse(&shared, chunks, None, End::Close),
-        Scripted::SseDelayed(chunks, d) => sse(&shared, chunks, Some(d), End::Close),
+        Scripted::Sse(chunks) => sse(shared, chunks, None, End::Close),
+        Scripted::SseDelayed(chunks, d) => sse(shared, chunks, Some(d), End::Close),
         Scripted::Status(code, body) => status(code, Vec::new(), body),
         Scripted::StatusWithHeaders(code, headers, body) => status(code, headers, body),
         Scripted::DropAfter(mut chunks, n) => {
             chunks.truncate(n);
-            sse(&shared, chunks, None, End::Break)
+            sse(shared, chunks, None, End::Break)
         }
-        Scripted::Hang => sse(&shared, Vec::new(), None, End::Hang),
-        Scripted::HangAfter(chunks) => sse(&shared, chunks, None, End::Hang),
+        Scripted::Hang => sse(shared, Vec::new(), None, End::Hang),
+        Scripted::HangAfter(chunks) => sse(shared, chunks, None, End::Hang),
     }
 }
 
@@ -566,6 +600,63 @@ pub fn anthropic_tool_use_events(
         json!({"index": index}),
     ));
     anthropic_tail(&mut out, "tool_use");
+    out
+}
+
+/// One Responses API SSE event block: `event: <kind>` and its data (whose `type` is
+/// set to `kind`).
+pub fn responses_event(kind: &str, mut data: Value) -> String {
+    data["type"] = Value::String(kind.to_owned());
+    format!("event: {kind}\ndata: {data}\n\n")
+}
+
+/// A complete OpenAI Responses API stream answering `text` in `n_pieces` deltas, as
+/// one assistant message item, ending with `response.completed` and its usage
+/// ([`FAKE_INPUT_TOKENS`], [`FAKE_OUTPUT_TOKENS`]).
+pub fn responses_text_events(text: &str, n_pieces: usize) -> Vec<String> {
+    let item = json!({
+        "type": "message",
+        "id": "msg_fake",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    });
+    let mut out = vec![
+        responses_event(
+            "response.created",
+            json!({"response": {"id": "resp_fake", "object": "response", "status": "in_progress", "output": []}}),
+        ),
+        responses_event(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_fake", "role": "assistant", "status": "in_progress", "content": []}}),
+        ),
+    ];
+    for piece in split_pieces(text, n_pieces) {
+        out.push(responses_event(
+            "response.output_text.delta",
+            json!({"item_id": "msg_fake", "output_index": 0, "content_index": 0, "delta": piece}),
+        ));
+    }
+    out.push(responses_event(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": item}),
+    ));
+    out.push(responses_event(
+        "response.completed",
+        json!({"response": {
+            "id": "resp_fake",
+            "object": "response",
+            "status": "completed",
+            "output": [item],
+            "usage": {
+                "input_tokens": FAKE_INPUT_TOKENS,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": FAKE_OUTPUT_TOKENS,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS,
+            },
+        }}),
+    ));
     out
 }
 

@@ -129,6 +129,7 @@ fn main() {
             tools: Vec::new(),
             protected: Default::default(),
             notes: Vec::new(),
+            agent: Default::default(),
         };
         let t = Instant::now();
         rt.block_on(async {

@@ -11,6 +11,13 @@ export interface ApprovalRequested {
   args: unknown;
   /** The provider's id for the call. */
   call_id: string;
+  /**
+   * An agent CLI asks before it runs a tool of its own (Claude Code's permission
+   * prompt): the decision goes back to that process, which runs or skips the tool
+   * itself. Such an approval lives only as long as the turn that asked; absent
+   * (false) for r1's own tools.
+   */
+  external?: boolean;
   /** The user message whose turn asks. */
   reply_to: string;
   /** The tool that asks. */

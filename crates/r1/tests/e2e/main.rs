@@ -7,6 +7,7 @@
 
 mod agent;
 mod catalog;
+mod cli_approvals;
 mod confinement;
 mod core;
 mod cortex;
@@ -20,6 +21,7 @@ mod missions;
 mod ops;
 mod perimeter;
 mod providers;
+mod real_programs;
 mod reload;
 mod remote;
 mod restart;

@@ -45,6 +45,7 @@ pub(crate) fn setup_with(kind: FakeKind, script: Vec<Scripted>, extra: &str) -> 
             format!("{}/v1", fake.base_url().trim_end_matches("/v1")),
         ),
         FakeKind::Anthropic => ("anthropic", fake.base_url()),
+        FakeKind::OpenAiResponses => unreachable!("no r1 engine speaks the Responses API"),
     };
     std::fs::write(
         home.path.join("daemon.toml"),
