@@ -5,7 +5,7 @@
 // browser suite (web/tests) walks the DOM of every view and checks them against
 // r1_proto::OPERATIONS.
 
-import { renderMarkdown } from "./markdown.js";
+import { setMarkdown } from "./markdown.js";
 import { $, el, basename, errorText, fmtTime } from "./dom.js";
 import { Connection, obtainToken, forgetToken, newId } from "./rpc.js";
 import * as worktrees from "./worktrees.js";
@@ -453,10 +453,6 @@ function messageEl(role, seq) {
     body,
   );
   return { el: m, body };
-}
-
-function setMarkdown(body, text) {
-  body.innerHTML = renderMarkdown(text); // renderMarkdown escapes every piece of input first
 }
 
 function scheduleStreamRender(chat) {
