@@ -1,26 +1,21 @@
-// r1 web UI: one WebSocket per tab (JSON-RPC 2.0 on /v1/ws), no framework, no build.
+// r1 web UI: no framework, no build. The transport is web/rpc.js; an open session's
+// conversation is its records folded by web/store.js and drawn by web/views/timeline.js;
+// this module holds the session list, the chat's header and composer, and the wiring.
 //
 // Every interactive element carries data-testid and data-api="<operation>"; the
 // browser suite (web/tests) walks the DOM of every view and checks them against
 // r1_proto::OPERATIONS.
 
-import { renderMarkdown } from "./markdown.js";
-import { $, el, basename, errorText, fmtTime } from "./dom.js";
+import { $, el, basename, errorText, fmtTime, tokensText } from "./dom.js";
+import { Connection, obtainToken, forgetToken, newId } from "./rpc.js";
+import { initialState, reduce, withLaneStatuses } from "./store.js";
+import { createTimeline } from "./views/timeline.js";
 import * as worktrees from "./worktrees.js";
 import * as missions from "./missions.js";
 import * as search from "./search.js";
 
-const TOKEN_KEY = "r1.token";
 const OPEN_KEY = "r1.open";
 const WORKDIR_KEY = "r1.lastWorkdir";
-const PROTOCOL = "r1.proto.v1";
-const BEARER = "r1.bearer";
-/** Reconnect delays (ms); the last one repeats. */
-const BACKOFF = [250, 500, 1000, 2000, 3000, 5000];
-/** Failed attempts in a row before the banner says offline (~20 s). */
-const OFFLINE_AFTER = 7;
-/** While offline, a slow retry keeps going in the background. */
-const OFFLINE_RETRY_MS = 10000;
 
 const STATE_LABELS = {
   idle: "idle",
@@ -30,210 +25,6 @@ const STATE_LABELS = {
   ended: "ended",
   error: "error",
 };
-
-function newId() {
-  if (crypto.randomUUID) return "web-" + crypto.randomUUID();
-  const b = new Uint8Array(16);
-  crypto.getRandomValues(b);
-  return "web-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-// ---------------------------------------------------------------------------
-// Transport
-
-class RpcError extends Error {
-  constructor(err) {
-    super((err && err.message) || "request failed");
-    this.code = err && err.code;
-    this.errorCode = err && err.data && err.data.error_code;
-  }
-}
-
-/** One WebSocket to the daemon, reconnecting with backoff. */
-class Connection {
-  constructor(token, hooks) {
-    this.token = token;
-    this.hooks = hooks;
-    this.ws = null;
-    this.nextId = 0;
-    this.pending = new Map();
-    this.attempts = 0;
-    this.everOpen = false;
-    this.timer = null;
-    this.stopped = false;
-    this.state = "idle";
-  }
-
-  setState(state, detail = "") {
-    this.state = state;
-    this.hooks.onStatus(state, detail);
-  }
-
-  start() {
-    this.connect();
-  }
-
-  stop() {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    if (this.ws) this.ws.close(1000, "bye");
-  }
-
-  retryNow() {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    if (this.ws) return;
-    this.attempts = Math.min(this.attempts, OFFLINE_AFTER - 1);
-    this.connect();
-  }
-
-  connect() {
-    if (this.stopped || this.ws) return;
-    clearTimeout(this.timer);
-    if (this.attempts >= OFFLINE_AFTER) this.setState("offline");
-    else if (this.everOpen || this.attempts > 0) this.setState("reconnecting", `attempt ${this.attempts + 1}`);
-    else this.setState("connecting");
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    let ws;
-    try {
-      ws = new WebSocket(scheme + location.host + "/v1/ws", [PROTOCOL, BEARER, this.token]);
-    } catch (e) {
-      this.attempts++;
-      this.schedule();
-      return;
-    }
-    this.ws = ws;
-    let opened = false;
-    ws.addEventListener("open", () => {
-      opened = true;
-      this.attempts = 0;
-      this.everOpen = true;
-      this.setState("connected");
-      this.hooks.onOpen();
-    });
-    ws.addEventListener("message", (ev) => this.dispatch(ev.data));
-    ws.addEventListener("close", (ev) => {
-      if (this.ws === ws) this.ws = null;
-      for (const p of this.pending.values()) {
-        p.reject(new RpcError({ message: "the connection to the daemon closed", data: { error_code: "offline" } }));
-      }
-      this.pending.clear();
-      if (this.stopped) return;
-      this.hooks.onClose(ev);
-      if (ev.code === 1002) {
-        // The daemon speaks another protocol version: retrying will not help.
-        this.stopped = true;
-        this.setState("offline", ev.reason || "protocol mismatch: reload the page");
-        return;
-      }
-      this.attempts++;
-      if (!opened && (this.attempts <= 2 || this.attempts % 5 === 0)) this.checkCredential();
-      this.schedule();
-    });
-  }
-
-  schedule() {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    let delay;
-    if (this.attempts >= OFFLINE_AFTER) {
-      this.setState("offline");
-      delay = OFFLINE_RETRY_MS;
-    } else {
-      this.setState("reconnecting", `attempt ${this.attempts + 1}`);
-      delay = BACKOFF[Math.min(this.attempts - 1, BACKOFF.length - 1)] || BACKOFF[0];
-    }
-    this.timer = setTimeout(() => this.connect(), delay);
-  }
-
-  /** After a refused handshake: is the daemon up but the token wrong? */
-  async checkCredential() {
-    try {
-      const r = await fetch("/v1/handshake", {
-        headers: { Authorization: "Bearer " + this.token },
-        cache: "no-store",
-        credentials: "omit",
-      });
-      if (r.status === 401) {
-        this.stop();
-        this.hooks.onAuthFailed();
-      }
-    } catch {
-      // The daemon is down: keep reconnecting.
-    }
-  }
-
-  dispatch(data) {
-    let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (msg && msg.method === "$/event" && msg.params) {
-      this.hooks.onEvent(msg.params);
-      return;
-    }
-    if (msg && msg.id !== undefined && this.pending.has(msg.id)) {
-      const p = this.pending.get(msg.id);
-      this.pending.delete(msg.id);
-      if (msg.error) p.reject(new RpcError(msg.error));
-      else p.resolve(msg.result);
-    }
-  }
-
-  call(method, params = {}) {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new RpcError({ message: "not connected to the daemon", data: { error_code: "offline" } }));
-    }
-    const id = ++this.nextId;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
-    });
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Login
-
-/** The token: from a `#code=` login link (exchanged once), else from this tab's storage. */
-async function obtainToken() {
-  const hash = location.hash.startsWith("#") ? location.hash.slice(1) : "";
-  const code = new URLSearchParams(hash).get("code");
-  if (location.hash) {
-    // Scrub the fragment from the address bar and from history before anything else.
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-  let error = null;
-  if (code) {
-    try {
-      const r = await fetch("/v1/auth/exchange", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ code }),
-        cache: "no-store",
-        credentials: "omit",
-      });
-      const body = await r.json().catch(() => null);
-      if (r.ok && body && typeof body.token === "string" && body.token) {
-        sessionStorage.setItem(TOKEN_KEY, body.token);
-        return { token: body.token };
-      }
-      if (r.status === 401 || r.status === 403) {
-        error = "This login link has already been used or has expired. Run r1 open again for a new one.";
-      } else {
-        error = "The daemon refused the login link" + (body && body.error_message ? ": " + body.error_message : ` (HTTP ${r.status}).`);
-      }
-    } catch {
-      error = "Could not reach the r1 daemon. Start it (r1 serve), then run r1 open again.";
-    }
-  }
-  const stored = sessionStorage.getItem(TOKEN_KEY);
-  if (stored) return { token: stored };
-  return { token: null, error };
-}
 
 function showLogin(message) {
   setView("login");
@@ -290,11 +81,6 @@ function upsertSession(view, updatedAt) {
   if (!view || !view.id) return;
   const old = app.sessions.get(view.id) || {};
   const merged = { ...old, ...view };
-  // A view read before records this page has already counted keeps the newer usage.
-  if (old.usage && view.usage && (view.last_seq || 0) < (old.last_seq || 0)) {
-    merged.usage = old.usage;
-    merged.last_seq = old.last_seq;
-  }
   if (updatedAt && (!merged.updated_at || updatedAt > merged.updated_at)) merged.updated_at = updatedAt;
   app.sessions.set(view.id, merged);
   renderListItem(merged);
@@ -305,34 +91,6 @@ function patchSession(id, patch, updatedAt) {
   const old = app.sessions.get(id);
   if (!old) return;
   upsertSession({ ...old, ...patch }, updatedAt);
-}
-
-/** Adds one model call's usage (record `seq`) to the session's totals, unless the
- * session's view already counts it (its `last_seq` is at or past the record). */
-function countUsage(id, seq, u) {
-  const s = app.sessions.get(id);
-  if (!s || !s.usage || !u || seq <= (s.last_seq || 0)) return;
-  const t = s.usage;
-  const usage = {
-    input_tokens: t.input_tokens + (u.input_tokens || 0),
-    output_tokens: t.output_tokens + (u.output_tokens || 0),
-    cached_input_tokens: t.cached_input_tokens + (u.cached_input_tokens || 0),
-    model_calls: t.model_calls + 1,
-  };
-  if (typeof u.cost_usd === "number") usage.cost_usd = (t.cost_usd || 0) + u.cost_usd;
-  else if (typeof t.cost_usd === "number") usage.cost_usd = t.cost_usd;
-  patchSession(id, { usage, last_seq: seq });
-}
-
-/** A session's usage for people: "Tokens: 1,234 in (200 cached) · 567 out · $0.0123". */
-function usageText(u) {
-  if (!u.model_calls) return "Tokens: none yet";
-  const n = (x) => (x || 0).toLocaleString("en-US");
-  let text = `Tokens: ${n(u.input_tokens)} in`;
-  if (u.cached_input_tokens) text += ` (${n(u.cached_input_tokens)} cached)`;
-  text += ` · ${n(u.output_tokens)} out`;
-  if (typeof u.cost_usd === "number") text += ` · $${u.cost_usd.toFixed(4)}`;
-  return text;
 }
 
 function sortedIds() {
@@ -484,15 +242,54 @@ function onBusRecord(rec) {
 function newChat(id) {
   return {
     id,
-    lastSeq: 0,
+    /** The conversation: the session's records folded by web/store.js. */
+    state: initialState(),
     subscription: null,
-    stream: null, // {el, body, text}
-    lanes: new Map(), // lane id (or call id of an external tool) -> lane parts
-    approvals: new Map(),
     pending: null, // {text, cmid} of a send that may have to be retried
     sending: false,
     renderQueued: false,
   };
+}
+
+/** The open session's timeline view; its actions act on whichever chat is open. */
+let timeline = null;
+
+function timelineView() {
+  timeline ??= createTimeline($("log"), {
+    decide: async (approvalId, decision) => {
+      const chat = app.chat;
+      const v = await app.conn.call("session.approve", { session_id: chat.id, approval_id: approvalId, decision });
+      upsertSession(v);
+    },
+    kill: async (lane) => {
+      const chat = app.chat;
+      try {
+        const { lanes } = await app.conn.call("lanes.kill", { session_id: chat.id, lane });
+        applyLanes(chat, lanes);
+      } catch (e) {
+        showNotice("Could not stop the tool: " + errorText(e));
+      }
+    },
+    refreshLanes: async () => {
+      const chat = app.chat;
+      if (!chat) return;
+      try {
+        const { lanes } = await app.conn.call("lanes.list", { session_id: chat.id });
+        applyLanes(chat, lanes);
+      } catch {
+        // informational only
+      }
+    },
+    focusComposer: () => $("composer-input").focus(),
+  });
+  return timeline;
+}
+
+/** Lane statuses the daemon answered with, into the open chat's state. */
+function applyLanes(chat, lanes) {
+  if (app.chat !== chat) return;
+  chat.state = withLaneStatuses(chat.state, lanes);
+  timelineView().render(chat.state);
 }
 
 async function openSession(id, { focus = false, replace = false } = {}) {
@@ -506,7 +303,7 @@ async function openSession(id, { focus = false, replace = false } = {}) {
   const chat = newChat(id);
   app.chat = chat;
   sessionStorage.setItem(OPEN_KEY, id);
-  $("log").replaceChildren();
+  timelineView().clear();
   $("composer-error").hidden = true;
   $("composer-input").value = "";
   autosize();
@@ -537,7 +334,7 @@ function closeChat() {
 
 async function subscribeChat(chat) {
   chat.subscription = null;
-  const r = await app.conn.call("subscribe", { session_id: chat.id, since_seq: chat.lastSeq + 1 });
+  const r = await app.conn.call("subscribe", { session_id: chat.id, since_seq: chat.state.lastSeq + 1 });
   if (app.chat !== chat) {
     app.conn.call("unsubscribe", { subscription: r.subscription }).catch(() => {});
     return;
@@ -564,9 +361,12 @@ function renderChatHead() {
   badge.dataset.state = s.state || "";
   badge.textContent = STATE_LABELS[s.state] || s.state || "…";
   $("chat-meta").textContent = [s.engine + (s.model ? ` (${s.model})` : ""), s.workdir, chat.id].filter(Boolean).join(" · ");
+  // The session's totals: the view's until the journal has been read past it, then the
+  // journal's (the same sum, kept current record by record).
+  const u = chat.state.lastSeq >= (s.last_seq || 0) ? chat.state.usage : s.usage;
   const usage = $("chat-usage");
   usage.hidden = !s.usage;
-  usage.textContent = s.usage ? usageText(s.usage) : "";
+  usage.textContent = !u ? "" : u.model_calls ? "Tokens: " + tokensText(u) : "Tokens: none yet";
   const st = s.state;
   const can = {
     "act-cancel": st === "busy" || st === "waiting_on_approval",
@@ -612,389 +412,35 @@ function focusNextAction() {
   (next || $("composer-input")).focus();
 }
 
-/** Keeps the log pinned to the bottom if it was there before a change. */
-function withScroll(fn) {
-  const log = $("log");
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
-  const r = fn();
-  if (atBottom) log.scrollTop = log.scrollHeight;
-  return r;
-}
-
-function appendToLog(node) {
-  withScroll(() => $("log").append(node));
-}
-
-function addNote(text, kind = "") {
-  appendToLog(el("p", { class: "note" + (kind ? " note-" + kind : ""), "data-testid": "note", text }));
-}
-
-// A note on the session's cortex board: who wrote it and its text; a critical one
-// (shown to the agent at its next turn) is marked in words and in colour.
-function addCortexNote(d) {
-  const label = (d.critical ? "Critical note from " : "Note from ") + (d.source === "client" ? "a client" : `lobe ${d.source}`);
-  const tags = (d.tags || []).length ? ` (${d.tags.join(", ")})` : "";
-  appendToLog(
-    el(
-      "aside",
-      {
-        class: "cortex-note" + (d.critical ? " cortex-critical" : ""),
-        "data-testid": "cortex-note",
-        "data-critical": d.critical ? "true" : "false",
-        "aria-label": label,
-      },
-      el("span", { class: "cortex-source", text: label + tags }),
-      el("p", { class: "cortex-text", text: d.text }),
-    ),
-  );
-}
-
-function messageEl(role, seq) {
-  const body = el("div", { class: "msg-body" });
-  const m = el(
-    "article",
-    {
-      class: "msg msg-" + role,
-      "data-testid": "message",
-      "data-role": role,
-      "data-seq": seq,
-      "aria-label": role === "user" ? "You" : "Assistant",
-    },
-    el("span", { class: "msg-role", "aria-hidden": "true", text: role === "user" ? "You" : "Assistant" }),
-    body,
-  );
-  return { el: m, body };
-}
-
-function setMarkdown(body, text) {
-  body.innerHTML = renderMarkdown(text); // renderMarkdown escapes every piece of input first
-}
-
-function scheduleStreamRender(chat) {
-  if (chat.renderQueued) return;
-  chat.renderQueued = true;
-  requestAnimationFrame(() => {
-    chat.renderQueued = false;
-    if (chat.stream) withScroll(() => setMarkdown(chat.stream.body, chat.stream.text));
-  });
-}
-
-function finishStream(chat, finalText, seq, interrupted) {
-  const s = chat.stream;
-  if (!s) return null;
-  chat.stream = null;
-  if (finalText !== undefined) s.text = finalText;
-  withScroll(() => setMarkdown(s.body, s.text));
-  s.el.removeAttribute("aria-busy");
-  s.el.dataset.streaming = "false";
-  if (seq) s.el.dataset.seq = seq;
-  if (interrupted) s.el.dataset.interrupted = "true";
-  return s;
-}
-
-/** Records the seqs a lane's element shows (`data-seq` the first, `data-seq-last` the
- * newest), so a search hit on any of its records finds it. */
-function laneSeq(l, seq) {
-  if (!seq) return;
-  if (!l.el.dataset.seq) l.el.dataset.seq = seq;
-  l.el.dataset.seqLast = seq;
-}
-
-function laneParts(chat, key, tool, args) {
-  let l = chat.lanes.get(key);
-  if (l) return l;
-  const status = el("span", { class: "badge lane-status", "data-testid": "lane-status", dataset: { state: "busy" }, text: "running" });
-  const argsEl = el("span", { class: "lane-args", "data-testid": "lane-args" });
-  const summary = el(
-    "summary",
-    { "data-testid": "lane-toggle", "data-api": "lanes.list" },
-    el("span", { class: "lane-tool", text: tool || "tool" }),
-    argsEl,
-    status,
-  );
-  const out = el("pre", {
-    class: "lane-output",
-    "data-testid": "lane-output",
-    "data-api": "subscribe",
-    tabindex: "0",
-    "aria-label": `Output of ${tool || "tool"}`,
-  });
-  const result = el("p", { class: "lane-result", "data-testid": "lane-result", hidden: true });
-  const kill = el("button", {
-    type: "button",
-    class: "btn btn-small btn-danger",
-    "data-testid": "lane-kill",
-    "data-api": "lanes.kill",
-    text: "Stop",
-    "aria-label": `Stop ${tool || "tool"}`,
-  });
-  const details = el(
-    "details",
-    { class: "lane", open: true, "data-testid": "lane", dataset: { lane: key, status: "running" } },
-    summary,
-    el("div", { class: "lane-body" }, out, result, el("div", { class: "lane-actions" }, kill)),
-  );
-  kill.addEventListener("click", () => killLane(chat, key, kill));
-  summary.addEventListener("click", () => {
-    // Opening a lane refreshes lane statuses from the daemon.
-    if (!details.open) setTimeout(() => refreshLanes(chat), 0);
-  });
-  l = { el: details, out, status, result, kill, args: argsEl, tool };
-  chat.lanes.set(key, l);
-  appendToLog(details);
-  if (args !== undefined) setLaneArgs(l, args);
-  return l;
-}
-
-function setLaneArgs(l, args) {
-  let text;
-  if (args && typeof args === "object" && typeof args.command === "string") text = args.command;
-  else text = typeof args === "string" ? args : JSON.stringify(args);
-  l.args.textContent = text && text.length > 160 ? text.slice(0, 157) + "…" : text || "";
-}
-
-function setLaneStatus(l, status) {
-  const s = String(status || "");
-  l.el.dataset.status = s;
-  l.status.textContent = s;
-  l.status.dataset.state = s === "running" ? "busy" : s === "done" ? "idle" : s === "waiting" ? "waiting_on_approval" : "error";
-  const running = s === "running" || s === "waiting";
-  if (!running && document.activeElement === l.kill) $("composer-input").focus();
-  l.kill.hidden = !running;
-}
-
-async function refreshLanes(chat) {
-  try {
-    const { lanes } = await app.conn.call("lanes.list", { session_id: chat.id });
-    for (const lv of lanes || []) {
-      const l = chat.lanes.get(lv.lane);
-      if (l) setLaneStatus(l, lv.status);
-    }
-  } catch {
-    // informational only
-  }
-}
-
-async function killLane(chat, key, btn) {
-  btn.disabled = true;
-  try {
-    const { lanes } = await app.conn.call("lanes.kill", { session_id: chat.id, lane: key });
-    for (const lv of lanes || []) {
-      const l = chat.lanes.get(lv.lane);
-      if (l) setLaneStatus(l, lv.status);
-    }
-  } catch (e) {
-    showNotice("Could not stop the tool: " + errorText(e));
-  } finally {
-    btn.disabled = false;
-  }
-}
-
-function approvalCard(chat, d) {
-  const id = d.approval_id;
-  if (chat.approvals.has(id)) return chat.approvals.get(id);
-  const titleId = "apr-" + id.replace(/[^A-Za-z0-9_-]/g, "");
-  const allow = el("button", { type: "button", class: "btn btn-primary", "data-testid": "approval-allow", "data-api": "session.approve", text: "Allow" });
-  const deny = el("button", { type: "button", class: "btn btn-danger", "data-testid": "approval-deny", "data-api": "session.approve", text: "Deny" });
-  const status = el("p", { class: "approval-status", "data-testid": "approval-status", hidden: true });
-  const actions = el("div", { class: "approval-actions" }, allow, deny);
-  const args = d.args && typeof d.args === "object" && typeof d.args.command === "string" && Object.keys(d.args).length === 1
-    ? d.args.command
-    : JSON.stringify(d.args ?? {}, null, 2);
-  const card = el(
-    "section",
-    { class: "approval", "data-testid": "approval", "aria-labelledby": titleId, dataset: { approvalId: id, status: "pending" } },
-    el("h3", { id: titleId, text: `Approval needed: ${d.tool || "tool"}` }),
-    el("pre", { "data-testid": "approval-args", text: args }),
-    actions,
-    status,
-  );
-  const decide = async (decision) => {
-    allow.disabled = deny.disabled = true;
-    try {
-      const v = await app.conn.call("session.approve", { session_id: chat.id, approval_id: id, decision });
-      upsertSession(v);
-    } catch (e) {
-      allow.disabled = deny.disabled = false;
-      status.hidden = false;
-      status.textContent = "Could not send the decision: " + errorText(e);
-    }
-  };
-  allow.addEventListener("click", () => decide("allow"));
-  deny.addEventListener("click", () => decide("deny"));
-  const a = { el: card, allow, deny, actions, status };
-  chat.approvals.set(id, a);
-  appendToLog(card);
-  return a;
-}
-
-function resolveApproval(chat, d) {
-  const a = chat.approvals.get(d.approval_id);
-  if (!a) return;
-  const decision = d.decision === "allow" ? "allow" : "deny";
-  a.el.dataset.status = decision;
-  const hadFocus = a.el.contains(document.activeElement);
-  a.actions.remove();
-  a.status.hidden = false;
-  a.status.textContent = (decision === "allow" ? "Allowed" : "Denied") + (d.reason ? ` (${d.reason})` : "");
-  if (hadFocus) $("composer-input").focus();
-}
-
-function setChatState(chat, state, at) {
-  if (!state) return;
-  patchSession(chat.id, { state, ...(state !== "paused" ? { reattachable: false } : {}) }, at);
-}
-
+/**
+ * One record of the open session: folded into its state, then drawn. A record that adds
+ * to the timeline or changes the session's state is drawn at once; one that only adds
+ * text (deltas, lane output) waits for the next frame, with whatever else came by then.
+ */
 function applyRecord(chat, rec) {
-  if (rec.kind === "session.resync") {
+  const prev = chat.state;
+  const next = reduce(prev, rec);
+  if (next === prev) return;
+  chat.state = next;
+  if (next.resync && !prev.resync) {
     // The journal's head is behind what this view showed: start over from the journal.
-    addNote("The session's journal was repaired; reloading it.", "error");
     openSession(chat.id, { replace: true });
     return;
   }
-  if (typeof rec.seq !== "number" || rec.seq <= chat.lastSeq) return; // already shown
-  chat.lastSeq = rec.seq;
-  const d = rec.data || {};
-  switch (rec.kind) {
-    case "session.created":
-      addNote(`Session started in ${d.workdir || "its working directory"}.`);
-      break;
-    case "session.message":
-      if (d.role === "assistant") countUsage(chat.id, rec.seq, d.usage);
-      if (d.role === "user") {
-        finishStream(chat, undefined, undefined, true);
-        const m = messageEl("user", rec.seq);
-        setMarkdown(m.body, d.text || "");
-        appendToLog(m.el);
-      } else if (chat.stream) {
-        finishStream(chat, d.text ?? chat.stream.text, rec.seq, false);
-      } else if (d.text) {
-        const m = messageEl("assistant", rec.seq);
-        setMarkdown(m.body, d.text);
-        appendToLog(m.el);
-      }
-      break;
-    case "session.delta": {
-      if (!chat.stream) {
-        const m = messageEl("assistant", rec.seq);
-        m.el.setAttribute("aria-busy", "true");
-        m.el.dataset.streaming = "true";
-        chat.stream = { el: m.el, body: m.body, text: "" };
-        appendToLog(m.el);
-      }
-      chat.stream.text += d.text || "";
-      scheduleStreamRender(chat);
-      break;
-    }
-    case "session.state":
-      setChatState(chat, d.state, rec.at);
-      // A turn ended: the worktree's files may have changed.
-      if (d.state === "idle") worktrees.settled(chat.id);
-      break;
-    case "session.paused":
-      addNote("Paused.");
-      setChatState(chat, "paused", rec.at);
-      break;
-    case "session.resumed":
-      addNote("Resumed.");
-      break;
-    case "session.cancelled":
-      finishStream(chat, undefined, undefined, true);
-      addNote("Turn cancelled.");
-      break;
-    case "session.ended":
-      finishStream(chat, undefined, undefined, true);
-      addNote("Session ended.");
-      setChatState(chat, "ended", rec.at);
-      break;
-    case "session.error":
-      finishStream(chat, undefined, undefined, true);
-      addNote("Error: " + (d.message || "the turn failed"), "error");
-      break;
-    case "daemon.reloaded":
-      addNote("The daemon restarted. Tool calls that were running were closed.");
-      break;
-    case "hook.ran":
-      // `event` is the hook's own name without an extension; say it only when they differ.
-      addNote(`Hook ${d.hook}` + (d.hook === d.event ? "" : ` (${d.event})`) + ` ran in ${d.duration_ms} ms` +
-        (d.action ? `: ${d.action}` : "") + (d.reason ? ` (${d.reason})` : "") + ".");
-      break;
-    case "hook.failed":
-      addNote(`Hook ${d.hook} failed: ${d.reason}`, "error");
-      break;
-    case "cortex.note":
-      addCortexNote(d);
-      break;
-    case "cortex.lobe":
-      addNote(`Lobe ${d.lobe} ${d.paused ? "paused" : "resumed"} for this session.`);
-      break;
-    case "session.compacted":
-      countUsage(chat.id, rec.seq, d.usage);
-      addNote(
-        (d.method === "summary" ? "The earlier conversation was summarized" : "The oldest turns were dropped") +
-          ` to fit the model's context (${d.tokens_before} → ${d.tokens_after} tokens).`,
-      );
-      break;
-    case "hook.blocked":
-      addNote(`Hook ${d.hook} blocked a message: ${d.reason}`, "error");
-      break;
-    case "approval.requested":
-      finishStream(chat, undefined, undefined, false);
-      approvalCard(chat, d);
-      break;
-    case "approval.resolved":
-      resolveApproval(chat, d);
-      break;
-    case "lane.created":
-      laneSeq(laneParts(chat, d.lane || rec.lane, d.tool), rec.seq);
-      break;
-    case "tool.started": {
-      const key = d.lane || (rec.lane !== "main" ? rec.lane : d.call_id);
-      const l = laneParts(chat, key, d.tool, d.args);
-      laneSeq(l, rec.seq);
-      setLaneArgs(l, d.args);
-      break;
-    }
-    case "lane.delta": {
-      const l = laneParts(chat, d.lane || rec.lane, undefined);
-      laneSeq(l, rec.seq);
-      const out = l.out;
-      const pinned = out.scrollHeight - out.scrollTop - out.clientHeight < 24;
-      withScroll(() => out.append(document.createTextNode(d.text || "")));
-      if (pinned) out.scrollTop = out.scrollHeight;
-      break;
-    }
-    case "lane.status": {
-      const l = chat.lanes.get(d.lane || rec.lane);
-      if (l) setLaneStatus(l, d.status);
-      break;
-    }
-    case "lane.killed": {
-      const l = chat.lanes.get(d.lane || rec.lane);
-      if (l) setLaneStatus(l, "killed");
-      break;
-    }
-    case "tool.completed": {
-      const key = d.lane || (rec.lane !== "main" ? rec.lane : d.external ? d.call_id : null);
-      if (key) {
-        const l = laneParts(chat, key, d.tool);
-        laneSeq(l, rec.seq);
-        if (d.external || !["killed", "cancelled", "failed"].includes(l.el.dataset.status)) {
-          setLaneStatus(l, d.is_error ? "failed" : "done");
-        }
-        if (d.is_error && d.content) {
-          l.result.hidden = false;
-          l.result.textContent = String(d.content);
-        } else if (!l.out.textContent && d.content) {
-          l.out.textContent = String(d.content);
-        }
-      } else if (d.denied || d.is_error) {
-        addNote(`${d.tool || "The tool"} did not run: ${d.content || "denied"}`, d.denied ? "" : "error");
-      }
-      break;
-    }
-    default:
-      break;
+  if (next.status !== prev.status) {
+    patchSession(chat.id, { state: next.status, ...(next.status !== "paused" ? { reattachable: false } : {}) }, next.statusAt);
+    // A turn ended: the worktree's files may have changed.
+    if (next.status === "idle") worktrees.settled(chat.id);
+  }
+  if (next.usage !== prev.usage) renderChatHead();
+  if (next.items.length !== prev.items.length || next.status !== prev.status) {
+    timelineView().render(next);
+  } else if (!chat.renderQueued) {
+    chat.renderQueued = true;
+    requestAnimationFrame(() => {
+      chat.renderQueued = false;
+      if (app.chat === chat) timelineView().render(chat.state);
+    });
   }
 }
 
@@ -1256,7 +702,7 @@ async function main() {
     onEvent,
     onStatus: setBanner,
     onAuthFailed: () => {
-      sessionStorage.removeItem(TOKEN_KEY);
+      forgetToken();
       showLogin("Your sign-in is no longer valid (the daemon's token changed). Run r1 open again.");
     },
   });

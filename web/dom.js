@@ -33,6 +33,16 @@ export function fmtTime(iso) {
     : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
 }
 
+/** Tokens and cost for people: "1,234 in (200 cached) · 567 out · $0.0123". */
+export function tokensText(u) {
+  const n = (x) => (x || 0).toLocaleString("en-US");
+  let text = `${n(u.input_tokens)} in`;
+  if (u.cached_input_tokens) text += ` (${n(u.cached_input_tokens)} cached)`;
+  text += ` · ${n(u.output_tokens)} out`;
+  if (typeof u.cost_usd === "number") text += ` · $${u.cost_usd.toFixed(4)}`;
+  return text;
+}
+
 export function basename(p) {
   const parts = String(p || "").split("/").filter(Boolean);
   return parts.length ? parts[parts.length - 1] : p || "";

@@ -306,8 +306,17 @@ export async function watchPage(page) {
 const INTERACTIVE = "button, a, input, select, textarea, summary, [role=button], [tabindex], [contenteditable]";
 
 /**
+ * The client-side controls that call no operation, named in `data-local` instead of
+ * `data-api`: copying a code block, expanding a lane's output, a code block that
+ * takes focus to scroll. Links in messages lead away from the UI and carry neither.
+ */
+export const LOCAL_ACTIONS = new Set(["clipboard", "expand", "scroll"]);
+
+/**
  * Every interactive element of the current DOM (hidden ones included) must carry
- * data-testid and a data-api naming a real operation. Returns the elements seen.
+ * data-testid and a data-api naming a real operation (or a data-local naming a
+ * client-side action); a link in a rendered message must open outside the page.
+ * Returns the elements seen.
  */
 export async function walkDataApi(page, ops) {
   const els = await page.evaluate((sel) => {
@@ -315,14 +324,23 @@ export async function walkDataApi(page, ops) {
       tag: e.tagName.toLowerCase(),
       testid: e.getAttribute("data-testid"),
       api: e.getAttribute("data-api"),
+      local: e.getAttribute("data-local"),
+      messageLink: e.tagName === "A" && !!e.closest(".msg-body"),
+      rel: e.getAttribute("rel"),
+      target: e.getAttribute("target"),
       html: e.outerHTML.slice(0, 160),
     }));
   }, INTERACTIVE);
-  const bad = els.filter((e) => !e.testid || !e.api || !ops.has(e.api));
+  const bad = els.filter((e) => {
+    if (e.messageLink) return e.rel !== "noopener noreferrer" || e.target !== "_blank";
+    if (!e.testid) return true;
+    if (e.local) return !LOCAL_ACTIONS.has(e.local) || e.api;
+    return !e.api || !ops.has(e.api);
+  });
   if (bad.length) {
     throw new Error(
       "interactive elements without data-testid or with a data-api that is not an operation:\n" +
-        bad.map((b) => `  data-api=${JSON.stringify(b.api)} data-testid=${JSON.stringify(b.testid)}: ${b.html}`).join("\n"),
+        bad.map((b) => `  data-api=${JSON.stringify(b.api)} data-local=${JSON.stringify(b.local)} data-testid=${JSON.stringify(b.testid)}: ${b.html}`).join("\n"),
     );
   }
   return els;

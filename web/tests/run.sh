@@ -7,7 +7,9 @@
 #   web/tests/run.sh --test-name-pattern=perimeter   # extra args go to `node --test`
 #
 # Screenshots of every view (360 px and 1280 px, light and dark) land in
-# web/tests/artifacts/ (or $R1_WEB_ARTIFACTS).
+# web/tests/artifacts/ (or $R1_WEB_ARTIFACTS). The store's unit tests
+# (store.unit.test.mjs) run with the rest; alone they need only node:
+#   node --test web/tests/store.unit.test.mjs
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

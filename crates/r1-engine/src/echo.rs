@@ -7,7 +7,9 @@
 //! - `/run <command>` calls the `run_command` tool (which asks for approval by default);
 //! - `/tool <name> <json-args>` calls any tool with those arguments.
 //!
-//! After a tool result it answers `echo: <tool> returned: <content>` (or `… failed: …`).
+//! After a tool result it answers `echo: <tool> returned:` (or `… failed:`) followed by
+//! the content in a fenced code block, so clients that render markdown keep its
+//! whitespace (the columns of `ls -la`, the indentation of code).
 
 use std::time::Duration;
 
@@ -33,6 +35,17 @@ impl EchoProvider {
     /// The answer to `text`.
     pub fn answer(text: &str) -> String {
         format!("echo: {text}")
+    }
+
+    /// The answer to a tool's result: `echo: <tool> returned:` (or `failed:`) and the
+    /// content verbatim in a fenced code block. The fence is one backtick longer than
+    /// the longest run of backticks in the content, so no content can close it early.
+    pub fn tool_answer(tool: &str, is_error: bool, content: &str) -> String {
+        let verb = if is_error { "failed" } else { "returned" };
+        let longest = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        let body = content.strip_suffix('\n').unwrap_or(content);
+        format!("echo: {tool} {verb}:\n{fence}\n{body}\n{fence}")
     }
 }
 
@@ -94,10 +107,10 @@ impl Provider for EchoProvider {
         let last = req.messages.last();
         let mut delay = None;
         let events = match last.and_then(|m| m.tool_result.as_ref()) {
-            Some(r) => {
-                let verb = if r.is_error { "failed" } else { "returned" };
-                text_events(&format!("echo: {} {verb}: {}", r.name, r.content), 0)
-            }
+            Some(r) => text_events(
+                &EchoProvider::tool_answer(&r.name, r.is_error, &r.content),
+                0,
+            ),
             None => {
                 let text = last
                     .filter(|m| m.role == Role::User)
@@ -135,5 +148,27 @@ impl Provider for EchoProvider {
             Ok(e)
         });
         Ok(s.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EchoProvider;
+
+    #[test]
+    fn tool_results_are_fenced_verbatim() {
+        assert_eq!(
+            EchoProvider::tool_answer("run_command", false, "a  b\n  c\n"),
+            "echo: run_command returned:\n```\na  b\n  c\n```"
+        );
+        assert_eq!(
+            EchoProvider::tool_answer("write_file", true, "denied"),
+            "echo: write_file failed:\n```\ndenied\n```"
+        );
+        // Backticks in the content never close the fence.
+        assert_eq!(
+            EchoProvider::tool_answer("t", false, "x ```` y"),
+            "echo: t returned:\n`````\nx ```` y\n`````"
+        );
     }
 }
