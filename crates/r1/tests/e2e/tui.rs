@@ -13,13 +13,15 @@ const STEP: Duration = Duration::from_secs(20);
 /// A tmux server with one window running `r1 tui`.
 struct Tmux {
     socket: String,
+    /// The server's socket file: tmux leaves it behind when the server exits.
+    path: Option<String>,
 }
 
 impl Tmux {
     /// Starts `r1 <args>` with `home` in a `width`×`height` window.
     fn start(home: &Home, args: &str, width: u16, height: u16) -> Tmux {
         let socket = format!("r1tui{}-{}", std::process::id(), next_id());
-        let t = Tmux { socket };
+        let mut t = Tmux { socket, path: None };
         let cmd = format!("R1_HOME={} {} {args}", home.path.display(), bin().display());
         let out = t.run(&[
             "new-session",
@@ -37,6 +39,9 @@ impl Tmux {
             "tmux: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let path = t.run(&["display-message", "-p", "#{socket_path}"]).stdout;
+        let path = String::from_utf8_lossy(&path).trim().to_string();
+        t.path = Some(path).filter(|p| !p.is_empty());
         t
     }
 
@@ -99,6 +104,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
