@@ -12,6 +12,7 @@ mod output;
 mod serve;
 mod service;
 mod sessions_cmd;
+mod tui_cmd;
 mod via_socket;
 mod worktrees_cmd;
 
@@ -46,6 +47,21 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Chat with a session in the terminal (starts one unless --session is given).
     Chat(chat::ChatArgs),
+    /// A full-screen terminal client: sessions, the streaming conversation, tool lanes
+    /// and approvals (`r1 chat` stays the line-mode client for pipes).
+    ///
+    /// Starts a session in --workdir, attaches to --session, or else shows the newest
+    /// live session (asking for a workdir when there is none). Works over SSH; honours
+    /// NO_COLOR and falls back to 256 or 16 colours. Sessions keep running in the
+    /// daemon after you quit.
+    ///
+    /// Keys: Enter sends, Alt-Enter adds a line; Esc or Ctrl-C cancels the running turn
+    /// (neither quits); Ctrl-Q or :q quits; Ctrl-N / Ctrl-P switch session; Ctrl-T
+    /// starts one (Tab completes its workdir); Ctrl-S pauses or resumes; Ctrl-K
+    /// searches every session; Tab moves between panes (k kills the focused lane in the
+    /// lanes pane); on an approval card y allows, n denies, a always allows the tool;
+    /// ? or F1 shows every key. The mouse wheel scrolls; a click selects.
+    Tui(tui_cmd::TuiArgs),
     /// Open the web UI in your browser (logs in with a single-use code).
     Open(open_cmd::OpenArgs),
     /// Check the state directory, token and daemon, and say what to fix.
@@ -109,6 +125,7 @@ fn main() {
         Command::Serve(args) => serve::run(&home, args),
         Command::Ctl(args) => ctl::run(&home, args),
         Command::Chat(args) => chat::run(&home, args),
+        Command::Tui(args) => tui_cmd::run(&home, args),
         Command::Open(args) => open_cmd::run(&home, args),
         Command::Doctor(args) => doctor::run(&home, args),
         Command::Mcp(args) => mcp_cmd::run(&home, args),

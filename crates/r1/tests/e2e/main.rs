@@ -29,5 +29,6 @@ mod search;
 mod service;
 mod sessions;
 mod support;
+mod tui;
 mod usage;
 mod worktrees;
