@@ -102,6 +102,12 @@ function sortedIds() {
 function renderListItem(s) {
   const list = $("session-list");
   let li = list.querySelector(`li[data-session-id="${CSS.escape(s.id)}"]`);
+  // Archived sessions are listed only when asked for (an open one stays open).
+  if (s.archived && !$("show-archived").checked) {
+    if (li) li.remove();
+    $("list-empty").hidden = list.children.length > 0;
+    return;
+  }
   if (!li) {
     const btn = el(
       "button",
@@ -125,7 +131,7 @@ function renderListItem(s) {
     list.insertBefore(li, next || null);
   }
   const btn = li.firstElementChild;
-  btn.querySelector(".session-name").textContent = s.title || basename(s.workdir) || s.id;
+  btn.querySelector(".session-name").textContent = (s.title || basename(s.workdir) || s.id) + (s.archived ? " (archived)" : "");
   const badge = btn.querySelector(".badge");
   badge.dataset.state = s.state;
   badge.textContent = STATE_LABELS[s.state] || s.state;
@@ -137,7 +143,7 @@ function renderListItem(s) {
     ...(s.updated_at ? [" · updated ", el("time", { datetime: s.updated_at, text: fmtTime(s.updated_at) })] : []),
   );
   btn.setAttribute("aria-current", app.chat && app.chat.id === s.id ? "true" : "false");
-  $("list-empty").hidden = app.sessions.size > 0;
+  $("list-empty").hidden = $("session-list").children.length > 0;
   updateResumeAll();
 }
 
@@ -180,7 +186,7 @@ function renderList() {
     if (!keep.has(li.dataset.sessionId)) li.remove();
   }
   for (const id of sortedIds()) renderListItem(app.sessions.get(id));
-  $("list-empty").hidden = app.sessions.size > 0;
+  $("list-empty").hidden = $("session-list").children.length > 0;
   updateResumeAll();
 }
 
@@ -191,7 +197,7 @@ function markCurrent() {
 }
 
 async function loadList() {
-  const { sessions } = await app.conn.call("session.list", {});
+  const { sessions } = await app.conn.call("session.list", { include_archived: $("show-archived").checked });
   const fresh = new Map();
   for (const s of sessions) {
     const old = app.sessions.get(s.id);
@@ -225,6 +231,17 @@ function onBusRecord(rec) {
       break;
     case "session.ended":
       if (id) patchSession(id, { state: "ended" }, rec.at);
+      break;
+    case "session.updated":
+      if (id && app.sessions.has(id)) {
+        patchSession(id, { title: d.title, archived: d.archived });
+        if (d.archived && !$("show-archived").checked && !(app.chat && app.chat.id === id)) forgetSession(id);
+      } else if (id && (!d.archived || $("show-archived").checked)) {
+        app.conn.call("session.get", { session_id: id }).then((v) => upsertSession(v, rec.at), () => {});
+      }
+      break;
+    case "session.deleted":
+      if (id) sessionDeleted(id);
       break;
     case "daemon.reloaded":
     case "daemon.started":
@@ -373,7 +390,13 @@ function renderChatHead() {
     "act-pause": st === "idle" || st === "busy" || st === "waiting_on_approval",
     "act-resume": st === "paused",
     "act-end": !!st && st !== "ended",
+    "act-rename": !!st,
+    "act-archive": !!st,
+    "act-delete": !!st,
   };
+  const archive = $("act-archive");
+  archive.textContent = s.archived ? "Unarchive" : "Archive";
+  archive.dataset.api = s.archived ? "session.unarchive" : "session.archive";
   const focused = document.activeElement;
   let lostFocus = false;
   for (const [id, ok] of Object.entries(can)) {
@@ -567,6 +590,92 @@ function openMissions() {
   missions.show();
 }
 
+// ---------------------------------------------------------------------------
+// Rename, archive, delete
+
+function forgetSession(id) {
+  app.sessions.delete(id);
+  renderList();
+}
+
+/** A session was deleted (here or by another client): it leaves the list, and an open
+ * chat of it goes back to the list with a notice. */
+function sessionDeleted(id) {
+  forgetSession(id);
+  if (app.chat && app.chat.id === id) {
+    backToList();
+    const err = $("list-error");
+    err.hidden = false;
+    err.textContent = "The session you had open was deleted.";
+  }
+}
+
+function openRename() {
+  const chat = app.chat;
+  if (!chat) return;
+  const s = app.sessions.get(chat.id) || {};
+  $("rename-input").value = s.title || "";
+  $("rename-error").hidden = true;
+  $("rename-dialog").showModal();
+  $("rename-input").select();
+}
+
+async function saveRename(ev) {
+  ev.preventDefault();
+  const chat = app.chat;
+  const title = $("rename-input").value.trim();
+  const err = $("rename-error");
+  if (!chat) return;
+  if (!title) {
+    err.hidden = false;
+    err.textContent = "Give the session a title.";
+    $("rename-input").focus();
+    return;
+  }
+  try {
+    const v = await app.conn.call("session.rename", { session_id: chat.id, title });
+    upsertSession(v);
+    $("rename-dialog").close();
+    $("act-rename").focus();
+  } catch (e) {
+    err.hidden = false;
+    err.textContent = "Not renamed: " + errorText(e);
+  }
+}
+
+async function toggleArchive() {
+  const chat = app.chat;
+  if (!chat) return;
+  const s = app.sessions.get(chat.id) || {};
+  const method = s.archived ? "session.unarchive" : "session.archive";
+  try {
+    const v = await app.conn.call(method, { session_id: chat.id });
+    upsertSession(v);
+    showNotice(v.archived ? "Archived: this session is left out of the list (Show archived brings it back)." : "", "auto");
+  } catch (e) {
+    showNotice(`Could not ${s.archived ? "unarchive" : "archive"}: ${errorText(e)}`);
+  }
+  renderChatHead();
+  $("act-archive").focus();
+}
+
+async function confirmDelete(ev) {
+  ev.preventDefault();
+  const chat = app.chat;
+  if (!chat) return;
+  const id = chat.id;
+  try {
+    await app.conn.call("session.delete", { session_id: id });
+    $("delete-dialog").close();
+    sessionDeleted(id);
+    $("list-error").hidden = true;
+  } catch (e) {
+    const err = $("delete-error");
+    err.hidden = false;
+    err.textContent = "Not deleted: " + errorText(e);
+  }
+}
+
 function backToList(focusId) {
   closeChat();
   setView("list");
@@ -663,6 +772,23 @@ function wire() {
   $("act-pause").addEventListener("click", () => sessionAction("session.pause", "act-pause"));
   $("act-resume").addEventListener("click", () => sessionAction("session.resume", "act-resume"));
   $("act-end").addEventListener("click", () => sessionAction("session.kill", "act-end"));
+  $("act-rename").addEventListener("click", openRename);
+  $("rename-form").addEventListener("submit", saveRename);
+  $("rename-cancel").addEventListener("click", () => {
+    $("rename-dialog").close();
+    $("act-rename").focus();
+  });
+  $("act-archive").addEventListener("click", toggleArchive);
+  $("act-delete").addEventListener("click", () => {
+    $("delete-error").hidden = true;
+    $("delete-dialog").showModal();
+  });
+  $("delete-form").addEventListener("submit", confirmDelete);
+  $("delete-cancel").addEventListener("click", () => {
+    $("delete-dialog").close();
+    $("act-delete").focus();
+  });
+  $("show-archived").addEventListener("change", () => loadList().catch(() => {}));
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
     send();
