@@ -51,6 +51,7 @@ fn view_of(id: &str, state: SessionState, last_seq: u64) -> SessionView {
         error: None,
         worktree_id: None,
         usage: SessionUsage::default(),
+        archived: false,
     }
 }
 

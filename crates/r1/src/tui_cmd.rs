@@ -328,7 +328,10 @@ async fn call_once(client: &Client, call: Call) -> Result<Option<Msg>, ApiError>
             }))
         }
         Call::ListSessions => Some(Msg::Sessions(
-            client.session_list(EmptyParams {}).await?.sessions,
+            client
+                .session_list(r1_proto::ListSessionsParams::default())
+                .await?
+                .sessions,
         )),
         Call::GetSession(p) => Some(Msg::Session(client.session_get(p).await?)),
         Call::StartSession(p) => Some(Msg::Started(client.session_start(p).await?)),
