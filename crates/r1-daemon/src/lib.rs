@@ -31,6 +31,7 @@ mod status;
 mod subscribers;
 mod transition;
 mod verify;
+mod webdrive;
 mod worktree;
 mod ws;
 

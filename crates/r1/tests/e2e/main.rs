@@ -28,4 +28,5 @@ mod service;
 mod sessions;
 mod support;
 mod usage;
+mod web;
 mod worktrees;
