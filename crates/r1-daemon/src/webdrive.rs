@@ -5,8 +5,9 @@
 //! its timeouts), with the system's Chromium as its executable: nothing downloads a
 //! browser. One task owns it ([`WebDriver`]): it starts the server on the first call,
 //! runs the calls one at a time (there is one page), and stops it after
-//! `[web] idle_timeout_s` without a call and at daemon shutdown, killing the process
-//! group (node and every Chromium process).
+//! `[web] idle_timeout_s` without a call and at daemon shutdown, killing node's process
+//! group and Chromium's (Playwright starts Chromium detached, in a group of its own,
+//! which [`Browser::stop`] finds through `/proc` while node still runs).
 //!
 //! Navigation is held to the daemon's own origin, and the browser's network to it too
 //! (Playwright MCP's `network.allowedOrigins`). A browser logs in like a person does,
@@ -199,6 +200,94 @@ struct Browser {
     pool: McpPool,
     /// Whether it has traded a login code yet.
     logged_in: bool,
+    /// The config file node was started with, which names this daemon's server among
+    /// the machine's processes.
+    config_path: PathBuf,
+}
+
+impl Browser {
+    /// Ends Playwright MCP (closes its session, kills node's process group) and then
+    /// the process groups of the browsers it started, if they outlived it.
+    async fn stop(self) {
+        let groups = browser_groups(&self.config_path);
+        self.pool.shutdown().await;
+        for g in groups {
+            // Only the group whose leader is still the process found above: a pid that
+            // was freed and taken again has another start time.
+            if proc_stat(g.pgid).is_some_and(|s| s.start == g.start) {
+                kill_group(g.pgid);
+            }
+        }
+    }
+}
+
+/// A process group a browser leads.
+struct Group {
+    pgid: libc::pid_t,
+    /// Its leader's start time (clock ticks since boot), to recognise it later.
+    start: u64,
+}
+
+/// What r1 reads of `/proc/<pid>/stat`.
+struct ProcStat {
+    ppid: libc::pid_t,
+    pgrp: libc::pid_t,
+    start: u64,
+}
+
+fn proc_stat(pid: libc::pid_t) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold anything: read after the last.
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 2..)?.split(' ').collect();
+    Some(ProcStat {
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// The process groups led by children of this daemon's Playwright MCP (the node whose
+/// command line names `config_path`): the browsers it launched.
+fn browser_groups(config_path: &Path) -> Vec<Group> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let needle = config_path.as_os_str().as_encoded_bytes();
+    let pids: Vec<libc::pid_t> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let servers: Vec<libc::pid_t> = pids
+        .iter()
+        .copied()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect();
+    pids.iter()
+        .filter_map(|&pid| {
+            let s = proc_stat(pid)?;
+            (servers.contains(&s.ppid) && s.pgrp == pid).then_some(Group {
+                pgid: pid,
+                start: s.start,
+            })
+        })
+        .collect()
+}
+
+/// Kills a browser's process group (SIGKILL).
+fn kill_group(pgid: libc::pid_t) {
+    // kill(-1) would signal every process of the user and kill(0) the daemon's own
+    // group; a browser's pid is never either, but this is the one place to be sure.
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; the negative
+    // pid addresses the group a browser of ours leads (checked by its start time).
+    // ESRCH (the group is gone) is the usual outcome and is ignored.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
 }
 
 /// The task that owns the browser: one call at a time, stopped when idle.
@@ -210,7 +299,7 @@ async fn run(mut rx: mpsc::Receiver<Msg>, mut idle: Duration) {
             () = tokio::time::sleep(idle), if browser.is_some() => {
                 if let Some(b) = browser.take() {
                     tracing::info!("web: stopping the idle browser");
-                    b.pool.shutdown().await;
+                    b.stop().await;
                 }
                 continue;
             }
@@ -225,7 +314,7 @@ async fn run(mut rx: mpsc::Receiver<Msg>, mut idle: Duration) {
             Some(Msg::Stop { done }) => {
                 rx.close();
                 if let Some(b) = browser.take() {
-                    b.pool.shutdown().await;
+                    b.stop().await;
                 }
                 let _ = done.send(());
                 return;
@@ -234,7 +323,7 @@ async fn run(mut rx: mpsc::Receiver<Msg>, mut idle: Duration) {
         }
     }
     if let Some(b) = browser.take() {
-        b.pool.shutdown().await;
+        b.stop().await;
     }
 }
 
@@ -247,7 +336,7 @@ async fn call(slot: &mut Option<Browser>, op: Op, cx: Context) -> Result<WebPage
     if let Err(Failure::Browser(_)) = &result {
         // The server did not start, died or stopped answering: start afresh next time.
         if let Some(b) = slot.take() {
-            b.pool.shutdown().await;
+            b.stop().await;
         }
     }
     result.map_err(Failure::into_api)
@@ -425,6 +514,7 @@ async fn start(cx: &Context) -> Result<Browser, ApiError> {
     Ok(Browser {
         pool: McpPool::new(vec![server], dir),
         logged_in: false,
+        config_path,
     })
 }
 
