@@ -950,6 +950,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_web_section_parses_and_checks_its_timeouts() {
+        let c = crate::state::parse_config(
+            "[web]\nnode = \"/usr/bin/node\"\nchromium = \"/usr/bin/chromium\"\n\
+             idle_timeout_s = 300\ntimeout_s = 60\nno_sandbox = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.web.chromium.as_deref(),
+            Some(Path::new("/usr/bin/chromium"))
+        );
+        assert_eq!(c.web.no_sandbox, Some(true));
+        assert_eq!(
+            crate::state::parse_config("").unwrap().web,
+            WebConfig::default()
+        );
+        let e = crate::state::parse_config("[web]\nidle_timeout_s = 0\n").unwrap_err();
+        assert!(e.to_string().contains("idle_timeout_s"), "{e}");
+        assert!(crate::state::parse_config("[web]\nbrowser = \"x\"\n").is_err());
+    }
+
     #[tokio::test]
     async fn missing_pieces_are_named_with_how_to_install_them() {
         let home = std::env::temp_dir().join(format!("r1-web-test-{}", std::process::id()));
