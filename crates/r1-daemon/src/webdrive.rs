@@ -370,8 +370,9 @@ async fn act(browser: &mut Browser, op: Op, cx: &Context) -> Result<WebPageView,
             tool(browser, "browser_navigate", json!({ "url": target })).await?;
             if first {
                 browser.logged_in = true;
-                // The page trades the code for the token and draws the app; wait for
-                // the app's own heading rather than snapshot a half-drawn page.
+                // The page trades the code for the token and then draws the app: wait
+                // (at most 5 s) for its "Loading…" to go rather than snapshot a
+                // half-drawn page. A page that never says it is fine too.
                 let _ = tool(
                     browser,
                     "browser_wait_for",
