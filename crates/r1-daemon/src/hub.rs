@@ -14,8 +14,9 @@ use r1_proto::{
     RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult, ResumeFailure,
     SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
     SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
-    VerifyStep, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList,
-    WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
+    VerifyStep, WebClickParams, WebFillParams, WebNavigateParams, WebPageView, WorktreeCleanParams,
+    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
+    WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +134,8 @@ struct HubInner {
     search: crate::search::SearchIndex,
     /// The agent CLIs' permission channels, one per running turn that has one.
     permits: crate::permission::Permits,
+    /// The headless browser behind `web.*`, started on first use.
+    web: crate::webdrive::WebDriver,
 }
 
 /// The operator config in force, with the engines resolved from it.
@@ -220,6 +223,7 @@ impl Hub {
                 cortex,
                 search,
                 permits: crate::permission::Permits::default(),
+                web: crate::webdrive::WebDriver::new(),
             }),
         }
     }
@@ -288,6 +292,27 @@ impl Hub {
     /// Held while a config reload runs.
     pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.reloading
+    }
+
+    /// What a `web.*` call needs: `[web]` in force, the state directory, the daemon's
+    /// origin and, for a navigation, a fresh single-use login code (used only when the
+    /// browser has not logged in yet; an unused one expires).
+    fn web_context(&self, login: bool) -> Result<crate::webdrive::Context, ApiError> {
+        Ok(crate::webdrive::Context {
+            config: self.config().web.clone(),
+            home: self.inner.state.root().to_path_buf(),
+            origin: self.inner.info.url.clone(),
+            login_code: if login {
+                Some(self.mint_login_code()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Stops the browser behind `web.*` (its whole process group), at shutdown.
+    pub(crate) async fn stop_web(&self) {
+        self.inner.web.shutdown().await;
     }
 
     /// The cortex's user lobes.
@@ -807,6 +832,36 @@ impl Api for Hub {
     async fn verify_lint(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {
         self.verify(VerifyStep::Lint, p, self.shutdown_token().child_token())
             .await
+    }
+
+    async fn web_navigate(&self, p: WebNavigateParams) -> Result<WebPageView, ApiError> {
+        let url = crate::webdrive::same_origin_url(&p.url, &self.inner.info.url)?;
+        let cx = self.web_context(true)?;
+        self.inner
+            .web
+            .call(crate::webdrive::Op::Navigate(url), cx)
+            .await
+    }
+
+    async fn web_click(&self, p: WebClickParams) -> Result<WebPageView, ApiError> {
+        let cx = self.web_context(false)?;
+        self.inner
+            .web
+            .call(crate::webdrive::Op::Click(p.selector), cx)
+            .await
+    }
+
+    async fn web_fill(&self, p: WebFillParams) -> Result<WebPageView, ApiError> {
+        let cx = self.web_context(false)?;
+        self.inner
+            .web
+            .call(crate::webdrive::Op::Fill(p.selector, p.value), cx)
+            .await
+    }
+
+    async fn web_snapshot(&self, _: EmptyParams) -> Result<WebPageView, ApiError> {
+        let cx = self.web_context(false)?;
+        self.inner.web.call(crate::webdrive::Op::Snapshot, cx).await
     }
 }
 

@@ -32,6 +32,7 @@ mod status;
 mod subscribers;
 mod transition;
 mod verify;
+mod webdrive;
 mod worktree;
 mod ws;
 

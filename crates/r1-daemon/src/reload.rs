@@ -19,6 +19,8 @@
 //! - `mcp.caps`: the next request to `/mcp`.
 //! - `missions.workers`: at once; a smaller pool lets running missions finish.
 //! - `hooks`: the switch, pool and default timeout ([`Hub::apply_hooks`]).
+//! - `web`: the browser behind `web.*` the next time it starts (after its idle stop);
+//!   the idle timeout from the next call.
 //! - `prices`: the next model call recorded; calls recorded before keep the cost they
 //!   were journaled with.
 
@@ -192,6 +194,7 @@ fn diff(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         ),
         ("hooks", text(&old.hooks), text(&new.hooks)),
         ("prices", text(&old.prices), text(&new.prices)),
+        ("web", text(&old.web), text(&new.web)),
         (
             "search.enabled",
             text(&old.search.enabled),

@@ -296,6 +296,9 @@ pub async fn serve_with(
             grace.as_secs()
         );
     }
+    // The browser behind `web.*` (node and Chromium, one process group) goes with
+    // the daemon.
+    hub.stop_web().await;
     // The handover: the listeners are closed (the restart request, in flight, stays
     // open for its answer), the socket file goes, and the new daemon starts.
     let mut bring_back: Option<String> = None;

@@ -339,7 +339,8 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigError> {
             column,
         }
     })?;
-    let checks: [Result<(), String>; 7] = [
+    let checks: [Result<(), String>; 8] = [
+        config.web.validate(),
         r1_engine::validate_mcp_servers(&config.mcp_servers),
         validate_prices(&config.prices),
         crate::engines::engines(&config.engines).map(|_| ()),
@@ -596,6 +597,9 @@ pub struct Config {
     /// The full-text index in `$R1_HOME/index` (`[search]`).
     #[serde(default)]
     pub search: SearchConfig,
+    /// The browser behind `web.*` (`[web]`).
+    #[serde(default)]
+    pub web: crate::webdrive::WebConfig,
     /// Prices by model name (`[prices."gpt-4o"]`), to put a cost on each model call.
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,

@@ -398,7 +398,11 @@ impl McpPool {
         Some((server, tool))
     }
 
-    async fn try_call(&self, call: &ToolCall) -> Result<(String, bool), String> {
+    /// Like [`McpPool::call`], but tells r1's own failures apart from the server's
+    /// answer: `Err` when the server could not be started or reached, timed out or was
+    /// shut down; `Ok((content, is_error))` when it answered, `is_error` being the
+    /// tool's own error flag.
+    pub async fn try_call(&self, call: &ToolCall) -> Result<(String, bool), String> {
         let Some((server, tool)) = self.route(&call.name) else {
             return Err(format!(
                 "`{}` is not a tool of a configured MCP server",

@@ -19,7 +19,7 @@ fn is_wire_name(name: &str) -> bool {
 #[test]
 fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
     let tools = catalog(Caps::Write);
-    assert_eq!(tools.len(), 43);
+    assert_eq!(tools.len(), 47);
     for t in &tools {
         assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
         assert_eq!(t.alias.replace('.', "_"), t.name, "alias of {}", t.name);

@@ -326,6 +326,27 @@ impl Api for Fake {
     async fn search_reindex(&self, _: EmptyParams) -> Result<r1_proto::ReindexResult, ApiError> {
         unsupported()
     }
+    async fn web_navigate(
+        &self,
+        _: r1_proto::WebNavigateParams,
+    ) -> Result<r1_proto::WebPageView, ApiError> {
+        unsupported()
+    }
+    async fn web_click(
+        &self,
+        _: r1_proto::WebClickParams,
+    ) -> Result<r1_proto::WebPageView, ApiError> {
+        unsupported()
+    }
+    async fn web_fill(
+        &self,
+        _: r1_proto::WebFillParams,
+    ) -> Result<r1_proto::WebPageView, ApiError> {
+        unsupported()
+    }
+    async fn web_snapshot(&self, _: EmptyParams) -> Result<r1_proto::WebPageView, ApiError> {
+        unsupported()
+    }
     async fn cortex_notes(
         &self,
         _: r1_proto::CortexNotesParams,

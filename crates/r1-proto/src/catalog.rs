@@ -44,8 +44,9 @@ use crate::{
     ReloadResult, RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult,
     SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionDebugState,
     SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
-    VerifyParams, VerifyResult, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    VerifyParams, VerifyResult, WebClickParams, WebFillParams, WebNavigateParams, WebPageView,
+    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
+    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -1333,6 +1334,72 @@ operations! {
         mcp: None,
         related: [],
         title: "Rebuild the search index",
+    }
+    /// Open a page of the daemon's own web UI in the daemon's headless browser
+    /// (Playwright MCP with the system's Chromium, started on first use and stopped
+    /// when idle). `url` must be on the daemon's origin (or a path such as `/`); any
+    /// other is a `validation` error naming the origin. The first navigation of a
+    /// browser logs it in with a single-use code, never the token. When Node.js, the
+    /// npm package `@playwright/mcp` or Chromium is missing, the error (`conflict`)
+    /// says what to install. Returns the page: url, title and accessibility snapshot.
+    WebNavigate web_navigate {
+        method: "web.navigate",
+        http: Post "/v1/web/navigate" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: WebNavigateParams,
+        result: WebPageView,
+        mcp: mcp("r1_web_navigate", "r1.web.navigate"),
+        related: ["/v1/web/snapshot"],
+        title: "Open a web UI page",
+    }
+
+    /// Click an element of the page the browser shows: `selector` is its accessibility
+    /// name (`Send`, matched exactly, then ignoring case), a ref from a snapshot
+    /// (`e12`), a CSS selector or a Playwright locator. An element that matches nothing
+    /// is `not_found`; a name several elements share is `validation`, listing them.
+    /// NOT idempotent. Returns the page after the click.
+    WebClick web_click {
+        method: "web.click",
+        http: Post "/v1/web/click" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: WebClickParams,
+        result: WebPageView,
+        mcp: mcp("r1_web_click", "r1.web.click"),
+        related: ["/v1/web/snapshot"],
+        title: "Click in the web UI",
+    }
+
+    /// Set a field of the page the browser shows to `value` (what it held is
+    /// replaced); `selector` as for `web.click` (a field's accessibility name is
+    /// usually its label, e.g. `Message`). Idempotent. Returns the page after.
+    WebFill web_fill {
+        method: "web.fill",
+        http: Post "/v1/web/fill" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: WebFillParams,
+        result: WebPageView,
+        mcp: mcp("r1_web_fill", "r1.web.fill"),
+        related: ["/v1/web/snapshot"],
+        title: "Fill a field in the web UI",
+    }
+
+    /// The accessibility snapshot of the page the browser shows (`about:blank` before
+    /// any `web.navigate`): one line per node, `- role "name" [ref=eN]`. Changes
+    /// nothing on the page, but drives the browser logged in as the daemon's user, so
+    /// it needs the write capability like the other `web.*` operations.
+    WebSnapshot web_snapshot {
+        method: "web.snapshot",
+        http: Post "/v1/web/snapshot" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: EmptyParams,
+        result: WebPageView,
+        mcp: mcp("r1_web_snapshot", "r1.web.snapshot"),
+        related: [],
+        title: "Snapshot the web UI",
     }
 }
 

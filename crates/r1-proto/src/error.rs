@@ -20,9 +20,9 @@ pub enum ErrorCode {
     PermissionDenied,
     /// A configured budget was exhausted (429).
     BudgetExceeded,
-    /// The operation did not finish in time (504). Reserved: no operation has a
-    /// deadline of its own yet (a long-poll that runs out answers an empty page, and a
-    /// client's own time-out is its transport error, not this code).
+    /// The operation did not finish in time (504): the browser behind `web.*` did not
+    /// answer within `[web] timeout_s`. (A long-poll that runs out answers an empty
+    /// page, and a client's own time-out is its transport error, not this code.)
     Timeout,
     /// The resource is unavailable while it recovers from a crash or storage fault (503).
     CrashRecovery,

@@ -18,6 +18,7 @@ pub mod schema;
 mod search;
 mod session;
 mod verify;
+mod web;
 mod worktree;
 
 pub use catalog::{
@@ -49,6 +50,7 @@ pub use session::{
     StartSessionParams, TailParams,
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
+pub use web::{WebClickParams, WebFillParams, WebNavigateParams, WebPageView};
 pub use worktree::{
     DiffFileStat, MergeStrategy, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
     WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeRequest,

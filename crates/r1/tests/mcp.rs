@@ -245,7 +245,7 @@ async fn debug_caps_unlock_the_actor_state() {
         info.instructions
     );
     let names = tool_names(&debug).await;
-    assert_eq!(names.len(), 44, "{names:?}");
+    assert_eq!(names.len(), 48, "{names:?}");
     assert!(names.contains(&"r1_session_debug_state".to_string()));
     let state = call(&debug, "r1.session.debug_state", json!({"session_id": id})).await;
     assert_eq!(state["ok"], true, "{state}");
@@ -275,7 +275,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     assert_eq!(server.server_info.as_ref().unwrap().name, "r1");
 
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 43, "{names:?}");
+    assert_eq!(names.len(), 47, "{names:?}");
     assert!(names.iter().all(|n| is_wire_name(n)), "{names:?}");
     assert!(names.iter().any(|n| n == "r1_session_start"));
 

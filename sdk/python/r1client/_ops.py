@@ -63,6 +63,10 @@ OPERATIONS: Dict[str, Tuple[str, str, str]] = {
     'verify.build': ('POST', '/v1/verify/build', 'verify_build'),
     'verify.lint': ('POST', '/v1/verify/lint', 'verify_lint'),
     'verify.test': ('POST', '/v1/verify/test', 'verify_test'),
+    'web.click': ('POST', '/v1/web/click', 'web_click'),
+    'web.fill': ('POST', '/v1/web/fill', 'web_fill'),
+    'web.navigate': ('POST', '/v1/web/navigate', 'web_navigate'),
+    'web.snapshot': ('POST', '/v1/web/snapshot', 'web_snapshot'),
     'worktree.clean': ('POST', '/v1/worktrees/{worktree_id}/clean', 'worktree_clean'),
     'worktree.diff': ('GET', '/v1/worktrees/{worktree_id}/diff', 'worktree_diff'),
     'worktree.list': ('GET', '/v1/worktrees', 'worktree_list'),
@@ -1058,6 +1062,49 @@ VerifyResult = TypedDict(
 # Which of the project's commands a verify runs.
 VerifyStep = Literal["build", "test", "lint"]
 
+# The params of `web.click`.
+# Always present: `selector`.
+WebClickParams = TypedDict(
+    'WebClickParams',
+    {
+        'selector': 'str',
+    },
+    total=False,
+)
+
+# The params of `web.fill`.
+# Always present: `selector`, `value`.
+WebFillParams = TypedDict(
+    'WebFillParams',
+    {
+        'selector': 'str',
+        'value': 'str',
+    },
+    total=False,
+)
+
+# The params of `web.navigate`.
+# Always present: `url`.
+WebNavigateParams = TypedDict(
+    'WebNavigateParams',
+    {
+        'url': 'str',
+    },
+    total=False,
+)
+
+# The page the browser shows after an operation.
+# Always present: `snapshot`, `url`.
+WebPageView = TypedDict(
+    'WebPageView',
+    {
+        'snapshot': 'str',
+        'title': 'str',
+        'url': 'str',
+    },
+    total=False,
+)
+
 # The params of `worktree.clean`.
 # Always present: `worktree_id`.
 WorktreeCleanParams = TypedDict(
@@ -1948,6 +1995,64 @@ class Operations:
         `POST /v1/verify/test` (200); operation `verify.test`; capability `write`; idempotency `none`; MCP tool `r1_verify_test`.
         """
         return cast(VerifyResult, self._op('verify.test', 'POST', '/v1/verify/test', None, None, {'packages': packages, 'session_id': session_id, 'worktree_id': worktree_id}, None))
+
+    def web_click(self, *, selector: str) -> WebPageView:
+        """Click in the web UI.
+
+        Click an element of the page the browser shows: `selector` is its accessibility name (`Send`, matched exactly, then ignoring case), a ref from a snapshot (`e12`), a CSS selector or a Playwright locator. An element that matches nothing is `not_found`; a name several elements share is `validation`, listing them. NOT idempotent. Returns the page after the click.
+
+        Args:
+            selector (body): The element: its accessibility name as the snapshot shows it (`Send`), a ref from the last snapshot (`e12`), a CSS selector (`[data-testid=composer-send]`) or a Playwright locator (`getByRole('button', { name: 'Send' })`).
+
+        Returns:
+            WebPageView: The page the browser shows after an operation.
+
+        `POST /v1/web/click` (200); operation `web.click`; capability `write`; idempotency `none`; MCP tool `r1_web_click`.
+        """
+        return cast(WebPageView, self._op('web.click', 'POST', '/v1/web/click', None, None, {'selector': selector}, None))
+
+    def web_fill(self, *, selector: str, value: str) -> WebPageView:
+        """Fill a field in the web UI.
+
+        Set a field of the page the browser shows to `value` (what it held is replaced); `selector` as for `web.click` (a field's accessibility name is usually its label, e.g. `Message`). Idempotent. Returns the page after.
+
+        Args:
+            selector (body): The field: its accessibility name (`Message`), a ref from the last snapshot, a CSS selector or a Playwright locator, as for `web.click`.
+            value (body): The text the field is set to (what was in it is replaced).
+
+        Returns:
+            WebPageView: The page the browser shows after an operation.
+
+        `POST /v1/web/fill` (200); operation `web.fill`; capability `write`; idempotency `natural`; MCP tool `r1_web_fill`.
+        """
+        return cast(WebPageView, self._op('web.fill', 'POST', '/v1/web/fill', None, None, {'selector': selector, 'value': value}, None))
+
+    def web_navigate(self, *, url: str) -> WebPageView:
+        """Open a web UI page.
+
+        Open a page of the daemon's own web UI in the daemon's headless browser (Playwright MCP with the system's Chromium, started on first use and stopped when idle). `url` must be on the daemon's origin (or a path such as `/`); any other is a `validation` error naming the origin. The first navigation of a browser logs it in with a single-use code, never the token. When Node.js, the npm package `@playwright/mcp` or Chromium is missing, the error (`conflict`) says what to install. Returns the page: url, title and accessibility snapshot.
+
+        Args:
+            url (body): Where to go: a URL on the daemon's own origin (`http://127.0.0.1:<port>/…`) or a path on it (`/`). Any other origin is refused.
+
+        Returns:
+            WebPageView: The page the browser shows after an operation.
+
+        `POST /v1/web/navigate` (200); operation `web.navigate`; capability `write`; idempotency `natural`; MCP tool `r1_web_navigate`.
+        """
+        return cast(WebPageView, self._op('web.navigate', 'POST', '/v1/web/navigate', None, None, {'url': url}, None))
+
+    def web_snapshot(self) -> WebPageView:
+        """Snapshot the web UI.
+
+        The accessibility snapshot of the page the browser shows (`about:blank` before any `web.navigate`): one line per node, `- role "name" [ref=eN]`. Changes nothing on the page, but drives the browser logged in as the daemon's user, so it needs the write capability like the other `web.*` operations.
+
+        Returns:
+            WebPageView: The page the browser shows after an operation.
+
+        `POST /v1/web/snapshot` (200); operation `web.snapshot`; capability `write`; idempotency `natural`; MCP tool `r1_web_snapshot`.
+        """
+        return cast(WebPageView, self._op('web.snapshot', 'POST', '/v1/web/snapshot', None, None, {}, None))
 
     def worktree_clean(self, worktree_id: str, *, force: Optional[bool] = None) -> WorktreeView:
         """Clean a worktree.

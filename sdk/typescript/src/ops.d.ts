@@ -1164,6 +1164,49 @@ export interface VerifyResult {
 /** Which of the project's commands a verify runs. */
 export type VerifyStep = "build" | "test" | "lint";
 
+/** The params of `web.click`. */
+export interface WebClickParams {
+  /**
+   * The element: its accessibility name as the snapshot shows it (`Send`), a ref
+   * from the last snapshot (`e12`), a CSS selector (`[data-testid=composer-send]`)
+   * or a Playwright locator (`getByRole('button', { name: 'Send' })`).
+   */
+  selector: string;
+}
+
+/** The params of `web.fill`. */
+export interface WebFillParams {
+  /**
+   * The field: its accessibility name (`Message`), a ref from the last snapshot, a
+   * CSS selector or a Playwright locator, as for `web.click`.
+   */
+  selector: string;
+  /** The text the field is set to (what was in it is replaced). */
+  value: string;
+}
+
+/** The params of `web.navigate`. */
+export interface WebNavigateParams {
+  /**
+   * Where to go: a URL on the daemon's own origin (`http://127.0.0.1:<port>/…`) or a
+   * path on it (`/`). Any other origin is refused.
+   */
+  url: string;
+}
+
+/** The page the browser shows after an operation. */
+export interface WebPageView {
+  /**
+   * The accessibility snapshot, as Playwright MCP renders it (YAML: one line per
+   * node, `- role "name" [ref=eN]`); a `ref` can be passed as a `selector`.
+   */
+  snapshot: string;
+  /** The page's title, when it has one. */
+  title?: string;
+  /** The page's URL (a login code is never shown: the page scrubs it). */
+  url: string;
+}
+
 /** The params of `worktree.clean`. */
 export interface WorktreeCleanParams {
   /**
@@ -1688,6 +1731,9 @@ export interface VerifyTestParams {
   worktree_id?: string;
 }
 
+/** The params of `web.snapshot` (`POST /v1/web/snapshot`). */
+export type WebSnapshotParams = Record<string, never>;
+
 /** Every operationId. */
 export type OperationId =
   | "cortex.lobe_pause"
@@ -1739,6 +1785,10 @@ export type OperationId =
   | "verify.build"
   | "verify.lint"
   | "verify.test"
+  | "web.click"
+  | "web.fill"
+  | "web.navigate"
+  | "web.snapshot"
   | "worktree.clean"
   | "worktree.diff"
   | "worktree.list"
@@ -1795,6 +1845,10 @@ export interface OperationTypes {
   "verify.build": { params: VerifyBuildParams; result: VerifyResult };
   "verify.lint": { params: VerifyLintParams; result: VerifyResult };
   "verify.test": { params: VerifyTestParams; result: VerifyResult };
+  "web.click": { params: WebClickParams; result: WebPageView };
+  "web.fill": { params: WebFillParams; result: WebPageView };
+  "web.navigate": { params: WebNavigateParams; result: WebPageView };
+  "web.snapshot": { params: WebSnapshotParams; result: WebPageView };
   "worktree.clean": { params: WorktreeCleanParams; result: WorktreeView };
   "worktree.diff": { params: WorktreeDiffParams; result: WorktreeDiff };
   "worktree.list": { params: WorktreeListParams; result: WorktreeList };
@@ -2114,6 +2168,32 @@ export interface OperationGroups {
      * Run the project's tests in a worktree (`worktree_id`) or a session's workdir (`session_id`): `[test]` of `.r1/verify.toml`, else detected (`cargo test`, `pytest`, `go test ./...`, `npm test`, `make test`). The output streams to a new lane of the session; failing tests are parsed from the tool's machine output into `failures`. NOT idempotent: every call runs the tests again. Returns `{ok, exit_code, duration_ms, command, summary, failures}`.
      */
     test(params?: VerifyTestParams, options?: CallOptions): Promise<VerifyResult>;
+  };
+  web: {
+    /**
+     * Click in the web UI: `web.click`, `POST /v1/web/click`.
+     *
+     * Click an element of the page the browser shows: `selector` is its accessibility name (`Send`, matched exactly, then ignoring case), a ref from a snapshot (`e12`), a CSS selector or a Playwright locator. An element that matches nothing is `not_found`; a name several elements share is `validation`, listing them. NOT idempotent. Returns the page after the click.
+     */
+    click(params: WebClickParams, options?: CallOptions): Promise<WebPageView>;
+    /**
+     * Fill a field in the web UI: `web.fill`, `POST /v1/web/fill`.
+     *
+     * Set a field of the page the browser shows to `value` (what it held is replaced); `selector` as for `web.click` (a field's accessibility name is usually its label, e.g. `Message`). Idempotent. Returns the page after.
+     */
+    fill(params: WebFillParams, options?: CallOptions): Promise<WebPageView>;
+    /**
+     * Open a web UI page: `web.navigate`, `POST /v1/web/navigate`.
+     *
+     * Open a page of the daemon's own web UI in the daemon's headless browser (Playwright MCP with the system's Chromium, started on first use and stopped when idle). `url` must be on the daemon's origin (or a path such as `/`); any other is a `validation` error naming the origin. The first navigation of a browser logs it in with a single-use code, never the token. When Node.js, the npm package `@playwright/mcp` or Chromium is missing, the error (`conflict`) says what to install. Returns the page: url, title and accessibility snapshot.
+     */
+    navigate(params: WebNavigateParams, options?: CallOptions): Promise<WebPageView>;
+    /**
+     * Snapshot the web UI: `web.snapshot`, `POST /v1/web/snapshot`.
+     *
+     * The accessibility snapshot of the page the browser shows (`about:blank` before any `web.navigate`): one line per node, `- role "name" [ref=eN]`. Changes nothing on the page, but drives the browser logged in as the daemon's user, so it needs the write capability like the other `web.*` operations.
+     */
+    snapshot(params?: WebSnapshotParams, options?: CallOptions): Promise<WebPageView>;
   };
   worktree: {
     /**

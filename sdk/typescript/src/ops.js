@@ -61,6 +61,10 @@ export const OPERATIONS = Object.freeze({
   "verify.build": Object.freeze({"method":"POST","path":"/v1/verify/build","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"none","mcpTool":"r1_verify_build"}),
   "verify.lint": Object.freeze({"method":"POST","path":"/v1/verify/lint","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"none","mcpTool":"r1_verify_lint"}),
   "verify.test": Object.freeze({"method":"POST","path":"/v1/verify/test","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"none","mcpTool":"r1_verify_test"}),
+  "web.click": Object.freeze({"method":"POST","path":"/v1/web/click","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"none","mcpTool":"r1_web_click"}),
+  "web.fill": Object.freeze({"method":"POST","path":"/v1/web/fill","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_web_fill"}),
+  "web.navigate": Object.freeze({"method":"POST","path":"/v1/web/navigate","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_web_navigate"}),
+  "web.snapshot": Object.freeze({"method":"POST","path":"/v1/web/snapshot","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_web_snapshot"}),
   "worktree.clean": Object.freeze({"method":"POST","path":"/v1/worktrees/{worktree_id}/clean","pathFields":["worktree_id"],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_worktree_clean"}),
   "worktree.diff": Object.freeze({"method":"GET","path":"/v1/worktrees/{worktree_id}/diff","pathFields":["worktree_id"],"query":{"full":"boolean"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_worktree_diff"}),
   "worktree.list": Object.freeze({"method":"GET","path":"/v1/worktrees","pathFields":[],"query":{"session_id":"string"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_worktree_list"}),
@@ -142,6 +146,12 @@ export function operationGroups(call) {
       build: (params, options) => call("verify.build", params, options),
       lint: (params, options) => call("verify.lint", params, options),
       test: (params, options) => call("verify.test", params, options),
+    },
+    web: {
+      click: (params, options) => call("web.click", params, options),
+      fill: (params, options) => call("web.fill", params, options),
+      navigate: (params, options) => call("web.navigate", params, options),
+      snapshot: (params, options) => call("web.snapshot", params, options),
     },
     worktree: {
       clean: (params, options) => call("worktree.clean", params, options),

@@ -83,6 +83,14 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
             json!({"session_id": main, "note": {"text": "from the catalog test", "tags": ["catalog"]}})
         }
         "cortex.lobe_pause" | "cortex.lobe_resume" => json!({"session_id": main, "lobe": "loop"}),
+        // Another origin: the same `validation` everywhere, with no browser started.
+        "web.navigate" => json!({"url": "https://example.com/"}),
+        // `[web] playwright_mcp` names nothing here: the same `conflict` naming what to
+        // install, everywhere (`web.rs` and crates/r1/tests/mcp_node/web.test.mjs drive
+        // a real browser).
+        "web.click" => json!({"selector": "Send"}),
+        "web.fill" => json!({"selector": "Message", "value": "hello"}),
+        "web.snapshot" => json!({}),
         // Nothing to build in an empty workdir: the same `validation` everywhere.
         _ => json!({"session_id": main}),
     })
@@ -144,7 +152,10 @@ fn over_mcp(d: &Daemon, tool: &str, params: &Value) -> Value {
 #[test]
 fn every_operation_has_the_same_shape_on_every_surface() {
     let home = Home::new();
-    write_config(&home, "[mcp]\ncaps = \"debug\"\n");
+    write_config(
+        &home,
+        "[mcp]\ncaps = \"debug\"\n[web]\nplaywright_mcp = \"/nonexistent/playwright-mcp\"\n",
+    );
     let d = home.serve(&[]);
     let work = tempfile::tempdir().unwrap();
     let workdir = work.path().to_str().unwrap();

@@ -31,4 +31,5 @@ mod sessions;
 mod support;
 mod tui;
 mod usage;
+mod web;
 mod worktrees;

@@ -25,10 +25,10 @@ export function printedTools(caps) {
 
 /**
  * Starts `r1 serve` on a fresh 0700 R1_HOME whose daemon.toml gives `/mcp` write caps,
- * and waits for its registration (`logLevel`: its R1_LOG, default warn). Returns the home, URL, token, a scratch workdir and
- * `cleanup()`.
+ * and waits for its registration (`logLevel`: its R1_LOG, default warn; `config`: more
+ * daemon.toml). Returns the home, URL, token, a scratch workdir and `cleanup()`.
  */
-export async function startDaemon({ logLevel = process.env.R1_LOG || "warn" } = {}) {
+export async function startDaemon({ logLevel = process.env.R1_LOG || "warn", config = "" } = {}) {
   const base = await mkdtemp(join(tmpdir(), "r1-mcp-node-"));
   await chmod(base, 0o700);
   const home = join(base, "h");
@@ -36,7 +36,7 @@ export async function startDaemon({ logLevel = process.env.R1_LOG || "warn" } = 
   await mkdir(home, { mode: 0o700 });
   await chmod(home, 0o700);
   await mkdir(workdir);
-  await writeFile(join(home, "daemon.toml"), '[mcp]\ncaps = "write"\n', { mode: 0o600 });
+  await writeFile(join(home, "daemon.toml"), '[mcp]\ncaps = "write"\n' + config, { mode: 0o600 });
 
   const child = spawn(R1_BIN, ["serve"], {
     env: { ...process.env, R1_HOME: home, R1_LOG: logLevel },
