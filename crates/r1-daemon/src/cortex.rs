@@ -50,7 +50,7 @@ use crate::Hub;
 pub const BUILTIN: [(&str, &str); 3] = [
     (
         "verify",
-        "after a turn that changed files in a worktree, runs the project's build and test steps and publishes failures as critical notes",
+        "after a turn that changed files in a worktree, runs the project's build and test steps and publishes failures as critical notes (not in a mission's session: the mission verifies itself)",
     ),
     (
         "budget",
@@ -695,6 +695,11 @@ impl LobeRun {
 /// Runs the `verify` lobe for session `id`: build, then test, each only when the
 /// project has one; failures become critical notes.
 pub(crate) async fn run_verify(hub: Hub, id: String, done: Arc<AtomicBool>) {
+    // A mission's session runs the mission's own verify steps after its turn.
+    if hub.missions().owns_session(&id) {
+        done.store(false, Ordering::Release);
+        return;
+    }
     let mut notes = Vec::new();
     for step in [VerifyStep::Build, VerifyStep::Test] {
         let p = VerifyParams {

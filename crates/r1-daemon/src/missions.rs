@@ -204,6 +204,14 @@ impl Missions {
         }
     }
 
+    /// Whether a mission runs in session `session_id` (it runs its own verify steps).
+    pub(crate) fn owns_session(&self, session_id: &str) -> bool {
+        self.lock()
+            .records
+            .values()
+            .any(|r| r.view.session_id.as_deref() == Some(session_id))
+    }
+
     /// Queues a paused mission again when its session was resumed.
     pub(crate) async fn session_resumed(&self, session_id: &str) {
         let paused: Vec<String> = self
