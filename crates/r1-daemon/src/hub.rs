@@ -133,6 +133,8 @@ struct HubInner {
     search: crate::search::SearchIndex,
     /// The agent CLIs' permission channels, one per running turn that has one.
     permits: crate::permission::Permits,
+    /// The headless TUIs of `tui.*`.
+    tui: crate::tui_host::TuiHost,
 }
 
 /// The operator config in force, with the engines resolved from it.
@@ -220,6 +222,7 @@ impl Hub {
                 cortex,
                 search,
                 permits: crate::permission::Permits::default(),
+                tui: crate::tui_host::TuiHost::default(),
             }),
         }
     }
@@ -241,6 +244,11 @@ impl Hub {
         session: Option<&str>,
     ) -> Result<crate::subscribers::Slot, ApiError> {
         self.inner.subscribers.acquire(session)
+    }
+
+    /// The headless TUIs.
+    pub(crate) fn tui(&self) -> &crate::tui_host::TuiHost {
+        &self.inner.tui
     }
 
     /// The open permission channels of agent CLI turns.
@@ -807,6 +815,39 @@ impl Api for Hub {
     async fn verify_lint(&self, p: VerifyParams) -> Result<VerifyResult, ApiError> {
         self.verify(VerifyStep::Lint, p, self.shutdown_token().child_token())
             .await
+    }
+
+    async fn tui_open(&self, p: r1_proto::TuiOpenParams) -> Result<r1_proto::TuiOpened, ApiError> {
+        crate::tui_host::open(self, p).await
+    }
+
+    async fn tui_close(&self, p: r1_proto::TuiRef) -> Result<Ack, ApiError> {
+        crate::tui_host::close(self, p)
+    }
+
+    async fn tui_press_key(
+        &self,
+        p: r1_proto::TuiKeyParams,
+    ) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        crate::tui_host::press_key(self, p).await
+    }
+
+    async fn tui_snapshot(&self, p: r1_proto::TuiRef) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        crate::tui_host::read(self, p).await
+    }
+
+    async fn tui_focus_lane(
+        &self,
+        p: r1_proto::TuiFocusLaneParams,
+    ) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        crate::tui_host::focus_lane(self, p).await
+    }
+
+    async fn tui_get_model(
+        &self,
+        p: r1_proto::TuiGetModelParams,
+    ) -> Result<r1_proto::TuiModelView, ApiError> {
+        crate::tui_host::get_model(self, p).await
     }
 }
 

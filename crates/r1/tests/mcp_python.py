@@ -43,7 +43,7 @@ async def main(r1, workdir):
 
             tools = (await session.list_tools()).tools
             names = [t.name for t in tools]
-            assert len(names) == 43, names
+            assert len(names) == 48, names
             assert all(WIRE_NAME.match(n) for n in names), names
 
             started = envelope(

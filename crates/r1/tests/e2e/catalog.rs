@@ -83,6 +83,13 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
             json!({"session_id": main, "note": {"text": "from the catalog test", "tags": ["catalog"]}})
         }
         "cortex.lobe_pause" | "cortex.lobe_resume" => json!({"session_id": main, "lobe": "loop"}),
+        // Each surface opens a headless TUI of its own (well under the limit); the
+        // others address none that is open (`tui.rs` drives real ones).
+        "tui.open" => json!({"session_id": main, "width": 80, "height": 24}),
+        "tui.close" | "tui.snapshot" => json!({"tui_session_id": "tui_none"}),
+        "tui.press_key" => json!({"tui_session_id": "tui_none", "key": "enter"}),
+        "tui.focus_lane" => json!({"tui_session_id": "tui_none", "lane_id": "tool_none"}),
+        "tui.get_model" => json!({"tui_session_id": "tui_none", "jsonpath": "$.focus"}),
         // Nothing to build in an empty workdir: the same `validation` everywhere.
         _ => json!({"session_id": main}),
     })
