@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # r1's MCP server driven by the real Node clients: the TypeScript MCP SDK and the MCP
 # Inspector CLI, pinned in package-lock.json, over stdio (`r1 mcp serve`) and `/mcp`
-# (tools, r1_lanes_subscribe, resources, logging, completion); then the official MCP
-# conformance suite's server scenarios against `/mcp` (conformance.sh).
+# (tools, r1_lanes_subscribe, resources, logging, completion, a headless TUI); then the
+# official MCP conformance suite's server scenarios against `/mcp` (conformance.sh).
 #
 #   crates/r1/tests/mcp_node/run.sh                     # builds target/debug/r1 if needed
 #   R1_BIN=/path/to/r1 crates/r1/tests/mcp_node/run.sh  # against a given binary (no build)
@@ -43,7 +43,7 @@ export R1_BIN
 
 cd "$here"
 status=0
-node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs resources.test.mjs || status=$?
+node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs resources.test.mjs tui.test.mjs || status=$?
 # The official MCP conformance suite's server scenarios against /mcp (Node 22, which
 # conformance.sh installs from npm). Skipped when only some tests were asked for.
 if [ "$#" -eq 0 ]; then
