@@ -409,7 +409,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     // Default caps: read-only tools only, and a mutating call is refused in an envelope.
     let reader = connect(&home, &[]).await;
     let names = tool_names(&reader).await;
-    assert_eq!(names.len(), 15, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
     for mutating in [
         "r1_session_start",
         "r1_session_send",
@@ -469,7 +469,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tools"].as_array().unwrap().len(), 15);
+    assert_eq!(doc["tools"].as_array().unwrap().len(), 16);
 }
 
 /// The committed catalog page, which `--print-tools --markdown` must reproduce.
