@@ -76,6 +76,15 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
+fn budget_exceeded(max: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::BudgetExceeded,
+        format!(
+            "{max} headless TUIs are open ([limits] max_tui_sessions); close one with r1_tui_close, or wait for an idle one to be reaped"
+        ),
+    )
+}
+
 impl TuiHost {
     /// Closes the instances idle longer than `idle`; returns how many.
     fn reap(&self, idle: Duration) -> Result<usize, ApiError> {
@@ -98,6 +107,10 @@ impl TuiHost {
         Ok(Arc::clone(&slot.inst))
     }
 
+    fn len(&self) -> Result<usize, ApiError> {
+        Ok(self.slots.lock().map_err(|_| registry_error())?.len())
+    }
+
     fn remove(&self, id: &str) -> Result<bool, ApiError> {
         let mut slots = self.slots.lock().map_err(|_| registry_error())?;
         Ok(slots.remove(id).is_some())
@@ -107,12 +120,7 @@ impl TuiHost {
     fn insert(&self, id: &str, inst: Instance, max: usize) -> Result<(), ApiError> {
         let mut slots = self.slots.lock().map_err(|_| registry_error())?;
         if slots.len() >= max {
-            return Err(ApiError::new(
-                ErrorCode::BudgetExceeded,
-                format!(
-                    "{max} headless TUIs are open ([limits] max_tui_sessions); close one with r1_tui_close, or wait for an idle one to be reaped"
-                ),
-            ));
+            return Err(budget_exceeded(max));
         }
         slots.insert(
             id.to_string(),
@@ -170,6 +178,10 @@ pub(crate) async fn open(hub: &Hub, p: TuiOpenParams) -> Result<TuiOpened, ApiEr
         // Unique per instance, so its sends are told apart from another client's.
         client_tag: id.clone(),
     };
+    // Refused before the model does any work; `insert` checks again under the lock.
+    if hub.tui().len()? >= max {
+        return Err(budget_exceeded(max));
+    }
     let (model, cmds) = r1_tui::init(cfg);
     let mut inst = Instance {
         model,
@@ -387,10 +399,7 @@ async fn catch_up(hub: &Hub, inst: &mut Instance) {
             );
             step(hub, inst, cmds).await;
         }
-        // A command may have switched the followed session: the loop reads that one.
-        if inst.follow.as_ref().is_some_and(|(s, _)| *s != sid) {
-            continue;
-        }
+        // The next turn reads on, from the session a command may have switched to.
     }
 }
 
