@@ -136,6 +136,8 @@ struct HubInner {
     permits: crate::permission::Permits,
     /// The headless browser behind `web.*`, started on first use.
     web: crate::webdrive::WebDriver,
+    /// The headless TUIs of `tui.*`.
+    tui: crate::tui_host::TuiHost,
 }
 
 /// The operator config in force, with the engines resolved from it.
@@ -224,6 +226,7 @@ impl Hub {
                 search,
                 permits: crate::permission::Permits::default(),
                 web: crate::webdrive::WebDriver::new(),
+                tui: crate::tui_host::TuiHost::default(),
             }),
         }
     }
@@ -245,6 +248,11 @@ impl Hub {
         session: Option<&str>,
     ) -> Result<crate::subscribers::Slot, ApiError> {
         self.inner.subscribers.acquire(session)
+    }
+
+    /// The headless TUIs.
+    pub(crate) fn tui(&self) -> &crate::tui_host::TuiHost {
+        &self.inner.tui
     }
 
     /// The open permission channels of agent CLI turns.
@@ -862,6 +870,39 @@ impl Api for Hub {
     async fn web_snapshot(&self, _: EmptyParams) -> Result<WebPageView, ApiError> {
         let cx = self.web_context(false)?;
         self.inner.web.call(crate::webdrive::Op::Snapshot, cx).await
+    }
+
+    async fn tui_open(&self, p: r1_proto::TuiOpenParams) -> Result<r1_proto::TuiOpened, ApiError> {
+        crate::tui_host::open(self, p).await
+    }
+
+    async fn tui_close(&self, p: r1_proto::TuiRef) -> Result<Ack, ApiError> {
+        crate::tui_host::close(self, p)
+    }
+
+    async fn tui_press_key(
+        &self,
+        p: r1_proto::TuiKeyParams,
+    ) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        crate::tui_host::press_key(self, p).await
+    }
+
+    async fn tui_snapshot(&self, p: r1_proto::TuiRef) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        crate::tui_host::read(self, p).await
+    }
+
+    async fn tui_focus_lane(
+        &self,
+        p: r1_proto::TuiFocusLaneParams,
+    ) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        crate::tui_host::focus_lane(self, p).await
+    }
+
+    async fn tui_get_model(
+        &self,
+        p: r1_proto::TuiGetModelParams,
+    ) -> Result<r1_proto::TuiModelView, ApiError> {
+        crate::tui_host::get_model(self, p).await
     }
 }
 

@@ -31,6 +31,7 @@ mod state;
 mod status;
 mod subscribers;
 mod transition;
+mod tui_host;
 mod verify;
 mod webdrive;
 mod worktree;

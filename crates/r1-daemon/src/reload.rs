@@ -173,6 +173,8 @@ fn diff(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         write_timeout_ms,
         ws_ping_interval_ms,
         ws_pong_timeout_ms,
+        max_tui_sessions,
+        tui_idle_timeout_ms,
     );
     pairs.extend([
         ("engines", text(&old.engines), text(&new.engines)),

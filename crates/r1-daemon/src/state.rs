@@ -740,6 +740,12 @@ pub struct Limits {
     /// How long a WebSocket peer may stay silent (no pong, no message) before it is
     /// closed, in milliseconds (default 20000 after a ping).
     pub ws_pong_timeout_ms: u64,
+    /// Headless TUIs (`tui.open`) open at once (default 16): each holds a whole
+    /// client model, transcripts included.
+    pub max_tui_sessions: usize,
+    /// How long a headless TUI may go without a call before it is closed, in
+    /// milliseconds (default 600000, ten minutes).
+    pub tui_idle_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -757,6 +763,8 @@ impl Default for Limits {
             write_timeout_ms: 30_000,
             ws_ping_interval_ms: 20_000,
             ws_pong_timeout_ms: 20_000,
+            max_tui_sessions: 16,
+            tui_idle_timeout_ms: 600_000,
         }
     }
 }
@@ -775,6 +783,7 @@ impl Limits {
             ("max_subscribers", self.max_subscribers),
             ("max_connections_tcp", self.max_connections_tcp),
             ("max_connections_unix", self.max_connections_unix),
+            ("max_tui_sessions", self.max_tui_sessions),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -19,7 +19,7 @@ fn is_wire_name(name: &str) -> bool {
 #[test]
 fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
     let tools = catalog(Caps::Write);
-    assert_eq!(tools.len(), 47);
+    assert_eq!(tools.len(), 52);
     for t in &tools {
         assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
         assert_eq!(t.alias.replace('.', "_"), t.name, "alias of {}", t.name);
@@ -63,6 +63,7 @@ fn read_caps_hide_the_mutating_tools() {
             "r1_mission_list",
             "r1_mission_get",
             "r1_search",
+            "r1_tui_snapshot",
             "r1_lanes_subscribe"
         ]
     );
@@ -76,8 +77,10 @@ fn read_caps_hide_the_mutating_tools() {
 fn debug_caps_add_the_introspection_tools() {
     let debug: Vec<_> = catalog(Caps::Debug).into_iter().map(|t| t.name).collect();
     let write: Vec<_> = catalog(Caps::Write).into_iter().map(|t| t.name).collect();
-    assert_eq!(debug.len(), write.len() + 1, "{debug:?}");
+    assert_eq!(debug.len(), write.len() + 2, "{debug:?}");
     assert!(debug.contains(&"r1_session_debug_state"), "{debug:?}");
+    assert!(debug.contains(&"r1_tui_get_model"), "{debug:?}");
+    assert!(!write.contains(&"r1_tui_get_model"), "{write:?}");
     assert!(!write.contains(&"r1_session_debug_state"), "{write:?}");
     assert!(write.iter().all(|n| debug.contains(n)));
     let t = catalog(Caps::Debug)
@@ -119,7 +122,7 @@ fn input_schemas_describe_required_fields() {
     let decision = &approve.input_schema["properties"]["decision"];
     assert!(decision.to_string().contains("allow") && decision.to_string().contains("deny"));
     let plain: serde_json::Value = serde_json::from_str(&print_tools(Caps::Read, false)).unwrap();
-    assert_eq!(plain["tools"].as_array().unwrap().len(), 15);
+    assert_eq!(plain["tools"].as_array().unwrap().len(), 16);
     let pin = tools.iter().find(|t| t.name == "r1_lanes_pin").unwrap();
     assert_eq!(pin.input_schema["properties"]["pinned"]["type"], "boolean");
     assert!(pin.input_schema["properties"].get("lane_id").is_some());

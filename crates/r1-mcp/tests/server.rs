@@ -347,6 +347,33 @@ impl Api for Fake {
     async fn web_snapshot(&self, _: EmptyParams) -> Result<r1_proto::WebPageView, ApiError> {
         unsupported()
     }
+    async fn tui_open(&self, _: r1_proto::TuiOpenParams) -> Result<r1_proto::TuiOpened, ApiError> {
+        unsupported()
+    }
+    async fn tui_close(&self, _: r1_proto::TuiRef) -> Result<r1_proto::Ack, ApiError> {
+        unsupported()
+    }
+    async fn tui_press_key(
+        &self,
+        _: r1_proto::TuiKeyParams,
+    ) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        unsupported()
+    }
+    async fn tui_snapshot(&self, _: r1_proto::TuiRef) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        unsupported()
+    }
+    async fn tui_focus_lane(
+        &self,
+        _: r1_proto::TuiFocusLaneParams,
+    ) -> Result<r1_proto::TuiSnapshot, ApiError> {
+        unsupported()
+    }
+    async fn tui_get_model(
+        &self,
+        _: r1_proto::TuiGetModelParams,
+    ) -> Result<r1_proto::TuiModelView, ApiError> {
+        unsupported()
+    }
     async fn cortex_notes(
         &self,
         _: r1_proto::CortexNotesParams,
@@ -680,7 +707,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 15, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

@@ -44,9 +44,10 @@ use crate::{
     ReloadResult, RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult,
     SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionDebugState,
     SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
-    VerifyParams, VerifyResult, WebClickParams, WebFillParams, WebNavigateParams, WebPageView,
-    WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams,
-    WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    TuiFocusLaneParams, TuiGetModelParams, TuiKeyParams, TuiModelView, TuiOpenParams, TuiOpened,
+    TuiRef, TuiSnapshot, VerifyParams, VerifyResult, WebClickParams, WebFillParams,
+    WebNavigateParams, WebPageView, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
+    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -1335,6 +1336,7 @@ operations! {
         related: [],
         title: "Rebuild the search index",
     }
+
     /// Open a page of the daemon's own web UI in the daemon's headless browser
     /// (Playwright MCP with the system's Chromium, started on first use and stopped
     /// when idle). `url` must be on the daemon's origin (or a path such as `/`); any
@@ -1400,6 +1402,105 @@ operations! {
         mcp: mcp("r1_web_snapshot", "r1.web.snapshot"),
         related: [],
         title: "Snapshot the web UI",
+    }
+
+    /// Open a headless `r1 tui` inside the daemon: the same model, keys and screen as
+    /// the terminal client, driven by `r1_tui_press_key` and read by `r1_tui_snapshot`.
+    /// `session_id` attaches it to a session (else the newest live one); `width` and
+    /// `height` size its screen (default 100x30). Returns `data.tui_session_id`. At most
+    /// 16 are open at once (`budget_exceeded` past it); one idle for
+    /// `idle_timeout_s` (10 minutes) is closed. NOT idempotent: every call opens another.
+    TuiOpen tui_open {
+        method: "tui.open",
+        http: Post "/v1/tui" => 201,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: TuiOpenParams,
+        result: TuiOpened,
+        mcp: mcp("r1_tui_open", "r1.tui.open"),
+        related: ["/v1/tui/{tui_session_id}/snapshot"],
+        title: "Open a headless TUI",
+    }
+
+    /// Close a headless TUI. Idempotent: closing one that is already closed (or was
+    /// reaped) is ok.
+    TuiClose tui_close {
+        method: "tui.close",
+        http: Post "/v1/tui/{tui_session_id}/close" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: TuiRef,
+        result: Ack,
+        mcp: mcp("r1_tui_close", "r1.tui.close"),
+        related: [],
+        title: "Close a headless TUI",
+    }
+
+    /// Press one key in a headless TUI, by name (`a`, `enter`, `esc`, `ctrl+c`,
+    /// `shift+tab`, `space`…), exactly as in the terminal: typing goes into the
+    /// message box, `enter` sends, `y`/`n`/`a` decide an approval card, `ctrl+q`
+    /// closes it. The catalog calls the key triggers run before it answers. Returns
+    /// the screen afterwards, as `r1_tui_snapshot` does. NOT idempotent: every press
+    /// acts.
+    TuiPressKey tui_press_key {
+        method: "tui.press_key",
+        http: Post "/v1/tui/{tui_session_id}/keys" => 200,
+        cap: Write,
+        idempotency: Idempotency::None,
+        params: TuiKeyParams,
+        result: TuiSnapshot,
+        mcp: mcp("r1_tui_press_key", "r1.tui.press_key"),
+        related: ["/v1/tui/{tui_session_id}/snapshot"],
+        title: "Press a key in a headless TUI",
+    }
+
+    /// The screen of a headless TUI, brought up to date with its session's journal:
+    /// `data.lines` (the rows as text, as a terminal of that size shows them), the
+    /// cursor, and `data.elements`, every actionable element with a stable `id`, its
+    /// `label`, the `key` that triggers it and the catalog `method` it calls.
+    /// Streaming text shows once its message is journaled. Read-only.
+    TuiSnapshot tui_snapshot {
+        method: "tui.snapshot",
+        http: Get "/v1/tui/{tui_session_id}/snapshot" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: TuiRef,
+        result: TuiSnapshot,
+        mcp: mcp("r1_tui_snapshot", "r1.tui.snapshot"),
+        related: [],
+        title: "Read a headless TUI's screen",
+    }
+
+    /// Focus a lane of the shown session in a headless TUI's lanes pane, so its output
+    /// shows (and `k` would kill it); `not_found` when the session has no such lane.
+    /// Idempotent. Returns the screen.
+    TuiFocusLane tui_focus_lane {
+        method: "tui.focus_lane",
+        http: Post "/v1/tui/{tui_session_id}/focus_lane" => 200,
+        cap: Write,
+        idempotency: Natural,
+        params: TuiFocusLaneParams,
+        result: TuiSnapshot,
+        mcp: mcp("r1_tui_focus_lane", "r1.tui.focus_lane"),
+        related: ["/v1/tui/{tui_session_id}/snapshot"],
+        title: "Focus a lane in a headless TUI",
+    }
+
+    /// A headless TUI's model as JSON, for debugging r1, at `jsonpath`: `$` for all of
+    /// it, else keys and array indexes joined by `.` (`$.focus`,
+    /// `$.transcripts.ses_1.entries.0.text`); a path that leads nowhere is a
+    /// `validation` error. Its shape may change between versions. Only under MCP
+    /// `--caps debug`. Read-only.
+    TuiGetModel tui_get_model {
+        method: "tui.get_model",
+        http: Get "/v1/tui/{tui_session_id}/model" => 200,
+        cap: Debug,
+        idempotency: Natural,
+        params: TuiGetModelParams,
+        result: TuiModelView,
+        mcp: mcp("r1_tui_get_model", "r1.tui.get_model"),
+        related: ["/v1/tui/{tui_session_id}/snapshot"],
+        title: "Debug a headless TUI's model",
     }
 }
 

@@ -17,6 +17,7 @@ mod ops;
 pub mod schema;
 mod search;
 mod session;
+mod tui;
 mod verify;
 mod web;
 mod worktree;
@@ -48,6 +49,10 @@ pub use session::{
     ResumeAllResult, ResumeFailure, SendMessageParams, SendMessageResult, SessionDebugState,
     SessionId, SessionList, SessionRef, SessionState, SessionUsage, SessionView,
     StartSessionParams, TailParams,
+};
+pub use tui::{
+    TuiElement, TuiFocusLaneParams, TuiGetModelParams, TuiKeyParams, TuiModelView, TuiOpenParams,
+    TuiOpened, TuiPoint, TuiRect, TuiRef, TuiSnapshot,
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use web::{WebClickParams, WebFillParams, WebNavigateParams, WebPageView};
@@ -358,6 +363,14 @@ pub fn wire_schema() -> serde_json::Value {
         LogPage,
         LogLine,
         DaemonStatus,
+        TuiOpenParams,
+        TuiRef,
+        TuiKeyParams,
+        TuiFocusLaneParams,
+        TuiGetModelParams,
+        TuiOpened,
+        TuiSnapshot,
+        TuiModelView,
     );
     let all_defs = gen.take_definitions(true);
     serde_json::json!({

@@ -10,6 +10,7 @@
 //! Nothing here touches the network or the terminal; [`complete_path`] is the one
 //! helper that reads the file system, for hosts that run [`Cmd::Complete`].
 
+mod exec;
 mod keymap;
 mod markdown;
 mod model;
@@ -18,6 +19,7 @@ mod theme;
 mod update;
 mod view;
 
+pub use exec::run_call;
 pub use keymap::{key_for, lookup, Action, Binding, Key, KeyCode, Scope, BINDINGS};
 pub use markdown::{line_text, render as render_markdown, CONTINUATION};
 pub use model::{

@@ -28,6 +28,9 @@ pub enum Msg {
     /// An element of [`crate::elements`] was activated by its id (a click, or a
     /// headless driver pressing it).
     Activate(String),
+    /// Focus this lane of the shown session in the lanes pane (a headless driver's
+    /// `tui.focus_lane`; the same as activating its `lanes.item.…` element).
+    FocusLane(String),
     /// The terminal changed size.
     Resize {
         /// Columns.
@@ -219,6 +222,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::Mouse(mouse) => on_mouse(m, mouse),
         Msg::Activate(id) => activate(m, &id),
+        Msg::FocusLane(id) => focus_lane(m, id),
         Msg::Resize { width, height } => {
             m.width = width;
             m.height = height;
@@ -958,13 +962,23 @@ fn activate(m: &mut Model, id: &str) -> Vec<Cmd> {
             m.focus = Focus::Sessions;
             select(m, &id)
         }
-        Target::Lane(id) => {
-            m.focus = Focus::Lanes;
-            m.lane = Some(id);
-            m.lane_scroll = 0;
-            vec![]
-        }
+        Target::Lane(id) => focus_lane(m, id),
     }
+}
+
+/// Focuses lane `id` of the shown session in the lanes pane.
+fn focus_lane(m: &mut Model, id: String) -> Vec<Cmd> {
+    if !m
+        .transcript()
+        .is_some_and(|t| t.lanes.iter().any(|l| l.id == id))
+    {
+        flash(m, &format!("no lane {id} in this session"), true);
+        return vec![];
+    }
+    m.focus = Focus::Lanes;
+    m.lane = Some(id);
+    m.lane_scroll = 0;
+    vec![]
 }
 
 /// Folds a record of session `sid` into its transcript (and its listed view).

@@ -16,8 +16,8 @@ use crossterm::event::{
 };
 use crossterm::{cursor, execute, terminal};
 use r1_client::{Client, ClientError, ConnectOptions, SseReader};
-use r1_proto::{Api, ApiError, EmptyParams, EventKind, EventRecord};
-use r1_tui::{Call, Cmd, ColorMode, Config, Connection, DaemonInfo, Key, KeyCode, Mouse, Msg};
+use r1_proto::{EventKind, EventRecord};
+use r1_tui::{Call, Cmd, ColorMode, Config, Connection, Key, KeyCode, Mouse, Msg};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
@@ -296,66 +296,21 @@ impl Host {
     }
 }
 
-/// Runs calls one after the other and answers each with a message.
+/// Runs calls one after the other (with the executor the daemon's headless TUIs use
+/// too) and answers each with a message.
 async fn caller(
     client: Arc<Client>,
     mut queue: mpsc::UnboundedReceiver<Call>,
     tx: mpsc::Sender<Msg>,
 ) {
     while let Some(call) = queue.recv().await {
-        let method = call.method();
-        let msg = match call_once(&client, call).await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => continue,
-            Err(e) => Msg::Failed {
-                method,
-                message: e.message,
-            },
+        let Some(msg) = r1_tui::run_call(client.as_ref(), call).await else {
+            continue;
         };
         if tx.send(msg).await.is_err() {
             break;
         }
     }
-}
-
-async fn call_once(client: &Client, call: Call) -> Result<Option<Msg>, ApiError> {
-    Ok(match call {
-        Call::Handshake => {
-            let h = client.handshake(EmptyParams {}).await?;
-            Some(Msg::Daemon(DaemonInfo {
-                version: h.version,
-                pid: h.pid,
-            }))
-        }
-        Call::ListSessions => Some(Msg::Sessions(
-            client
-                .session_list(r1_proto::ListSessionsParams::default())
-                .await?
-                .sessions,
-        )),
-        Call::GetSession(p) => Some(Msg::Session(client.session_get(p).await?)),
-        Call::StartSession(p) => Some(Msg::Started(client.session_start(p).await?)),
-        Call::Send(p) => {
-            client.session_send(p).await?;
-            None
-        }
-        Call::Cancel(p) => Some(Msg::Session(client.session_cancel(p).await?)),
-        Call::Pause(p) => Some(Msg::Session(client.session_pause(p).await?)),
-        Call::Resume(p) => Some(Msg::Session(client.session_resume(p).await?)),
-        Call::Approve(p) => {
-            client.session_approve(p).await?;
-            None
-        }
-        Call::KillLane(p) => {
-            client.lanes_kill(p).await?;
-            None
-        }
-        Call::Search(p) => {
-            let query = p.q.clone();
-            let hits = client.search(p).await?.hits;
-            Some(Msg::SearchResults { query, hits })
-        }
-    })
 }
 
 /// Follows session `id` from `since`: every record goes to the model; when the stream

@@ -231,6 +231,18 @@ async fn debug_caps_unlock_the_actor_state() {
             .contains("--caps debug"),
         "{denied}"
     );
+    // A headless TUI opens at write caps; its model is for debug caps only.
+    let opened = call(&writer, "r1_tui_open", json!({"session_id": id})).await;
+    assert_eq!(opened["ok"], true, "{opened}");
+    let tui = opened["data"]["tui_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!tool_names(&writer)
+        .await
+        .contains(&"r1_tui_get_model".to_string()));
+    let denied = call(&writer, "r1_tui_get_model", json!({"tui_session_id": tui})).await;
+    assert_eq!(denied["error_code"], "permission_denied", "{denied}");
     writer.cancel().await.unwrap();
 
     let debug = connect(&home, &["--caps", "debug"]).await;
@@ -245,8 +257,22 @@ async fn debug_caps_unlock_the_actor_state() {
         info.instructions
     );
     let names = tool_names(&debug).await;
-    assert_eq!(names.len(), 48, "{names:?}");
+    assert_eq!(names.len(), 54, "{names:?}");
     assert!(names.contains(&"r1_session_debug_state".to_string()));
+    let model = call(
+        &debug,
+        "r1.tui.get_model",
+        json!({"tui_session_id": tui, "jsonpath": "$.selected"}),
+    )
+    .await;
+    assert_eq!(model["data"]["value"], json!(id), "{model}");
+    let bad = call(
+        &debug,
+        "r1_tui_get_model",
+        json!({"tui_session_id": tui, "jsonpath": "$.no.such"}),
+    )
+    .await;
+    assert_eq!(bad["error_code"], "validation", "{bad}");
     let state = call(&debug, "r1.session.debug_state", json!({"session_id": id})).await;
     assert_eq!(state["ok"], true, "{state}");
     assert_eq!(state["data"]["session_id"], id, "{state}");
@@ -275,7 +301,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     assert_eq!(server.server_info.as_ref().unwrap().name, "r1");
 
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 47, "{names:?}");
+    assert_eq!(names.len(), 52, "{names:?}");
     assert!(names.iter().all(|n| is_wire_name(n)), "{names:?}");
     assert!(names.iter().any(|n| n == "r1_session_start"));
 
@@ -383,7 +409,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     // Default caps: read-only tools only, and a mutating call is refused in an envelope.
     let reader = connect(&home, &[]).await;
     let names = tool_names(&reader).await;
-    assert_eq!(names.len(), 15, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
     for mutating in [
         "r1_session_start",
         "r1_session_send",
@@ -443,7 +469,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tools"].as_array().unwrap().len(), 15);
+    assert_eq!(doc["tools"].as_array().unwrap().len(), 16);
 }
 
 /// The committed catalog page, which `--print-tools --markdown` must reproduce.

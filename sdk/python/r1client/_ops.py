@@ -60,6 +60,12 @@ OPERATIONS: Dict[str, Tuple[str, str, str]] = {
     'session.start': ('POST', '/v1/sessions', 'session_start'),
     'session.tail': ('GET', '/v1/sessions/{session_id}/journal/tail', 'session_tail'),
     'session.unarchive': ('POST', '/v1/sessions/{session_id}/unarchive', 'session_unarchive'),
+    'tui.close': ('POST', '/v1/tui/{tui_session_id}/close', 'tui_close'),
+    'tui.focus_lane': ('POST', '/v1/tui/{tui_session_id}/focus_lane', 'tui_focus_lane'),
+    'tui.get_model': ('GET', '/v1/tui/{tui_session_id}/model', 'tui_get_model'),
+    'tui.open': ('POST', '/v1/tui', 'tui_open'),
+    'tui.press_key': ('POST', '/v1/tui/{tui_session_id}/keys', 'tui_press_key'),
+    'tui.snapshot': ('GET', '/v1/tui/{tui_session_id}/snapshot', 'tui_snapshot'),
     'verify.build': ('POST', '/v1/verify/build', 'verify_build'),
     'verify.lint': ('POST', '/v1/verify/lint', 'verify_lint'),
     'verify.test': ('POST', '/v1/verify/test', 'verify_test'),
@@ -1017,6 +1023,137 @@ TailParams = TypedDict(
     total=False,
 )
 
+# One actionable thing on the screen.
+# Always present: `id`, `label`.
+TuiElement = TypedDict(
+    'TuiElement',
+    {
+        'id': 'str',
+        'key': 'str',
+        'label': 'str',
+        'method': 'str',
+        'rect': 'TuiRect',
+    },
+    total=False,
+)
+
+# The params of `tui.focus_lane`.
+# Always present: `lane_id`, `tui_session_id`.
+TuiFocusLaneParams = TypedDict(
+    'TuiFocusLaneParams',
+    {
+        'lane_id': 'str',
+        'tui_session_id': 'str',
+    },
+    total=False,
+)
+
+# The params of `tui.get_model`.
+# Always present: `tui_session_id`.
+TuiGetModelParams = TypedDict(
+    'TuiGetModelParams',
+    {
+        'jsonpath': 'str',
+        'tui_session_id': 'str',
+    },
+    total=False,
+)
+
+# The params of `tui.press_key`.
+# Always present: `key`, `tui_session_id`.
+TuiKeyParams = TypedDict(
+    'TuiKeyParams',
+    {
+        'key': 'str',
+        'tui_session_id': 'str',
+    },
+    total=False,
+)
+
+# A part of a headless TUI's model (`tui.get_model`).
+# Always present: `jsonpath`, `value`.
+TuiModelView = TypedDict(
+    'TuiModelView',
+    {
+        'jsonpath': 'str',
+        'value': 'Any',
+    },
+    total=False,
+)
+
+# The params of `tui.open`: the session to show, and the screen's size.
+TuiOpenParams = TypedDict(
+    'TuiOpenParams',
+    {
+        'height': 'int',
+        'session_id': 'str',
+        'width': 'int',
+    },
+    total=False,
+)
+
+# A headless TUI that was opened.
+# Always present: `height`, `idle_timeout_s`, `tui_session_id`, `width`.
+TuiOpened = TypedDict(
+    'TuiOpened',
+    {
+        'height': 'int',
+        'idle_timeout_s': 'int',
+        'tui_session_id': 'str',
+        'width': 'int',
+    },
+    total=False,
+)
+
+# A cell of the screen: column and row, from 0 at the top left.
+# Always present: `column`, `row`.
+TuiPoint = TypedDict(
+    'TuiPoint',
+    {
+        'column': 'int',
+        'row': 'int',
+    },
+    total=False,
+)
+
+# A rectangle of the screen.
+# Always present: `height`, `width`, `x`, `y`.
+TuiRect = TypedDict(
+    'TuiRect',
+    {
+        'height': 'int',
+        'width': 'int',
+        'x': 'int',
+        'y': 'int',
+    },
+    total=False,
+)
+
+# The params of an operation on one headless TUI.
+# Always present: `tui_session_id`.
+TuiRef = TypedDict(
+    'TuiRef',
+    {
+        'tui_session_id': 'str',
+    },
+    total=False,
+)
+
+# The screen of a headless TUI.
+# Always present: `elements`, `height`, `lines`, `tui_session_id`, `width`.
+TuiSnapshot = TypedDict(
+    'TuiSnapshot',
+    {
+        'cursor': 'TuiPoint',
+        'elements': 'List[TuiElement]',
+        'height': 'int',
+        'lines': 'List[str]',
+        'tui_session_id': 'str',
+        'width': 'int',
+    },
+    total=False,
+)
+
 # One failure found in a verify's machine-readable output: a compile error, a failing test, a lint finding. Fields the tool did not report are absent, never guessed.
 # Always present: `message`.
 VerifyFailure = TypedDict(
@@ -1944,6 +2081,101 @@ class Operations:
         `POST /v1/sessions/{session_id}/unarchive` (200); operation `session.unarchive`; capability `write`; idempotency `natural`; MCP tool `r1_session_unarchive`.
         """
         return cast(SessionView, self._op('session.unarchive', 'POST', '/v1/sessions/{session_id}/unarchive', {'session_id': session_id}, None, {}, None))
+
+    def tui_close(self, tui_session_id: str) -> Ack:
+        """Close a headless TUI.
+
+        Close a headless TUI. Idempotent: closing one that is already closed (or was reaped) is ok.
+
+        Args:
+            tui_session_id (path): The headless TUI (`tui_…`) from `tui.open`.
+
+        Returns:
+            Ack: A plain acknowledgement: `{"ok": true}`.
+
+        `POST /v1/tui/{tui_session_id}/close` (200); operation `tui.close`; capability `write`; idempotency `natural`; MCP tool `r1_tui_close`.
+        """
+        return cast(Ack, self._op('tui.close', 'POST', '/v1/tui/{tui_session_id}/close', {'tui_session_id': tui_session_id}, None, {}, None))
+
+    def tui_focus_lane(self, tui_session_id: str, *, lane_id: str) -> TuiSnapshot:
+        """Focus a lane in a headless TUI.
+
+        Focus a lane of the shown session in a headless TUI's lanes pane, so its output shows (and `k` would kill it); `not_found` when the session has no such lane. Idempotent. Returns the screen.
+
+        Args:
+            tui_session_id (path): The headless TUI (`tui_…`).
+            lane_id (body): The lane (`tool_…`) of the shown session to focus in the lanes pane.
+
+        Returns:
+            TuiSnapshot: The screen of a headless TUI.
+
+        `POST /v1/tui/{tui_session_id}/focus_lane` (200); operation `tui.focus_lane`; capability `write`; idempotency `natural`; MCP tool `r1_tui_focus_lane`.
+        """
+        return cast(TuiSnapshot, self._op('tui.focus_lane', 'POST', '/v1/tui/{tui_session_id}/focus_lane', {'tui_session_id': tui_session_id}, None, {'lane_id': lane_id}, None))
+
+    def tui_get_model(self, tui_session_id: str, *, jsonpath: Optional[str] = None) -> TuiModelView:
+        """Debug a headless TUI's model.
+
+        A headless TUI's model as JSON, for debugging r1, at `jsonpath`: `$` for all of it, else keys and array indexes joined by `.` (`$.focus`, `$.transcripts.ses_1.entries.0.text`); a path that leads nowhere is a `validation` error. Its shape may change between versions. Only under MCP `--caps debug`. Read-only.
+
+        Args:
+            tui_session_id (path): The headless TUI (`tui_…`).
+            jsonpath (query): A dotted path into the model as JSON: `$` (or empty) for all of it, else keys and array indexes joined by `.`, e.g. `$.focus`, `$.input.text`, `$.transcripts.ses_1.entries.0.text`. No wildcards, filters or slices.
+
+        Returns:
+            TuiModelView: A part of a headless TUI's model (`tui.get_model`).
+
+        `GET /v1/tui/{tui_session_id}/model` (200); operation `tui.get_model`; capability `debug`; idempotency `natural`; MCP tool `r1_tui_get_model`.
+        """
+        return cast(TuiModelView, self._op('tui.get_model', 'GET', '/v1/tui/{tui_session_id}/model', {'tui_session_id': tui_session_id}, {'jsonpath': jsonpath}, None, None))
+
+    def tui_open(self, *, height: Optional[int] = None, session_id: Optional[str] = None, width: Optional[int] = None) -> TuiOpened:
+        """Open a headless TUI.
+
+        Open a headless `r1 tui` inside the daemon: the same model, keys and screen as the terminal client, driven by `r1_tui_press_key` and read by `r1_tui_snapshot`. `session_id` attaches it to a session (else the newest live one); `width` and `height` size its screen (default 100x30). Returns `data.tui_session_id`. At most 16 are open at once (`budget_exceeded` past it); one idle for `idle_timeout_s` (10 minutes) is closed. NOT idempotent: every call opens another.
+
+        Args:
+            height (body): Rows of the virtual screen (default 30, 6 to 200).
+            session_id (body): Attach to this session (`ses_…`); without it the newest live session is shown, or the workdir prompt when there is none.
+            width (body): Columns of the virtual screen (default 100, 20 to 500).
+
+        Returns:
+            TuiOpened: A headless TUI that was opened.
+
+        `POST /v1/tui` (201); operation `tui.open`; capability `write`; idempotency `none`; MCP tool `r1_tui_open`.
+        """
+        return cast(TuiOpened, self._op('tui.open', 'POST', '/v1/tui', None, None, {'height': height, 'session_id': session_id, 'width': width}, None))
+
+    def tui_press_key(self, tui_session_id: str, *, key: str) -> TuiSnapshot:
+        """Press a key in a headless TUI.
+
+        Press one key in a headless TUI, by name (`a`, `enter`, `esc`, `ctrl+c`, `shift+tab`, `space`…), exactly as in the terminal: typing goes into the message box, `enter` sends, `y`/`n`/`a` decide an approval card, `ctrl+q` closes it. The catalog calls the key triggers run before it answers. Returns the screen afterwards, as `r1_tui_snapshot` does. NOT idempotent: every press acts.
+
+        Args:
+            tui_session_id (path): The headless TUI (`tui_…`).
+            key (body): A key name: a character (`a`, `A`, `/`, `space`), a named key (`enter`, `esc`, `tab`, `backspace`, `up`, `pageup`, `f1`…), with modifiers joined by `+` (`ctrl+c`, `alt+enter`, `shift+tab`).
+
+        Returns:
+            TuiSnapshot: The screen of a headless TUI.
+
+        `POST /v1/tui/{tui_session_id}/keys` (200); operation `tui.press_key`; capability `write`; idempotency `none`; MCP tool `r1_tui_press_key`.
+        """
+        return cast(TuiSnapshot, self._op('tui.press_key', 'POST', '/v1/tui/{tui_session_id}/keys', {'tui_session_id': tui_session_id}, None, {'key': key}, None))
+
+    def tui_snapshot(self, tui_session_id: str) -> TuiSnapshot:
+        """Read a headless TUI's screen.
+
+        The screen of a headless TUI, brought up to date with its session's journal: `data.lines` (the rows as text, as a terminal of that size shows them), the cursor, and `data.elements`, every actionable element with a stable `id`, its `label`, the `key` that triggers it and the catalog `method` it calls. Streaming text shows once its message is journaled. Read-only.
+
+        Args:
+            tui_session_id (path): The headless TUI (`tui_…`) from `tui.open`.
+
+        Returns:
+            TuiSnapshot: The screen of a headless TUI.
+
+        `GET /v1/tui/{tui_session_id}/snapshot` (200); operation `tui.snapshot`; capability `read`; idempotency `natural`; MCP tool `r1_tui_snapshot`.
+        """
+        return cast(TuiSnapshot, self._op('tui.snapshot', 'GET', '/v1/tui/{tui_session_id}/snapshot', {'tui_session_id': tui_session_id}, None, None, None))
 
     def verify_build(self, *, packages: Optional[List[str]] = None, session_id: Optional[str] = None, worktree_id: Optional[str] = None) -> VerifyResult:
         """Build a worktree.

@@ -1102,6 +1102,139 @@ export interface TailParams {
   wait_ms?: number;
 }
 
+/** One actionable thing on the screen. */
+export interface TuiElement {
+  /**
+   * A stable id (`approval.allow`, `sessions.item.ses_…`, `lanes.kill.tool_…`,
+   * `input.send`…).
+   */
+  id: string;
+  /** The key that does the same, by name (for `tui.press_key`). */
+  key?: string;
+  /** What it says. */
+  label: string;
+  /**
+   * The catalog method it calls (directly, or once its prompt is answered); absent
+   * for what stays in the client (help, focus, quit).
+   */
+  method?: string;
+  /** Where it is drawn, when it is drawn as a thing of its own. */
+  rect?: TuiRect;
+}
+
+/** The params of `tui.focus_lane`. */
+export interface TuiFocusLaneParams {
+  /** The lane (`tool_…`) of the shown session to focus in the lanes pane. */
+  lane_id: string;
+  /** The headless TUI (`tui_…`). */
+  tui_session_id: string;
+}
+
+/** The params of `tui.get_model`. */
+export interface TuiGetModelParams {
+  /**
+   * A dotted path into the model as JSON: `$` (or empty) for all of it, else keys
+   * and array indexes joined by `.`, e.g. `$.focus`, `$.input.text`,
+   * `$.transcripts.ses_1.entries.0.text`. No wildcards, filters or slices.
+   */
+  jsonpath?: string;
+  /** The headless TUI (`tui_…`). */
+  tui_session_id: string;
+}
+
+/** The params of `tui.press_key`. */
+export interface TuiKeyParams {
+  /**
+   * A key name: a character (`a`, `A`, `/`, `space`), a named key (`enter`, `esc`,
+   * `tab`, `backspace`, `up`, `pageup`, `f1`…), with modifiers joined by `+`
+   * (`ctrl+c`, `alt+enter`, `shift+tab`).
+   */
+  key: string;
+  /** The headless TUI (`tui_…`). */
+  tui_session_id: string;
+}
+
+/** A part of a headless TUI's model (`tui.get_model`). */
+export interface TuiModelView {
+  /** The path that was read. */
+  jsonpath: string;
+  /**
+   * The value there. Its shape is the client's internal state and may change
+   * between versions.
+   */
+  value: unknown;
+}
+
+/** The params of `tui.open`: the session to show, and the screen's size. */
+export interface TuiOpenParams {
+  /** Rows of the virtual screen (default 30, 6 to 200). */
+  height?: number;
+  /**
+   * Attach to this session (`ses_…`); without it the newest live session is shown,
+   * or the workdir prompt when there is none.
+   */
+  session_id?: string;
+  /** Columns of the virtual screen (default 100, 20 to 500). */
+  width?: number;
+}
+
+/** A headless TUI that was opened. */
+export interface TuiOpened {
+  /** Rows of its screen. */
+  height: number;
+  /** Seconds without a call after which it is closed. */
+  idle_timeout_s: number;
+  /** Its id (`tui_…`), for the other `tui.*` operations. */
+  tui_session_id: string;
+  /** Columns of its screen. */
+  width: number;
+}
+
+/** A cell of the screen: column and row, from 0 at the top left. */
+export interface TuiPoint {
+  /** The column. */
+  column: number;
+  /** The row. */
+  row: number;
+}
+
+/** A rectangle of the screen. */
+export interface TuiRect {
+  /** Rows. */
+  height: number;
+  /** Columns. */
+  width: number;
+  /** The left column. */
+  x: number;
+  /** The top row. */
+  y: number;
+}
+
+/** The params of an operation on one headless TUI. */
+export interface TuiRef {
+  /** The headless TUI (`tui_…`) from `tui.open`. */
+  tui_session_id: string;
+}
+
+/** The screen of a headless TUI. */
+export interface TuiSnapshot {
+  /** The cursor, when it shows. */
+  cursor?: TuiPoint;
+  /** The accessibility tree: every actionable element, with its id and operation. */
+  elements: Array<TuiElement>;
+  /** Rows. */
+  height: number;
+  /**
+   * The screen's rows as text, trailing spaces removed (what `tmux capture-pane`
+   * shows for a terminal of the same size).
+   */
+  lines: Array<string>;
+  /** The headless TUI. */
+  tui_session_id: string;
+  /** Columns. */
+  width: number;
+}
+
 /**
  * One failure found in a verify's machine-readable output: a compile error, a failing
  * test, a lint finding. Fields the tool did not report are absent, never guessed.
@@ -1692,6 +1825,30 @@ export interface SessionUnarchiveParams {
   session_id: string;
 }
 
+/** The params of `tui.close` (`POST /v1/tui/{tui_session_id}/close`). */
+export interface TuiCloseParams {
+  /** The headless TUI (`tui_…`) from `tui.open`. */
+  tui_session_id: string;
+}
+
+/** The params of `tui.press_key` (`POST /v1/tui/{tui_session_id}/keys`). */
+export interface TuiPressKeyParams {
+  /**
+   * A key name: a character (`a`, `A`, `/`, `space`), a named key (`enter`, `esc`,
+   * `tab`, `backspace`, `up`, `pageup`, `f1`…), with modifiers joined by `+`
+   * (`ctrl+c`, `alt+enter`, `shift+tab`).
+   */
+  key: string;
+  /** The headless TUI (`tui_…`). */
+  tui_session_id: string;
+}
+
+/** The params of `tui.snapshot` (`GET /v1/tui/{tui_session_id}/snapshot`). */
+export interface TuiSnapshotParams {
+  /** The headless TUI (`tui_…`) from `tui.open`. */
+  tui_session_id: string;
+}
+
 /** The params of `verify.build` (`POST /v1/verify/build`). */
 export interface VerifyBuildParams {
   /**
@@ -1782,6 +1939,12 @@ export type OperationId =
   | "session.start"
   | "session.tail"
   | "session.unarchive"
+  | "tui.close"
+  | "tui.focus_lane"
+  | "tui.get_model"
+  | "tui.open"
+  | "tui.press_key"
+  | "tui.snapshot"
   | "verify.build"
   | "verify.lint"
   | "verify.test"
@@ -1842,6 +2005,12 @@ export interface OperationTypes {
   "session.start": { params: SessionStartParams; result: SessionView };
   "session.tail": { params: SessionTailParams; result: JournalPage };
   "session.unarchive": { params: SessionUnarchiveParams; result: SessionView };
+  "tui.close": { params: TuiCloseParams; result: Ack };
+  "tui.focus_lane": { params: TuiFocusLaneParams; result: TuiSnapshot };
+  "tui.get_model": { params: TuiGetModelParams; result: TuiModelView };
+  "tui.open": { params: TuiOpenParams; result: TuiOpened };
+  "tui.press_key": { params: TuiPressKeyParams; result: TuiSnapshot };
+  "tui.snapshot": { params: TuiSnapshotParams; result: TuiSnapshot };
   "verify.build": { params: VerifyBuildParams; result: VerifyResult };
   "verify.lint": { params: VerifyLintParams; result: VerifyResult };
   "verify.test": { params: VerifyTestParams; result: VerifyResult };
@@ -2148,6 +2317,44 @@ export interface OperationGroups {
      * Bring an archived session back into the default list. Idempotent. Returns the session.
      */
     unarchive(params: SessionUnarchiveParams, options?: CallOptions): Promise<SessionView>;
+  };
+  tui: {
+    /**
+     * Close a headless TUI: `tui.close`, `POST /v1/tui/{tui_session_id}/close`.
+     *
+     * Close a headless TUI. Idempotent: closing one that is already closed (or was reaped) is ok.
+     */
+    close(params: TuiCloseParams, options?: CallOptions): Promise<Ack>;
+    /**
+     * Focus a lane in a headless TUI: `tui.focus_lane`, `POST /v1/tui/{tui_session_id}/focus_lane`.
+     *
+     * Focus a lane of the shown session in a headless TUI's lanes pane, so its output shows (and `k` would kill it); `not_found` when the session has no such lane. Idempotent. Returns the screen.
+     */
+    focusLane(params: TuiFocusLaneParams, options?: CallOptions): Promise<TuiSnapshot>;
+    /**
+     * Debug a headless TUI's model: `tui.get_model`, `GET /v1/tui/{tui_session_id}/model`.
+     *
+     * A headless TUI's model as JSON, for debugging r1, at `jsonpath`: `$` for all of it, else keys and array indexes joined by `.` (`$.focus`, `$.transcripts.ses_1.entries.0.text`); a path that leads nowhere is a `validation` error. Its shape may change between versions. Only under MCP `--caps debug`. Read-only.
+     */
+    getModel(params: TuiGetModelParams, options?: CallOptions): Promise<TuiModelView>;
+    /**
+     * Open a headless TUI: `tui.open`, `POST /v1/tui`.
+     *
+     * Open a headless `r1 tui` inside the daemon: the same model, keys and screen as the terminal client, driven by `r1_tui_press_key` and read by `r1_tui_snapshot`. `session_id` attaches it to a session (else the newest live one); `width` and `height` size its screen (default 100x30). Returns `data.tui_session_id`. At most 16 are open at once (`budget_exceeded` past it); one idle for `idle_timeout_s` (10 minutes) is closed. NOT idempotent: every call opens another.
+     */
+    open(params?: TuiOpenParams, options?: CallOptions): Promise<TuiOpened>;
+    /**
+     * Press a key in a headless TUI: `tui.press_key`, `POST /v1/tui/{tui_session_id}/keys`.
+     *
+     * Press one key in a headless TUI, by name (`a`, `enter`, `esc`, `ctrl+c`, `shift+tab`, `space`…), exactly as in the terminal: typing goes into the message box, `enter` sends, `y`/`n`/`a` decide an approval card, `ctrl+q` closes it. The catalog calls the key triggers run before it answers. Returns the screen afterwards, as `r1_tui_snapshot` does. NOT idempotent: every press acts.
+     */
+    pressKey(params: TuiPressKeyParams, options?: CallOptions): Promise<TuiSnapshot>;
+    /**
+     * Read a headless TUI's screen: `tui.snapshot`, `GET /v1/tui/{tui_session_id}/snapshot`.
+     *
+     * The screen of a headless TUI, brought up to date with its session's journal: `data.lines` (the rows as text, as a terminal of that size shows them), the cursor, and `data.elements`, every actionable element with a stable `id`, its `label`, the `key` that triggers it and the catalog `method` it calls. Streaming text shows once its message is journaled. Read-only.
+     */
+    snapshot(params: TuiSnapshotParams, options?: CallOptions): Promise<TuiSnapshot>;
   };
   verify: {
     /**

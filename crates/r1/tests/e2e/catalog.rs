@@ -91,6 +91,13 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         "web.click" => json!({"selector": "Send"}),
         "web.fill" => json!({"selector": "Message", "value": "hello"}),
         "web.snapshot" => json!({}),
+        // Each surface opens a headless TUI of its own (well under the limit); the
+        // others address none that is open (`tui.rs` drives real ones).
+        "tui.open" => json!({"session_id": main, "width": 80, "height": 24}),
+        "tui.close" | "tui.snapshot" => json!({"tui_session_id": "tui_none"}),
+        "tui.press_key" => json!({"tui_session_id": "tui_none", "key": "enter"}),
+        "tui.focus_lane" => json!({"tui_session_id": "tui_none", "lane_id": "tool_none"}),
+        "tui.get_model" => json!({"tui_session_id": "tui_none", "jsonpath": "$.focus"}),
         // Nothing to build in an empty workdir: the same `validation` everywhere.
         _ => json!({"session_id": main}),
     })

@@ -263,3 +263,248 @@ fn tui_rides_a_daemon_restart_without_repeating_text() {
     assert_eq!(s.matches("echo: after the restart").count(), 1, "{s}");
     assert_eq!(s.matches("session started in").count(), 1, "{s}");
 }
+
+/// A headless TUI's screen (`tui.snapshot`) over HTTP, waiting until it satisfies `f`.
+fn headless_wait(
+    d: &crate::support::Daemon,
+    tui: &str,
+    what: &str,
+    f: impl Fn(&str) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let r = d.get(&format!("/v1/tui/{tui}/snapshot"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let snap = r.json();
+        let text = screen_text(&snap);
+        if f(&text) {
+            return snap;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; the headless screen:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn screen_text(snap: &serde_json::Value) -> String {
+    let lines: Vec<&str> = snap["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    lines.join("\n")
+}
+
+/// Rows without what neither side draws: trailing blanks and trailing empty rows.
+fn rows(text: &str) -> Vec<String> {
+    let mut rows: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    while rows.last().is_some_and(String::is_empty) {
+        rows.pop();
+    }
+    rows
+}
+
+/// The same state drawn by `r1 tui` in tmux and by a headless TUI in the daemon, at
+/// the same size, is the same text; keys pressed through `tui.press_key` drive a
+/// conversation, the approval card and a lane like the terminal does.
+#[test]
+fn headless_tui_shows_what_tmux_shows() {
+    let home = Home::new();
+    let d = home.serve(&[]);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("marker-file.txt"), "x").unwrap();
+    let r = d.post(
+        "/v1/sessions",
+        &serde_json::json!({"workdir": work.path(), "title": "compare"}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+
+    let r = d.post(
+        "/v1/tui",
+        &serde_json::json!({"session_id": id, "width": 100, "height": 30}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let opened = r.json();
+    assert_eq!(opened["width"], 100, "{opened}");
+    let tui = opened["tui_session_id"].as_str().unwrap().to_string();
+
+    // Type a message key by key, send it, and the echo shows.
+    for c in "hello there".chars() {
+        let key = if c == ' ' {
+            "space".to_string()
+        } else {
+            c.to_string()
+        };
+        let r = d.post(
+            &format!("/v1/tui/{tui}/keys"),
+            &serde_json::json!({ "key": key }).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = d.post(
+        &format!("/v1/tui/{tui}/keys"),
+        &serde_json::json!({"key": "enter"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let snap = headless_wait(&d, &tui, "the echo", |s| {
+        s.contains("echo: hello there") && s.contains("● idle")
+    });
+    let ids: Vec<&str> = snap["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"input.send"), "{ids:?}");
+    assert!(
+        ids.contains(&format!("sessions.item.{id}").as_str()),
+        "{ids:?}"
+    );
+
+    // The same state in a real terminal of the same size.
+    let t = Tmux::start(&home, &format!("tui --session {id}"), 100, 30);
+    let tmux = t.wait("the echo in tmux", |s| {
+        s.contains("echo: hello there") && s.contains("● idle") && s.contains("● connected")
+    });
+    let headless = headless_wait(&d, &tui, "the same screen", |s| rows(s) == rows(&tmux));
+    assert_eq!(rows(&screen_text(&headless)), rows(&tmux));
+
+    // `/run ls` asks on a card; `y` runs it and the lane shows the output.
+    for c in "/run ls".chars() {
+        let key = if c == ' ' {
+            "space".to_string()
+        } else {
+            c.to_string()
+        };
+        d.post(
+            &format!("/v1/tui/{tui}/keys"),
+            &serde_json::json!({ "key": key }).to_string(),
+        );
+    }
+    d.post(
+        &format!("/v1/tui/{tui}/keys"),
+        &serde_json::json!({"key": "enter"}).to_string(),
+    );
+    let snap = headless_wait(&d, &tui, "the approval card", |s| {
+        s.contains("approval needed")
+    });
+    let allow = snap["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "approval.allow")
+        .unwrap_or_else(|| panic!("no approval.allow: {snap}"));
+    assert_eq!(allow["method"], "session.approve", "{allow}");
+    assert_eq!(allow["key"], "y", "{allow}");
+    let r = d.post(
+        &format!("/v1/tui/{tui}/keys"),
+        &serde_json::json!({"key": "y"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let snap = headless_wait(&d, &tui, "the lane output", |s| {
+        s.contains("marker-file.txt") && s.contains("echo: run_command returned")
+    });
+    let lane = snap["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["id"].as_str()?.strip_prefix("lanes.item."))
+        .unwrap_or_else(|| panic!("no lane element: {snap}"))
+        .to_string();
+    let r = d.post(
+        &format!("/v1/tui/{tui}/focus_lane"),
+        &serde_json::json!({ "lane_id": lane }).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(screen_text(&r.json()).contains("k kill"), "{}", r.body);
+    let r = d.post(
+        &format!("/v1/tui/{tui}/focus_lane"),
+        &serde_json::json!({"lane_id": "tool_none"}).to_string(),
+    );
+    assert_eq!(r.json()["error_code"], "not_found", "{}", r.body);
+
+    // tmux shows that state too.
+    let tmux = t.wait("the lane in tmux", |s| {
+        s.contains("marker-file.txt") && s.contains("echo: run_command returned")
+    });
+    assert!(!tmux.contains("approval needed"), "{tmux}");
+
+    // ctrl+q ends the headless TUI as it ends the terminal one.
+    let r = d.post(
+        &format!("/v1/tui/{tui}/keys"),
+        &serde_json::json!({"key": "ctrl+q"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = d.get(&format!("/v1/tui/{tui}/snapshot"));
+    assert_eq!(r.json()["error_code"], "not_found", "{}", r.body);
+}
+
+/// Headless TUIs are bounded, reaped when idle, and refuse what they do not know.
+#[test]
+fn headless_tuis_are_bounded_and_reaped() {
+    let home = Home::new();
+    crate::support::write_config(
+        &home,
+        "[limits]\nmax_tui_sessions = 2\ntui_idle_timeout_ms = 1500\n",
+    );
+    let d = home.serve(&[]);
+    let open = || d.post("/v1/tui", "{}");
+    let a = open();
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = a.json()["tui_session_id"].as_str().unwrap().to_string();
+    let b = open();
+    assert_eq!(b.status, 201, "{}", b.body);
+    let third = open();
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert_eq!(third.json()["error_code"], "budget_exceeded");
+    assert!(third.body.contains("max_tui_sessions"), "{}", third.body);
+
+    // No session yet: the workdir prompt shows, as in the terminal.
+    let snap = d.get(&format!("/v1/tui/{a}/snapshot"));
+    assert_eq!(snap.status, 200, "{}", snap.body);
+    assert!(
+        screen_text(&snap.json()).contains("new session"),
+        "{}",
+        snap.body
+    );
+
+    let bad = d.post(
+        &format!("/v1/tui/{a}/keys"),
+        &serde_json::json!({"key": "hyper+x"}).to_string(),
+    );
+    assert_eq!(bad.json()["error_code"], "validation", "{}", bad.body);
+    let unknown = d.get("/v1/tui/tui_nope/snapshot");
+    assert_eq!(
+        unknown.json()["error_code"],
+        "not_found",
+        "{}",
+        unknown.body
+    );
+    let small = d.post("/v1/tui", &serde_json::json!({"width": 5}).to_string());
+    assert_eq!(small.json()["error_code"], "validation", "{}", small.body);
+    let ghost = d.post(
+        "/v1/tui",
+        &serde_json::json!({"session_id": "ses_nope"}).to_string(),
+    );
+    assert_eq!(ghost.json()["error_code"], "not_found", "{}", ghost.body);
+
+    // Closing frees a place; closing again is fine.
+    assert_eq!(d.post(&format!("/v1/tui/{a}/close"), "{}").status, 200);
+    assert_eq!(d.post(&format!("/v1/tui/{a}/close"), "{}").status, 200);
+    let c = open();
+    assert_eq!(c.status, 201, "{}", c.body);
+
+    // Idle ones are closed after the timeout, which frees their places.
+    std::thread::sleep(Duration::from_millis(1800));
+    let r = d.get(&format!(
+        "/v1/tui/{}/snapshot",
+        b.json()["tui_session_id"].as_str().unwrap()
+    ));
+    assert_eq!(r.json()["error_code"], "not_found", "{}", r.body);
+    assert_eq!(open().status, 201);
+    assert_eq!(open().status, 201);
+}

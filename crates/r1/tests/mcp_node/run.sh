@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # r1's MCP server driven by the real Node clients: the TypeScript MCP SDK and the MCP
 # Inspector CLI, pinned in package-lock.json, over stdio (`r1 mcp serve`) and `/mcp`
-# (tools, r1_lanes_subscribe, resources, logging, completion, r1.web.* with the pinned
-# @playwright/mcp and Debian's Chromium); then the official MCP
+# (tools, r1_lanes_subscribe, resources, logging, completion, a headless TUI, r1.web.*
+# with the pinned @playwright/mcp and Debian's Chromium); then the official MCP
 # conformance suite's server scenarios against `/mcp` (conformance.sh).
 #
 #   crates/r1/tests/mcp_node/run.sh                     # builds target/debug/r1 if needed
@@ -45,9 +45,9 @@ export R1_BIN
 
 cd "$here"
 status=0
-# web.test.mjs: r1.web.* runs the @playwright/mcp installed here with Debian's Chromium
+# tui.test.mjs web.test.mjs: r1.web.* runs the @playwright/mcp installed here with Debian's Chromium
 # ($CHROMIUM, default /usr/bin/chromium; .ci/test's web suite installs it first).
-node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs resources.test.mjs web.test.mjs || status=$?
+node --test --test-concurrency=2 "$@" sdk.test.mjs inspector.test.mjs subscribe.test.mjs resources.test.mjs tui.test.mjs web.test.mjs || status=$?
 # The official MCP conformance suite's server scenarios against /mcp (Node 22, which
 # conformance.sh installs from npm). Skipped when only some tests were asked for.
 if [ "$#" -eq 0 ]; then
