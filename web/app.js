@@ -273,9 +273,11 @@ let timeline = null;
 
 function timelineView() {
   timeline ??= createTimeline($("log"), {
-    decide: async (approvalId, decision) => {
+    decide: async (approvalId, decision, remember = false) => {
       const chat = app.chat;
-      const v = await app.conn.call("session.approve", { session_id: chat.id, approval_id: approvalId, decision });
+      const params = { session_id: chat.id, approval_id: approvalId, decision };
+      if (remember) params.remember = true;
+      const v = await app.conn.call("session.approve", params);
       upsertSession(v);
     },
     kill: async (lane) => {

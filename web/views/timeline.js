@@ -226,9 +226,17 @@ function createApproval(item, actions) {
   const id = item.approvalId;
   const titleId = "apr-" + id.replace(/[^A-Za-z0-9_-]/g, "");
   const allow = el("button", { type: "button", class: "btn btn-primary", "data-testid": "approval-allow", "data-api": "session.approve", text: "Allow" });
+  const always = el("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "approval-always",
+    "data-api": "session.approve",
+    title: "Allow, and let this tool run without asking for the rest of the session",
+    text: "Always allow",
+  });
   const deny = el("button", { type: "button", class: "btn btn-danger", "data-testid": "approval-deny", "data-api": "session.approve", text: "Deny" });
   const status = el("p", { class: "approval-status", "data-testid": "approval-status", hidden: true });
-  const buttons = el("div", { class: "approval-actions" }, allow, deny);
+  const buttons = el("div", { class: "approval-actions" }, allow, always, deny);
   const a = item.args;
   const args =
     a && typeof a === "object" && typeof a.command === "string" && Object.keys(a).length === 1 ? a.command : JSON.stringify(a ?? {}, null, 2);
@@ -240,17 +248,18 @@ function createApproval(item, actions) {
     buttons,
     status,
   );
-  const decide = async (decision) => {
-    allow.disabled = deny.disabled = true;
+  const decide = async (decision, remember = false) => {
+    allow.disabled = always.disabled = deny.disabled = true;
     try {
-      await actions.decide(id, decision);
+      await actions.decide(id, decision, remember);
     } catch (e) {
-      allow.disabled = deny.disabled = false;
+      allow.disabled = always.disabled = deny.disabled = false;
       status.hidden = false;
       status.textContent = "Could not send the decision: " + ((e && e.message) || String(e));
     }
   };
   allow.addEventListener("click", () => decide("allow"));
+  always.addEventListener("click", () => decide("allow", true));
   deny.addEventListener("click", () => decide("deny"));
   const v = { el: card, buttons, status, item: null };
   updateApproval(v, item, actions);

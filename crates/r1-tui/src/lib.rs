@@ -30,6 +30,6 @@ pub use paths::complete_path;
 pub use theme::{ColorMode, Palette, Role};
 pub use update::{absolute, act, args_summary, init, scope, update, Call, Cmd, Mouse, Msg};
 pub use view::{
-    buffer_lines, elements, help_lines, input_rows, layout, layout_in, max_scroll, render,
-    session_label, snapshot, view, Area, Element, Panes, Snapshot, Target,
+    buffer_lines, check_elements, elements, help_lines, input_rows, layout, layout_in, max_scroll,
+    render, session_label, snapshot, view, Area, Element, Panes, Snapshot, Target,
 };

@@ -179,6 +179,34 @@ fn element(
     }
 }
 
+/// The view-without-API rule for a screen's actionable elements: each has a
+/// non-empty id, unique on the screen, and the method it names (if any: help, focus and
+/// quit stay in the client) is a catalog operation. The error lists every offender.
+pub fn check_elements(els: &[Element]) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut bad = Vec::new();
+    for e in els {
+        if e.id.trim().is_empty() {
+            bad.push(format!("an element without an id ({:?})", e.label));
+        } else if !ids.insert(e.id.as_str()) {
+            bad.push(format!("{} appears twice", e.id));
+        }
+        if let Some(method) = e.method {
+            if r1_proto::catalog::operation(method).is_none() {
+                bad.push(format!(
+                    "{} names {method}, which is not in the catalog",
+                    e.id
+                ));
+            }
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
 /// The elements that can be acted on now, front-most last.
 pub fn elements(m: &Model) -> Vec<Element> {
     let panes = layout(m);

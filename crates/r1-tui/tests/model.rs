@@ -603,19 +603,10 @@ fn every_element_has_a_unique_id_and_a_catalog_method() {
     let mut seen = Vec::new();
     let mut check = |m: &Model| {
         let els = elements(m);
-        let mut ids = std::collections::HashSet::new();
-        for e in &els {
-            assert!(!e.id.is_empty());
-            assert!(ids.insert(e.id.clone()), "{} twice", e.id);
-            if let Some(method) = e.method {
-                assert!(
-                    r1_proto::catalog::operation(method).is_some(),
-                    "{} names {method}",
-                    e.id
-                );
-            }
-            seen.push(e.id.clone());
+        if let Err(e) = r1_tui::check_elements(&els) {
+            panic!("{e}");
         }
+        seen.extend(els.iter().map(|e| e.id.clone()));
     };
     check(&m);
     ask(&mut m, 2, "apr_1");
@@ -818,4 +809,29 @@ fn keys_parse_from_the_names_a_headless_driver_sends() {
     typ(&mut m, "hi");
     let cmds = key(&mut m, "enter");
     assert!(matches!(cmds.as_slice(), [Cmd::Call(Call::Send(_))]));
+}
+
+/// The view-without-API rule catches a control planted without an id, twice, or naming
+/// an operation the catalog does not have.
+#[test]
+fn a_planted_element_without_a_catalog_operation_is_refused() {
+    let m = attached(100, 30);
+    let mut els = elements(&m);
+    assert!(r1_tui::check_elements(&els).is_ok());
+    let mut planted = els[0].clone();
+    planted.id = "planted.button".into();
+    planted.method = Some("session.nope");
+    els.push(planted.clone());
+    let err = r1_tui::check_elements(&els).unwrap_err();
+    assert!(err.contains("planted.button names session.nope"), "{err}");
+    els.pop();
+    planted.method = Some("session.get");
+    planted.id = String::new();
+    els.push(planted);
+    let err = r1_tui::check_elements(&els).unwrap_err();
+    assert!(err.contains("without an id"), "{err}");
+    let dup = els[0].clone();
+    els.pop();
+    els.push(dup);
+    assert!(r1_tui::check_elements(&els).unwrap_err().contains("twice"));
 }
