@@ -280,6 +280,24 @@ function timelineView() {
       const v = await app.conn.call("session.approve", params);
       upsertSession(v);
     },
+    edit: (text) => {
+      const input = $("composer-input");
+      input.value = text;
+      autosize();
+      input.focus();
+    },
+    regenerate: async (answer) => {
+      const chat = app.chat;
+      const items = chat.state.items;
+      const question = items.find((it) => it.type === "message" && it.role === "user" && it.messageId === answer.replyTo);
+      const text = question ? question.text : [...items].reverse().find((it) => it.type === "message" && it.role === "user")?.text;
+      if (!text) return;
+      try {
+        await app.conn.call("session.send", { session_id: chat.id, text, client_message_id: newId() });
+      } catch (e) {
+        showNotice("Could not regenerate: " + errorText(e));
+      }
+    },
     kill: async (lane) => {
       const chat = app.chat;
       try {

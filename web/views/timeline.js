@@ -28,6 +28,10 @@ export function createTimeline(log, actions) {
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
+  /** The last user message and the last assistant answer offer Edit and Regenerate. */
+  let lastUser = null;
+  let lastAnswer = null;
+
   function render(state) {
     withScroll(() => {
       for (const item of state.items) {
@@ -40,10 +44,28 @@ export function createTimeline(log, actions) {
           UPDATE[item.type](v, item, actions);
         }
       }
+      let user = null;
+      let answer = null;
+      for (let i = state.items.length - 1; i >= 0 && !(user && answer); i--) {
+        const it = state.items[i];
+        if (it.type !== "message") continue;
+        if (it.role === "user") user ??= it;
+        else if (!answer && !user) answer = it;
+      }
+      const mark = (prev, next, part) => {
+        const old = prev && views.get(prev.key);
+        if (old && old[part]) old[part].hidden = true;
+        const now = next && views.get(next.key);
+        if (now && now[part]) now[part].hidden = next.role === "assistant" && next.streaming;
+        return next;
+      };
+      lastUser = mark(lastUser, user, "edit");
+      lastAnswer = mark(lastAnswer, answer, "regen");
     });
   }
 
   function clear() {
+    lastUser = lastAnswer = null;
     views.clear();
     log.replaceChildren();
   }
@@ -57,6 +79,43 @@ export function createTimeline(log, actions) {
 function createMessage(item, actions) {
   const body = el("div", { class: "msg-body" });
   const usage = el("p", { class: "msg-usage", "data-testid": "turn-usage", hidden: true });
+  const copy = el("button", { type: "button", class: "btn btn-small btn-ghost", "data-testid": "message-copy", "data-local": "clipboard", text: "Copy" });
+  const tools = el("div", { class: "msg-tools" }, copy);
+  const v = { el: null, body, usage, item: null, text: null, edit: null, regen: null };
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(v.item.text);
+      copy.textContent = "Copied";
+    } catch {
+      copy.textContent = "Copy failed";
+    }
+    setTimeout(() => (copy.textContent = "Copy"), 1500);
+  });
+  if (item.role === "user") {
+    v.edit = el("button", {
+      type: "button",
+      class: "btn btn-small btn-ghost",
+      "data-testid": "message-edit",
+      "data-api": "session.send",
+      title: "Put this message in the composer to change it and send it again",
+      text: "Edit",
+      hidden: true,
+    });
+    v.edit.addEventListener("click", () => actions.edit(v.item.text));
+    tools.append(v.edit);
+  } else {
+    v.regen = el("button", {
+      type: "button",
+      class: "btn btn-small btn-ghost",
+      "data-testid": "message-regenerate",
+      "data-api": "session.send",
+      title: "Send the question this answers again, for a new answer",
+      text: "Regenerate",
+      hidden: true,
+    });
+    v.regen.addEventListener("click", () => actions.regenerate(v.item));
+    tools.append(v.regen);
+  }
   const node = el(
     "article",
     {
@@ -68,8 +127,9 @@ function createMessage(item, actions) {
     el("span", { class: "msg-role", "aria-hidden": "true", text: item.role === "user" ? "You" : "Assistant" }),
     body,
     usage,
+    tools,
   );
-  const v = { el: node, body, usage, item: null, text: null };
+  v.el = node;
   updateMessage(v, item, actions);
   return v;
 }
