@@ -213,7 +213,13 @@ impl R1McpServer {
             peer: context.peer.clone(),
             token,
         };
-        to_value(subscribe::run(self.api.as_ref(), params, &sink, &context.ct).await?)
+        let result = subscribe::run(self.api.as_ref(), params, &sink, &context.ct).await?;
+        // The notifications are queued to the peer; the service writes them and the
+        // call's result from separate queues, and a client drops a progress
+        // notification that arrives after its call's result (the handler is gone). A
+        // moment for the queue to drain keeps the last notification ahead of the result.
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        to_value(result)
     }
 }
 
