@@ -300,8 +300,7 @@ pub struct LobeHost {
     /// `loop`: the last tool call (name and arguments) and how often it came in a row.
     last_call: Option<String>,
     repeats: usize,
-    /// `budget`: tokens used when last looked, and whether the warning was given.
-    used: u64,
+    /// `budget`: whether the warning was given.
     budget_warned: bool,
     /// `verify`: a tool that may change files completed in this turn.
     changed: bool,
@@ -331,7 +330,6 @@ impl LobeHost {
             token_budget,
             last_call: None,
             repeats: 0,
-            used: 0,
             budget_warned: warned,
             changed: false,
             verifying: Arc::default(),
@@ -382,17 +380,16 @@ impl LobeHost {
                     }
                 }
                 if let (Some(_), Some(budget)) = (&m.usage, self.token_budget) {
-                    self.used = used;
                     let reached =
-                        self.used.saturating_mul(100) >= budget.saturating_mul(BUDGET_WARN_PERCENT);
+                        used.saturating_mul(100) >= budget.saturating_mul(BUDGET_WARN_PERCENT);
                     if reached && !self.budget_warned && on("budget") {
                         self.budget_warned = true;
                         out.push(LobeAction::Publish(
                             NoteInput {
                                 text: format!(
                                     "This session has used {} of its {budget}-token budget ({} %). Finish the task or wrap up soon: at the budget the turn stops.",
-                                    self.used,
-                                    self.used.saturating_mul(100) / budget.max(1)
+                                    used,
+                                    used.saturating_mul(100) / budget.max(1)
                                 ),
                                 tags: vec!["budget".into()],
                                 critical: true,

@@ -132,12 +132,7 @@ impl Hub {
                 dir.display()
             ))
         })?;
-        self.sessions()
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&s.id);
-        self.search_index().forget(&s.id);
+        self.forget_session(&s.id);
         self.bus().publish(&bus::SessionDeleted {
             session_id: s.id.clone(),
         });

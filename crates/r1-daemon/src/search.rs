@@ -428,11 +428,12 @@ impl Store {
                             .optional()?;
                         match found {
                             None => {
-                                let cut = cut_at(text, LANE_DOC_BYTES);
+                                let cut = crate::fsutil::head(text, LANE_DOC_BYTES);
                                 insert(SearchKind::Tool, Some(lane), cut)?;
                             }
                             Some((id, len)) if (len as usize) < LANE_DOC_BYTES => {
-                                let cut = clean(cut_at(text, LANE_DOC_BYTES - len as usize));
+                                let cut =
+                                    clean(crate::fsutil::head(text, LANE_DOC_BYTES - len as usize));
                                 tx.execute(
                                     "UPDATE fts SET body = body || ?2 WHERE rowid = ?1",
                                     params![id, cut],
@@ -541,18 +542,6 @@ fn peek_seq(line: &str) -> Option<u64> {
     let rest = &line[line.find("\"seq\":")? + 6..];
     let end = rest.find(|c: char| !c.is_ascii_digit())?;
     rest[..end].parse().ok()
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-fn cut_at(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 fn kind_code(k: SearchKind) -> i64 {

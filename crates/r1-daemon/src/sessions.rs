@@ -1101,16 +1101,21 @@ impl Hub {
                 tracing::warn!(session = %s.id, "cannot prune {}: {e}", dir.display());
                 continue;
             }
-            self.sessions()
-                .map
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&s.id);
-            self.search_index().forget(&s.id);
+            self.forget_session(&s.id);
             tracing::info!(session = %s.id, age_s = age.as_secs(), bytes = md.len(), "pruned ended session");
             pruned += 1;
         }
         pruned
+    }
+
+    /// Forgets a session whose directory is gone: out of the table and the index.
+    pub(crate) fn forget_session(&self, id: &str) {
+        self.sessions()
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.search_index().forget(id);
     }
 
     /// Prunes ended sessions now and then every ten minutes.
