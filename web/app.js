@@ -8,7 +8,7 @@
 
 import { $, el, basename, errorText, fmtTime, tokensText } from "./dom.js";
 import { Connection, obtainToken, forgetToken, newId } from "./rpc.js";
-import { initialState, reduce, withLaneStatuses } from "./store.js";
+import { initialState, reduce, reduceAll, withLaneStatuses } from "./store.js";
 import { createTimeline } from "./views/timeline.js";
 import * as worktrees from "./worktrees.js";
 import * as missions from "./missions.js";
@@ -265,6 +265,14 @@ function newChat(id) {
     pending: null, // {text, cmid} of a send that may have to be retried
     sending: false,
     renderQueued: false,
+    /** Catching up: records up to this seq (the journal's head at open) are replay. */
+    catchUpTo: 0,
+    /** Replayed records not folded yet, and whether a frame will fold them. */
+    queue: [],
+    foldQueued: false,
+    /** A long session opens on its last records; until the history before them is read
+     * (`backfill`), {before: the first seq subscribed to, records: every record since}. */
+    backfill: null,
   };
 }
 
@@ -369,14 +377,59 @@ function closeChat() {
   markCurrent();
 }
 
+/** A session with more records than this opens on its last ones, the rest read after. */
+const TAIL_RECORDS = 2000;
+/** Records asked for at once while reading the history before them. */
+const PAGE_RECORDS = 10000;
+
 async function subscribeChat(chat) {
+  foldQueue(chat);
   chat.subscription = null;
-  const r = await app.conn.call("subscribe", { session_id: chat.id, since_seq: chat.state.lastSeq + 1 });
+  // What the journal holds now is history to catch up on, folded in batches.
+  const head = app.sessions.get(chat.id)?.last_seq || 0;
+  chat.catchUpTo = head;
+  let since = chat.state.lastSeq + 1;
+  if (since === 1 && !chat.backfill && head > TAIL_RECORDS) {
+    // A long session: its end first (what the reader sees), its history after.
+    since = head - TAIL_RECORDS + 1;
+    chat.backfill = { before: since, records: [], reading: false };
+  }
+  const r = await app.conn.call("subscribe", { session_id: chat.id, since_seq: since });
   if (app.chat !== chat) {
     app.conn.call("unsubscribe", { subscription: r.subscription }).catch(() => {});
     return;
   }
   chat.subscription = r.subscription;
+  if (chat.backfill && !chat.backfill.reading) readHistory(chat);
+}
+
+/**
+ * Reads a long session's records before the ones it opened on, page by page, then
+ * folds the whole journal again (history, then every record since) and draws it: the
+ * timeline keeps the reader on the item they were looking at.
+ */
+async function readHistory(chat) {
+  const b = chat.backfill;
+  b.reading = true;
+  const older = [];
+  let since = 1;
+  try {
+    while (since < b.before) {
+      const page = await app.conn.call("session.journal", { session_id: chat.id, since_seq: since, limit: Math.min(PAGE_RECORDS, b.before - since) });
+      if (app.chat !== chat) return;
+      const records = page.records || [];
+      for (const rec of records) if (rec.seq < b.before) older.push(rec);
+      if (!records.length || page.next_seq <= since) break;
+      since = page.next_seq;
+    }
+  } catch {
+    b.reading = false; // read again at the next subscribe (after a reconnect)
+    return;
+  }
+  foldQueue(chat);
+  chat.backfill = null;
+  applyState(chat, reduceAll(reduceAll(initialState(), older), b.records), true);
+  renderChatHead();
 }
 
 /** The notice under the chat's toolbar: "auto" ones follow the session's state, others
@@ -400,7 +453,7 @@ function renderChatHead() {
   $("chat-meta").textContent = [s.engine + (s.model ? ` (${s.model})` : ""), s.workdir, chat.id].filter(Boolean).join(" · ");
   // The session's totals: the view's until the journal has been read past it, then the
   // journal's (the same sum, kept current record by record).
-  const u = chat.state.lastSeq >= (s.last_seq || 0) ? chat.state.usage : s.usage;
+  const u = !chat.backfill && chat.state.lastSeq >= (s.last_seq || 0) ? chat.state.usage : s.usage;
   const usage = $("chat-usage");
   usage.hidden = !s.usage;
   usage.textContent = !u ? "" : u.model_calls ? "Tokens: " + tokensText(u) : "Tokens: none yet";
@@ -456,13 +509,48 @@ function focusNextAction() {
 }
 
 /**
- * One record of the open session: folded into its state, then drawn. A record that adds
+ * One record of the open session: folded into its state, then drawn. While the session's
+ * history is caught up (records up to the journal's head when it was opened), records
+ * are queued and folded together once a frame (`reduceAll`), and drawn once for the
+ * lot; the last one folds and draws whatever is left at once. A live record that adds
  * to the timeline or changes the session's state is drawn at once; one that only adds
  * text (deltas, lane output) waits for the next frame, with whatever else came by then.
  */
 function applyRecord(chat, rec) {
+  if (chat.backfill && rec && typeof rec.seq === "number") chat.backfill.records.push(rec);
+  if (chat.catchUpTo && rec && typeof rec.seq === "number" && rec.seq < chat.catchUpTo) {
+    chat.queue.push(rec);
+    if (!chat.foldQueued) {
+      chat.foldQueued = true;
+      requestAnimationFrame(() => {
+        chat.foldQueued = false;
+        if (app.chat === chat) foldQueue(chat);
+      });
+    }
+    return;
+  }
+  chat.catchUpTo = 0;
+  if (chat.queue.length) {
+    chat.queue.push(rec);
+    foldQueue(chat);
+    return;
+  }
+  applyState(chat, reduce(chat.state, rec));
+}
+
+/** Folds the queued replay records into the chat's state, and draws it. */
+function foldQueue(chat) {
+  if (!chat.queue.length) return;
+  const records = chat.queue;
+  chat.queue = [];
+  applyState(chat, reduceAll(chat.state, records), true);
+  const at = records[records.length - 1].at;
+  if (at && app.chat === chat) patchSession(chat.id, {}, at);
+}
+
+/** The chat's next state: the list, header and timeline follow it (`now`: draw at once). */
+function applyState(chat, next, now = false) {
   const prev = chat.state;
-  const next = reduce(prev, rec);
   if (next === prev) return;
   chat.state = next;
   if (next.resync && !prev.resync) {
@@ -476,7 +564,7 @@ function applyRecord(chat, rec) {
     if (next.status === "idle") worktrees.settled(chat.id);
   }
   if (next.usage !== prev.usage) renderChatHead();
-  if (next.items.length !== prev.items.length || next.status !== prev.status) {
+  if (now || next.items.length !== prev.items.length || next.status !== prev.status) {
     timelineView().render(next);
   } else if (!chat.renderQueued) {
     chat.renderQueued = true;
@@ -496,6 +584,7 @@ function onEvent(params) {
   const chat = app.chat;
   if (chat && params.session_id === chat.id) {
     applyRecord(chat, params.record);
+    if (chat.queue.length) return; // replay: the time is taken once the batch is folded
     // The list's "updated" time, at most once a second.
     const at = params.record.at;
     const known = app.sessions.get(chat.id)?.updated_at;

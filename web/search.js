@@ -1,11 +1,12 @@
 // Search (Ctrl+K or the sidebar's Search button): a dialog with one query box over
 // every session's history (`search.query`); each hit opens its session and scrolls to
-// the record with that seq, highlighted.
+// the record with that seq (drawn by the timeline on request), highlighted.
 //
 // Snippets are rendered from the hit's `parts` as text nodes and <mark>s, never as
 // HTML, so nothing from a journal can inject markup.
 
 import { $, el, errorText, fmtTime } from "./dom.js";
+import { REVEAL_EVENT } from "./views/timeline.js";
 
 /** Wait this long after the last keystroke before asking the daemon. */
 const DEBOUNCE_MS = 150;
@@ -119,6 +120,8 @@ async function go(h) {
   await s.openSession(h.session_id);
   const deadline = Date.now() + FIND_MS;
   const find = () => {
+    // The timeline draws only what is near the viewport: ask it to draw this record.
+    $("log").dispatchEvent(new CustomEvent(REVEAL_EVENT, { detail: { seq: h.seq } }));
     const target = recordEl(h.seq);
     if (target && (target.exact || Date.now() > deadline - FIND_MS / 2)) {
       target.el.scrollIntoView({ block: "center" });
