@@ -63,10 +63,12 @@ function longJournal(seq, total) {
   const words = "the parser reads each line and keeps a sparse index of offsets so a reader can seek".split(" ");
   const prose = (n, k) => Array.from({ length: n }, (_, i) => words[(i * 7 + k) % words.length]).join(" ");
   let turn = 0;
+  let middle = 0;
   // Each turn is about 70 records; stop with room for the last one.
   while (seq + 120 < total) {
     turn += 1;
     const m = `msg_${turn}`;
+    if (turn === 700) middle = seq + 1;
     push("session.message", { role: "user", text: `Turn ${turn}: look at \`src/file_${turn}.rs\` and run the tests.`, message_id: m, client_message_id: null });
     push("session.state", { state: "busy", message_id: m });
     const plan = `I will **read** \`src/file_${turn}.rs\` first, then run the tests.\n\n- ${prose(9, turn)}\n- ${prose(7, turn + 1)}`;
@@ -109,7 +111,7 @@ function longJournal(seq, total) {
   while (seq < total - 2) push("session.delta", { text: ".", reply_to: m });
   push("session.message", { role: "assistant", text: FINAL, reply_to: m, tool_calls: [], usage: { input_tokens: 10, output_tokens: 10 } });
   push("session.state", { state: "idle" });
-  return { lines, turns: turn + 1 };
+  return { lines, turns: turn + 1, middle };
 }
 
 test("longsession: a 100,000-record session opens in under 2 s with a bounded DOM", { timeout: 300000 }, async (t) => {
@@ -127,7 +129,7 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
   const file = join(home, "sessions", id, "journal.ndjson");
   const existing = (await readFile(file, "utf8")).trimEnd().split("\n");
   const last = JSON.parse(existing[existing.length - 1]).seq;
-  const { lines, turns } = longJournal(last, RECORDS);
+  const { lines, turns, middle } = longJournal(last, RECORDS);
   await appendFile(file, lines.join("\n") + "\n");
   assert.equal(last + lines.length, RECORDS);
 
@@ -199,13 +201,22 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
         const box = log.getBoundingClientRect();
         return m.textContent.includes("Turn 1:") && r.top >= box.top && r.bottom <= box.bottom;
       }),
-    { what: "the first message at the top", timeout: 10000 },
+    // The history before the last records is read in the background first.
+    { what: "the first message at the top", timeout: 60000 },
   );
   n = await nodes();
   assert.ok(n < DOM_BOUND, `${n} elements under #log at the top`);
   // It stays put there (no jump back to the bottom).
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   assert.equal(await page.evaluate(() => document.getElementById("log").scrollTop), 0);
+
+  // View state outlives the nodes: the first lane, closed, and a focused control stay so
+  // while the log is scrolled to the bottom and back.
+  const firstLane = await page.$eval('#log [data-testid="lane"]', (l) => l.dataset.lane);
+  await page.click(`#log [data-testid="lane"][data-lane="${firstLane}"] [data-testid="lane-toggle"]`);
+  await until(() => page.$eval(`#log [data-testid="lane"][data-lane="${firstLane}"]`, (l) => !l.open), { what: "the lane closed" });
+  await page.focus('#log [data-testid="message"] [data-testid="message-copy"]');
+  const focusedSeq = await page.evaluate(() => document.activeElement.closest('[data-testid="message"]').dataset.seq);
 
   // Through the middle with the wheel, then back to the bottom.
   await page.hover("#log");
@@ -228,6 +239,38 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
   );
   n = await nodes();
   assert.ok(n < DOM_BOUND, `${n} elements under #log back at the bottom`);
+  assert.equal(
+    await page.evaluate(() => document.activeElement.isConnected && document.activeElement.closest('[data-testid="message"]')?.dataset.seq),
+    focusedSeq,
+    "the focused control keeps its node and its focus",
+  );
+  await until(
+    () =>
+      page.evaluate((lane) => {
+        const log = document.getElementById("log");
+        log.scrollTop = 0;
+        const l = log.querySelector(`[data-testid="lane"][data-lane="${lane}"]`);
+        return l && log.scrollTop === 0 && !l.open;
+      }, firstLane),
+    { what: "the first lane, still closed, back at the top" },
+  );
+
+  // A jump to a record far from the viewport (as a search hit does) draws it, in view.
+  await until(
+    () =>
+      page.evaluate((seq) => {
+        const log = document.getElementById("log");
+        log.dispatchEvent(new CustomEvent("timeline:reveal", { detail: { seq } }));
+        const m = log.querySelector(`[data-seq="${seq}"]`);
+        if (!m) return false;
+        const r = m.getBoundingClientRect();
+        const box = log.getBoundingClientRect();
+        return r.top >= box.top && r.top < box.bottom && m.textContent.includes("Turn 700:");
+      }, middle),
+    { what: `record ${middle} drawn and in view` },
+  );
+  n = await nodes();
+  assert.ok(n < DOM_BOUND, `${n} elements under #log after the jump`);
 
   await walkDataApi(page, ops);
   const serious = seriousOnly(await axe(page));

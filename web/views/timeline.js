@@ -16,6 +16,8 @@ import { laneText } from "../store.js";
 const LANE_COLLAPSED_LINES = 12;
 /** Pixels drawn beyond the viewport on each side (at least; a viewport's height if more). */
 const OVERSCAN_PX = 600;
+/** Items drawn beyond each edge of the viewport, at least (a short session is drawn whole). */
+const OVERSCAN_ITEMS = 25;
 /** Items drawn around the viewport, at most (the kept ones come on top). */
 const MAX_WINDOW = 160;
 /** Nodes of items scrolled out kept off the page, to come back without being rebuilt. */
@@ -244,9 +246,8 @@ export function createTimeline(log, actions) {
       for (let pass = 0; pass < 4; pass++) {
         const total = n ? tops[n] - box.gap : 0;
         const top = pinned || anchor < 0 ? Math.max(0, total + box.padBottom - ch) : tops[anchor] - rel;
-        let s = firstBelow(top - over);
-        let e = Math.max(s, firstBelow(top + ch + over));
-        e = Math.min(e, n - 1);
+        let s = Math.max(0, Math.min(firstBelow(top - over), firstBelow(top) - OVERSCAN_ITEMS));
+        let e = Math.min(n - 1, Math.max(firstBelow(top + ch + over), firstBelow(top + ch) + OVERSCAN_ITEMS));
         if (e - s + 1 > MAX_WINDOW) {
           const c = firstBelow(top);
           s = Math.max(s, c - (MAX_WINDOW >> 2));
