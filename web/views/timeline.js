@@ -142,7 +142,11 @@ export function createTimeline(log, actions) {
         const l = (learned[items[i].type] ??= { m: 0, e: 0 });
         l.m += h;
         l.e += estimate(items[i], ui);
-        // Long output shows its last lines until expanded.
+      }
+      if (v.placed) {
+        // A node put (back) on the page scrolls from the start: long output shows its
+        // last lines until expanded.
+        v.placed = false;
         if (v.out && !v.expanded) v.out.scrollTop = v.out.scrollHeight;
       }
       if (measured[i] !== h) {
@@ -286,7 +290,10 @@ export function createTimeline(log, actions) {
     for (const i of next) {
       const v = viewOf(i);
       if (v.el === cur) cur = cur.nextSibling;
-      else log.insertBefore(v.el, cur);
+      else {
+        log.insertBefore(v.el, cur);
+        v.placed = true;
+      }
     }
     while (cur) {
       const after = cur.nextSibling;
@@ -399,6 +406,7 @@ export function createTimeline(log, actions) {
     scanned = 0;
     lastUser = lastAnswer = -1;
     pinned = true;
+    replaced = false;
     log.replaceChildren();
   }
 
