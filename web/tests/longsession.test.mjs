@@ -3,7 +3,9 @@
 // journal while the daemon is stopped, then opened in the browser. The open (from the
 // session list click to the last message on screen) must take under 2 s, and the chat
 // log's DOM stays bounded however far it is scrolled, because the timeline renders only
-// the items in and near the viewport.
+// the items in and near the viewport. A closed lane and a focused control survive being
+// scrolled out and back, a jump to a far record draws it in view, and records arriving
+// leave a reader up in the history where they are, and keep one at the bottom there.
 //
 // The quickest of three opens is asserted (the machine may be busy); all three are
 // printed. docs/BENCHMARKS.md has the numbers and the command:
@@ -271,6 +273,48 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
   );
   n = await nodes();
   assert.ok(n < DOM_BOUND, `${n} elements under #log after the jump`);
+
+  // Records arriving while the reader is up in the history leave the view where it is…
+  const offset = () =>
+    page.evaluate((seq) => {
+      const log = document.getElementById("log");
+      return log.querySelector(`[data-seq="${seq}"]`).getBoundingClientRect().top - log.getBoundingClientRect().top;
+    }, middle);
+  const answered = (text) =>
+    page.waitForFunction(
+      (t) => Array.from(document.querySelectorAll('#log [data-testid="message"][data-role="assistant"]')).some((m) => m.dataset.streaming === "false" && m.textContent.includes(t)),
+      text,
+    );
+  const before = await offset();
+  let sent = await api(d, "POST", `/v1/sessions/${id}/messages`, { text: "one more question" });
+  assert.equal(sent.status, 202, sent.text);
+  await answered("echo: one more question");
+  const after = await offset();
+  assert.ok(Math.abs(after - before) < 2, `the record in view moved from ${before} to ${after} px`);
+  // …and at the bottom, the log follows them.
+  await until(
+    () =>
+      page.evaluate(() => {
+        const log = document.getElementById("log");
+        log.scrollTop = log.scrollHeight;
+        return log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+      }),
+    { what: "the log at the bottom" },
+  );
+  sent = await api(d, "POST", `/v1/sessions/${id}/messages`, { text: "and the last one" });
+  assert.equal(sent.status, 202, sent.text);
+  await answered("echo: and the last one");
+  await until(
+    () =>
+      page.evaluate(() => {
+        const log = document.getElementById("log");
+        const ms = log.querySelectorAll('[data-testid="message"][data-role="assistant"]');
+        const r = ms[ms.length - 1].getBoundingClientRect();
+        const box = log.getBoundingClientRect();
+        return ms[ms.length - 1].textContent.includes("echo: and the last one") && r.bottom <= box.bottom + 1 && r.top >= box.top - 1;
+      }),
+    { what: "the new answer in view at the bottom" },
+  );
 
   await walkDataApi(page, ops);
   const serious = seriousOnly(await axe(page));
