@@ -191,6 +191,25 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
   assert.ok(n > 20, `${n} elements under #log: the conversation is drawn`);
   await walkDataApi(page, ops);
 
+  // Scrolling up through items never drawn: what is on screen moves by the scroll and no
+  // more (each item drawn above is measured and the scroll corrected before a paint).
+  const drift = await page.evaluate(async () => {
+    const log = document.getElementById("log");
+    const frame = () => new Promise((r) => requestAnimationFrame(r));
+    const off = [];
+    for (let i = 0; i < 30; i++) {
+      const top = log.getBoundingClientRect().top;
+      const e = Array.from(log.children).find((c) => c.dataset.testid && c.getBoundingClientRect().bottom > top + 10);
+      const y0 = e.getBoundingClientRect().top;
+      log.scrollTop -= 400;
+      await frame();
+      await frame();
+      if (e.isConnected) off.push(Math.abs(e.getBoundingClientRect().top - y0 - 400));
+    }
+    return off;
+  });
+  assert.ok(drift.length > 20 && Math.max(...drift) < 2, `the content jumped while scrolling up: ${drift.map(Math.round).join(" ")}`);
+
   // To the very top: the first message is drawn and on screen, the DOM still bounded.
   await until(
     () =>

@@ -136,7 +136,12 @@ export function createTimeline(log, actions) {
     for (const i of shown) {
       const v = views.get(items[i].key);
       if (!v) continue;
-      const h = v.el.getBoundingClientRect().height;
+      // The item's margin box: a note is a <p>, with the paragraph's margins.
+      if (v.margin === undefined) {
+        const cs = getComputedStyle(v.el);
+        v.margin = (parseFloat(cs.marginTop) || 0) + (parseFloat(cs.marginBottom) || 0);
+      }
+      const h = v.el.getBoundingClientRect().height + v.margin;
       if (v.fresh) {
         v.fresh = false;
         const l = (learned[items[i].type] ??= { m: 0, e: 0 });
