@@ -308,9 +308,10 @@ const INTERACTIVE = "button, a, input, select, textarea, summary, [role=button],
 /**
  * The client-side controls that call no operation, named in `data-local` instead of
  * `data-api`: copying a code block, expanding a lane's output, a code block that
- * takes focus to scroll. Links in messages lead away from the UI and carry neither.
+ * takes focus to scroll, a diff's layout switch (unified or side by side: the diff
+ * already loaded, drawn again). Links in messages lead away from the UI and carry neither.
  */
-export const LOCAL_ACTIONS = new Set(["clipboard", "expand", "scroll"]);
+export const LOCAL_ACTIONS = new Set(["clipboard", "expand", "scroll", "view"]);
 
 /**
  * Every interactive element of the current DOM (hidden ones included) must carry
