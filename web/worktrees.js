@@ -262,6 +262,7 @@ const view = {
   narrow: null, // the MediaQueryList of NARROW
   collapsed: new Set(), // paths of the files the user collapsed
   worktreeId: null, // the worktree `collapsed` is about
+  text: null, // the diff text `files` was parsed from
   files: [], // the files shown: [{path, lines, info, words, lang, hl}]
   stats: new Map(), // path → the diff's DiffFileStat
   highlight: true, // false when the diff is longer than HIGHLIGHT_MAX_CHARS
@@ -328,11 +329,16 @@ function renderDiff(d) {
   const added = (d.files || []).reduce((n, f) => n + f.added, 0);
   const removed = (d.files || []).reduce((n, f) => n + f.removed, 0);
   const count = (d.files || []).length;
-  view.highlight = (d.diff || "").length <= HIGHLIGHT_MAX_CHARS;
-  view.files = parseUnifiedDiff(d.diff).map((f) => {
-    const info = fileInfo(f);
-    return { path: f.path, lines: f.lines, info, words: describeFile(info), lang: language(f.path), hl: null };
-  });
+  // The same text as last time (a refresh after a turn that changed nothing): the
+  // parsed and highlighted files are kept.
+  if (view.text !== d.diff || !view.files.length) {
+    view.text = d.diff;
+    view.highlight = (d.diff || "").length <= HIGHLIGHT_MAX_CHARS;
+    view.files = parseUnifiedDiff(d.diff).map((f) => {
+      const info = fileInfo(f);
+      return { path: f.path, lines: f.lines, info, words: describeFile(info), lang: language(f.path), hl: null };
+    });
+  }
   $("wt-diff-summary").textContent = count ? `${count} file${count === 1 ? "" : "s"}, +${added} −${removed}` : "";
   $("wt-diff-empty").hidden = count > 0 || view.files.length > 0;
   $("wt-diff-empty").textContent = "No changes against the base commit.";
