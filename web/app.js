@@ -707,7 +707,7 @@ function paletteCommands(q) {
     { id: "list", title: "Session list", api: "session.list", run: () => backToList(app.chat && app.chat.id) },
     { id: "shortcuts", title: "Keyboard shortcuts", hint: "?", api: "session.list", run: palette.openHelp },
   );
-  if (notifySupported()) {
+  if (notifySupported() && Notification.permission !== "denied") {
     cmds.push({ id: "notify", title: notifyOn() ? "Stop approval notifications" : "Notify me of approvals in a hidden tab", api: "subscribe", run: toggleNotify });
   }
   for (const s of sessionList.visible.value.slice(0, 100)) {
