@@ -17,6 +17,7 @@ import * as missions from "./missions.js";
 import * as search from "./search.js";
 import * as palette from "./views/palette.js";
 import * as keys from "./keys.js";
+import * as notify from "./notify.js";
 
 const OPEN_KEY = "r1.open";
 const WORKDIR_KEY = "r1.lastWorkdir";
@@ -132,7 +133,7 @@ function onBusRecord(rec) {
       if (id) app.conn.call("session.get", { session_id: id }).then((v) => upsertSession(v, rec.at), () => {});
       break;
     case "session.state":
-      if (id && d.state === "waiting_on_approval" && sessionList.getSession(id)?.state !== "waiting_on_approval") notifyApproval(id);
+      if (id && d.state === "waiting_on_approval" && sessionList.getSession(id)?.state !== "waiting_on_approval") notify.approvalWaiting(id);
       if (id && sessionList.hasSession(id)) patchSession(id, { state: d.state }, rec.at);
       else if (id) app.conn.call("session.get", { session_id: id }).then((v) => upsertSession(v, rec.at), () => {});
       break;
@@ -707,8 +708,8 @@ function paletteCommands(q) {
     { id: "list", title: "Session list", api: "session.list", run: () => backToList(app.chat && app.chat.id) },
     { id: "shortcuts", title: "Keyboard shortcuts", hint: "?", api: "session.list", run: palette.openHelp },
   );
-  if (notifySupported() && Notification.permission !== "denied") {
-    cmds.push({ id: "notify", title: notifyOn() ? "Stop approval notifications" : "Notify me of approvals in a hidden tab", api: "subscribe", run: toggleNotify });
+  if (notify.available()) {
+    cmds.push({ id: "notify", title: notify.on() ? "Stop approval notifications" : "Notify me of approvals in a hidden tab", api: "subscribe", run: notify.toggle });
   }
   for (const s of sessionList.visible.value.slice(0, 100)) {
     cmds.push({
@@ -748,52 +749,6 @@ function escape() {
 }
 
 // ---------------------------------------------------------------------------
-// Approval notifications: while the tab is hidden, a session that starts waiting for
-// an approval raises a browser notification (once the user allowed them here).
-
-const NOTIFY_KEY = "r1.notify";
-
-function notifySupported() {
-  return typeof Notification !== "undefined";
-}
-
-function notifyOn() {
-  return notifySupported() && Notification.permission === "granted" && localStorage.getItem(NOTIFY_KEY) === "1";
-}
-
-function renderNotify() {
-  const b = $("notify-toggle");
-  b.hidden = !notifySupported() || Notification.permission === "denied";
-  b.setAttribute("aria-pressed", notifyOn() ? "true" : "false");
-  b.textContent = notifyOn() ? "Approval notifications on" : "Notify me of approvals";
-}
-
-async function toggleNotify() {
-  if (notifyOn()) {
-    localStorage.removeItem(NOTIFY_KEY);
-  } else {
-    const p = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
-    if (p === "granted") localStorage.setItem(NOTIFY_KEY, "1");
-  }
-  renderNotify();
-  $("notify-toggle").focus();
-}
-
-function notifyApproval(id) {
-  if (document.visibilityState !== "hidden" || !notifyOn()) return;
-  const s = sessionList.getSession(id) || {};
-  const n = new Notification("r1: approval needed", {
-    body: `${s.title || basename(s.workdir) || id} waits for your decision.`,
-    tag: "r1-approval-" + id,
-  });
-  n.onclick = () => {
-    window.focus();
-    openSession(id, { focus: true });
-    n.close();
-  };
-}
-
-// ---------------------------------------------------------------------------
 // Wiring
 
 async function onConnected() {
@@ -828,8 +783,7 @@ function wire() {
   $("open-palette").addEventListener("click", () => palette.openPalette());
   $("open-shortcuts").addEventListener("click", () => palette.openHelp());
   $("palette-kbd").textContent = keys.modName() + " K";
-  $("notify-toggle").addEventListener("click", toggleNotify);
-  renderNotify();
+  notify.init({ openSession: (id) => openSession(id, { focus: true }) });
   sessionList.mount($("session-list-root"), {
     open: (id) => openSession(id, { focus: true }),
     resumeAll,
