@@ -13,6 +13,7 @@ import { createTimeline } from "./views/timeline.js";
 import * as worktrees from "./worktrees.js";
 import * as missions from "./missions.js";
 import * as search from "./search.js";
+import * as compat from "./compat.js";
 
 const OPEN_KEY = "r1.open";
 const WORKDIR_KEY = "r1.lastWorkdir";
@@ -67,6 +68,7 @@ function setBanner(state, detail) {
     connected: "Connected",
     reconnecting: "Reconnecting…" + (detail ? ` (${detail})` : ""),
     offline: "Offline: the daemon is not reachable" + (detail ? ` (${detail})` : ""),
+    incompatible: "Disconnected: the daemon speaks another protocol",
   }[state];
   $("conn-text").textContent = text ?? state;
   const retry = $("conn-retry");
@@ -851,6 +853,9 @@ async function main() {
       forgetToken();
       showLogin("Your sign-in is no longer valid (the daemon's token changed). Run r1 open again.");
     },
+    // The daemon no longer matches this page (web/compat.js).
+    onIncompatible: compat.incompatible,
+    onUpgraded: compat.upgraded,
   });
   app.conn.start();
 }
