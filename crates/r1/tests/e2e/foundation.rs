@@ -504,6 +504,37 @@ fn rotating_the_token_ends_every_connection_opened_with_the_old_one() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let (head, session) = unix(&old, &format!("/v1/sessions/{sid}/events"));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // An MCP session's GET stream of notifications.
+    let mcp_post = |session: Option<&str>, body: serde_json::Value| {
+        let body = body.to_string();
+        let session = session
+            .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+            .unwrap_or_default();
+        raw_tcp(port, &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {old}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{session}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let init = mcp_post(
+        None,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "e2e", "version": "1"}}}),
+    );
+    assert_eq!(init.status, 200, "{}", init.body);
+    let mcp_session = init.header("mcp-session-id").expect("an MCP session id");
+    let ack = mcp_post(
+        Some(&mcp_session),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    assert_eq!(ack.status, 202, "{}", ack.body);
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (head, mcp) = held_open(
+        s,
+        &format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {old}\r\nAccept: text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\nMcp-Session-Id: {mcp_session}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let tail_path = format!("/v1/sessions/{sid}/journal/tail?since_seq=1000000&wait_ms=60000");
     let mut poll = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     poll.set_read_timeout(Some(Duration::from_secs(10)))
@@ -546,6 +577,9 @@ fn rotating_the_token_ends_every_connection_opened_with_the_old_one() {
             "the {what} stream did not end with the reason: {rest}"
         );
     }
+    // The MCP stream ends too (without r1's `event: error`, which MCP clients do not
+    // read); its read timeout is 10 s, so ending within the bound below is the proof.
+    let _ = mcp.join().unwrap();
     let poll = poll.join().unwrap();
     assert_eq!(poll.status, 401, "{}", poll.body);
     assert!(poll.body.contains("rotated"), "{}", poll.body);
