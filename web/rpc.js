@@ -131,9 +131,7 @@ export class Connection {
       return;
     }
     this.ws = ws;
-    let opened = false;
     ws.addEventListener("open", async () => {
-      opened = true;
       this.attempts = 0;
       this.everOpen = true;
       const verdict = await this.checkDaemon();
@@ -160,10 +158,14 @@ export class Connection {
         // The daemon speaks another protocol version: retrying will not help. Its
         // handshake names the version; the close reason does when that cannot be read.
         this.stopped = true;
-        const named = /speaks (r1\.proto\.[^\s,;]+)/.exec(ev.reason || "");
+        const named = (/speaks (r1\.proto\.[^\s,;]+)/.exec(ev.reason || "") || [])[1] || "";
+        const theirs = (r) => {
+          const p = r && r.handshake && r.handshake.protocol;
+          return p && p !== PROTOCOL ? p : named;
+        };
         this.readHandshake().then(
-          (r) => this.incompatible((r.handshake && r.handshake.protocol) || (named && named[1]) || ""),
-          () => this.incompatible((named && named[1]) || ""),
+          (r) => this.incompatible(theirs(r)),
+          () => this.incompatible(named),
         );
         return;
       }
@@ -247,7 +249,7 @@ export class Connection {
   authFailed() {
     if (this.stopped && this.state === "signed-out") return;
     this.stop();
-    this.state = "signed-out";
+    this.setState("signed-out", "the daemon refused this tab's token");
     this.hooks.onAuthFailed();
   }
 
