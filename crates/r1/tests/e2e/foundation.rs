@@ -551,6 +551,32 @@ fn rotating_the_token_ends_every_connection_opened_with_the_old_one() {
     // "rotated").
     std::thread::sleep(Duration::from_millis(1000));
 
+    // The CLI follows a session over the unix socket, reading the token file like any
+    // client: its stream ends at the rotation, and it follows on with the new token
+    // (a 401 makes it read the file again), missing nothing.
+    let mut follower = home
+        .cmd(&["ctl", "sessions", "follow", &sid, "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let followed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let followed = followed.clone();
+        let out = follower.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                followed.lock().unwrap().push_str(&line);
+            }
+        });
+    }
+    wait_until(Duration::from_secs(10), "the follower to attach", || {
+        followed.lock().unwrap().contains("session.created")
+    });
+
     let rotated_at = std::time::Instant::now();
     assert_eq!(home.run_json(&["ctl", "rotate-token"])["ok"], true);
     let new = d.token();
@@ -622,6 +648,19 @@ fn rotating_the_token_ends_every_connection_opened_with_the_old_one() {
     let (head, _session) = unix(&new, &format!("/v1/sessions/{sid}/events?since_seq=1"));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     rt.block_on(ws.close(None)).ok();
+    let sent = d.post(
+        &format!("/v1/sessions/{sid}/messages"),
+        &serde_json::json!({"text": "after the rotation"}).to_string(),
+    );
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    wait_until(Duration::from_secs(20), "the follower to go on", || {
+        followed
+            .lock()
+            .unwrap()
+            .contains("echo: after the rotation")
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
 }
 
 #[test]
