@@ -18,6 +18,7 @@ import * as search from "./search.js";
 import * as palette from "./views/palette.js";
 import * as keys from "./keys.js";
 import * as notify from "./notify.js";
+import * as compat from "./compat.js";
 
 const OPEN_KEY = "r1.open";
 const WORKDIR_KEY = "r1.lastWorkdir";
@@ -63,6 +64,7 @@ function setBanner(state, detail) {
     connected: "Connected",
     reconnecting: "Reconnecting…" + (detail ? ` (${detail})` : ""),
     offline: "Offline: the daemon is not reachable" + (detail ? ` (${detail})` : ""),
+    incompatible: "Disconnected: the daemon speaks another protocol",
   }[state];
   $("conn-text").textContent = text ?? state;
   const retry = $("conn-retry");
@@ -877,6 +879,9 @@ async function main() {
       forgetToken();
       showLogin("Your sign-in is no longer valid (the daemon's token changed). Run r1 open again.");
     },
+    // The daemon no longer matches this page (web/compat.js).
+    onIncompatible: compat.incompatible,
+    onUpgraded: compat.upgraded,
   });
   app.conn.start();
 }

@@ -66,29 +66,40 @@ impl DaemonInfo {
     }
 }
 
-/// The daemon's credential, swappable while running (`rotate-token`).
+/// The daemon's credential, swappable while running (`rotate-token`). Each token has
+/// a lifetime, a [`CancellationToken`] cancelled when the token is replaced: a request
+/// that passed the check holds it, so every connection and stream opened with a token
+/// ends when that token is rotated away (`perimeter::Credential`).
 #[derive(Debug)]
-pub struct TokenCell(RwLock<String>);
+pub struct TokenCell(RwLock<(String, CancellationToken)>);
 
 impl TokenCell {
     /// A cell holding `token`.
     pub fn new(token: String) -> Self {
-        TokenCell(RwLock::new(token))
+        TokenCell(RwLock::new((token, CancellationToken::new())))
     }
 
     /// Compares `offered` with the current token in constant time.
     pub fn matches(&self, offered: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        match self.0.read() {
-            Ok(t) => bool::from(t.as_bytes().ct_eq(offered)),
-            Err(_) => false,
-        }
+        self.check(offered).is_some()
     }
 
+    /// Compares `offered` with the current token in constant time; when it matches,
+    /// the token's lifetime, read under the same lock, so a request checked just
+    /// before a rotation holds the lifetime that rotation ends.
+    pub fn check(&self, offered: &[u8]) -> Option<CancellationToken> {
+        use subtle::ConstantTimeEq;
+        let t = self.0.read().ok()?;
+        bool::from(t.0.as_bytes().ct_eq(offered)).then(|| t.1.clone())
+    }
+
+    /// Puts `token` in force and ends the previous token's lifetime.
     fn set(&self, token: String) {
-        if let Ok(mut t) = self.0.write() {
-            *t = token;
-        }
+        let old = match self.0.write() {
+            Ok(mut t) => std::mem::replace(&mut *t, (token, CancellationToken::new())),
+            Err(_) => return,
+        };
+        old.1.cancel();
     }
 }
 
@@ -366,7 +377,9 @@ impl Hub {
         self.inner.grace.lock().map(|g| *g).unwrap_or(DEFAULT_GRACE)
     }
 
-    /// Writes a fresh token and makes it the only one accepted, at once.
+    /// Writes a fresh token and makes it the only one accepted, at once: every
+    /// connection and stream opened with the old token ends (WebSockets close with
+    /// 4001, event streams end), over TCP and the unix socket alike.
     pub fn rotate_token(&self) -> Result<(), ApiError> {
         let token = self.inner.state.rotate_token().map_err(|e| {
             tracing::error!("token rotation failed: {e}");
