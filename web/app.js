@@ -11,6 +11,7 @@ import { Connection, obtainToken, forgetToken, newId } from "./rpc.js";
 import { initialState, reduce, withLaneStatuses } from "./store.js";
 import { createTimeline } from "./views/timeline.js";
 import * as worktrees from "./worktrees.js";
+import * as files from "./files.js";
 import * as missions from "./missions.js";
 import * as search from "./search.js";
 
@@ -354,6 +355,7 @@ async function openSession(id, { focus = false, replace = false } = {}) {
     upsertSession(v);
     await subscribeChat(chat);
     worktrees.open(id);
+    files.open(id);
   } catch (e) {
     if (app.chat === chat) showNotice("Could not open the session: " + errorText(e));
   }
@@ -366,6 +368,7 @@ function closeChat() {
   app.chat = null;
   sessionStorage.removeItem(OPEN_KEY);
   worktrees.close();
+  files.close();
   markCurrent();
 }
 
@@ -474,7 +477,10 @@ function applyRecord(chat, rec) {
     patchSession(chat.id, { state: next.status, ...(next.status !== "paused" ? { reattachable: false } : {}) }, next.statusAt);
     // A turn ended: the worktree's files may have changed.
     if (next.status === "idle") worktrees.settled(chat.id);
+    if (next.status === "idle") files.settled(chat.id);
   }
+  // The Files tab lists the files the records show the agent touching.
+  if (next.items !== prev.items) files.changed(chat.id);
   if (next.usage !== prev.usage) renderChatHead();
   if (next.items.length !== prev.items.length || next.status !== prev.status) {
     timelineView().render(next);
@@ -752,6 +758,7 @@ async function onConnected() {
       if (v) upsertSession(v);
       await subscribeChat(chat);
       worktrees.open(chat.id);
+      files.open(chat.id);
     } else if (app.view === "loading") {
       const open = sessionStorage.getItem(OPEN_KEY);
       if (open && app.sessions.has(open)) await openSession(open);
@@ -777,6 +784,7 @@ function wire() {
   });
   const call = (method, params) => app.conn.call(method, params);
   worktrees.init({ call });
+  files.init({ call, state: () => app.chat && app.chat.state });
   missions.init({ call, openSession: (id) => openSession(id, { focus: true }) });
   search.init({ call, openSession: (id) => openSession(id) });
   $("start-form").addEventListener("submit", submitStart);
