@@ -256,3 +256,53 @@ fn io_error(what: &str, e: &io::Error) -> ApiError {
         _ => ApiError::internal(format!("cannot read {what}: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    use super::{open_beneath, read};
+
+    /// What `read` sees once its checks passed: a symlink swapped into any component
+    /// of the checked path is refused by the open itself, never followed.
+    #[test]
+    fn the_open_never_follows_a_symlink_swapped_in_after_the_check() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::fs::create_dir(root.join("dir")).unwrap();
+        std::fs::write(root.join("dir/file"), "ok").unwrap();
+        assert!(open_beneath(&root, Path::new("dir/file")).is_ok());
+
+        // The last component became a symlink out.
+        symlink(outside.path().join("secret"), root.join("last")).unwrap();
+        let e = open_beneath(&root, Path::new("last")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        // A parent directory became a symlink out.
+        std::fs::remove_dir_all(root.join("dir")).unwrap();
+        symlink(outside.path(), root.join("dir")).unwrap();
+        std::fs::write(outside.path().join("file"), "out").unwrap();
+        let e = open_beneath(&root, Path::new("dir/file")).unwrap_err();
+        assert!(
+            matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)),
+            "{e}"
+        );
+    }
+
+    /// A fifo swapped in after the metadata check opens without blocking (no writer)
+    /// and is refused by the check on the descriptor.
+    #[test]
+    fn a_fifo_opens_without_blocking() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let fifo = std::ffi::CString::new(root.join("pipe").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let f = open_beneath(&root, Path::new("pipe")).unwrap();
+        assert!(!f.metadata().unwrap().is_file());
+        let e = read(&root, &r1_engine::Protected::default(), "pipe", 10).unwrap_err();
+        assert!(e.message.contains("fifo"), "{}", e.message);
+    }
+}
