@@ -308,9 +308,12 @@ const INTERACTIVE = "button, a, input, select, textarea, summary, [role=button],
 /**
  * The client-side controls that call no operation, named in `data-local` instead of
  * `data-api`: copying a code block, expanding a lane's output, a code block that
- * takes focus to scroll. Links in messages lead away from the UI and carry neither.
+ * takes focus to scroll, a diff's layout switch (unified or side by side: the diff
+ * already loaded, drawn again), opening or closing a dialog of the page itself (the
+ * command palette, the shortcut list), asking the browser for notification permission.
+ * Links in messages lead away from the UI and carry neither.
  */
-export const LOCAL_ACTIONS = new Set(["clipboard", "expand", "scroll"]);
+export const LOCAL_ACTIONS = new Set(["clipboard", "expand", "scroll", "view", "dialog", "notify"]);
 
 /**
  * Every interactive element of the current DOM (hidden ones included) must carry
