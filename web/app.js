@@ -13,6 +13,7 @@ import { createTimeline } from "./views/timeline.js";
 import * as sessionList from "./views/sessions.js";
 import { STATE_LABELS } from "./views/sessions.js";
 import * as worktrees from "./worktrees.js";
+import * as files from "./files.js";
 import * as missions from "./missions.js";
 import * as search from "./search.js";
 import * as palette from "./views/palette.js";
@@ -267,6 +268,7 @@ async function openSession(id, { focus = false, replace = false } = {}) {
     upsertSession(v);
     await subscribeChat(chat);
     worktrees.open(id);
+    files.open(id);
   } catch (e) {
     if (app.chat === chat) showNotice("Could not open the session: " + errorText(e));
   }
@@ -279,6 +281,7 @@ function closeChat() {
   app.chat = null;
   sessionStorage.removeItem(OPEN_KEY);
   worktrees.close();
+  files.close();
   markCurrent();
 }
 
@@ -387,7 +390,10 @@ function applyRecord(chat, rec) {
     patchSession(chat.id, { state: next.status, ...(next.status !== "paused" ? { reattachable: false } : {}) }, next.statusAt);
     // A turn ended: the worktree's files may have changed.
     if (next.status === "idle") worktrees.settled(chat.id);
+    if (next.status === "idle") files.settled(chat.id);
   }
+  // The Files tab lists the files the records show the agent touching.
+  if (next.items !== prev.items) files.changed(chat.id);
   if (next.usage !== prev.usage) renderChatHead();
   if (next.items.length !== prev.items.length || next.status !== prev.status) {
     timelineView().render(next);
@@ -764,6 +770,7 @@ async function onConnected() {
       if (v) upsertSession(v);
       await subscribeChat(chat);
       worktrees.open(chat.id);
+      files.open(chat.id);
     } else if (app.view === "loading") {
       const open = sessionStorage.getItem(OPEN_KEY);
       if (open && sessionList.hasSession(open)) await openSession(open);
@@ -801,6 +808,7 @@ function wire() {
   });
   const call = (method, params) => app.conn.call(method, params);
   worktrees.init({ call });
+  files.init({ call, state: () => app.chat && app.chat.state });
   missions.init({ call, openSession: (id) => openSession(id, { focus: true }) });
   search.init({ call, openSession: (id) => openSession(id) });
   $("start-form").addEventListener("submit", submitStart);

@@ -96,42 +96,82 @@ function reset() {
   $("wt-diff-summary").textContent = "";
 }
 
+/**
+ * The session view's tabs, in order. The conversation is always there; the worktree
+ * tab with a worktree; the files tab (web/files.js) whenever the bar shows, that is
+ * when the session has a worktree or has touched files (`offerTab("files", …)`).
+ */
+const TABS = [
+  { name: "conversation", tab: "tab-conversation", panel: "panel-conversation" },
+  { name: "worktree", tab: "tab-worktree", panel: "panel-worktree" },
+  { name: "files", tab: "tab-files", panel: "panel-files" },
+];
+const offered = { worktree: false, files: false };
+const tabWatchers = [];
+
+/** Offers (`on`) or withdraws the tab `name` of another module ("files"). */
+export function offerTab(name, on) {
+  offered[name] = !!on;
+  showTabs(offered.worktree);
+}
+
+/** Calls `fn(name, user)` each time a tab is selected (`user`: by a click or a key). */
+export function onTabSelect(fn) {
+  tabWatchers.push(fn);
+}
+
+/** The name of the selected tab. */
+export function currentTab() {
+  return pane.tab;
+}
+
+function tabShown(name) {
+  if (name === "worktree") return offered.worktree;
+  if (name === "files") return offered.worktree || offered.files;
+  return true;
+}
+
+/** `on`: the session has a worktree. The bar shows when any tab but the conversation does. */
 function showTabs(on) {
-  $("chat-tabs").hidden = !on;
+  offered.worktree = !!on;
+  const bar = offered.worktree || offered.files;
+  $("chat-tabs").hidden = !bar;
+  for (const t of TABS) $(t.tab).hidden = !tabShown(t.name);
   const conv = $("panel-conversation");
-  // Without a worktree there is one view and no tabs: the panel is a plain container.
-  if (on) {
+  // With the conversation alone there are no tabs: the panel is a plain container.
+  if (bar) {
     conv.setAttribute("role", "tabpanel");
     conv.setAttribute("aria-labelledby", "tab-conversation");
   } else {
     conv.removeAttribute("role");
     conv.removeAttribute("aria-labelledby");
-    if (pane.tab !== "conversation") selectTab("conversation", false);
   }
+  if (!tabShown(pane.tab)) selectTab("conversation", false);
 }
 
-function selectTab(name, user) {
+export function selectTab(name, user) {
   const changed = pane.tab !== name;
   pane.tab = name;
-  for (const [tab, panel, n] of [
-    ["tab-conversation", "panel-conversation", "conversation"],
-    ["tab-worktree", "panel-worktree", "worktree"],
-  ]) {
-    const on = n === name;
-    $(tab).setAttribute("aria-selected", on ? "true" : "false");
-    $(tab).tabIndex = on ? 0 : -1;
-    $(panel).hidden = !on;
+  for (const t of TABS) {
+    const on = t.name === name;
+    $(t.tab).setAttribute("aria-selected", on ? "true" : "false");
+    $(t.tab).tabIndex = on ? 0 : -1;
+    $(t.panel).hidden = !on;
   }
   document.body.dataset.chatTab = name;
   if (user && changed && name === "worktree" && pane.wt) refresh();
+  for (const fn of tabWatchers) fn(name, user && changed);
 }
 
+/** Arrow keys move between the shown tabs (wrapping), Home and End to the first and last. */
 function onTabKey(e) {
   if (!["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) return;
   e.preventDefault();
-  const next = e.key === "Home" ? "conversation" : e.key === "End" ? "worktree" : pane.tab === "worktree" ? "conversation" : "worktree";
-  selectTab(next, true);
-  $(next === "worktree" ? "tab-worktree" : "tab-conversation").focus();
+  const shown = TABS.filter((t) => tabShown(t.name));
+  const at = Math.max(0, shown.findIndex((t) => t.name === pane.tab));
+  const i = e.key === "Home" ? 0 : e.key === "End" ? shown.length - 1 : (at + (e.key === "ArrowRight" ? 1 : shown.length - 1)) % shown.length;
+  selectTab(shown[i].name, true);
+  $(shown[i].tab).focus();
 }
 
 function strategyHelp() {

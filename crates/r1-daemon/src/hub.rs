@@ -14,9 +14,9 @@ use r1_proto::{
     RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult, ResumeFailure,
     SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
     SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
-    VerifyStep, WebClickParams, WebFillParams, WebNavigateParams, WebPageView, WorktreeCleanParams,
-    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
-    WorktreeMergeResult, WorktreeView, PROTOCOL,
+    VerifyStep, WebClickParams, WebFillParams, WebNavigateParams, WebPageView, WorkdirFile,
+    WorkdirReadParams, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList,
+    WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -785,6 +785,21 @@ impl Api for Hub {
         self.worktrees()
             .diff(&p.worktree_id, p.full.unwrap_or(false))
             .await
+    }
+
+    async fn workdir_read(&self, p: WorkdirReadParams) -> Result<WorkdirFile, ApiError> {
+        // The session's workdir is where its tools run: its worktree when it has one.
+        let workdir = std::path::PathBuf::from(&self.session(&p.session_id)?.workdir);
+        let protected = self.protected();
+        let max = p
+            .max_bytes
+            .unwrap_or(r1_proto::WORKDIR_READ_DEFAULT_BYTES)
+            .min(r1_proto::WORKDIR_READ_MAX_BYTES);
+        tokio::task::spawn_blocking(move || {
+            crate::workdir::read(&workdir, &protected, &p.path, max)
+        })
+        .await
+        .map_err(|_| ApiError::internal("the read of the workdir file did not finish"))?
     }
 
     async fn worktree_merge(
