@@ -119,6 +119,11 @@ test("docs/UI.md: screenshots of each main view, light, dark and phone width", a
   await shoot("diff", async () => {
     await page.$eval('[data-testid="diff-tools"]', (e) => e.scrollIntoView({ block: "start" }));
   });
+  // A file of the worktree, read-only.
+  await page.click('[data-testid="tab-files"]');
+  await page.click('[data-testid="files-item"][data-path="src/main.rs"]');
+  await page.waitForSelector('[data-testid="files-code"] .fv-text code');
+  await shoot("files");
   await page.click('[data-testid="tab-conversation"]');
 
   // The command palette over the conversation, with the waiting approval first.
