@@ -10,21 +10,20 @@ import { $, el, basename, errorText, fmtTime, tokensText } from "./dom.js";
 import { Connection, obtainToken, forgetToken, newId } from "./rpc.js";
 import { initialState, reduce, reduceAll, withLaneStatuses } from "./store.js";
 import { createTimeline } from "./views/timeline.js";
+import * as sessionList from "./views/sessions.js";
+import { STATE_LABELS } from "./views/sessions.js";
 import * as worktrees from "./worktrees.js";
+import * as files from "./files.js";
 import * as missions from "./missions.js";
 import * as search from "./search.js";
+import * as palette from "./views/palette.js";
+import * as keys from "./keys.js";
+import * as notify from "./notify.js";
+import * as compat from "./compat.js";
 
 const OPEN_KEY = "r1.open";
 const WORKDIR_KEY = "r1.lastWorkdir";
 
-const STATE_LABELS = {
-  idle: "idle",
-  busy: "busy",
-  waiting_on_approval: "waiting for approval",
-  paused: "paused",
-  ended: "ended",
-  error: "error",
-};
 
 function showLogin(message) {
   setView("login");
@@ -41,7 +40,6 @@ function showLogin(message) {
 
 const app = {
   conn: null,
-  sessions: new Map(), // id -> SessionView (+ updated_at)
   chat: null, // the open session's render state
   engines: null,
   view: "loading",
@@ -67,6 +65,7 @@ function setBanner(state, detail) {
     connected: "Connected",
     reconnecting: "Reconnecting…" + (detail ? ` (${detail})` : ""),
     offline: "Offline: the daemon is not reachable" + (detail ? ` (${detail})` : ""),
+    incompatible: "Disconnected: the daemon speaks another protocol",
   }[state];
   $("conn-text").textContent = text ?? state;
   const retry = $("conn-retry");
@@ -79,135 +78,46 @@ function setBanner(state, detail) {
 
 function upsertSession(view, updatedAt) {
   if (!view || !view.id) return;
-  const old = app.sessions.get(view.id) || {};
-  const merged = { ...old, ...view };
-  if (updatedAt && (!merged.updated_at || updatedAt > merged.updated_at)) merged.updated_at = updatedAt;
-  app.sessions.set(view.id, merged);
-  renderListItem(merged);
+  sessionList.upsert(view, updatedAt);
   if (app.chat && app.chat.id === view.id) renderChatHead();
 }
 
 function patchSession(id, patch, updatedAt) {
-  const old = app.sessions.get(id);
+  const old = sessionList.getSession(id);
   if (!old) return;
   upsertSession({ ...old, ...patch }, updatedAt);
 }
 
-function sortedIds() {
-  return Array.from(app.sessions.values())
-    .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : a.id < b.id ? 1 : -1))
-    .map((s) => s.id);
-}
-
-function renderListItem(s) {
-  const list = $("session-list");
-  let li = list.querySelector(`li[data-session-id="${CSS.escape(s.id)}"]`);
-  // Archived sessions are listed only when asked for (an open one stays open).
-  if (s.archived && !$("show-archived").checked) {
-    if (li) li.remove();
-    $("list-empty").hidden = list.children.length > 0;
-    return;
-  }
-  if (!li) {
-    const btn = el(
-      "button",
-      {
-        type: "button",
-        class: "session-item",
-        "data-testid": "session-item",
-        "data-api": "session.get",
-        dataset: { sessionId: s.id },
-        onclick: () => openSession(s.id, { focus: true }),
-      },
-      el("span", { class: "session-row" }, el("span", { class: "session-name" }), el("span", { class: "badge", "data-testid": "session-state" })),
-      el("span", { class: "session-workdir" }),
-      el("span", { class: "session-times" }),
-    );
-    li = el("li", { dataset: { sessionId: s.id } }, btn);
-    // keep newest first
-    const ids = sortedIds();
-    const idx = ids.indexOf(s.id);
-    const next = ids.slice(idx + 1).map((id) => list.querySelector(`li[data-session-id="${CSS.escape(id)}"]`)).find(Boolean);
-    list.insertBefore(li, next || null);
-  }
-  const btn = li.firstElementChild;
-  btn.querySelector(".session-name").textContent = (s.title || basename(s.workdir) || s.id) + (s.archived ? " (archived)" : "");
-  const badge = btn.querySelector(".badge");
-  badge.dataset.state = s.state;
-  badge.textContent = STATE_LABELS[s.state] || s.state;
-  btn.querySelector(".session-workdir").textContent = s.workdir;
-  const times = btn.querySelector(".session-times");
-  times.replaceChildren(
-    s.engine + (s.model ? ` (${s.model})` : "") + " · created ",
-    el("time", { datetime: s.created_at, text: fmtTime(s.created_at) }),
-    ...(s.updated_at ? [" · updated ", el("time", { datetime: s.updated_at, text: fmtTime(s.updated_at) })] : []),
-  );
-  btn.setAttribute("aria-current", app.chat && app.chat.id === s.id ? "true" : "false");
-  $("list-empty").hidden = $("session-list").children.length > 0;
-  updateResumeAll();
-}
-
-// "Resume all" is offered only while some session is paused (after a daemon restart,
-// every live session is).
-function updateResumeAll() {
-  const any = Array.from(app.sessions.values()).some((s) => s.state === "paused");
-  const b = $("resume-all");
-  if (b.hidden === any) b.hidden = !any;
-}
-
 async function resumeAll() {
-  const b = $("resume-all");
-  const err = $("list-error");
-  err.hidden = true;
-  b.disabled = true;
+  const { list } = sessionList;
+  list.error.value = "";
+  list.resuming.value = true;
   try {
     const r = await app.conn.call("session.resume_all", {});
     for (const v of r.resumed || []) upsertSession(v);
     const failed = r.failed || [];
     if (failed.length) {
-      err.hidden = false;
-      err.textContent =
+      list.error.value =
         `Could not resume ${failed.length} session${failed.length === 1 ? "" : "s"}: ` +
         failed.map((f) => `${f.id} (${f.error_message})`).join("; ");
     }
   } catch (e) {
-    err.hidden = false;
-    err.textContent = "Could not resume the paused sessions: " + errorText(e);
+    list.error.value = "Could not resume the paused sessions: " + errorText(e);
   } finally {
-    b.disabled = false;
-    updateResumeAll();
+    list.resuming.value = false;
   }
-}
-
-function renderList() {
-  const list = $("session-list");
-  const keep = new Set(app.sessions.keys());
-  for (const li of Array.from(list.children)) {
-    if (!keep.has(li.dataset.sessionId)) li.remove();
-  }
-  for (const id of sortedIds()) renderListItem(app.sessions.get(id));
-  $("list-empty").hidden = $("session-list").children.length > 0;
-  updateResumeAll();
 }
 
 function markCurrent() {
-  for (const b of $("session-list").querySelectorAll(".session-item")) {
-    b.setAttribute("aria-current", app.chat && app.chat.id === b.dataset.sessionId ? "true" : "false");
-  }
+  sessionList.list.current.value = app.chat ? app.chat.id : null;
 }
 
 async function loadList() {
-  const { sessions } = await app.conn.call("session.list", { include_archived: $("show-archived").checked });
-  const fresh = new Map();
-  for (const s of sessions) {
-    const old = app.sessions.get(s.id);
-    fresh.set(s.id, { ...(old || {}), ...s });
-  }
-  app.sessions = fresh;
-  renderList();
+  const { sessions } = await app.conn.call("session.list", { include_archived: sessionList.list.showArchived.value });
+  sessionList.replaceAll(sessions);
   // The last activity of each session, from its last journal record.
   for (const s of sessions.slice(-50)) {
-    if (app.sessions.get(s.id)?.updated_at || !s.last_seq) continue;
+    if (sessionList.getSession(s.id)?.updated_at || !s.last_seq) continue;
     app.conn
       .call("session.journal", { session_id: s.id, since_seq: Math.max(1, s.last_seq), limit: 1 })
       .then((page) => {
@@ -226,17 +136,18 @@ function onBusRecord(rec) {
       if (id) app.conn.call("session.get", { session_id: id }).then((v) => upsertSession(v, rec.at), () => {});
       break;
     case "session.state":
-      if (id && app.sessions.has(id)) patchSession(id, { state: d.state }, rec.at);
+      if (id && d.state === "waiting_on_approval" && sessionList.getSession(id)?.state !== "waiting_on_approval") notify.approvalWaiting(id);
+      if (id && sessionList.hasSession(id)) patchSession(id, { state: d.state }, rec.at);
       else if (id) app.conn.call("session.get", { session_id: id }).then((v) => upsertSession(v, rec.at), () => {});
       break;
     case "session.ended":
       if (id) patchSession(id, { state: "ended" }, rec.at);
       break;
     case "session.updated":
-      if (id && app.sessions.has(id)) {
+      if (id && sessionList.hasSession(id)) {
         patchSession(id, { title: d.title, archived: d.archived });
-        if (d.archived && !$("show-archived").checked && !(app.chat && app.chat.id === id)) forgetSession(id);
-      } else if (id && (!d.archived || $("show-archived").checked)) {
+        if (d.archived && !sessionList.list.showArchived.value && !(app.chat && app.chat.id === id)) sessionList.remove(id);
+      } else if (id && (!d.archived || sessionList.list.showArchived.value)) {
         app.conn.call("session.get", { session_id: id }).then((v) => upsertSession(v, rec.at), () => {});
       }
       break;
@@ -276,18 +187,21 @@ function newChat(id) {
   };
 }
 
+/** Answers an approval of the open session. */
+async function decideApproval(approvalId, decision, remember = false) {
+  const chat = app.chat;
+  const params = { session_id: chat.id, approval_id: approvalId, decision };
+  if (remember) params.remember = true;
+  const v = await app.conn.call("session.approve", params);
+  upsertSession(v);
+}
+
 /** The open session's timeline view; its actions act on whichever chat is open. */
 let timeline = null;
 
 function timelineView() {
   timeline ??= createTimeline($("log"), {
-    decide: async (approvalId, decision, remember = false) => {
-      const chat = app.chat;
-      const params = { session_id: chat.id, approval_id: approvalId, decision };
-      if (remember) params.remember = true;
-      const v = await app.conn.call("session.approve", params);
-      upsertSession(v);
-    },
+    decide: decideApproval,
     edit: (text) => {
       const input = $("composer-input");
       input.value = text;
@@ -362,6 +276,7 @@ async function openSession(id, { focus = false, replace = false } = {}) {
     upsertSession(v);
     await subscribeChat(chat);
     worktrees.open(id);
+    files.open(id);
   } catch (e) {
     if (app.chat === chat) showNotice("Could not open the session: " + errorText(e));
   }
@@ -374,6 +289,7 @@ function closeChat() {
   app.chat = null;
   sessionStorage.removeItem(OPEN_KEY);
   worktrees.close();
+  files.close();
   markCurrent();
 }
 
@@ -444,7 +360,7 @@ function showNotice(text, kind = "error") {
 function renderChatHead() {
   const chat = app.chat;
   if (!chat) return;
-  const s = app.sessions.get(chat.id) || { id: chat.id, state: "", workdir: "", engine: "" };
+  const s = sessionList.getSession(chat.id) || { id: chat.id, state: "", workdir: "", engine: "" };
   $("view-chat").dataset.sessionId = chat.id;
   $("chat-title").textContent = s.title || basename(s.workdir) || chat.id;
   const badge = $("chat-state");
@@ -562,7 +478,10 @@ function applyState(chat, next, now = false) {
     patchSession(chat.id, { state: next.status, ...(next.status !== "paused" ? { reattachable: false } : {}) }, next.statusAt);
     // A turn ended: the worktree's files may have changed.
     if (next.status === "idle") worktrees.settled(chat.id);
+    if (next.status === "idle") files.settled(chat.id);
   }
+  // The Files tab lists the files the records show the agent touching.
+  if (next.items !== prev.items) files.changed(chat.id);
   if (next.usage !== prev.usage) renderChatHead();
   if (now || next.items.length !== prev.items.length || next.status !== prev.status) {
     timelineView().render(next);
@@ -587,7 +506,7 @@ function onEvent(params) {
     if (chat.queue.length) return; // replay: the time is taken once the batch is folded
     // The list's "updated" time, at most once a second.
     const at = params.record.at;
-    const known = app.sessions.get(chat.id)?.updated_at;
+    const known = sessionList.getSession(chat.id)?.updated_at;
     if (at && (!known || known.slice(0, 19) < at.slice(0, 19))) patchSession(chat.id, {}, at);
   }
 }
@@ -702,27 +621,20 @@ function openMissions() {
 // ---------------------------------------------------------------------------
 // Rename, archive, delete
 
-function forgetSession(id) {
-  app.sessions.delete(id);
-  renderList();
-}
-
 /** A session was deleted (here or by another client): it leaves the list, and an open
  * chat of it goes back to the list with a notice. */
 function sessionDeleted(id) {
-  forgetSession(id);
+  sessionList.remove(id);
   if (app.chat && app.chat.id === id) {
     backToList();
-    const err = $("list-error");
-    err.hidden = false;
-    err.textContent = "The session you had open was deleted.";
+    sessionList.list.error.value = "The session you had open was deleted.";
   }
 }
 
 function openRename() {
   const chat = app.chat;
   if (!chat) return;
-  const s = app.sessions.get(chat.id) || {};
+  const s = sessionList.getSession(chat.id) || {};
   $("rename-input").value = s.title || "";
   $("rename-error").hidden = true;
   $("rename-dialog").showModal();
@@ -755,7 +667,7 @@ async function saveRename(ev) {
 async function toggleArchive() {
   const chat = app.chat;
   if (!chat) return;
-  const s = app.sessions.get(chat.id) || {};
+  const s = sessionList.getSession(chat.id) || {};
   const method = s.archived ? "session.unarchive" : "session.archive";
   try {
     const v = await app.conn.call(method, { session_id: chat.id });
@@ -777,7 +689,7 @@ async function confirmDelete(ev) {
     await app.conn.call("session.delete", { session_id: id });
     $("delete-dialog").close();
     sessionDeleted(id);
-    $("list-error").hidden = true;
+    sessionList.list.error.value = "";
   } catch (e) {
     const err = $("delete-error");
     err.hidden = false;
@@ -828,6 +740,112 @@ async function submitStart(ev) {
 }
 
 // ---------------------------------------------------------------------------
+// Keyboard: the command palette and the shortcuts
+
+/** The open session's approval that waits for a decision, if any. */
+function pendingApproval() {
+  const items = app.chat ? app.chat.state.items : [];
+  for (let i = items.length - 1; i >= 0; i--) {
+    if (items[i].type === "approval" && items[i].status === "pending") return items[i];
+  }
+  return null;
+}
+
+async function decideFromKeyboard(decision, remember = false) {
+  const a = pendingApproval();
+  if (!a) return;
+  try {
+    await decideApproval(a.approvalId, decision, remember);
+  } catch (e) {
+    showNotice("Could not send the decision: " + errorText(e));
+  }
+  $("composer-input").focus();
+}
+
+/** A toolbar action as a command, offered while its button is enabled. */
+function toolbarCommand(id, title, hint) {
+  const b = $(id);
+  if (!app.chat || b.disabled) return null;
+  return { id, title, hint, api: b.dataset.api, run: () => b.click() };
+}
+
+function focusComposer() {
+  if (app.chat) $("composer-input").focus();
+}
+
+function paletteCommands(q) {
+  const cmds = [];
+  const approval = pendingApproval();
+  if (approval) {
+    cmds.push(
+      { id: "approval-allow", title: `Allow ${approval.tool}`, hint: "A", api: "session.approve", run: () => decideFromKeyboard("allow") },
+      { id: "approval-always", title: `Always allow ${approval.tool} in this session`, api: "session.approve", run: () => decideFromKeyboard("allow", true) },
+      { id: "approval-deny", title: `Deny ${approval.tool}`, hint: "X", api: "session.approve", run: () => decideFromKeyboard("deny") },
+    );
+  }
+  cmds.push({ id: "new-session", title: "New session", hint: "N", api: "session.start", run: openStart });
+  if (app.chat) cmds.push({ id: "composer", title: "Write a message", hint: "I", api: "session.send", run: focusComposer });
+  for (const c of [
+    toolbarCommand("act-cancel", "Cancel the turn"),
+    toolbarCommand("act-pause", "Pause the session"),
+    toolbarCommand("act-resume", "Resume the session"),
+    toolbarCommand("act-rename", "Rename the session"),
+    toolbarCommand("act-archive", $("act-archive").textContent + " the session"),
+    toolbarCommand("act-end", "End the session"),
+    toolbarCommand("act-delete", "Delete the session"),
+  ]) {
+    if (c) cmds.push(c);
+  }
+  if (sessionList.list.resuming.value === false && Array.from(sessionList.list.sessions.value.values()).some((s) => s.state === "paused")) {
+    cmds.push({ id: "resume-all", title: "Resume all paused sessions", api: "session.resume_all", run: resumeAll });
+  }
+  cmds.push(
+    { id: "search", title: q ? `Search all sessions for “${q}”` : "Search all sessions", hint: "/", api: "search.query", run: () => search.open(q) },
+    { id: "missions", title: "Missions", hint: "M", api: "mission.list", run: openMissions },
+    { id: "list", title: "Session list", api: "session.list", run: () => backToList(app.chat && app.chat.id) },
+    { id: "shortcuts", title: "Keyboard shortcuts", hint: "?", api: "session.list", run: palette.openHelp },
+  );
+  if (notify.available()) {
+    cmds.push({ id: "notify", title: notify.on() ? "Stop approval notifications" : "Notify me of approvals in a hidden tab", api: "subscribe", run: notify.toggle });
+  }
+  for (const s of sessionList.visible.value.slice(0, 100)) {
+    cmds.push({
+      id: "open-" + s.id,
+      title: `Open ${s.title || basename(s.workdir) || s.id} (${STATE_LABELS[s.state] || s.state}) ${s.workdir}`,
+      api: "session.get",
+      run: () => openSession(s.id, { focus: true }),
+    });
+  }
+  return cmds;
+}
+
+const SHORTCUTS = [
+  { key: "k", mod: true, keys: `${keys.modName()} K`, what: "Command palette: every action, every session, search", run: () => palette.openPalette() },
+  { key: "?", keys: "?", what: "This list of shortcuts", run: () => palette.openHelp() },
+  { key: "/", keys: "/", what: "Search every session", run: () => search.open() },
+  { key: "n", keys: "N", what: "Start a new session", run: openStart },
+  { key: "m", keys: "M", what: "Missions", run: openMissions },
+  { key: "j", keys: "J", what: "Open the next session in the list", run: () => stepSession(1) },
+  { key: "k", keys: "K", what: "Open the previous session in the list", run: () => stepSession(-1) },
+  { key: "i", keys: "I", what: "Write a message in the open session", when: () => !!app.chat, run: focusComposer },
+  { key: "a", keys: "A", what: "Allow the tool call that waits for approval", when: () => !!pendingApproval(), run: () => decideFromKeyboard("allow") },
+  { key: "x", keys: "X", what: "Deny the tool call that waits for approval", when: () => !!pendingApproval(), run: () => decideFromKeyboard("deny") },
+  { key: "Escape", keys: "Esc", what: "Leave the message box; again: back to the session list", run: escape },
+];
+
+function stepSession(step) {
+  const id = sessionList.neighbour(step);
+  if (id) openSession(id, { focus: false }).then(() => $("chat-title").focus());
+}
+
+/** Esc in the message box leaves it (for the single-key shortcuts); Esc elsewhere in a
+ * session goes back to the list. */
+function escape() {
+  if (app.view === "chat") backToList(app.chat && app.chat.id);
+  else if (app.view === "missions" || app.view === "start") backToList();
+}
+
+// ---------------------------------------------------------------------------
 // Wiring
 
 async function onConnected() {
@@ -841,9 +859,10 @@ async function onConnected() {
       if (v) upsertSession(v);
       await subscribeChat(chat);
       worktrees.open(chat.id);
+      files.open(chat.id);
     } else if (app.view === "loading") {
       const open = sessionStorage.getItem(OPEN_KEY);
-      if (open && app.sessions.has(open)) await openSession(open);
+      if (open && sessionList.hasSession(open)) await openSession(open);
       else setView("list");
     } else if (app.view === "start") {
       loadEngines();
@@ -858,7 +877,19 @@ async function onConnected() {
 function wire() {
   $("conn-retry").addEventListener("click", () => app.conn && app.conn.retryNow());
   $("new-session").addEventListener("click", openStart);
-  $("resume-all").addEventListener("click", resumeAll);
+  palette.mount($("palette-root"), { commands: paletteCommands, shortcuts: keys.bind(SHORTCUTS) });
+  $("open-palette").addEventListener("click", () => palette.openPalette());
+  $("open-shortcuts").addEventListener("click", () => palette.openHelp());
+  $("palette-kbd").textContent = keys.modName() + " K";
+  notify.init({ openSession: (id) => openSession(id, { focus: true }) });
+  sessionList.mount($("session-list-root"), {
+    open: (id) => openSession(id, { focus: true }),
+    resumeAll,
+    showArchived: (on) => {
+      sessionList.list.showArchived.value = on;
+      loadList().catch(() => {});
+    },
+  });
   $("open-missions").addEventListener("click", openMissions);
   $("view-missions").querySelector('[data-testid="missions-back"]').addEventListener("click", () => {
     backToList();
@@ -866,6 +897,7 @@ function wire() {
   });
   const call = (method, params) => app.conn.call(method, params);
   worktrees.init({ call });
+  files.init({ call, state: () => app.chat && app.chat.state });
   missions.init({ call, openSession: (id) => openSession(id, { focus: true }) });
   search.init({ call, openSession: (id) => openSession(id) });
   $("start-form").addEventListener("submit", submitStart);
@@ -897,7 +929,7 @@ function wire() {
     $("delete-dialog").close();
     $("act-delete").focus();
   });
-  $("show-archived").addEventListener("change", () => loadList().catch(() => {}));
+
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
     send();
@@ -907,6 +939,10 @@ function wire() {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !e.altKey) {
       e.preventDefault();
       send();
+    } else if (e.key === "Escape" && !e.isComposing) {
+      // Out of the box, so the single-key shortcuts work; the log keeps the focus.
+      e.preventDefault();
+      $("log").focus();
     }
   });
   input.addEventListener("input", autosize);
@@ -940,6 +976,9 @@ async function main() {
       forgetToken();
       showLogin("Your sign-in is no longer valid (the daemon's token changed). Run r1 open again.");
     },
+    // The daemon no longer matches this page (web/compat.js).
+    onIncompatible: compat.incompatible,
+    onUpgraded: compat.upgraded,
   });
   app.conn.start();
 }

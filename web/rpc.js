@@ -11,6 +11,36 @@ const BACKOFF = [250, 500, 1000, 2000, 3000, 5000];
 const OFFLINE_AFTER = 7;
 /** While offline, a slow retry keeps going in the background. */
 const OFFLINE_RETRY_MS = 10000;
+/** The daemon closes a socket opened with a token it no longer accepts (`r1 ctl rotate-token`). */
+const CLOSE_TOKEN_ROTATED = 4001;
+/** The daemon speaks another protocol version (WebSocket "protocol error"). */
+const CLOSE_PROTOCOL_ERROR = 1002;
+
+/** The protocol this page speaks. */
+export { PROTOCOL };
+
+/** Which build of r1 answered a handshake: its version and build id (`<bytes>-<mtime ns>`). */
+function buildIdentity(h) {
+  return `${h.version}|${h.build_id || ""}`;
+}
+
+/**
+ * The daemon builds `before` and `now` for people, as "A → B": the versions when they
+ * differ, else each build's time (from its build id), else the build ids.
+ */
+export function upgradeText(before, now) {
+  if (before.version !== now.version) return `${before.version} → ${now.version}`;
+  const built = (h) => {
+    const m = /^\d+-(\d+)$/.exec(h.build_id || "");
+    if (!m) return h.build_id || "unknown build";
+    const t = new Date(Number(m[1]) / 1e6);
+    return Number.isNaN(t.getTime()) ? h.build_id : "built " + t.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  };
+  let a = built(before);
+  let b = built(now);
+  if (a === b) [a, b] = [before.build_id, now.build_id];
+  return `${now.version}, ${a} → ${b}`;
+}
 
 /** A client-made id (`web-…`), e.g. a message's idempotency key. */
 export function newId() {
@@ -33,8 +63,17 @@ export class RpcError extends Error {
 
 /**
  * One WebSocket to the daemon, reconnecting with backoff. `hooks`: onOpen, onClose,
- * onEvent (each `$/event`'s params), onStatus(state, detail), onAuthFailed. After a
- * reconnect the app resubscribes each stream from the seq after the last it saw.
+ * onEvent (each `$/event`'s params), onStatus(state, detail), onAuthFailed, and
+ * (optional) onIncompatible(theirs, message) and onUpgraded(before, now) (two
+ * handshakes). After a reconnect the app resubscribes each stream from the seq after
+ * the last it saw.
+ *
+ * After each (re)connect the daemon's handshake (GET /v1/handshake) is read before
+ * the app is told the connection is open: a daemon that speaks another protocol
+ * stops the transport for good (state "incompatible", no more retries: reloading
+ * the page is the way on), and one whose version or build differs from the one this
+ * page first met (upgraded and restarted under the open tab) is reported once per
+ * change. A close with 4001 (the token was rotated) goes to sign-in at once.
  */
 export class Connection {
   constructor(token, hooks) {
@@ -48,6 +87,9 @@ export class Connection {
     this.timer = null;
     this.stopped = false;
     this.state = "idle";
+    /** The first handshake this page read, and the build last reported as new. */
+    this.firstSeen = null;
+    this.reported = null;
   }
 
   setState(state, detail = "") {
@@ -89,11 +131,12 @@ export class Connection {
       return;
     }
     this.ws = ws;
-    let opened = false;
-    ws.addEventListener("open", () => {
-      opened = true;
+    ws.addEventListener("open", async () => {
       this.attempts = 0;
       this.everOpen = true;
+      const verdict = await this.checkDaemon();
+      // The socket may have closed (or the transport stopped) while the handshake was read.
+      if (verdict !== "ok" || this.ws !== ws || this.stopped) return;
       this.setState("connected");
       this.hooks.onOpen();
     });
@@ -106,14 +149,30 @@ export class Connection {
       this.pending.clear();
       if (this.stopped) return;
       this.hooks.onClose(ev);
-      if (ev.code === 1002) {
-        // The daemon speaks another protocol version: retrying will not help.
+      if (ev.code === CLOSE_TOKEN_ROTATED) {
+        // The token this tab holds was rotated: only a new sign-in helps.
+        this.authFailed();
+        return;
+      }
+      if (ev.code === CLOSE_PROTOCOL_ERROR) {
+        // The daemon speaks another protocol version: retrying will not help. Its
+        // handshake names the version; the close reason does when that cannot be read.
         this.stopped = true;
-        this.setState("offline", ev.reason || "protocol mismatch: reload the page");
+        const named = (/speaks (r1\.proto\.[^\s,;]+)/.exec(ev.reason || "") || [])[1] || "";
+        const theirs = (r) => {
+          const p = r && r.handshake && r.handshake.protocol;
+          return p && p !== PROTOCOL ? p : named;
+        };
+        this.readHandshake().then(
+          (r) => this.incompatible(theirs(r)),
+          () => this.incompatible(named),
+        );
         return;
       }
       this.attempts++;
-      if (!opened && (this.attempts <= 2 || this.attempts % 5 === 0)) this.checkCredential();
+      // A refused socket, or one that was open and closed: ask the daemon at once
+      // whether the token is still good, so a rotation never waits for backoff rounds.
+      if (this.attempts <= 2 || this.attempts % 5 === 0) this.checkCredential();
       this.schedule();
     });
   }
@@ -132,21 +191,74 @@ export class Connection {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
-  /** After a refused handshake: is the daemon up but the token wrong? */
+  /** GET /v1/handshake with this tab's token: `{status, handshake}`; throws when the daemon is down. */
+  async readHandshake() {
+    const r = await fetch("/v1/handshake", {
+      headers: { Authorization: "Bearer " + this.token },
+      cache: "no-store",
+      credentials: "omit",
+    });
+    const handshake = r.ok ? await r.json().catch(() => null) : null;
+    return { status: r.status, handshake };
+  }
+
+  /** After a refused or closed socket: is the daemon up but the token wrong, or the protocol? */
   async checkCredential() {
     try {
-      const r = await fetch("/v1/handshake", {
-        headers: { Authorization: "Bearer " + this.token },
-        cache: "no-store",
-        credentials: "omit",
-      });
-      if (r.status === 401) {
-        this.stop();
-        this.hooks.onAuthFailed();
-      }
+      const { status, handshake } = await this.readHandshake();
+      if (this.stopped) return;
+      if (status === 401) this.authFailed();
+      else if (handshake && handshake.protocol !== PROTOCOL) this.incompatible(handshake.protocol);
     } catch {
       // The daemon is down: keep reconnecting.
     }
+  }
+
+  /**
+   * Right after a socket opened: the daemon's handshake decides whether this page can
+   * talk to it. "ok", "auth" (token refused), or "incompatible"; a handshake that
+   * cannot be read (the socket is open, so the daemon is up) does not stop the page.
+   */
+  async checkDaemon() {
+    let status, handshake;
+    try {
+      ({ status, handshake } = await this.readHandshake());
+    } catch {
+      return "ok";
+    }
+    if (this.stopped) return "stopped";
+    if (status === 401) {
+      this.authFailed();
+      return "auth";
+    }
+    if (!handshake) return "ok";
+    if (handshake.protocol !== PROTOCOL) {
+      this.incompatible(handshake.protocol);
+      return "incompatible";
+    }
+    if (!this.firstSeen) this.firstSeen = handshake;
+    const now = buildIdentity(handshake);
+    if (now !== buildIdentity(this.firstSeen) && now !== this.reported) {
+      this.reported = now;
+      if (this.hooks.onUpgraded) this.hooks.onUpgraded(this.firstSeen, handshake);
+    }
+    return "ok";
+  }
+
+  /** The token was refused: stop for good and let the app ask for a new sign-in. */
+  authFailed() {
+    if (this.stopped && this.state === "signed-out") return;
+    this.stop();
+    this.setState("signed-out", "the daemon refused this tab's token");
+    this.hooks.onAuthFailed();
+  }
+
+  /** The daemon speaks `theirs`, not this page's protocol: stop for good and say so. */
+  incompatible(theirs) {
+    this.stop();
+    const msg = `This page speaks ${PROTOCOL} but the daemon speaks ${theirs || "another protocol"}: reload the page.`;
+    this.setState("incompatible", msg);
+    if (this.hooks.onIncompatible) this.hooks.onIncompatible(theirs, msg);
   }
 
   dispatch(data) {

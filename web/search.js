@@ -1,4 +1,4 @@
-// Search (Ctrl+K or the sidebar's Search button): a dialog with one query box over
+// Search ("/", the command palette, or the sidebar's Search button): a dialog with one query box over
 // every session's history (`search.query`); each hit opens its session and scrolls to
 // the record with that seq (drawn by the timeline on request), highlighted.
 //
@@ -19,12 +19,6 @@ export function init({ call, openSession }) {
   s.call = call;
   s.openSession = openSession;
   $("open-search").addEventListener("click", open);
-  document.addEventListener("keydown", (e) => {
-    if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "k" || e.key === "K")) {
-      e.preventDefault();
-      open();
-    }
-  });
   const input = $("search-input");
   input.addEventListener("input", () => {
     clearTimeout(s.timer);
@@ -41,10 +35,16 @@ export function init({ call, openSession }) {
   });
 }
 
-function open() {
+/** Opens the search box (with `query` in it, searched at once, if given). */
+export function open(query) {
   const d = $("search-dialog");
   if (!d.open) d.showModal();
   const input = $("search-input");
+  if (typeof query === "string" && query) {
+    input.value = query;
+    clearTimeout(s.timer);
+    run();
+  }
   input.focus();
   input.select();
 }

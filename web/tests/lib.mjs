@@ -89,17 +89,18 @@ async function exists(p) {
 
 /**
  * Starts `r1 serve` on `home` (fresh unless given) and waits for its registration.
- * `config` is written to daemon.toml first.
+ * `config` is written to daemon.toml first; `bin` runs another r1 binary than R1_BIN
+ * (a copy, which the daemon reports as another build).
  */
-export async function startDaemon({ home, port, config, base } = {}) {
-  if (!(await exists(R1_BIN))) {
+export async function startDaemon({ home, port, config, base, bin = R1_BIN } = {}) {
+  if (!(await exists(bin))) {
     throw new Error(`r1 binary not found at ${R1_BIN}: build it (cargo build -p r1) or set R1_BIN`);
   }
   if (!home) ({ base, home } = await freshHome());
   if (config !== undefined) await writeFile(join(home, "daemon.toml"), config, { mode: 0o600 });
   const args = ["serve"];
   if (port) args.push("--port", String(port));
-  const child = spawn(R1_BIN, args, {
+  const child = spawn(bin, args, {
     env: { ...process.env, R1_HOME: home, R1_LOG: process.env.R1_LOG || "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -308,9 +309,21 @@ const INTERACTIVE = "button, a, input, select, textarea, summary, [role=button],
 /**
  * The client-side controls that call no operation, named in `data-local` instead of
  * `data-api`: copying a code block, expanding a lane's output, a code block that
- * takes focus to scroll. Links in messages lead away from the UI and carry neither.
+ * takes focus to scroll, a diff's layout switch (unified or side by side: the diff
+ * already loaded, drawn again), opening or closing a dialog of the page itself (the
+ * command palette, the shortcut list), asking the browser for notification permission.
+ * Links in messages lead away from the UI and carry neither.
  */
-export const LOCAL_ACTIONS = new Set(["clipboard", "expand", "scroll"]);
+export const LOCAL_ACTIONS = new Set([
+  "clipboard",
+  "expand",
+  "scroll",
+  "view",
+  "dialog",
+  "notify",
+  // Reloading the page to pick up the one that matches an upgraded daemon (web/compat.js).
+  "reload",
+]);
 
 /**
  * Every interactive element of the current DOM (hidden ones included) must carry

@@ -1,4 +1,4 @@
-// Search: Ctrl+K opens the dialog, a word from an assistant reply and one from a
+// Search: "/" opens the dialog, a word from an assistant reply and one from a
 // tool's output are found, and a hit opens its session scrolled to that record,
 // highlighted. A malformed query shows the daemon's validation message. Axe, the
 // data-api walk and screenshots of the dialog.
@@ -30,7 +30,7 @@ async function sendAndWait(d, id, text, pred) {
   return found;
 }
 
-test("search: Ctrl+K, hits from a reply and a tool's output, a hit opens its record", async (t) => {
+test("search: the / key, hits from a reply and a tool's output, a hit opens its record", async (t) => {
   const ops = await operations();
   const d = await startDaemon();
   t.after(() => d.cleanup());
@@ -56,7 +56,7 @@ test("search: Ctrl+K, hits from a reply and a tool's output, a hit opens its rec
   await login(page, d);
   await page.waitForSelector('[data-testid="session-list"] li');
 
-  await page.keyboard.press("Control+k");
+  await page.keyboard.press("/");
   await page.waitForSelector('[data-testid="search-dialog"][open]');
   assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "search-input");
 
@@ -100,7 +100,7 @@ test("search: Ctrl+K, hits from a reply and a tool's output, a hit opens its rec
   assert.ok(await inView(`[data-testid="message"][data-seq="${reply.seq}"]`));
 
   // A tool hit: the lane that holds the record.
-  await page.keyboard.press("Control+k");
+  await page.keyboard.press("/");
   await search("hippogriff", done.seq);
   await page.click(`[data-testid="search-hit"][data-seq="${done.seq}"]`);
   await page.waitForSelector('[data-testid="lane"].search-target');

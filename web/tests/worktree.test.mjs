@@ -1,5 +1,6 @@
 // The session view's Worktree tab on a real git repository: the diff (file list, styled
-// added and removed lines, a truncated diff and "Load full diff"), a refused merge shown
+// added and removed lines, a truncated diff and "Load full diff", no highlighting past
+// its size bound; the diff viewer itself is in diffview.test.mjs), a refused merge shown
 // as an error, an ff-only merge that lands on main, and Clean with its force
 // confirmation; axe, the data-api walk and screenshots of the pane and its dialogs.
 
@@ -129,6 +130,9 @@ test("worktree pane: diff, load full, merge error and ff-only merge, clean with 
   await page.waitForSelector('[data-testid="worktree-status"][data-kind="ok"]');
   assert.match(await page.textContent('[data-testid="worktree-status"]'), /Loaded the full diff/);
   assert.equal(await page.isVisible('[data-testid="worktree-truncated"]'), false);
+  // Past 256 KiB the diff is not highlighted (it stays quick to show), and the pane says so.
+  assert.match(await page.textContent('[data-testid="diff-note"]'), /^Syntax highlighting is off: this diff is 315 KiB, over the 256 KiB/);
+  assert.equal(await page.$$eval('[data-testid="worktree-diff"] [class^="hljs"]', (s) => s.length), 0);
   const notes = await page.$$eval('[data-testid="diff-file"][data-path="notes.txt"] .dl-add', (ls) =>
     ls.map((l) => [l.textContent, getComputedStyle(l).whiteSpace]),
   );

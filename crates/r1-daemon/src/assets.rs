@@ -13,6 +13,7 @@ use crate::error::HttpError;
 #[folder = "../../web/"]
 #[exclude = "tests/*"]
 #[exclude = "*.md"]
+#[exclude = "*.sh"]
 struct Web;
 
 /// The content type of an asset, by its extension.

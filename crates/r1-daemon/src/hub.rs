@@ -14,9 +14,9 @@ use r1_proto::{
     RenameParams, RepairResult, RestartParams, RestartResult, ResumeAllResult, ResumeFailure,
     SearchParams, SearchResult, SendMessageParams, SendMessageResult, SessionList, SessionRef,
     SessionView, ShutdownParams, StartSessionParams, TailParams, VerifyParams, VerifyResult,
-    VerifyStep, WebClickParams, WebFillParams, WebNavigateParams, WebPageView, WorktreeCleanParams,
-    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
-    WorktreeMergeResult, WorktreeView, PROTOCOL,
+    VerifyStep, WebClickParams, WebFillParams, WebNavigateParams, WebPageView, WorkdirFile,
+    WorkdirReadParams, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams, WorktreeList,
+    WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView, PROTOCOL,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -66,29 +66,40 @@ impl DaemonInfo {
     }
 }
 
-/// The daemon's credential, swappable while running (`rotate-token`).
+/// The daemon's credential, swappable while running (`rotate-token`). Each token has
+/// a lifetime, a [`CancellationToken`] cancelled when the token is replaced: a request
+/// that passed the check holds it, so every connection and stream opened with a token
+/// ends when that token is rotated away (`perimeter::Credential`).
 #[derive(Debug)]
-pub struct TokenCell(RwLock<String>);
+pub struct TokenCell(RwLock<(String, CancellationToken)>);
 
 impl TokenCell {
     /// A cell holding `token`.
     pub fn new(token: String) -> Self {
-        TokenCell(RwLock::new(token))
+        TokenCell(RwLock::new((token, CancellationToken::new())))
     }
 
     /// Compares `offered` with the current token in constant time.
     pub fn matches(&self, offered: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        match self.0.read() {
-            Ok(t) => bool::from(t.as_bytes().ct_eq(offered)),
-            Err(_) => false,
-        }
+        self.check(offered).is_some()
     }
 
+    /// Compares `offered` with the current token in constant time; when it matches,
+    /// the token's lifetime, read under the same lock, so a request checked just
+    /// before a rotation holds the lifetime that rotation ends.
+    pub fn check(&self, offered: &[u8]) -> Option<CancellationToken> {
+        use subtle::ConstantTimeEq;
+        let t = self.0.read().ok()?;
+        bool::from(t.0.as_bytes().ct_eq(offered)).then(|| t.1.clone())
+    }
+
+    /// Puts `token` in force and ends the previous token's lifetime.
     fn set(&self, token: String) {
-        if let Ok(mut t) = self.0.write() {
-            *t = token;
-        }
+        let old = match self.0.write() {
+            Ok(mut t) => std::mem::replace(&mut *t, (token, CancellationToken::new())),
+            Err(_) => return,
+        };
+        old.1.cancel();
     }
 }
 
@@ -366,7 +377,9 @@ impl Hub {
         self.inner.grace.lock().map(|g| *g).unwrap_or(DEFAULT_GRACE)
     }
 
-    /// Writes a fresh token and makes it the only one accepted, at once.
+    /// Writes a fresh token and makes it the only one accepted, at once: every
+    /// connection and stream opened with the old token ends (WebSockets close with
+    /// 4001, event streams end), over TCP and the unix socket alike.
     pub fn rotate_token(&self) -> Result<(), ApiError> {
         let token = self.inner.state.rotate_token().map_err(|e| {
             tracing::error!("token rotation failed: {e}");
@@ -772,6 +785,21 @@ impl Api for Hub {
         self.worktrees()
             .diff(&p.worktree_id, p.full.unwrap_or(false))
             .await
+    }
+
+    async fn workdir_read(&self, p: WorkdirReadParams) -> Result<WorkdirFile, ApiError> {
+        // The session's workdir is where its tools run: its worktree when it has one.
+        let workdir = std::path::PathBuf::from(&self.session(&p.session_id)?.workdir);
+        let protected = self.protected();
+        let max = p
+            .max_bytes
+            .unwrap_or(r1_proto::WORKDIR_READ_DEFAULT_BYTES)
+            .min(r1_proto::WORKDIR_READ_MAX_BYTES);
+        tokio::task::spawn_blocking(move || {
+            crate::workdir::read(&workdir, &protected, &p.path, max)
+        })
+        .await
+        .map_err(|_| ApiError::internal("the read of the workdir file did not finish"))?
     }
 
     async fn worktree_merge(

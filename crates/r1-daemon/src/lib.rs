@@ -34,6 +34,7 @@ mod transition;
 mod tui_host;
 mod verify;
 mod webdrive;
+mod workdir;
 mod worktree;
 mod ws;
 

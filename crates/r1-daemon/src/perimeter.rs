@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use r1_proto::{ApiError, ErrorCode, WS_BEARER_SUBPROTOCOL};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::envelope_response;
 use crate::Hub;
@@ -173,9 +174,89 @@ fn offered_token(req: &Request, path: &str) -> Option<String> {
     None
 }
 
-/// Whether the request offers the daemon's current token, compared in constant time.
-fn credential_ok(hub: &Hub, req: &Request, path: &str) -> bool {
-    offered_token(req, path).is_some_and(|t| !t.is_empty() && hub.token().matches(t.as_bytes()))
+/// The lifetime of the daemon's current token when the request offers it (compared in
+/// constant time); `None` when it offers no credential or another one.
+fn credential(hub: &Hub, req: &Request, path: &str) -> Option<CancellationToken> {
+    offered_token(req, path)
+        .filter(|t| !t.is_empty())
+        .and_then(|t| hub.token().check(t.as_bytes()))
+}
+
+/// What a request that passed the token check carries (a request extension): the
+/// lifetime of the token it offered, cancelled when `r1 ctl rotate-token` replaces
+/// that token. Whatever the request keeps open ends with it: the WebSocket closes
+/// with 4001 (`ws.rs`), an event stream's body ends ([`held_by_token`]).
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Cancelled when the token this request offered is rotated away.
+    pub revoked: CancellationToken,
+}
+
+fn token_rotated() -> ApiError {
+    ApiError::new(
+        ErrorCode::PermissionDenied,
+        "the daemon's token was rotated: reconnect with the new token (see $R1_HOME/token)",
+    )
+    .with_status(401)
+}
+
+/// Runs a request that passed the token check for as long as its token is in force.
+/// A rotation ends what the request still holds open: a read (GET) still waiting
+/// for its answer (a long poll) is answered 401, and an event stream (SSE, on `/v1`
+/// and `/mcp`) ends, after an `event: error` frame on r1's own streams. A request
+/// that changes something runs to its end: it was authorized when it started. The
+/// WebSocket upgrade reads [`Credential`] and closes the socket itself.
+async fn held_by_token(
+    revoked: CancellationToken,
+    mut req: Request,
+    next: Next,
+    path: &str,
+) -> Response {
+    req.extensions_mut().insert(Credential {
+        revoked: revoked.clone(),
+    });
+    let resp = if req.method() == Method::GET {
+        tokio::select! {
+            biased;
+            resp = next.run(req) => resp,
+            () = revoked.cancelled() => {
+                let mut resp = envelope_response(&token_rotated(), path);
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
+        }
+    } else {
+        next.run(req).await
+    };
+    let streaming = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !streaming {
+        return resp;
+    }
+    use futures_util::StreamExt;
+    // MCP clients read only MCP messages on their streams; r1's own streams say why
+    // they end, as they do for a reader dropped as too slow.
+    let last = (!path.starts_with("/mcp")).then(|| {
+        bytes::Bytes::from(format!(
+            "event: error\ndata: {}\n\n",
+            token_rotated().sse_error_data("")
+        ))
+    });
+    let (parts, body) = resp.into_parts();
+    let gone = revoked.clone();
+    let data = body
+        .into_data_stream()
+        .take_until(revoked.cancelled_owned());
+    let end = futures_util::stream::once(async move {
+        last.filter(|_| gone.is_cancelled())
+            .map(Ok::<_, axum::Error>)
+    })
+    .filter_map(std::future::ready);
+    Response::from_parts(parts, axum::body::Body::from_stream(data.chain(end)))
 }
 
 fn missing_credential() -> ApiError {
@@ -195,14 +276,17 @@ fn missing_credential() -> ApiError {
 /// nothing a local process could abuse (protocol, version, daemon id, pid).
 pub async fn unix_credential(State(hub): State<Hub>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if path != "/v1/handshake" && needs_auth(&path) && !credential_ok(&hub, &req, &path) {
+    if path == "/v1/handshake" || !needs_auth(&path) {
+        return next.run(req).await;
+    }
+    let Some(revoked) = credential(&hub, &req, &path) else {
         hub.metrics().reject("token");
         let mut resp = envelope_response(&missing_credential(), &path);
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
-    }
-    next.run(req).await
+    };
+    held_by_token(revoked, req, next, &path).await
 }
 
 /// The perimeter middleware for the TCP listener. Every refusal also asks hyper to
@@ -262,10 +346,14 @@ async fn check(p: &Perimeter, req: Request, next: Next, path: &str) -> Response 
     if req.method() == Method::OPTIONS {
         return preflight(p, cors_origin.as_deref(), path);
     }
-    if needs_auth(path) && !credential_ok(&p.hub, &req, path) {
-        return refuse(p, "token", missing_credential(), path);
-    }
-    let mut resp = next.run(req).await;
+    let mut resp = if needs_auth(path) {
+        let Some(revoked) = credential(&p.hub, &req, path) else {
+            return refuse(p, "token", missing_credential(), path);
+        };
+        held_by_token(revoked, req, next, path).await
+    } else {
+        next.run(req).await
+    };
     if let Some(o) = cors_origin {
         if let Ok(v) = HeaderValue::from_str(&o) {
             let h = resp.headers_mut();

@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, Stream, StreamExt};
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::perimeter::Credential;
 use crate::session_stream::{End, Frame, QueueLimits};
 use crate::state::Limits;
 use crate::Hub;
@@ -31,11 +33,23 @@ const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a client that fell behind or stopped answering pings (policy
 /// violation).
 const CLOSE_SLOW_CONSUMER: u16 = 1008;
+/// Close code (from the range RFC 6455 leaves to applications) for a socket opened
+/// with a token that `r1 ctl rotate-token` replaced: the client must sign in again.
+pub const CLOSE_TOKEN_ROTATED: u16 = 4001;
 
 /// The upgrade handler. Authentication happened in the perimeter (TCP) or on accept
 /// (unix socket); here only the protocol version is negotiated. The answer is always
-/// `r1.proto.v1`, never the offered token.
-pub async fn upgrade(State(hub): State<Hub>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// `r1.proto.v1`, never the offered token. The socket lives as long as the token it
+/// was opened with ([`Credential`]).
+pub async fn upgrade(
+    State(hub): State<Hub>,
+    credential: Option<Extension<Credential>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Every route that reaches here passed a token check; without one (a router built
+    // without the perimeter) the socket is not tied to a token.
+    let revoked = credential.map(|c| c.0.revoked).unwrap_or_default();
     // The same bounds as HTTP bodies: a message over them closes the socket with 1009
     // (message too big) before it is buffered whole.
     let limits = &hub.config().limits;
@@ -69,7 +83,7 @@ pub async fn upgrade(State(hub): State<Hub>, headers: HeaderMap, ws: WebSocketUp
         });
     }
     ws.protocols([PROTOCOL])
-        .on_upgrade(move |socket| serve_socket(socket, hub))
+        .on_upgrade(move |socket| serve_socket(socket, hub, revoked))
 }
 
 fn truncate_reason(s: &str) -> String {
@@ -91,6 +105,8 @@ struct Conn {
     slow: CancellationToken,
     subs: HashMap<String, JoinHandle<()>>,
     next_sub: u64,
+    /// Cancelled when the token this socket was opened with is rotated away.
+    revoked: CancellationToken,
 }
 
 /// What a queued message counts for against the outbox's byte budget.
@@ -282,7 +298,7 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn serve_socket(socket: WebSocket, hub: Hub) {
+async fn serve_socket(socket: WebSocket, hub: Hub, revoked: CancellationToken) {
     let (sink, mut stream) = socket.split();
     let limits = hub.config().limits.clone();
     let out = Outbox::new(limits.subscriber_queue_bytes);
@@ -304,11 +320,17 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
         slow: slow.clone(),
         subs: HashMap::new(),
         next_sub: 0,
+        revoked: revoked.clone(),
     };
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => {
                 out.close_with(Some(close(1001, "daemon shutting down")));
+                break;
+            }
+            _ = revoked.cancelled() => {
+                tracing::info!("closing a WebSocket opened with a rotated token ({CLOSE_TOKEN_ROTATED})");
+                out.close_with(Some(close(CLOSE_TOKEN_ROTATED, "token rotated")));
                 break;
             }
             _ = slow.cancelled() => {
@@ -349,7 +371,19 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
             Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => continue,
         };
-        let reply = conn.handle(&text).await;
+        // A rotation while a call runs closes the socket at once; a call that changes
+        // something still runs to its end (it was authorized when it came), a read
+        // stops waiting (`Conn::call`).
+        let handling = conn.handle(&text);
+        tokio::pin!(handling);
+        let reply = tokio::select! {
+            reply = &mut handling => reply,
+            () = revoked.cancelled() => {
+                out.close_with(Some(close(CLOSE_TOKEN_ROTATED, "token rotated")));
+                handling.await;
+                break;
+            }
+        };
         if let Some(reply) = reply {
             if !out.push_now(Message::Text(reply.to_string().into())) {
                 // The peer does not read its replies: the same end as a slow reader.
@@ -444,8 +478,21 @@ impl Conn {
         if r1_proto::operation(method).is_none() {
             return Err(None);
         }
+        let read_only = r1_proto::operation(method)
+            .is_some_and(|op| op.http_method == r1_proto::HttpMethod::Get);
         let req = Request::parse(method, p).map_err(Some)?;
-        r1_proto::dispatch(&self.hub, req).await.map_err(Some)
+        let call = r1_proto::dispatch(&self.hub, req);
+        if !read_only {
+            return call.await.map_err(Some);
+        }
+        // A read (a `session.tail` long poll) stops waiting when the token is rotated.
+        tokio::select! {
+            r = call => r.map_err(Some),
+            () = self.revoked.cancelled() => Err(Some(ApiError::new(
+                r1_proto::ErrorCode::PermissionDenied,
+                "the daemon's token was rotated",
+            ).with_status(401))),
+        }
     }
 
     /// `unsubscribe {subscription}`: stops one subscription of this connection.

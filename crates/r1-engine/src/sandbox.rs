@@ -109,6 +109,16 @@ impl Protected {
         }
     }
 
+    /// Why `shown` may not be read, when the file at `real` (absolute, symlinks
+    /// resolved) with metadata `meta` (of the opened file) is protected: by its path, or
+    /// as another name for a protected file or directory. For readers outside the tools
+    /// (the daemon's `workdir.read`), which apply the same fence.
+    pub fn refusal(&self, real: &Path, meta: &std::fs::Metadata, shown: &str) -> Option<String> {
+        self.covering(real)
+            .or_else(|| self.identities().matching(meta))
+            .map(|kind| kind.refusal(shown))
+    }
+
     /// The `(dev, inode)` of every protected path that exists now.
     pub(crate) fn identities(&self) -> Identities {
         let id = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));

@@ -19,7 +19,7 @@ fn is_wire_name(name: &str) -> bool {
 #[test]
 fn every_tool_name_is_a_valid_wire_name_with_a_dotted_alias() {
     let tools = catalog(Caps::Write);
-    assert_eq!(tools.len(), 52);
+    assert_eq!(tools.len(), 53);
     for t in &tools {
         assert!(is_wire_name(t.name), "{} is not a valid tool name", t.name);
         assert_eq!(t.alias.replace('.', "_"), t.name, "alias of {}", t.name);
@@ -60,6 +60,7 @@ fn read_caps_hide_the_mutating_tools() {
             "r1_engines_list",
             "r1_worktree_list",
             "r1_worktree_diff",
+            "r1_workdir_read",
             "r1_mission_list",
             "r1_mission_get",
             "r1_search",
@@ -122,7 +123,7 @@ fn input_schemas_describe_required_fields() {
     let decision = &approve.input_schema["properties"]["decision"];
     assert!(decision.to_string().contains("allow") && decision.to_string().contains("deny"));
     let plain: serde_json::Value = serde_json::from_str(&print_tools(Caps::Read, false)).unwrap();
-    assert_eq!(plain["tools"].as_array().unwrap().len(), 16);
+    assert_eq!(plain["tools"].as_array().unwrap().len(), 17);
     let pin = tools.iter().find(|t| t.name == "r1_lanes_pin").unwrap();
     assert_eq!(pin.input_schema["properties"]["pinned"]["type"], "boolean");
     assert!(pin.input_schema["properties"].get("lane_id").is_some());

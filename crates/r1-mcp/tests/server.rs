@@ -260,6 +260,12 @@ impl Api for Fake {
     ) -> Result<r1_proto::WorktreeDiff, ApiError> {
         unsupported()
     }
+    async fn workdir_read(
+        &self,
+        _: r1_proto::WorkdirReadParams,
+    ) -> Result<r1_proto::WorkdirFile, ApiError> {
+        unsupported()
+    }
     async fn worktree_merge(
         &self,
         _: r1_proto::WorktreeMergeParams,
@@ -707,7 +713,7 @@ async fn http_service_mounts_in_axum_and_answers_json_rpc() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 16, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     for t in tools["result"]["tools"].as_array().unwrap() {
         assert_eq!(t["outputSchema"]["type"], "object", "{}", t["name"]);
         assert!(

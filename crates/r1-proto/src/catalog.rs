@@ -46,8 +46,9 @@ use crate::{
     SessionList, SessionRef, SessionView, ShutdownParams, StartSessionParams, TailParams,
     TuiFocusLaneParams, TuiGetModelParams, TuiKeyParams, TuiModelView, TuiOpenParams, TuiOpened,
     TuiRef, TuiSnapshot, VerifyParams, VerifyResult, WebClickParams, WebFillParams,
-    WebNavigateParams, WebPageView, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
-    WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeView,
+    WebNavigateParams, WebPageView, WorkdirFile, WorkdirReadParams, WorktreeCleanParams,
+    WorktreeDiff, WorktreeDiffParams, WorktreeList, WorktreeListParams, WorktreeMergeParams,
+    WorktreeMergeResult, WorktreeView,
 };
 
 /// The HTTP method of an operation's route.
@@ -1170,6 +1171,26 @@ operations! {
         mcp: mcp_destructive("r1_worktree_clean", "r1.worktree.clean"),
         related: ["/v1/worktrees"],
         title: "Clean a worktree",
+    }
+
+    /// Read one file of a session's workdir (its worktree when it has one), read-only:
+    /// `path` is relative to the workdir; absolute paths and `..` are refused
+    /// (`validation`), a path that resolves outside the workdir through a symlink or into
+    /// r1's state directory is `permission_denied`, anything but a regular file
+    /// (directory, fifo, device) is `validation`, a missing file is `not_found`. Returns
+    /// its size, modification time and text, cut at `max_bytes` (default 256 KiB, at most
+    /// 1 MiB; `data.truncated`); a binary file (a NUL byte in its first 8 KiB, or not
+    /// UTF-8) has `data.binary` and no text. Read-only.
+    WorkdirRead workdir_read {
+        method: "workdir.read",
+        http: Get "/v1/sessions/{session_id}/files" => 200,
+        cap: Read,
+        idempotency: Natural,
+        params: WorkdirReadParams,
+        result: WorkdirFile,
+        mcp: mcp("r1_workdir_read", "r1.workdir.read"),
+        related: ["/v1/sessions/{session_id}"],
+        title: "Read a workdir file",
     }
 
     /// Queue a mission: `spec.prompt` is sent to a new session of its own in `spec.workdir`

@@ -20,6 +20,7 @@ mod session;
 mod tui;
 mod verify;
 mod web;
+mod workdir;
 mod worktree;
 
 pub use catalog::{
@@ -56,6 +57,9 @@ pub use tui::{
 };
 pub use verify::{VerifyFailure, VerifyParams, VerifyResult, VerifyStep};
 pub use web::{WebClickParams, WebFillParams, WebNavigateParams, WebPageView};
+pub use workdir::{
+    WorkdirFile, WorkdirReadParams, WORKDIR_READ_DEFAULT_BYTES, WORKDIR_READ_MAX_BYTES,
+};
 pub use worktree::{
     DiffFileStat, MergeStrategy, WorktreeCleanParams, WorktreeDiff, WorktreeDiffParams,
     WorktreeList, WorktreeListParams, WorktreeMergeParams, WorktreeMergeResult, WorktreeRequest,

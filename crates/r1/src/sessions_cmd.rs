@@ -158,6 +158,18 @@ pub enum SessionsVerb {
         #[arg(allow_hyphen_values = true)]
         title: String,
     },
+    /// Print a file of the session's workdir (its worktree when it has one), read-only:
+    /// PATH is relative to the workdir; paths leaving it are refused. The text is cut at
+    /// `--max-bytes` (default 256 KiB, at most 1 MiB); a binary file is not printed.
+    Read {
+        /// The session id.
+        id: String,
+        /// The file, relative to the session's workdir.
+        path: String,
+        /// The most bytes of text to print.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+    },
     /// Archive the session: it leaves the default list, stays searchable and usable
     /// (idempotent; `unarchive` brings it back).
     Archive {
@@ -488,6 +500,38 @@ pub async fn run(opts: &ConnectOptions, verb: SessionsVerb, json: bool) -> Resul
                 .await?,
             json,
         ),
+        SessionsVerb::Read {
+            id,
+            path,
+            max_bytes,
+        } => {
+            let f = client
+                .workdir_read(r1_proto::WorkdirReadParams {
+                    session_id: id,
+                    path,
+                    max_bytes,
+                })
+                .await?;
+            if json {
+                output::json(&f);
+            } else if f.binary {
+                output::line(&format!(
+                    "{}: binary file ({} bytes), not shown",
+                    f.path, f.size
+                ));
+            } else {
+                use std::io::Write;
+                let _ = std::io::stdout().lock().write_all(f.text.as_bytes());
+                if f.truncated {
+                    eprintln!(
+                        "\n{}: truncated at {} of {} bytes (--max-bytes)",
+                        f.path,
+                        f.text.len(),
+                        f.size
+                    );
+                }
+            }
+        }
         SessionsVerb::Archive { id } => show(&client.session_archive(at(id)).await?, json),
         SessionsVerb::Unarchive { id } => show(&client.session_unarchive(at(id)).await?, json),
         SessionsVerb::Delete { id, yes } => {

@@ -257,7 +257,7 @@ async fn debug_caps_unlock_the_actor_state() {
         info.instructions
     );
     let names = tool_names(&debug).await;
-    assert_eq!(names.len(), 54, "{names:?}");
+    assert_eq!(names.len(), 55, "{names:?}");
     assert!(names.contains(&"r1_session_debug_state".to_string()));
     let model = call(
         &debug,
@@ -301,7 +301,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     assert_eq!(server.server_info.as_ref().unwrap().name, "r1");
 
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 52, "{names:?}");
+    assert_eq!(names.len(), 53, "{names:?}");
     assert!(names.iter().all(|n| is_wire_name(n)), "{names:?}");
     assert!(names.iter().any(|n| n == "r1_session_start"));
 
@@ -409,7 +409,7 @@ async fn rmcp_client_drives_sessions_over_stdio() {
     // Default caps: read-only tools only, and a mutating call is refused in an envelope.
     let reader = connect(&home, &[]).await;
     let names = tool_names(&reader).await;
-    assert_eq!(names.len(), 16, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     for mutating in [
         "r1_session_start",
         "r1_session_send",
@@ -469,7 +469,7 @@ fn print_tools_prints_the_catalog_without_a_daemon() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["tools"].as_array().unwrap().len(), 16);
+    assert_eq!(doc["tools"].as_array().unwrap().len(), 17);
 }
 
 /// The committed catalog page, which `--print-tools --markdown` must reproduce.

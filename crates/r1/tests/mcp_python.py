@@ -43,7 +43,7 @@ async def main(r1, workdir):
 
             tools = (await session.list_tools()).tools
             names = [t.name for t in tools]
-            assert len(names) == 52, names
+            assert len(names) == 53, names
             assert all(WIRE_NAME.match(n) for n in names), names
 
             started = envelope(

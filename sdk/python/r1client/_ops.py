@@ -73,6 +73,7 @@ OPERATIONS: Dict[str, Tuple[str, str, str]] = {
     'web.fill': ('POST', '/v1/web/fill', 'web_fill'),
     'web.navigate': ('POST', '/v1/web/navigate', 'web_navigate'),
     'web.snapshot': ('POST', '/v1/web/snapshot', 'web_snapshot'),
+    'workdir.read': ('GET', '/v1/sessions/{session_id}/files', 'workdir_read'),
     'worktree.clean': ('POST', '/v1/worktrees/{worktree_id}/clean', 'worktree_clean'),
     'worktree.diff': ('GET', '/v1/worktrees/{worktree_id}/diff', 'worktree_diff'),
     'worktree.list': ('GET', '/v1/worktrees', 'worktree_list'),
@@ -1242,6 +1243,33 @@ WebPageView = TypedDict(
     total=False,
 )
 
+# The answer of `workdir.read`.
+# Always present: `binary`, `modified_at`, `path`, `size`, `text`, `truncated`.
+WorkdirFile = TypedDict(
+    'WorkdirFile',
+    {
+        'binary': 'bool',
+        'modified_at': 'str',
+        'path': 'str',
+        'size': 'int',
+        'text': 'str',
+        'truncated': 'bool',
+    },
+    total=False,
+)
+
+# The params of `workdir.read`.
+# Always present: `path`, `session_id`.
+WorkdirReadParams = TypedDict(
+    'WorkdirReadParams',
+    {
+        'max_bytes': 'int',
+        'path': 'str',
+        'session_id': 'str',
+    },
+    total=False,
+)
+
 # The params of `worktree.clean`.
 # Always present: `worktree_id`.
 WorktreeCleanParams = TypedDict(
@@ -2285,6 +2313,23 @@ class Operations:
         `POST /v1/web/snapshot` (200); operation `web.snapshot`; capability `write`; idempotency `natural`; MCP tool `r1_web_snapshot`.
         """
         return cast(WebPageView, self._op('web.snapshot', 'POST', '/v1/web/snapshot', None, None, {}, None))
+
+    def workdir_read(self, session_id: str, *, path: str, max_bytes: Optional[int] = None) -> WorkdirFile:
+        """Read a workdir file.
+
+        Read one file of a session's workdir (its worktree when it has one), read-only: `path` is relative to the workdir; absolute paths and `..` are refused (`validation`), a path that resolves outside the workdir through a symlink or into r1's state directory is `permission_denied`, anything but a regular file (directory, fifo, device) is `validation`, a missing file is `not_found`. Returns its size, modification time and text, cut at `max_bytes` (default 256 KiB, at most 1 MiB; `data.truncated`); a binary file (a NUL byte in its first 8 KiB, or not UTF-8) has `data.binary` and no text. Read-only.
+
+        Args:
+            session_id (path): The session id (`ses_…`).
+            max_bytes (query): The most bytes of text to return (default 256 KiB, at most 1 MiB).
+            path (query): The file, relative to the session's workdir (its worktree when it has one). Absolute paths and `..` components are refused.
+
+        Returns:
+            WorkdirFile: The answer of `workdir.read`.
+
+        `GET /v1/sessions/{session_id}/files` (200); operation `workdir.read`; capability `read`; idempotency `natural`; MCP tool `r1_workdir_read`.
+        """
+        return cast(WorkdirFile, self._op('workdir.read', 'GET', '/v1/sessions/{session_id}/files', {'session_id': session_id}, {'max_bytes': max_bytes, 'path': path}, None, None))
 
     def worktree_clean(self, worktree_id: str, *, force: Optional[bool] = None) -> WorktreeView:
         """Clean a worktree.

@@ -1340,6 +1340,41 @@ export interface WebPageView {
   url: string;
 }
 
+/** The answer of `workdir.read`. */
+export interface WorkdirFile {
+  /**
+   * True when the file is not text: a NUL byte in its first 8 KiB, or not UTF-8.
+   * `text` is then empty.
+   */
+  binary: boolean;
+  /** When the file was last modified, RFC 3339. */
+  modified_at: string;
+  /** The path asked for, normalized (`.` components dropped), relative to the workdir. */
+  path: string;
+  /** The file's size on disk, in bytes. */
+  size: number;
+  /** The file's content as UTF-8, up to `max_bytes`; empty for a binary file. */
+  text: string;
+  /**
+   * True when `text` is not the whole file (cut at `max_bytes`, on a character
+   * boundary).
+   */
+  truncated: boolean;
+}
+
+/** The params of `workdir.read`. */
+export interface WorkdirReadParams {
+  /** The most bytes of text to return (default 256 KiB, at most 1 MiB). */
+  max_bytes?: number;
+  /**
+   * The file, relative to the session's workdir (its worktree when it has one).
+   * Absolute paths and `..` components are refused.
+   */
+  path: string;
+  /** The session id (`ses_…`). */
+  session_id: string;
+}
+
 /** The params of `worktree.clean`. */
 export interface WorktreeCleanParams {
   /**
@@ -1952,6 +1987,7 @@ export type OperationId =
   | "web.fill"
   | "web.navigate"
   | "web.snapshot"
+  | "workdir.read"
   | "worktree.clean"
   | "worktree.diff"
   | "worktree.list"
@@ -2018,6 +2054,7 @@ export interface OperationTypes {
   "web.fill": { params: WebFillParams; result: WebPageView };
   "web.navigate": { params: WebNavigateParams; result: WebPageView };
   "web.snapshot": { params: WebSnapshotParams; result: WebPageView };
+  "workdir.read": { params: WorkdirReadParams; result: WorkdirFile };
   "worktree.clean": { params: WorktreeCleanParams; result: WorktreeView };
   "worktree.diff": { params: WorktreeDiffParams; result: WorktreeDiff };
   "worktree.list": { params: WorktreeListParams; result: WorktreeList };
@@ -2401,6 +2438,14 @@ export interface OperationGroups {
      * The accessibility snapshot of the page the browser shows (`about:blank` before any `web.navigate`): one line per node, `- role "name" [ref=eN]`. Changes nothing on the page, but drives the browser logged in as the daemon's user, so it needs the write capability like the other `web.*` operations.
      */
     snapshot(params?: WebSnapshotParams, options?: CallOptions): Promise<WebPageView>;
+  };
+  workdir: {
+    /**
+     * Read a workdir file: `workdir.read`, `GET /v1/sessions/{session_id}/files`.
+     *
+     * Read one file of a session's workdir (its worktree when it has one), read-only: `path` is relative to the workdir; absolute paths and `..` are refused (`validation`), a path that resolves outside the workdir through a symlink or into r1's state directory is `permission_denied`, anything but a regular file (directory, fifo, device) is `validation`, a missing file is `not_found`. Returns its size, modification time and text, cut at `max_bytes` (default 256 KiB, at most 1 MiB; `data.truncated`); a binary file (a NUL byte in its first 8 KiB, or not UTF-8) has `data.binary` and no text. Read-only.
+     */
+    read(params: WorkdirReadParams, options?: CallOptions): Promise<WorkdirFile>;
   };
   worktree: {
     /**

@@ -71,6 +71,7 @@ export const OPERATIONS = Object.freeze({
   "web.fill": Object.freeze({"method":"POST","path":"/v1/web/fill","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_web_fill"}),
   "web.navigate": Object.freeze({"method":"POST","path":"/v1/web/navigate","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_web_navigate"}),
   "web.snapshot": Object.freeze({"method":"POST","path":"/v1/web/snapshot","pathFields":[],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_web_snapshot"}),
+  "workdir.read": Object.freeze({"method":"GET","path":"/v1/sessions/{session_id}/files","pathFields":["session_id"],"query":{"max_bytes":"integer","path":"string"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_workdir_read"}),
   "worktree.clean": Object.freeze({"method":"POST","path":"/v1/worktrees/{worktree_id}/clean","pathFields":["worktree_id"],"query":{},"statuses":[200],"capability":"write","idempotency":"natural","mcpTool":"r1_worktree_clean"}),
   "worktree.diff": Object.freeze({"method":"GET","path":"/v1/worktrees/{worktree_id}/diff","pathFields":["worktree_id"],"query":{"full":"boolean"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_worktree_diff"}),
   "worktree.list": Object.freeze({"method":"GET","path":"/v1/worktrees","pathFields":[],"query":{"session_id":"string"},"statuses":[200],"capability":"read","idempotency":"natural","mcpTool":"r1_worktree_list"}),
@@ -166,6 +167,9 @@ export function operationGroups(call) {
       fill: (params, options) => call("web.fill", params, options),
       navigate: (params, options) => call("web.navigate", params, options),
       snapshot: (params, options) => call("web.snapshot", params, options),
+    },
+    workdir: {
+      read: (params, options) => call("workdir.read", params, options),
     },
     worktree: {
       clean: (params, options) => call("worktree.clean", params, options),

@@ -63,6 +63,12 @@ fn params_for(op: &OperationInfo, main: &str, victim: &str, workdir: &str) -> Op
         // No worktree exists here: every surface answers the same `not_found`
         // (`worktrees.rs` covers them on real repositories).
         "worktree.diff" => json!({"worktree_id": "wt_none", "full": false}),
+        // A real file, so every surface answers the same result (`files.rs` covers
+        // the refusals).
+        "workdir.read" => {
+            std::fs::write(std::path::Path::new(workdir).join("catalog.txt"), "hello\n").unwrap();
+            json!({"session_id": main, "path": "catalog.txt", "max_bytes": 1024})
+        }
         "worktree.merge" => json!({"worktree_id": "wt_none", "strategy": "ff-only"}),
         "worktree.clean" => json!({"worktree_id": "wt_none", "force": false}),
         // A mission in the plain workdir (no worktree); the others address none that

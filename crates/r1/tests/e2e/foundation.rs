@@ -443,6 +443,226 @@ fn rotate_token_is_live_and_clients_follow_it() {
     assert_ne!(d.token(), new);
 }
 
+/// An HTTP request held open on `stream` (an event stream, a long poll): sends it,
+/// reads its head, then reads on in a thread until the server ends it. The thread
+/// answers with everything read after the head.
+fn held_open<S: std::io::Read + std::io::Write + Send + 'static>(
+    mut stream: S,
+    request: &str,
+) -> (String, std::thread::JoinHandle<String>) {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head was cut short");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_string();
+    let rest =
+        std::thread::spawn(move || String::from_utf8_lossy(&read_some(&mut stream)).to_string());
+    (head, rest)
+}
+
+#[test]
+fn rotating_the_token_ends_every_connection_opened_with_the_old_one() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let home = Home::new();
+    let d = home.serve(&[]);
+    let old = d.token();
+    let port = d.port();
+    let wd = tempfile::tempdir().unwrap();
+    let sid = crate::sessions::start(&d, wd.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Opened with the old token: a WebSocket with a live bus subscription, the bus over
+    // SSE on TCP, a session's stream over the unix socket (which asks for the token
+    // too), and a long poll.
+    let mut ws = rt.block_on(ws_connect(&d));
+    let sub = rt.block_on(ws_call(&mut ws, 1, "subscribe", serde_json::json!({})));
+    assert!(sub["result"]["subscription"].is_string(), "{sub}");
+    let tcp = |t: &str, path: &str| {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        held_open(
+            s,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let unix = |t: &str, path: &str| {
+        let s = std::os::unix::net::UnixStream::connect(d.sock()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        held_open(
+            s,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let (head, bus) = tcp(&old, "/v1/events");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, session) = unix(&old, &format!("/v1/sessions/{sid}/events"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // An MCP session's GET stream of notifications.
+    let mcp_post = |session: Option<&str>, body: serde_json::Value| {
+        let body = body.to_string();
+        let session = session
+            .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+            .unwrap_or_default();
+        raw_tcp(port, &format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {old}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{session}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let init = mcp_post(
+        None,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "e2e", "version": "1"}}}),
+    );
+    assert_eq!(init.status, 200, "{}", init.body);
+    let mcp_session = init.header("mcp-session-id").expect("an MCP session id");
+    let ack = mcp_post(
+        Some(&mcp_session),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    assert_eq!(ack.status, 202, "{}", ack.body);
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (head, mcp) = held_open(
+        s,
+        &format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {old}\r\nAccept: text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\nMcp-Session-Id: {mcp_session}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let tail_path = format!("/v1/sessions/{sid}/journal/tail?since_seq=1000000&wait_ms=60000");
+    let mut poll = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    poll.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut poll,
+        format!("GET {tail_path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {old}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let poll = std::thread::spawn(move || parse(&read_some(&mut poll)));
+    // The long poll waits 60 s for a record that never comes; nothing outside shows
+    // that it is waiting, so it is given a moment to be read and checked before the
+    // rotation (a request checked after it would be refused the plain way, without
+    // "rotated").
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // The CLI follows a session over the unix socket, reading the token file like any
+    // client: its stream ends at the rotation, and it follows on with the new token
+    // (a 401 makes it read the file again), missing nothing.
+    let mut follower = home
+        .cmd(&["ctl", "sessions", "follow", &sid, "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let followed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let followed = followed.clone();
+        let out = follower.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                followed.lock().unwrap().push_str(&line);
+            }
+        });
+    }
+    wait_until(Duration::from_secs(10), "the follower to attach", || {
+        followed.lock().unwrap().contains("session.created")
+    });
+
+    let rotated_at = std::time::Instant::now();
+    assert_eq!(home.run_json(&["ctl", "rotate-token"])["ok"], true);
+    let new = d.token();
+    assert_ne!(old, new);
+
+    // The WebSocket is closed with 4001 "token rotated".
+    let close = rt.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+                Ok(Some(Ok(Message::Close(f)))) => return f,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no close frame after the rotation: {other:?}"),
+            }
+        }
+    });
+    let close = close.expect("a close frame with a code");
+    assert_eq!(u16::from(close.code), 4001);
+    assert_eq!(close.reason.as_str(), "token rotated");
+    // Both event streams end, saying why; the long poll is answered 401.
+    for (what, stream) in [("bus", bus), ("session", session)] {
+        let rest = stream.join().unwrap();
+        assert!(
+            rest.contains("event: error") && rest.contains("token was rotated"),
+            "the {what} stream did not end with the reason: {rest}"
+        );
+    }
+    // The MCP stream ends too (without r1's `event: error`, which MCP clients do not
+    // read); its read timeout is 10 s, so ending within the bound below is the proof.
+    let _ = mcp.join().unwrap();
+    let poll = poll.join().unwrap();
+    assert_eq!(poll.status, 401, "{}", poll.body);
+    assert!(poll.body.contains("rotated"), "{}", poll.body);
+    let took = rotated_at.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the old connections took {took:?} to end"
+    );
+
+    // The old token opens nothing again; the new one does, on both listeners.
+    let refused = rt.block_on(async {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://127.0.0.1:{port}/v1/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            format!("r1.proto.v1, r1.bearer, {old}").parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(req).await
+    });
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401)
+        }
+        other => panic!("a WebSocket with the old token was not refused: {other:?}"),
+    }
+    assert_eq!(
+        raw_tcp(port, &format!("GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {old}\r\nConnection: close\r\n\r\n")).status,
+        401
+    );
+    let mut ws = rt.block_on(ws_connect(&d));
+    let h = rt.block_on(ws_call(
+        &mut ws,
+        1,
+        "session.get",
+        serde_json::json!({"session_id": sid}),
+    ));
+    assert_eq!(h["result"]["id"], sid.as_str(), "{h}");
+    let (head, _session) = unix(&new, &format!("/v1/sessions/{sid}/events?since_seq=1"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    rt.block_on(ws.close(None)).ok();
+    let sent = d.post(
+        &format!("/v1/sessions/{sid}/messages"),
+        &serde_json::json!({"text": "after the rotation"}).to_string(),
+    );
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    wait_until(Duration::from_secs(20), "the follower to go on", || {
+        followed
+            .lock()
+            .unwrap()
+            .contains("echo: after the rotation")
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
+
 #[test]
 fn token_file_is_adopted_and_never_on_argv() {
     let home = Home::new();

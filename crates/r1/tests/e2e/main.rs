@@ -12,6 +12,7 @@ mod confinement;
 mod core;
 mod cortex;
 mod faults;
+mod files;
 mod flow;
 mod foundation;
 mod hardening;

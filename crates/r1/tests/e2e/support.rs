@@ -233,7 +233,7 @@ impl Resp {
     }
 }
 
-fn parse(bytes: &[u8]) -> Resp {
+pub fn parse(bytes: &[u8]) -> Resp {
     let text = String::from_utf8_lossy(bytes).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
