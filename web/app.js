@@ -302,7 +302,7 @@ async function subscribeChat(chat) {
   foldQueue(chat);
   chat.subscription = null;
   // What the journal holds now is history to catch up on, folded in batches.
-  const head = app.sessions.get(chat.id)?.last_seq || 0;
+  const head = sessionList.getSession(chat.id)?.last_seq || 0;
   chat.catchUpTo = head;
   let since = chat.state.lastSeq + 1;
   if (since === 1 && !chat.backfill && head > TAIL_RECORDS) {
