@@ -12,6 +12,8 @@ import { REVEAL_EVENT } from "./views/timeline.js";
 const DEBOUNCE_MS = 150;
 /** How long to wait for a hit's record to be rendered in the opened session. */
 const FIND_MS = 5000;
+/** How long to wait for the history of a long session, which opens on its last records. */
+const HISTORY_MS = 30000;
 
 const s = { call: null, openSession: null, timer: 0, asked: 0 };
 
@@ -118,10 +120,19 @@ function hitEl(h) {
 async function go(h) {
   close();
   await s.openSession(h.session_id);
-  const deadline = Date.now() + FIND_MS;
+  const started = Date.now();
+  let deadline = started + FIND_MS;
   const find = () => {
+    if ($("view-chat").dataset.sessionId !== h.session_id) return; // another session was opened
     // The timeline draws only what is near the viewport: ask it to draw this record.
-    $("log").dispatchEvent(new CustomEvent(REVEAL_EVENT, { detail: { seq: h.seq } }));
+    const ask = { seq: h.seq, found: false };
+    $("log").dispatchEvent(new CustomEvent(REVEAL_EVENT, { detail: ask }));
+    if (!ask.found && Date.now() < started + HISTORY_MS) {
+      // Nothing that early in the timeline yet: its history is still being read.
+      deadline = Date.now() + FIND_MS;
+      setTimeout(find, 50);
+      return;
+    }
     const target = recordEl(h.seq);
     if (target && (target.exact || Date.now() > deadline - FIND_MS / 2)) {
       target.el.scrollIntoView({ block: "center" });

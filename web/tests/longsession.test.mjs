@@ -4,8 +4,9 @@
 // session list click to the last message on screen) must take under 2 s, and the chat
 // log's DOM stays bounded however far it is scrolled, because the timeline renders only
 // the items in and near the viewport. A closed lane and a focused control survive being
-// scrolled out and back, a jump to a far record draws it in view, and records arriving
-// leave a reader up in the history where they are, and keep one at the bottom there.
+// scrolled out and back, a jump to a far record draws it in view (a search hit too, on a
+// record older than the ones the session opens on), and records arriving leave a reader
+// up in the history where they are, and keep one at the bottom there.
 //
 // The quickest of three opens is asserted (the machine may be busy); all three are
 // printed. docs/BENCHMARKS.md has the numbers and the command:
@@ -66,12 +67,15 @@ function longJournal(seq, total) {
   const prose = (n, k) => Array.from({ length: n }, (_, i) => words[(i * 7 + k) % words.length]).join(" ");
   let turn = 0;
   let middle = 0;
+  let early = 0;
   // Each turn is about 70 records; stop with room for the last one.
   while (seq + 120 < total) {
     turn += 1;
     const m = `msg_${turn}`;
     if (turn === 700) middle = seq + 1;
-    push("session.message", { role: "user", text: `Turn ${turn}: look at \`src/file_${turn}.rs\` and run the tests.`, message_id: m, client_message_id: null });
+    if (turn === 3) early = seq + 1;
+    const aside = turn === 3 ? " Mind the quetzalcoatl fixture." : "";
+    push("session.message", { role: "user", text: `Turn ${turn}: look at \`src/file_${turn}.rs\` and run the tests.${aside}`, message_id: m, client_message_id: null });
     push("session.state", { state: "busy", message_id: m });
     const plan = `I will **read** \`src/file_${turn}.rs\` first, then run the tests.\n\n- ${prose(9, turn)}\n- ${prose(7, turn + 1)}`;
     for (let i = 0; i < plan.length; i += 8) push("session.delta", { text: plan.slice(i, i + 8), reply_to: m });
@@ -113,7 +117,7 @@ function longJournal(seq, total) {
   while (seq < total - 2) push("session.delta", { text: ".", reply_to: m });
   push("session.message", { role: "assistant", text: FINAL, reply_to: m, tool_calls: [], usage: { input_tokens: 10, output_tokens: 10 } });
   push("session.state", { state: "idle" });
-  return { lines, turns: turn + 1, middle };
+  return { lines, turns: turn + 1, middle, early };
 }
 
 test("longsession: a 100,000-record session opens in under 2 s with a bounded DOM", { timeout: 300000 }, async (t) => {
@@ -131,7 +135,7 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
   const file = join(home, "sessions", id, "journal.ndjson");
   const existing = (await readFile(file, "utf8")).trimEnd().split("\n");
   const last = JSON.parse(existing[existing.length - 1]).seq;
-  const { lines, turns, middle } = longJournal(last, RECORDS);
+  const { lines, turns, middle, early } = longJournal(last, RECORDS);
   await appendFile(file, lines.join("\n") + "\n");
   assert.equal(last + lines.length, RECORDS);
 
@@ -334,6 +338,35 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
       }),
     { what: "the new answer in view at the bottom" },
   );
+
+  // A search hit on a record from the session's start, opened afresh: the session opens
+  // on its last records, and the jump waits for the history before them and lands there.
+  await page.click('[data-testid="new-session"]');
+  await page.waitForSelector('body[data-view="start"]');
+  await page.click('[data-testid="open-search"]');
+  await page.waitForSelector('[data-testid="search-dialog"][open]');
+  await page.fill('[data-testid="search-input"]', "quetzalcoatl");
+  await until(
+    async () => {
+      if (await page.$(`[data-testid="search-hit"][data-seq="${early}"]`)) return true;
+      await page.fill('[data-testid="search-input"]', "");
+      await page.fill('[data-testid="search-input"]', "quetzalcoatl");
+      return false;
+    },
+    { what: `a search hit on record ${early}`, timeout: 60000, interval: 1000 },
+  );
+  await page.click(`[data-testid="search-hit"][data-seq="${early}"]`);
+  await page.waitForSelector(`[data-testid="message"][data-seq="${early}"].search-target`, { timeout: 30000 });
+  assert.ok(
+    await page.$eval(`[data-testid="message"][data-seq="${early}"]`, (e) => {
+      const r = e.getBoundingClientRect();
+      const box = document.getElementById("log").getBoundingClientRect();
+      return r.bottom > box.top && r.top < box.bottom && e.textContent.includes("quetzalcoatl");
+    }),
+    "the hit's message is in view",
+  );
+  n = await nodes();
+  assert.ok(n < DOM_BOUND, `${n} elements under #log after the search jump`);
 
   await walkDataApi(page, ops);
   const serious = seriousOnly(await axe(page));
