@@ -314,6 +314,22 @@ test("longsession: a 100,000-record session opens in under 2 s with a bounded DO
   await answered("echo: one more question");
   const after = await offset();
   assert.ok(Math.abs(after - before) < 2, `the record in view moved from ${before} to ${after} px`);
+  // A narrower window reflows every item; the reader stays on the same record.
+  for (const width of [360, 1280]) {
+    await page.setViewportSize({ width, height: 800 });
+    await until(
+      () =>
+        page.evaluate((seq) => {
+          const log = document.getElementById("log");
+          const m = log.querySelector(`[data-seq="${seq}"]`);
+          if (!m) return false;
+          const r = m.getBoundingClientRect();
+          const box = log.getBoundingClientRect();
+          return r.bottom > box.top && r.top < box.bottom;
+        }, middle),
+      { what: `record ${middle} still in view at ${width} px` },
+    );
+  }
   // …and at the bottom, the log follows them.
   await until(
     () =>

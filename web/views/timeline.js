@@ -69,6 +69,10 @@ export function createTimeline(log, actions) {
   let updating = false;
   /** The items were folded again (`rebase`): the page is laid out anew. */
   let replaced = false;
+  /** Where the reader was at the end of the last update ({pinned} or {pos, rel}), and
+   * whether the log changed width since (the browser reflowed before the update ran). */
+  let held = null;
+  let resized = false;
 
   log.style.overflowAnchor = "none"; // the timeline keeps the scroll position itself
 
@@ -238,8 +242,14 @@ export function createTimeline(log, actions) {
         const cs = getComputedStyle(log);
         box = { gap: parseFloat(cs.rowGap) || 0, padTop: parseFloat(cs.paddingTop) || 0, padBottom: parseFloat(cs.paddingBottom) || 0 };
         measure();
-        pinned = log.scrollHeight - log.scrollTop - ch < PIN_PX;
-        if (!pinned) [anchor, rel] = readAnchor();
+        if (resized && held) {
+          pinned = held.pinned;
+          if (!pinned) [anchor, rel] = [Math.min(held.pos, n - 1), held.rel];
+        } else {
+          pinned = log.scrollHeight - log.scrollTop - ch < PIN_PX;
+          if (!pinned) [anchor, rel] = readAnchor();
+        }
+        resized = false;
       }
       layoutTops();
       if (reveal >= 0 && reveal < n) {
@@ -279,6 +289,8 @@ export function createTimeline(log, actions) {
       if (visible && n) {
         const want = pinned ? log.scrollHeight : anchor >= 0 ? box.padTop + tops[anchor] - rel : log.scrollTop;
         if (Math.abs(log.scrollTop - want) > 1) log.scrollTop = want;
+        const [pos, at] = pinned ? [-1, 0] : readAnchor();
+        held = pinned ? { pinned } : pos >= 0 ? { pinned, pos, rel: at } : null;
       }
     } finally {
       updating = false;
@@ -394,6 +406,7 @@ export function createTimeline(log, actions) {
     scanned = 0;
     laidOut = 0;
     replaced = true;
+    held = null;
   }
 
   function clear() {
@@ -412,11 +425,24 @@ export function createTimeline(log, actions) {
     lastUser = lastAnswer = -1;
     pinned = true;
     replaced = false;
+    held = null;
     log.replaceChildren();
   }
 
   log.addEventListener("scroll", schedule, { passive: true });
-  new ResizeObserver(schedule).observe(log);
+  // A new width reflows every item: heights measured at the old one are guesses now.
+  let width = 0;
+  new ResizeObserver(() => {
+    if (log.clientWidth && log.clientWidth !== width) {
+      if (width) {
+        measured = [];
+        for (const type of Object.keys(learned)) delete learned[type];
+        resized = true;
+      }
+      width = log.clientWidth;
+    }
+    schedule();
+  }).observe(log);
   log.addEventListener(REVEAL_EVENT, (e) => {
     e.detail.found = reveal(Number(e.detail.seq));
   });
