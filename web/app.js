@@ -288,6 +288,7 @@ function closeChat() {
   if (chat.subscription) app.conn.call("unsubscribe", { subscription: chat.subscription }).catch(() => {});
   app.chat = null;
   sessionStorage.removeItem(OPEN_KEY);
+  $("log-history").hidden = true;
   worktrees.close();
   files.close();
   markCurrent();
@@ -310,6 +311,7 @@ async function subscribeChat(chat) {
     since = head - TAIL_RECORDS + 1;
     chat.backfill = { before: since, records: [], reading: false };
   }
+  $("log-history").hidden = !chat.backfill;
   const r = await app.conn.call("subscribe", { session_id: chat.id, since_seq: since });
   if (app.chat !== chat) {
     app.conn.call("unsubscribe", { subscription: r.subscription }).catch(() => {});
@@ -344,6 +346,7 @@ async function readHistory(chat) {
   }
   foldQueue(chat);
   chat.backfill = null;
+  $("log-history").hidden = true;
   applyState(chat, reduceAll(reduceAll(initialState(), older), b.records), true);
   renderChatHead();
 }
@@ -452,6 +455,21 @@ function applyRecord(chat, rec) {
     return;
   }
   applyState(chat, reduce(chat.state, rec));
+  announce(rec);
+}
+
+/**
+ * Says a live record worth hearing through the hidden status region `#log-announce`:
+ * an answer, an approval to decide. The log itself is not a live region, because its
+ * items come and go as the reader scrolls (only those near the view are drawn), and a
+ * screen reader would read each one drawn again as new.
+ */
+function announce(rec) {
+  const d = (rec && rec.data) || {};
+  let text = "";
+  if (rec.kind === "session.message" && d.role === "assistant" && d.text) text = "Assistant: " + String(d.text).slice(0, 500);
+  else if (rec.kind === "approval.requested") text = `Approval needed: ${d.tool || "a tool"}`;
+  if (text) $("log-announce").textContent = text;
 }
 
 /** Folds the queued replay records into the chat's state, and draws it. */

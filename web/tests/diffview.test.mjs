@@ -17,12 +17,10 @@ import {
   login,
   api,
   operations,
-  walkDataApi,
-  axe,
-  seriousOnly,
   screenshots,
   git,
   gitRepo,
+  checkView,
 } from "./lib.mjs";
 
 const LIB_RS_BASE = `// The greeting.
@@ -106,19 +104,9 @@ test("diff viewer: unified and side by side, highlighting, collapse, narrow fall
   await writeFile(join(wt.path, "logo.bin"), Buffer.from([0, 1, 2, 255, 0, 137, 80, 78, 71]));
 
   const checked = [];
-  const check = async (page, name) => {
-    await walkDataApi(page, ops);
-    for (const scheme of ["light", "dark"]) {
-      await page.emulateMedia({ colorScheme: scheme });
-      const v = seriousOnly(await axe(page));
-      assert.deepEqual(v, [], `${name} (${scheme}): axe violations:\n${JSON.stringify(v, null, 2)}`);
-      // The pictures show the diff, not the worktree's facts above it.
-      await page.$eval('[data-testid="diff-tools"]', (e) => e.scrollIntoView({ block: "start" }));
-      await screenshots(page, scheme === "light" ? name : `${name}-dark`);
-    }
-    await page.emulateMedia({ colorScheme: "light" });
-    checked.push(name);
-  };
+  // The pictures show the diff, not the worktree's facts above it.
+  const toDiff = () => page.$eval('[data-testid="diff-tools"]', (e) => e.scrollIntoView({ block: "start" }));
+  const check = (page, name) => checkView(page, ops, name, { before: toDiff }).then(() => checked.push(name));
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

@@ -15,14 +15,12 @@ import {
   login,
   api,
   operations,
-  walkDataApi,
-  axe,
-  seriousOnly,
   screenshots,
   sendUI,
   waitAssistant,
   tempDir,
   until,
+  checkView,
 } from "./lib.mjs";
 
 const APP_JS = 'export function greet(name) {\n  return "hello, " + name;\n}\n';
@@ -51,17 +49,7 @@ test("files tab: touched files listed newest first, shown read-only, errors expl
   const sid = started.json.id;
 
   const checked = [];
-  const check = async (page, name) => {
-    await walkDataApi(page, ops);
-    for (const scheme of ["light", "dark"]) {
-      await page.emulateMedia({ colorScheme: scheme });
-      const v = seriousOnly(await axe(page));
-      assert.deepEqual(v, [], `${name} (${scheme}): axe violations:\n${JSON.stringify(v, null, 2)}`);
-      await screenshots(page, `${name}-${scheme}`);
-    }
-    await page.emulateMedia({ colorScheme: "light" });
-    checked.push(name);
-  };
+  const check = (page, name) => checkView(page, ops, name).then(() => checked.push(name));
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

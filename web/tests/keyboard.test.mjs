@@ -70,6 +70,11 @@ test("keyboard: the palette drives a session from start to approval, ? lists the
   await page.waitForSelector('[data-testid="approval"][data-status="pending"]');
   await page.waitForSelector('#chat-state[data-state="waiting_on_approval"]');
 
+  // A screen reader hears the approval through the status region; the log itself, whose
+  // items are drawn and dropped as the reader scrolls, is not a live region.
+  await until(async () => (await page.textContent('[data-testid="log-announce"]')) === "Approval needed: run_command", { what: "the approval announced" });
+  assert.equal(await page.getAttribute('[data-testid="chat-log"]', "aria-live"), "off");
+
   // The palette offers the waiting approval first; Enter allows it.
   await page.keyboard.press("Control+k");
   await page.waitForSelector('[data-testid="palette"][open]');
@@ -81,6 +86,7 @@ test("keyboard: the palette drives a session from start to approval, ? lists the
   await page.waitForSelector('[data-testid="lane"][data-status="done"]');
   await page.waitForSelector('#chat-state[data-state="idle"]');
   assert.equal(await focusKept(page, "allowing from the palette"), "composer-input");
+  await until(async () => (await page.textContent('[data-testid="log-announce"]')).startsWith("Assistant: "), { what: "the answer announced" });
 
   // Esc leaves the box (focus on the log), then "?" opens the shortcut list.
   await page.keyboard.press("Escape");
@@ -96,7 +102,7 @@ test("keyboard: the palette drives a session from start to approval, ? lists the
   await page.waitForSelector('[data-testid="shortcuts"]:not([open])', { state: "attached" });
   assert.equal(await focused(page), "chat-log", "closing the list gives focus back");
 
-  // "a" allows an approval without the palette; the pending card says so.
+  // "x" denies an approval without the palette; the pending card says so.
   await page.keyboard.press("i");
   assert.equal(await focused(page), "composer-input");
   await page.keyboard.type("/run echo second");
@@ -105,7 +111,9 @@ test("keyboard: the palette drives a session from start to approval, ? lists the
   await page.keyboard.press("Escape");
   await page.keyboard.press("x");
   await page.waitForSelector('[data-testid="approval"][data-status="deny"]');
-  assert.equal(await focusKept(page, "denying with x"), "composer-input");
+  // The card may show the decision (from the journal) before the call has answered and
+  // the focus moved: wait for the focus, which must never pass through <body>.
+  await until(async () => (await focusKept(page, "denying with x")) === "composer-input", { what: "focus back in the message box" });
 
   // Esc from the box, then again from the log, goes back to the list, with the session's
   // item focused; "n" starts another; Esc in its form goes back.

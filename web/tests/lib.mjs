@@ -1,6 +1,7 @@
 // Shared helpers of the browser suite: the real daemon, the real Chromium, and the
 // checks every view goes through (data-api walk, axe, screenshots, CSP watch).
 
+import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
 import { mkdtemp, mkdir, chmod, readFile, writeFile, rm, access, realpath } from "node:fs/promises";
 import { rmSync } from "node:fs";
@@ -379,6 +380,24 @@ export async function axe(page) {
 
 export function seriousOnly(violations) {
   return violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+}
+
+/**
+ * One view's checks: the data-api walk (at least one interactive element unless
+ * `interactive` is false), axe with no serious or critical violations in light and in
+ * dark, and screenshots of each (`before()` runs before each, e.g. to scroll).
+ */
+export async function checkView(page, ops, name, { interactive = true, before = async () => {} } = {}) {
+  const els = await walkDataApi(page, ops);
+  if (interactive) assert.ok(els.length > 0, `${name}: no interactive elements found`);
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const v = seriousOnly(await axe(page));
+    assert.deepEqual(v, [], `${name} (${scheme}): axe violations:\n${JSON.stringify(v, null, 2)}`);
+    await before();
+    await screenshots(page, `${name}-${scheme}`);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
 }
 
 /** Screenshots of the page at 360 px and 1280 px wide, saved as artifacts. */

@@ -12,11 +12,9 @@ import {
   login,
   api,
   operations,
-  walkDataApi,
-  axe,
-  seriousOnly,
   screenshots,
   gitRepo,
+  checkView,
 } from "./lib.mjs";
 
 /** The state of the card of mission `title`, or null. */
@@ -46,17 +44,7 @@ test("missions board: queue from the form, live to succeeded, cancel, open the s
   });
 
   const checked = [];
-  const check = async (page, name) => {
-    await walkDataApi(page, ops);
-    for (const scheme of ["light", "dark"]) {
-      await page.emulateMedia({ colorScheme: scheme });
-      const v = seriousOnly(await axe(page));
-      assert.deepEqual(v, [], `${name} (${scheme}): axe violations:\n${JSON.stringify(v, null, 2)}`);
-      await screenshots(page, `${name}-${scheme}`);
-    }
-    await page.emulateMedia({ colorScheme: "light" });
-    checked.push(name);
-  };
+  const check = (page, name) => checkView(page, ops, name).then(() => checked.push(name));
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

@@ -11,11 +11,9 @@ import {
   tempDir,
   api,
   operations,
-  walkDataApi,
-  axe,
-  seriousOnly,
   screenshots,
   sendUI,
+  checkView,
 } from "./lib.mjs";
 
 test("every view: data-api walk, axe (no serious or critical violations), screenshots", async (t) => {
@@ -31,18 +29,7 @@ test("every view: data-api walk, axe (no serious or critical violations), screen
   assert.equal(pre.status, 201, pre.text);
 
   const checked = [];
-  const check = async (page, name, { interactive = true } = {}) => {
-    const els = await walkDataApi(page, ops);
-    if (interactive) assert.ok(els.length > 0, `${name}: no interactive elements found`);
-    for (const scheme of ["light", "dark"]) {
-      await page.emulateMedia({ colorScheme: scheme });
-      const v = seriousOnly(await axe(page));
-      assert.deepEqual(v, [], `${name} (${scheme}): axe violations:\n${JSON.stringify(v, null, 2)}`);
-      await screenshots(page, `${name}-${scheme}`);
-    }
-    await page.emulateMedia({ colorScheme: "light" });
-    checked.push(name);
-  };
+  const check = (page, name, opts) => checkView(page, ops, name, opts).then(() => checked.push(name));
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

@@ -15,13 +15,11 @@ import {
   login,
   api,
   operations,
-  walkDataApi,
-  axe,
-  seriousOnly,
   screenshots,
   git,
   gitRepo,
   until,
+  checkView,
 } from "./lib.mjs";
 
 /** A long line per row, so the diff is past the daemon's 200 KiB cut and scrolls sideways. */
@@ -52,17 +50,7 @@ test("worktree pane: diff, load full, merge error and ff-only merge, clean with 
   await writeFile(join(wt.path, "notes.txt"), "hello, world\n  indented\tand tabbed\nlast line\n");
 
   const checked = [];
-  const check = async (page, name) => {
-    await walkDataApi(page, ops);
-    for (const scheme of ["light", "dark"]) {
-      await page.emulateMedia({ colorScheme: scheme });
-      const v = seriousOnly(await axe(page));
-      assert.deepEqual(v, [], `${name} (${scheme}): axe violations:\n${JSON.stringify(v, null, 2)}`);
-      await screenshots(page, `${name}-${scheme}`);
-    }
-    await page.emulateMedia({ colorScheme: "light" });
-    checked.push(name);
-  };
+  const check = (page, name) => checkView(page, ops, name).then(() => checked.push(name));
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
