@@ -99,8 +99,13 @@ for (const kind of Object.keys(transports)) {
       assert.deepEqual(updates, []);
       await client.callTool({ name: "r1_session_send", arguments: { session_id: id, text: "hello resources" } });
       await until(() => updates.includes(uri), { what: "notifications/resources/updated" });
-      const after = await read(`r1://sessions/${id}/journal`);
-      assert.ok(after.records.some((r) => r.kind === "session.message" && r.data.text === "echo: hello resources"));
+      // The first update comes with the first new record (the message sent); the answer
+      // follows: the journal read through the resource shows it once it is written.
+      await until(
+        async () =>
+          (await read(`r1://sessions/${id}/journal`)).records.some((r) => r.kind === "session.message" && r.data.text === "echo: hello resources"),
+        { what: "the answer in the journal resource" },
+      );
       await client.unsubscribeResource({ uri });
 
       // Log lines about this client's sessions, and only those.
