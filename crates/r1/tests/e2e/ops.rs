@@ -246,10 +246,16 @@ fn metrics_pass_promtool_and_count_a_turn() {
     assert_eq!(r.status, 202, "{}", r.body);
     let done = "r1_turns_total{engine=\"echo\",outcome=\"completed\"}";
     let mut text = String::new();
-    wait_until(Duration::from_secs(10), "the turn to be counted", || {
-        text = d.get("/v1/metrics").body;
-        text.contains(done)
-    });
+    // The turn is counted as it ends, and the session shows idle a moment after: a
+    // scrape in between sees both the count and a busy session, so wait for both.
+    wait_until(
+        Duration::from_secs(10),
+        "the turn to be counted and the session idle",
+        || {
+            text = d.get("/v1/metrics").body;
+            text.contains(done) && text.contains("r1_sessions{state=\"idle\"} 1")
+        },
+    );
     assert_eq!(sample(&text, done), 1.0);
 
     // The exposition is what Prometheus accepts, lint included.
