@@ -30,16 +30,9 @@ pub struct ChatArgs {
 
 /// Runs the chat; returns the exit code.
 pub fn run(home: &Path, args: ChatArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(2) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("r1: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     match rt.block_on(chat(home, args)) {
         Ok(()) => 0,

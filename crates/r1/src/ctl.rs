@@ -170,15 +170,9 @@ impl CtlArgs {
 
 /// Runs a `ctl` verb; returns the exit code.
 pub fn run(home: &Path, args: CtlArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(0) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("r1: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let json = args.json;
     match rt.block_on(dispatch(home, args)) {

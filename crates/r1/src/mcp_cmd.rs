@@ -84,16 +84,9 @@ pub fn run_serve(home: &Path, args: ServeArgs) -> i32 {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(2) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("r1: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async {
         let client = match r1_client::connect_or_spawn(&ConnectOptions::new(home)).await {

@@ -24,15 +24,9 @@ pub struct OpenArgs {
 
 /// Runs `r1 open`; returns the exit code.
 pub fn run(home: &Path, args: OpenArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(0) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("r1: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     match rt.block_on(open(home, &args)) {
         Ok(()) => 0,

@@ -65,6 +65,23 @@ pub fn usage(u: &r1_proto::SessionUsage) -> String {
     text
 }
 
+/// The tokio runtime of a client command: on the calling thread when `workers` is 0
+/// (one request and done), else with that many workers (commands that read input while
+/// a stream comes in). A runtime that cannot start is said on stderr and is exit 1.
+pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, i32> {
+    let mut builder = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("r1: cannot start the runtime: {e}");
+        1
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,16 +52,9 @@ pub fn run(home: &Path, args: TuiArgs) -> i32 {
         eprintln!("r1 tui needs a terminal; `r1 chat` works with pipes and scripts");
         return 2;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(2) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("r1: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let code = rt.block_on(async {
         let opts = ConnectOptions::new(home);

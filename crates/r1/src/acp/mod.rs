@@ -65,16 +65,9 @@ pub fn run(home: &Path, args: AcpArgs) -> i32 {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(2) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("r1: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let code = rt.block_on(serve(home, args));
     // A turn still followed when the editor hangs up keeps running in the daemon;
