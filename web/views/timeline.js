@@ -101,6 +101,20 @@ export function createTimeline(log, actions) {
     update();
   }
 
+  /** A new width reflows every item: heights measured at the old one are guesses now,
+   * and the next update puts the reader back where they were before the reflow. */
+  let width = 0;
+  function checkWidth() {
+    const w = log.clientWidth;
+    if (!w || w === width) return;
+    if (width) {
+      measured = [];
+      for (const type of Object.keys(learned)) delete learned[type];
+      resized = true;
+    }
+    width = w;
+  }
+
   /** Redraws on the next frame (after a scroll or a resize). */
   function schedule() {
     if (updating || frame) return;
@@ -233,6 +247,9 @@ export function createTimeline(log, actions) {
     if (updating) return;
     updating = true;
     try {
+      // Before the resize observer has told us, an update (a scroll the reflow caused)
+      // must not take the reflowed page for where the reader is.
+      checkWidth();
       const n = items.length;
       const visible = log.clientHeight > 0;
       const ch = visible ? log.clientHeight : 800;
@@ -430,17 +447,8 @@ export function createTimeline(log, actions) {
   }
 
   log.addEventListener("scroll", schedule, { passive: true });
-  // A new width reflows every item: heights measured at the old one are guesses now.
-  let width = 0;
   new ResizeObserver(() => {
-    if (log.clientWidth && log.clientWidth !== width) {
-      if (width) {
-        measured = [];
-        for (const type of Object.keys(learned)) delete learned[type];
-        resized = true;
-      }
-      width = log.clientWidth;
-    }
+    checkWidth();
     schedule();
   }).observe(log);
   log.addEventListener(REVEAL_EVENT, (e) => {
