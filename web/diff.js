@@ -292,6 +292,8 @@ const LANGUAGES = {
   vb: "vbnet",
   makefile: "makefile",
   gnumakefile: "makefile",
+  dockerfile: "dockerfile",
+  "cmakelists.txt": "cmake",
   "cargo.lock": "ini",
 };
 

@@ -9,8 +9,7 @@
 // gone or leads outside the workdir.
 
 import { $, el, errorText, fmtTime } from "./dom.js";
-import DOMPurify from "./vendor/dompurify/purify.es.mjs";
-import hljs from "./vendor/highlight/highlight.min.js";
+import { languageOf, highlight } from "./highlight.js";
 import * as worktrees from "./worktrees.js";
 
 /** The agent tools that take one file in `args.path`, and what they did to it. */
@@ -19,11 +18,6 @@ const FILE_TOOLS = { read_file: "read", write_file: "wrote", edit_file: "edited"
 const MAX_BYTES = 256 * 1024;
 /** Files longer than this are shown without highlighting (highlighting is per open). */
 const HIGHLIGHT_MAX_CHARS = 256 * 1024;
-/** File names highlight.js does not know by extension. */
-const BY_NAME = { Makefile: "makefile", Dockerfile: "dockerfile", "CMakeLists.txt": "cmake" };
-
-const purify = DOMPurify(window);
-const PURIFY = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
 
 const pane = {
   call: null,
@@ -264,15 +258,6 @@ function sizeText(n) {
   return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-/** The language highlight.js knows the file `path` by, or "". */
-function languageOf(path) {
-  const name = path.split("/").pop() || "";
-  if (BY_NAME[name]) return hljs.getLanguage(BY_NAME[name]) ? BY_NAME[name] : "";
-  const dot = name.lastIndexOf(".");
-  const ext = dot > 0 ? name.slice(dot + 1).toLowerCase() : "";
-  return ext && hljs.getLanguage(ext) ? ext : "";
-}
-
 /** The text with a gutter of line numbers, highlighted when the language is known. */
 function renderCode(path, text) {
   const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
@@ -281,8 +266,7 @@ function renderCode(path, text) {
   const language = text.length <= HIGHLIGHT_MAX_CHARS ? languageOf(path) : "";
   if (language) {
     code.classList.add("language-" + language.replace(/[^\w+#.-]/g, ""));
-    const html = hljs.highlight(text, { language, ignoreIllegals: true }).value;
-    code.append(purify.sanitize(html, PURIFY));
+    code.append(highlight(text, language));
   } else {
     code.textContent = text;
   }

@@ -6,9 +6,8 @@
 // highlighted by highlight.js, each file collapsible; see "The diff" below.
 
 import { $, el, errorText, shortCommit, confirmDialog } from "./dom.js";
-import { parseUnifiedDiff, lineNumbers, sideBySide, fileInfo, describeFile, languageFor } from "./diff.js";
-import hljs from "./vendor/highlight/highlight.min.js";
-import DOMPurify from "./vendor/dompurify/purify.es.mjs";
+import { parseUnifiedDiff, lineNumbers, sideBySide, fileInfo, describeFile } from "./diff.js";
+import { languageOf, highlight } from "./highlight.js";
 
 const STRATEGY_HELP = {
   "ff-only": "Advances the base branch to this branch; refused if the base branch has moved.",
@@ -282,9 +281,8 @@ function kib(n) {
 // ---------------------------------------------------------------------------
 // The diff: unified or side by side, syntax-highlighted, each file collapsible.
 //
-// The diff text is untrusted: lines reach the page as text nodes, or as highlight.js
-// output (which escapes the text and adds <span class="hljs-…">) passed through
-// DOMPurify with only <span class> allowed and inserted as DOM nodes.
+// The diff text is untrusted: lines reach the page as text nodes, or highlighted by
+// web/highlight.js (sanitized, only <span class> kept, inserted as DOM nodes).
 
 /** Diffs longer than this (characters) are shown without syntax highlighting, so a big
  * diff stays quick to show and to switch between layouts. */
@@ -293,9 +291,6 @@ const HIGHLIGHT_MAX_CHARS = 256 * 1024;
 const MODE_KEY = "r1.diffMode";
 /** Narrower than this (the UI's one-column breakpoint), side by side does not fit. */
 const NARROW = "(max-width: 719px)";
-
-const purify = DOMPurify(window);
-const HL_PURIFY = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
 
 const view = {
   mode: "unified", // the chosen layout: "unified" or "split"
@@ -353,11 +348,6 @@ function gutter(oldNo, newNo) {
   return String(oldNo ?? "").padStart(5) + " " + String(newNo ?? "").padStart(5);
 }
 
-/** The registered highlight.js language of a path ("" for none). */
-function language(path) {
-  const lang = languageFor(path);
-  return lang && hljs.getLanguage(lang) ? lang : "";
-}
 
 function renderDiff(d) {
   pane.diff = d;
@@ -376,7 +366,7 @@ function renderDiff(d) {
     view.highlight = (d.diff || "").length <= HIGHLIGHT_MAX_CHARS;
     view.files = parseUnifiedDiff(d.diff).map((f) => {
       const info = fileInfo(f);
-      return { path: f.path, lines: f.lines, info, words: describeFile(info), lang: language(f.path), hl: null };
+      return { path: f.path, lines: f.lines, info, words: describeFile(info), lang: languageOf(f.path), hl: null };
     });
   }
   $("wt-diff-summary").textContent = count ? `${count} file${count === 1 ? "" : "s"}, +${added} −${removed}` : "";
@@ -642,7 +632,7 @@ function highlighted(f) {
 function highlightLines(texts, lang) {
   let sanitized;
   try {
-    sanitized = purify.sanitize(hljs.highlight(texts.join("\n"), { language: lang, ignoreIllegals: true }).value, HL_PURIFY);
+    sanitized = highlight(texts.join("\n"), lang);
   } catch {
     return null;
   }

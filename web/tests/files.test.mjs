@@ -116,7 +116,7 @@ test("files tab: touched files listed newest first, shown read-only, errors expl
   assert.equal(await page.textContent('[data-testid="files-path"]'), "src/app.js");
   assert.equal(await page.textContent('[data-testid="files-code"] .fv-text'), APP_JS);
   assert.equal(await page.textContent('[data-testid="files-code"] .fv-gutter'), "1\n2\n3");
-  assert.ok(await page.$('[data-testid="files-code"] .fv-text code.language-js span.hljs-keyword'), "a highlighted keyword");
+  assert.ok(await page.$('[data-testid="files-code"] .fv-text code.language-javascript span.hljs-keyword'), "a highlighted keyword");
   assert.equal(await page.$$eval('[data-testid="files-code"] .fv-text code *', (es) => es.filter((e) => e.tagName !== "SPAN").length), 0);
   assert.match(await page.textContent('[data-testid="files-meta"]'), /^59 bytes · modified /);
   assert.equal(await page.getAttribute('[data-testid="files-item"][data-path="src/app.js"]', "aria-current"), "true");
